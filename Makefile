@@ -1,0 +1,25 @@
+# make run   sets up .venv and runs both services in the foreground (Ctrl-C stops both).
+# make test  sets up .venv and runs the whole test suite.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+SHARED ?= ../shared
+
+.PHONY: run test clean
+
+run: $(VENV)/.installed
+	PYTHONPATH=. $(PYTHON) -m facerec.run
+
+test: $(VENV)/.installed-test
+	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) -m pytest
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV)

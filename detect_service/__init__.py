@@ -1,0 +1,25 @@
+"""The detect service: photos in, faces out, each face stored through the store service."""
+from flask import Flask
+
+from facerec.config import load_config
+from facerec.errors import register_error_handlers
+
+from .faces import Models
+from .images import ImageError, ImageTooLarge, UnsupportedImage
+from .store_client import StoreClient
+
+
+def create_app(test_config=None):
+    app = Flask(__name__)
+    load_config(app, test_config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"]
+    app.json.sort_keys = False
+    # Loaded here, once per worker, never at import time.
+    app.extensions["models"] = Models(app.config["MODELS_DIR"], app.config["LANDMARKS"])
+    app.extensions["store"] = StoreClient(app.config["STORE_URL"], app.config["STORE_TIMEOUT"])
+    register_error_handlers(app, {UnsupportedImage: 415, ImageTooLarge: 413, ImageError: 422})
+
+    from . import views
+
+    app.register_blueprint(views.bp)
+    return app

@@ -1,0 +1,18 @@
+# Gunicorn settings of the detect service. Used as they are by `make run` and docker-compose.yml.
+import os
+
+from facerec.config import setting
+
+bind = setting("DETECT_BIND")
+# One worker per core: each works on one photo at a time (see views.off_hub), so more would only queue.
+workers = setting("DETECT_WORKERS") or len(os.sched_getaffinity(0))
+# gevent: a slow upload or a wait on the store costs a greenlet, not a worker.
+worker_class = "gevent"
+worker_connections = 100
+# The heartbeat keeps running during dlib work (views.off_hub), so this bounds a stuck worker only.
+timeout = 60
+graceful_timeout = 30
+# One BLAS thread per worker: the workers already fill the cores.
+raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
+accesslog = "-"
+wsgi_app = "detect_service:create_app()"

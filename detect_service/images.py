@@ -1,0 +1,167 @@
+"""Turning uploaded bytes into upright RGB pixels, and mapping boxes between coordinate systems.
+
+Three coordinate systems meet here:
+- *stored*: the pixels as they lie in the file (what jAlbum crops thumbnails from);
+- *upright*: stored pixels turned by the EXIF orientation (what a person sees; /detect answers in these);
+- *working*: the upright image as decoded, possibly reduced 2, 4 or 8 times (what dlib looks at).
+"""
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# OpenCV reads its pixel ceiling once, at import: a second guard behind the header check below.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(64_000_000))
+import cv2  # noqa: E402
+
+# dlib's frontal HOG detector scans an 80×80 window, so at decode reduction r and upsample u the
+# smallest face it finds is 80·r/2^u pixels of the original photo.
+HOG_WINDOW_PX = 80
+REDUCED_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+EXIF_ORIENTATION = 0x0112
+
+
+class ImageError(ValueError):
+    """The upload is not an image we can read."""
+
+
+class UnsupportedImage(ImageError):
+    """Not an image, or a format we do not decode."""
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than MAX_IMAGE_PIXELS, or zero."""
+
+
+@dataclass
+class Photo:
+    pixels: np.ndarray  # upright, RGB, working resolution, C-contiguous (dlib needs that)
+    width: int  # upright, full resolution
+    height: int
+    orientation: int  # EXIF value 1..8, 1 when absent
+    sha256: str  # of the uploaded bytes
+    format: str
+
+    @property
+    def scale(self):
+        """Full-resolution pixels per working pixel, on each axis."""
+        return self.width / self.pixels.shape[1], self.height / self.pixels.shape[0]
+
+    def summary(self):
+        return {"width": self.width, "height": self.height, "orientation": self.orientation, "sha256": self.sha256}
+
+
+def detection_plan(min_face_px):
+    """(decode reduction, HOG upsample count) that still finds every face of `min_face_px` or more.
+
+    Each halving of the decode cuts HOG time about 4× (FINDINGS.md), while each upsample multiplies it
+    by 4–5, so reduce as far as the window allows and upsample only for faces below 80 px.
+    Default 100 px gives (1, 0): smallest face found 80 px, like the original's 100 px cut-off.
+    """
+    reduction = 1
+    while reduction < 8 and HOG_WINDOW_PX * reduction * 2 <= min_face_px:
+        reduction *= 2
+    upsample = 0
+    while upsample < 2 and HOG_WINDOW_PX * reduction / 2**upsample > min_face_px:
+        upsample += 1
+    return reduction, upsample
+
+
+def decode_image(data, reduction=1, max_pixels=64_000_000):
+    """Decode uploaded bytes into an upright RGB Photo, `reduction` times smaller on each side.
+
+    The header is read first (Pillow reads no pixels for that), so a decompression bomb is refused
+    before any memory is spent on it.
+    """
+    if not data:
+        raise UnsupportedImage("the request carries no image")
+    fmt, width, height, orientation = read_header(data)
+    if width * height == 0 or width * height > max_pixels:
+        raise ImageTooLarge(
+            f"image is {width}×{height} pixels; the limit is {max_pixels:,} pixels"
+        )
+    if fmt == "JPEG" and _jpeg_truncated(data):
+        raise ImageError("truncated JPEG: the file ends before the image does")
+    flags = (REDUCED_FLAGS[reduction] if fmt == "JPEG" else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    try:
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:
+        bgr = None
+    if bgr is None:
+        raise ImageError(f"could not decode this {fmt} file: it is damaged or uses an unsupported variant")
+    if fmt != "JPEG" and reduction > 1:  # reduced decoding exists for JPEG only; shrink the others after
+        bgr = cv2.resize(bgr, (-(-bgr.shape[1] // reduction), -(-bgr.shape[0] // reduction)), interpolation=cv2.INTER_AREA)
+    rgb = np.ascontiguousarray(upright(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), orientation))
+    up_w, up_h = (height, width) if orientation >= 5 else (width, height)
+    return Photo(rgb, up_w, up_h, orientation, hashlib.sha256(data).hexdigest(), fmt)
+
+
+def read_header(data):
+    """(format, stored width, stored height, EXIF orientation) without decoding pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            orientation = im.getexif().get(EXIF_ORIENTATION, 1)
+            return im.format, im.width, im.height, orientation if orientation in range(1, 9) else 1
+    except Image.DecompressionBombError as e:
+        raise ImageTooLarge(str(e)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise UnsupportedImage("not an image in a supported format (JPEG, PNG, WebP, TIFF, BMP, GIF)") from None
+
+
+def _jpeg_truncated(data):
+    # libjpeg pads a cut-off JPEG with grey and only warns. Entropy-coded data never holds FF D9
+    # (0xFF is always stuffed), so a whole file has an end-of-image marker after its last scan.
+    return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+
+
+# EXIF orientation → how the stored pixels are turned to stand upright.
+# Each is an affine map of continuous coordinates (x, y) in a stored image of size (w, h).
+_TO_UPRIGHT = {
+    1: lambda x, y, w, h: (x, y),
+    2: lambda x, y, w, h: (w - x, y),  # mirrored
+    3: lambda x, y, w, h: (w - x, h - y),  # rotated 180°
+    4: lambda x, y, w, h: (x, h - y),  # mirrored vertically
+    5: lambda x, y, w, h: (y, x),  # transposed
+    6: lambda x, y, w, h: (h - y, x),  # turned 90° clockwise to stand upright
+    7: lambda x, y, w, h: (h - y, w - x),  # transversed
+    8: lambda x, y, w, h: (y, w - x),  # turned 90° counter-clockwise to stand upright
+}
+# The same turns on a pixel array (rows = y, columns = x).
+_TURN_PIXELS = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def upright(pixels, orientation):
+    """The stored pixel array turned as its EXIF orientation says (a view, no copy)."""
+    return _TURN_PIXELS[orientation](pixels)
+
+
+def box_to_stored(box, orientation, upright_w, upright_h):
+    """Map an upright full-resolution box {left, top, width, height} back into stored pixels."""
+    # The inverse of each map above: find the stored corner that lands on each upright corner.
+    inverse = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}[orientation]
+    xs, ys = zip(
+        *(
+            _TO_UPRIGHT[inverse](x, y, upright_w, upright_h)
+            for x in (box["left"], box["left"] + box["width"])
+            for y in (box["top"], box["top"] + box["height"])
+        )
+    )
+    left, top = min(xs), min(ys)
+    return {"left": left, "top": top, "width": max(xs) - left, "height": max(ys) - top}

@@ -1,0 +1,37 @@
+"""The detect service's side of the store's REST API (JSON, never pickle)."""
+import requests
+
+
+class StoreUnavailable(RuntimeError):
+    """The store did not answer, or answered with an error: nothing was acknowledged."""
+
+
+class StoreClient:
+    def __init__(self, base_url, timeout):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def add_faces(self, photo_sha256, faces):
+        """Store one photo's faces (all or none); per face, its ID and its matches."""
+        body = {
+            "photo_sha256": photo_sha256,
+            "faces": [{"descriptor": f.descriptor.tolist(), "box": f.box} for f in faces],
+        }
+        return self._call("POST", "/faces", json=body)["faces"]
+
+    def ping(self):
+        try:
+            self._call("GET", "/health")
+            return True
+        except StoreUnavailable:
+            return False
+
+    def _call(self, method, path, **kwargs):
+        try:
+            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        except requests.RequestException as e:
+            raise StoreUnavailable(f"the face store at {self.base_url} did not answer ({type(e).__name__})") from None
+        if response.status_code != 200:
+            raise StoreUnavailable(f"the face store answered {response.status_code}: {response.text[:200]}")
+        return response.json()

@@ -1,0 +1,87 @@
+"""The detect service's HTTP edge: read the upload, run the pipeline, store the faces, answer JSON."""
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import BadRequest, ServiceUnavailable
+
+from .faces import analyse_photo
+from .images import box_to_stored
+from .store_client import StoreUnavailable
+
+bp = Blueprint("detect", __name__)
+
+
+@bp.get("/health")
+def health():
+    models = current_app.extensions["models"]
+    if not current_app.extensions["store"].ping():
+        raise ServiceUnavailable("models loaded, but the face store does not answer", retry_after=5)
+    return {"status": "ready", "dlib": models.build}
+
+
+@bp.post("/detect")
+def detect():
+    photo, faces, stored = detect_and_store(uploaded_bytes())
+    return {
+        "image": photo.summary(),
+        "faces": [
+            {"id": s["id"], "box": f.box, "landmarks": f.landmarks, "matches": s["matches"]}
+            for f, s in zip(faces, stored)
+        ],
+    }
+
+
+@bp.put("/api/detect")
+def jalbum_detect():
+    """jAlbum's contract: raw (often chunked) body; `rectangle` in the stored file's pixels, since
+    jAlbum crops thumbnails from them without applying EXIF orientation."""
+    photo, faces, stored = detect_and_store(request.get_data(cache=False))
+    return {
+        "success": True,
+        "count": len(faces),
+        "faces": [
+            {
+                "token": s["id"],
+                "rectangle": box_to_stored(f.box, photo.orientation, photo.width, photo.height),
+                "age": 0,
+                "quality": 0,
+                "gender": 0,
+            }
+            for f, s in zip(faces, stored)
+        ],
+    }
+
+
+def uploaded_bytes():
+    """The photo: multipart field `image`, or else the raw body."""
+    if request.mimetype == "multipart/form-data":
+        if "image" not in request.files:
+            raise BadRequest('a multipart upload carries the photo in a field named "image"')
+        return request.files["image"].read()
+    return request.get_data(cache=False)
+
+
+def detect_and_store(data):
+    config = current_app.config
+    photo, faces = off_hub(
+        analyse_photo, current_app.extensions["models"], data, config["MIN_FACE_PX"], config["MAX_IMAGE_PIXELS"]
+    )
+    try:
+        stored = current_app.extensions["store"].add_faces(photo.sha256, faces) if faces else []
+    except StoreUnavailable as e:
+        raise ServiceUnavailable(f"{e}; nothing was stored, try again", retry_after=5) from None
+    return photo, faces, stored
+
+
+def off_hub(fn, *args):
+    """Run CPU-bound work in gevent's native thread pool when under gevent.
+
+    dlib releases the GIL, so the hub, and with it gunicorn's heartbeat greenlet, keeps running
+    during a long detection (a starved heartbeat gets the whole worker killed: FINDINGS.md).
+    The pool holds one thread: a worker works on one photo at a time, as many workers as cores.
+    """
+    from gevent import get_hub, monkey
+
+    if not monkey.is_module_patched("socket"):
+        return fn(*args)
+    pool = get_hub().threadpool
+    pool.maxsize = 1
+    return pool.apply(fn, args)

@@ -1,0 +1,1 @@
+"""Pieces both services share: settings, the error shape and the process supervisor."""

@@ -1,0 +1,54 @@
+"""Every setting of both services, with its default, in one place.
+
+Any key can be overridden by an environment variable of the same name prefixed with ``FACEREC_``
+(``FACEREC_MAX_DISTANCE=0.5``). Values are parsed as JSON, so numbers stay numbers. Tests pass a dict.
+"""
+import json
+import os
+
+DEFAULTS = {
+    # Where each service listens (read by the gunicorn config files).
+    "DETECT_BIND": "127.0.0.1:5000",
+    "STORE_BIND": "127.0.0.1:5001",
+    # Detect workers: one per core. Each runs one photo at a time, so more would only queue.
+    "DETECT_WORKERS": None,
+    # Store: SQLite file lives in DATA_DIR.
+    "DATA_DIR": "data",
+    # Plain Euclidean distance between dlib descriptors. 0.36 is the original service's and jAlbum's
+    # value: on real photos almost never a wrong match, but it misses most same-person pairs (README).
+    "MAX_DISTANCE": 0.36,
+    # Default and largest `limit` of a similarity query.
+    "SIMILAR_LIMIT": 100,
+    # Detect: how to reach the store, and how long to wait for it (seconds).
+    "STORE_URL": "http://127.0.0.1:5001",
+    "STORE_TIMEOUT": 30,
+    # Model files: a folder holding the dlib .dat files; unset = the face-recognition-models package.
+    "MODELS_DIR": None,
+    # 5 = the CC0 five-point model. 68 = the 68-point model (iBUG 300-W data, no commercial use).
+    "LANDMARKS": 5,
+    # Every face at least this many pixels wide in the original photo is searched for (README, "Decoding").
+    "MIN_FACE_PX": 100,
+    # Limits on what an upload may be (README, "Limits").
+    "MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
+    "MAX_IMAGE_PIXELS": 64_000_000,
+    "MAX_STORE_REQUEST_BYTES": 4 * 1024 * 1024,
+}
+
+
+def setting(name):
+    """One setting outside Flask (gunicorn config, supervisor): the environment wins over DEFAULTS."""
+    raw = os.environ.get(f"FACEREC_{name}")
+    if raw is None:
+        return DEFAULTS[name]
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def load_config(app, test_config=None):
+    """Defaults, then FACEREC_* environment variables, then the test's overrides."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("FACEREC")
+    if test_config:
+        app.config.update(test_config)

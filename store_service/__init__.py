@@ -1,0 +1,24 @@
+"""The store service: the one process that writes the faces database."""
+import os
+
+from flask import Flask
+
+from facerec.config import load_config
+from facerec.errors import register_error_handlers
+
+from .store import FaceStore, InvalidFace, UnknownFace
+
+
+def create_app(test_config=None):
+    app = Flask(__name__)
+    load_config(app, test_config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_STORE_REQUEST_BYTES"]
+    app.json.sort_keys = False
+    # Opened here, in the worker after gunicorn forks: never share a SQLite connection across a fork.
+    app.extensions["face_store"] = FaceStore(os.path.join(app.config["DATA_DIR"], "faces.sqlite3"))
+    register_error_handlers(app, {UnknownFace: 404, InvalidFace: 400})
+
+    from . import views
+
+    app.register_blueprint(views.bp)
+    return app

@@ -1,0 +1,182 @@
+"""The face store: descriptors in SQLite, mirrored in a float32 matrix for exact vectorised search.
+
+One process owns the database and is its only writer; one lock orders every read and write, so the
+matrix and the table never disagree. A face is in the matrix only after its row is committed.
+"""
+import hashlib
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import numpy as np
+
+DIM = 128
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS faces (
+    id TEXT PRIMARY KEY,              -- SHA-256 hex of the descriptor's canonical bytes
+    descriptor BLOB NOT NULL,         -- 128 little-endian float32
+    photo_sha256 TEXT NOT NULL,
+    box_left INTEGER NOT NULL, box_top INTEGER NOT NULL,
+    box_width INTEGER NOT NULL, box_height INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class UnknownFace(KeyError):
+    def __str__(self):
+        return f"no face with id {self.args[0]!r}"
+
+
+class InvalidFace(ValueError):
+    """A descriptor or box that cannot be stored."""
+
+
+def canonical(descriptor):
+    """The descriptor as 128 little-endian float32: the one form that is hashed, stored and searched."""
+    vector = np.asarray(descriptor, dtype="<f4")
+    if vector.shape != (DIM,) or not np.isfinite(vector).all():
+        raise InvalidFace(f"a descriptor is {DIM} finite numbers")
+    return vector
+
+
+def face_id(descriptor):
+    """Storing the same descriptor twice gives the same ID (content-derived, like sqlite-utils' hash_record)."""
+    return hashlib.sha256(canonical(descriptor).tobytes()).hexdigest()
+
+
+class FaceStore:
+    def __init__(self, path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._lock = threading.Lock()
+        # The one connection, used from gunicorn's threads under self._lock.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not just a crash
+        self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._load()
+
+    def _load(self):
+        rows = self._db.execute("SELECT id, descriptor FROM faces").fetchall()
+        self._ids = [face for face, _ in rows]
+        self._row = {face: i for i, face in enumerate(self._ids)}
+        self._matrix = np.zeros((_capacity(len(rows)), DIM), np.float32)
+        if rows:
+            self._matrix[: len(rows)] = np.frombuffer(b"".join(d for _, d in rows), "<f4").reshape(-1, DIM)
+        self._sq_norms = np.einsum("ij,ij->i", self._matrix, self._matrix)
+
+    def __len__(self):
+        return len(self._ids)
+
+    def add_faces(self, photo_sha256, faces, max_distance, limit):
+        """Store one photo's faces in one transaction: all or none.
+
+        `faces` is a list of {"descriptor", "box"}. Returns, per face, {"id", "created", "matches"}:
+        the stored faces within `max_distance`, nearest first.
+        """
+        vectors = [canonical(f["descriptor"]) for f in faces]
+        ids = [hashlib.sha256(v.tobytes()).hexdigest() for v in vectors]
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        with self._lock:
+            created = [face not in self._row for face in ids]
+            new = {face: (face, v.tobytes(), photo_sha256, *_box(f["box"]), now)
+                   for face, v, f, c in zip(ids, vectors, faces, created) if c}
+            with self._transaction():
+                self._db.executemany("INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new.values())
+            for face, v in zip(ids, vectors):
+                if face in new:
+                    self._append(face, v)
+            return [
+                {"id": face, "created": c, "matches": self._search(v, max_distance, limit, exclude=face)}
+                for face, v, c in zip(ids, vectors, created)
+            ]
+
+    def get(self, face):
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, photo_sha256, box_left, box_top, box_width, box_height, created_at"
+                " FROM faces WHERE id = ?", (face,)).fetchone()
+        if row is None:
+            raise UnknownFace(face)
+        face, photo, left, top, width, height, created_at = row
+        box = {"left": left, "top": top, "width": width, "height": height}
+        return {"id": face, "photo_sha256": photo, "box": box, "created_at": created_at}
+
+    def similar(self, face, max_distance, limit):
+        """Stored faces within `max_distance` of `face`, nearest first, without `face` itself."""
+        with self._lock:
+            if face not in self._row:
+                raise UnknownFace(face)
+            vector = self._matrix[self._row[face]].copy()
+            return self._search(vector, max_distance, limit, exclude=face)
+
+    def delete(self, face):
+        with self._lock:
+            if face not in self._row:
+                raise UnknownFace(face)
+            with self._transaction():
+                self._db.execute("DELETE FROM faces WHERE id = ?", (face,))
+            self._remove(face)
+
+    def close(self):
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self):
+        """BEGIN IMMEDIATE … COMMIT; ROLLBACK on any error, a failed COMMIT included."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    def _append(self, face, vector):
+        n = len(self._ids)
+        if n == len(self._matrix):  # np.resize fills the new rows with copies; rows past n are never read
+            self._matrix = np.resize(self._matrix, (_capacity(n), DIM))
+            self._sq_norms = np.resize(self._sq_norms, _capacity(n))
+        self._matrix[n] = vector
+        self._sq_norms[n] = vector @ vector
+        self._ids.append(face)
+        self._row[face] = n
+
+    def _remove(self, face):
+        # Move the last row into the hole, so the live rows stay one contiguous block.
+        i, last = self._row.pop(face), len(self._ids) - 1
+        if i != last:
+            moved = self._ids[last]
+            self._matrix[i], self._sq_norms[i] = self._matrix[last], self._sq_norms[last]
+            self._ids[i], self._row[moved] = moved, i
+        self._ids.pop()
+
+    def _search(self, vector, max_distance, limit, exclude):
+        n = len(self._ids)
+        # ‖x − q‖² = ‖x‖² − 2x·q + ‖q‖²: one matrix-vector product over the live rows.
+        sq = self._sq_norms[:n] - 2 * (self._matrix[:n] @ vector) + vector @ vector
+        # float32 rounding can move a distance by ~1e-6; widen the cut, then decide on exact distances.
+        candidates = np.flatnonzero(sq <= (max_distance + 1e-4) ** 2)
+        exact = np.linalg.norm(self._matrix[candidates].astype(np.float64) - vector, axis=1)
+        order = np.argsort(exact, kind="stable")
+        hits = [(self._ids[candidates[k]], float(exact[k])) for k in order if exact[k] <= max_distance]
+        return [{"id": face, "distance": d} for face, d in hits if face != exclude][:limit]
+
+
+def _capacity(n):
+    # Grow by a quarter: appends stay amortised O(1) and at most 25 % of the matrix is slack.
+    return n + n // 4 + 1024
+
+
+def _box(box):
+    try:
+        values = [int(box[k]) for k in ("left", "top", "width", "height")]
+    except (KeyError, TypeError, ValueError):
+        raise InvalidFace("a box is {left, top, width, height} in whole pixels") from None
+    return values

@@ -1,0 +1,89 @@
+"""The store's HTTP edge: parse, call the FaceStore, answer JSON."""
+import math
+
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import BadRequest
+
+bp = Blueprint("store", __name__)
+
+
+def store():
+    return current_app.extensions["face_store"]
+
+
+@bp.get("/health")
+def health():
+    return {"status": "ready", "faces": len(store())}
+
+
+@bp.post("/faces")
+def add_faces():
+    """The detect service's write: one photo's faces, stored in one transaction."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("faces"), list):
+        raise BadRequest('expected JSON {"photo_sha256": "...", "faces": [{"descriptor": [...], "box": {...}}]}')
+    photo = str(body.get("photo_sha256", ""))
+    faces = store().add_faces(photo, body["faces"], parse_max_distance(), parse_limit())
+    return {"faces": faces}
+
+
+@bp.get("/faces/<face_id>")
+def get_face(face_id):
+    return store().get(face_id)
+
+
+@bp.get("/faces/<face_id>/similar")
+def similar(face_id):
+    return {"id": face_id, "faces": store().similar(face_id, parse_max_distance(), parse_limit())}
+
+
+@bp.delete("/faces/<face_id>")
+def delete_face(face_id):
+    store().delete(face_id)
+    return {"success": True, "id": face_id}
+
+
+# jAlbum's routes (its LocalFaceRecService): PUT search, DELETE delete, token in the query string.
+@bp.put("/api/search")
+def jalbum_search():
+    faces = store().similar(parse_facetoken(), parse_max_distance("max-distance"), parse_limit())
+    matches = [{"token_id": f["id"], "distance": f["distance"]} for f in faces]
+    return {"success": True, "count": len(matches), "faces": matches}
+
+
+@bp.delete("/api/delete")
+def jalbum_delete():
+    store().delete(parse_facetoken())
+    return {"success": True}
+
+
+def parse_facetoken():
+    token = request.args.get("facetoken")
+    if not token:
+        raise BadRequest("the facetoken query parameter is required")
+    return token
+
+
+def parse_max_distance(name="max_distance"):
+    raw = request.args.get(name)
+    if raw is None:
+        return current_app.config["MAX_DISTANCE"]
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 4:  # dlib descriptors are about 1.4 long: no two lie 4 apart
+        raise BadRequest(f"{name} must be a number from 0 to 4, not {raw!r}")
+    return value
+
+
+def parse_limit():
+    most = current_app.config["SIMILAR_LIMIT"]
+    raw = request.args.get("limit", most)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= most:
+        raise BadRequest(f"limit must be a whole number from 1 to {most}, not {raw!r}")
+    return value
