@@ -17,6 +17,9 @@ from PIL import Image, UnidentifiedImageError
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(64_000_000))
 import cv2  # noqa: E402
 
+# Pixel counts are checked against MAX_IMAGE_PIXELS in decode_image, with a clearer message.
+Image.MAX_IMAGE_PIXELS = None
+
 # dlib's frontal HOG detector scans an 80×80 window, so at decode reduction r and upsample u the
 # smallest face it finds is 80·r/2^u pixels of the original photo.
 HOG_WINDOW_PX = 80
@@ -83,11 +86,7 @@ def decode_image(data, reduction=1, max_pixels=64_000_000):
     """
     if not data:
         raise UnsupportedImage("the request carries no image")
-    fmt, width, height, orientation = read_header(data)
-    if width * height == 0 or width * height > max_pixels:
-        raise ImageTooLarge(
-            f"image is {width}×{height} pixels; the limit is {max_pixels:,} pixels"
-        )
+    fmt, width, height, orientation = read_header(data, max_pixels)
     if fmt == "JPEG" and _jpeg_truncated(data):
         raise ImageError("truncated JPEG: the file ends before the image does")
     flags = (REDUCED_FLAGS[reduction] if fmt == "JPEG" else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
@@ -104,16 +103,28 @@ def decode_image(data, reduction=1, max_pixels=64_000_000):
     return Photo(rgb, up_w, up_h, orientation, hashlib.sha256(data).hexdigest(), fmt)
 
 
-def read_header(data):
-    """(format, stored width, stored height, EXIF orientation) without decoding pixels."""
+def read_header(data, max_pixels):
+    """(format, stored width, stored height, EXIF orientation), refusing too many pixels before any
+    are decoded."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            orientation = im.getexif().get(EXIF_ORIENTATION, 1)
-            return im.format, im.width, im.height, orientation if orientation in range(1, 9) else 1
-    except Image.DecompressionBombError as e:
-        raise ImageTooLarge(str(e)) from None
+        image = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise UnsupportedImage("not an image in a supported format (JPEG, PNG, WebP, TIFF, BMP, GIF)") from None
+    with image:
+        if not 0 < image.width * image.height <= max_pixels:
+            raise ImageTooLarge(f"image is {image.width}×{image.height} pixels; the limit is {max_pixels:,} pixels")
+        return image.format, image.width, image.height, _orientation(image)
+
+
+def _orientation(image):
+    # Pillow decodes a whole PNG to look for EXIF after its pixels: read only what precedes them.
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError):  # a broken EXIF block is no reason to refuse the photo
+        return 1
+    return orientation if orientation in range(1, 9) else 1
 
 
 def _jpeg_truncated(data):
@@ -142,7 +153,7 @@ _TURN_PIXELS = {
     4: lambda a: a[::-1],
     5: lambda a: a.swapaxes(0, 1),
     6: lambda a: np.rot90(a, -1),
-    7: lambda a: np.rot90(a, 1)[::-1, ::-1],
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
     8: lambda a: np.rot90(a, 1),
 }
 

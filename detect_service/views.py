@@ -33,7 +33,7 @@ def detect():
 def jalbum_detect():
     """jAlbum's contract: raw (often chunked) body; `rectangle` in the stored file's pixels, since
     jAlbum crops thumbnails from them without applying EXIF orientation."""
-    photo, faces, stored = detect_and_store(request.get_data(cache=False))
+    photo, faces, stored = detect_and_store(uploaded_bytes())
     return {
         "success": True,
         "count": len(faces),
@@ -51,12 +51,16 @@ def jalbum_detect():
 
 
 def uploaded_bytes():
-    """The photo: multipart field `image`, or else the raw body."""
+    """The photo: multipart field `image`, or else the raw body (chunked or not)."""
     if request.mimetype == "multipart/form-data":
         if "image" not in request.files:
             raise BadRequest('a multipart upload carries the photo in a field named "image"')
-        return request.files["image"].read()
-    return request.get_data(cache=False)
+        data = request.files["image"].read()
+    else:
+        data = request.get_data(cache=False)
+    if not data:
+        raise BadRequest('no photo in the request: send it as the body or as multipart field "image"')
+    return data
 
 
 def detect_and_store(data):

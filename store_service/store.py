@@ -37,8 +37,11 @@ class InvalidFace(ValueError):
 
 def canonical(descriptor):
     """The descriptor as 128 little-endian float32: the one form that is hashed, stored and searched."""
-    vector = np.asarray(descriptor, dtype="<f4")
-    if vector.shape != (DIM,) or not np.isfinite(vector).all():
+    try:
+        vector = np.asarray(descriptor, dtype="<f4")
+    except (TypeError, ValueError):
+        vector = None
+    if vector is None or vector.shape != (DIM,) or not np.isfinite(vector).all():
         raise InvalidFace(f"a descriptor is {DIM} finite numbers")
     return vector
 
@@ -78,18 +81,19 @@ class FaceStore:
         `faces` is a list of {"descriptor", "box"}. Returns, per face, {"id", "created", "matches"}:
         the stored faces within `max_distance`, nearest first.
         """
-        vectors = [canonical(f["descriptor"]) for f in faces]
+        vectors, boxes = zip(*map(_parse_face, faces)) if faces else ((), ())
         ids = [hashlib.sha256(v.tobytes()).hexdigest() for v in vectors]
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         with self._lock:
             created = [face not in self._row for face in ids]
-            new = {face: (face, v.tobytes(), photo_sha256, *_box(f["box"]), now)
-                   for face, v, f, c in zip(ids, vectors, faces, created) if c}
+            new = {face: (v, box) for face, v, box, c in zip(ids, vectors, boxes, created) if c}
             with self._transaction():
-                self._db.executemany("INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new.values())
-            for face, v in zip(ids, vectors):
-                if face in new:
-                    self._append(face, v)
+                self._db.executemany(
+                    "INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(face, v.tobytes(), photo_sha256, *box, now) for face, (v, box) in new.items()],
+                )
+            for face, (v, _) in new.items():
+                self._append(face, v)
             return [
                 {"id": face, "created": c, "matches": self._search(v, max_distance, limit, exclude=face)}
                 for face, v, c in zip(ids, vectors, created)
@@ -174,9 +178,11 @@ def _capacity(n):
     return n + n // 4 + 1024
 
 
-def _box(box):
+def _parse_face(face):
+    """(canonical descriptor, (left, top, width, height)) of one {"descriptor", "box"}."""
     try:
-        values = [int(box[k]) for k in ("left", "top", "width", "height")]
+        box = tuple(int(face["box"][k]) for k in ("left", "top", "width", "height"))
+        descriptor = face["descriptor"]
     except (KeyError, TypeError, ValueError):
-        raise InvalidFace("a box is {left, top, width, height} in whole pixels") from None
-    return values
+        raise InvalidFace('a face is {"descriptor": [128 numbers], "box": {left, top, width, height}}') from None
+    return canonical(descriptor), box

@@ -1,0 +1,119 @@
+import io
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from detect_service.faces import Models
+from facerec.run import command
+from store_service import create_app as create_store_app
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")).resolve()
+FACES = SHARED / "data" / "faces"
+FR_IMAGES = FACES / "face_recognition_test_images"
+
+
+def photo(relative):
+    """The bytes of a real photo under shared/data/faces."""
+    return (FACES / relative).read_bytes()
+
+
+def with_orientation(data, orientation):
+    """The same photo stored turned, with the EXIF orientation that makes it upright again."""
+    # Pillow's transpose methods that undo each orientation, applied in reverse to store it turned.
+    undo = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_90,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_270,
+    }
+    image = Image.open(io.BytesIO(data))
+    stored = image.transpose(undo[orientation]) if orientation != 1 else image
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    stored.save(out, "JPEG", quality=95, exif=exif)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def models():
+    return Models()
+
+
+@pytest.fixture
+def store_app(tmp_path):
+    app = create_store_app({"TESTING": True, "DATA_DIR": str(tmp_path)})
+    yield app
+    app.extensions["face_store"].close()
+
+
+@pytest.fixture
+def store_client(store_app):
+    return store_app.test_client()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """One service as a real gunicorn process tree, started exactly as `make run` starts it."""
+
+    def __init__(self, name, env):
+        self.name, self.env = name, env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env[f"FACEREC_{name.upper()}_BIND"] = f"127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self, wait=True):
+        self.proc = subprocess.Popen(command(self.name), cwd=REPO, env=self.env, start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"{self.name} exited with {self.proc.returncode}"
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} was not ready within {timeout} s")
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signal the whole process group (arbiter and workers) and wait for it."""
+        os.killpg(self.proc.pid, sig)
+        self.proc.wait(timeout=40)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    """Both services as real gunicorn processes on free ports, over a temporary data directory."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
+               FACEREC_DETECT_WORKERS="2")
+    store = Service("store", env)
+    env["FACEREC_STORE_URL"] = store.url
+    detect = Service("detect", env)
+    store.start()
+    detect.start()
+    yield store, detect
+    for service in (detect, store):
+        if service.proc.poll() is None:
+            service.stop()

@@ -1,0 +1,153 @@
+"""The face store's core, on real SQLite files, without HTTP."""
+import hashlib
+import sqlite3
+
+import numpy as np
+import pytest
+
+from store_service.store import FaceStore, InvalidFace, UnknownFace, canonical, face_id
+
+BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
+
+
+def descriptors(n, seed=0):
+    # dlib descriptors are about 1.4 long; these random ones are too, and far apart from each other.
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(n, 128)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True) * 1.4
+
+
+def near(v, distance, seed=1):
+    """A descriptor exactly `distance` (to float32 precision) away from v."""
+    step = np.random.default_rng(seed).normal(size=128)
+    return (v + step / np.linalg.norm(step) * distance).astype(np.float32)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = FaceStore(str(tmp_path / "faces.sqlite3"))
+    yield s
+    s.close()
+
+
+def add(store, *vectors, photo="p" * 64, max_distance=0.36):
+    return store.add_faces(photo, [{"descriptor": v, "box": BOX} for v in vectors], max_distance, 100)
+
+
+def test_face_id_is_sha256_of_little_endian_float32():
+    v = descriptors(1)[0]
+    assert face_id(v) == hashlib.sha256(v.astype("<f4").tobytes()).hexdigest()
+    assert face_id(v.tolist()) == face_id(v)  # JSON numbers give the same bytes back
+    assert face_id(v.astype(">f4")) == face_id(v)  # byte order is canonicalised
+
+
+def test_canonical_refuses_wrong_shapes_and_non_finite_values():
+    for bad in ([0.0] * 127, [[0.0] * 128], [float("nan")] + [0.0] * 127, ["x"] * 128):
+        with pytest.raises((InvalidFace, ValueError)):
+            canonical(bad)
+
+
+def test_storing_twice_gives_the_same_id_and_no_new_row(store):
+    v = descriptors(1)[0]
+    first, = add(store, v)
+    again, = add(store, v)
+    assert first["id"] == again["id"] == face_id(v)
+    assert (first["created"], again["created"]) == (True, False)
+    assert len(store) == 1
+
+
+def test_a_face_records_its_photo_box_and_creation_time(store):
+    face, = add(store, descriptors(1)[0], photo="a" * 64)
+    record = store.get(face["id"])
+    assert record["photo_sha256"] == "a" * 64 and record["box"] == BOX
+    assert record["created_at"].endswith("+00:00")
+
+
+def test_similar_is_within_the_threshold_nearest_first_without_itself(store):
+    v = descriptors(1)[0]
+    ids = [f["id"] for f in add(store, v, near(v, 0.30, 1), near(v, 0.10, 2), near(v, 0.50, 3), *descriptors(50, 9))]
+    hits = store.similar(ids[0], 0.36, 100)
+    assert [h["id"] for h in hits] == [ids[2], ids[1]]
+    assert hits[0]["distance"] == pytest.approx(0.10, abs=1e-5)
+    assert [h["id"] for h in store.similar(ids[0], 0.6, 100)] == [ids[2], ids[1], ids[3]]
+    assert [h["id"] for h in store.similar(ids[0], 0.6, 1)] == [ids[2]]
+
+
+def test_search_agrees_with_brute_force(store):
+    vectors = descriptors(300, 4)
+    vectors[1:40] = [near(vectors[0], d, s) for s, d in enumerate(np.linspace(0.2, 0.8, 39))]
+    ids = [f["id"] for f in add(store, *vectors)]
+    exact = np.linalg.norm(vectors.astype(np.float64) - vectors[0], axis=1)
+    expected = [ids[i] for i in np.argsort(exact) if 0 < exact[i] <= 0.5]
+    assert [h["id"] for h in store.similar(ids[0], 0.5, 100)] == expected
+
+
+def test_matches_on_insert_exclude_the_face_itself(store):
+    v = descriptors(1)[0]
+    first, = add(store, v)
+    second, = add(store, near(v, 0.2))
+    assert first["matches"] == []
+    assert [m["id"] for m in second["matches"]] == [first["id"]]
+
+
+def test_delete_removes_the_face_and_keeps_the_others_searchable(store):
+    v = descriptors(1)[0]
+    a, b, c = (f["id"] for f in add(store, v, near(v, 0.2, 1), near(v, 0.3, 2)))
+    store.delete(a)
+    with pytest.raises(UnknownFace):
+        store.get(a)
+    assert [h["id"] for h in store.similar(b, 0.6, 10)] == [c]
+    with pytest.raises(UnknownFace):
+        store.delete(a)
+
+
+def test_unknown_ids_raise(store):
+    for call in (store.get, lambda f: store.similar(f, 0.36, 10), store.delete):
+        with pytest.raises(UnknownFace):
+            call("0" * 64)
+
+
+def test_a_bad_face_in_a_batch_stores_none_of_it(store):
+    with pytest.raises(InvalidFace):
+        store.add_faces("p", [{"descriptor": descriptors(1)[0], "box": BOX}, {"descriptor": [1.0], "box": BOX}], 0.36, 10)
+    with pytest.raises(InvalidFace):
+        store.add_faces("p", [{"descriptor": descriptors(1)[0], "box": BOX}, {"descriptor": descriptors(1, 3)[0], "box": {}}], 0.36, 10)
+    assert len(store) == 0
+
+
+def test_everything_survives_reopening(tmp_path):
+    path = str(tmp_path / "faces.sqlite3")
+    store = FaceStore(path)
+    vectors = descriptors(2000, 5)
+    ids = [f["id"] for f in add(store, *vectors)]
+    store.delete(ids[7])
+    store.close()
+    reopened = FaceStore(path)
+    assert len(reopened) == 1999
+    assert reopened.similar(ids[0], 4, 5) == store_similar_brute(vectors, ids, 0, skip={7})[:5]
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    stored = db.execute("SELECT descriptor FROM faces WHERE id = ?", (ids[3],)).fetchone()[0]
+    assert stored == vectors[3].astype("<f4").tobytes()
+    reopened.close()
+
+
+def store_similar_brute(vectors, ids, i, skip):
+    d = np.linalg.norm(vectors.astype(np.float64) - vectors[i], axis=1)
+    return [{"id": ids[j], "distance": float(d[j])} for j in np.argsort(d) if j != i and j not in skip]
+
+
+def test_the_matrix_grows_past_its_first_allocation(store):
+    vectors = descriptors(3000, 6)
+    for chunk in np.array_split(vectors, 10):
+        add(store, *chunk)
+    assert len(store) == 3000
+    assert store.similar(face_id(vectors[2999]), 4, 1)[0]["id"] == store_similar_brute(vectors, [face_id(v) for v in vectors], 2999, set())[0]["id"]
+
+
+def test_the_same_descriptor_twice_in_one_photo_is_one_face(store):
+    v = descriptors(1)[0]
+    first, second = add(store, v, v)
+    assert first["id"] == second["id"] and len(store) == 1
+    assert store.similar(first["id"], 0.36, 10) == []
