@@ -4,13 +4,17 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: run test clean
+.PHONY: run test bench-latency clean
 
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
 
 test: $(VENV)/.installed-test
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) -m pytest
+
+# /detect latency next to the original service's pipeline (not part of make test).
+bench-latency: $(VENV)/.installed
+	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/latency.py
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)

@@ -1,0 +1,57 @@
+"""What can be checked of the deployment without a Docker engine: the compose file runs what `make run`
+runs, on the same ports, with settings that exist; the model files are the documented ones."""
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from detect_service.faces import MODEL_FILES, default_models_dir
+from facerec.config import DEFAULTS
+from facerec.run import SERVICES, command
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_compose_runs_the_make_run_command(name):
+    assert COMPOSE[name]["command"] == ["python", *command(name)[1:]]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_compose_ports_and_healthcheck_match_the_bound_port(name):
+    service = COMPOSE[name]
+    port = DEFAULTS[f"{name.upper()}_BIND"].rsplit(":", 1)[1]
+    assert service["environment"][f"FACEREC_{name.upper()}_BIND"] == f"0.0.0.0:{port}"
+    assert any(p.endswith(f"{port}:{port}") for p in service["ports"])
+    assert f"127.0.0.1:{port}/health" in " ".join(service["healthcheck"]["test"])
+    assert service["restart"] == "unless-stopped"
+
+
+def test_compose_settings_exist_and_point_at_each_other():
+    for service in COMPOSE.values():
+        for key in service["environment"]:
+            assert key.startswith("FACEREC_") and key[len("FACEREC_"):] in DEFAULTS
+    store_port = DEFAULTS["STORE_BIND"].rsplit(":", 1)[1]
+    assert COMPOSE["detect"]["environment"]["FACEREC_STORE_URL"] == f"http://store:{store_port}"
+    assert f"{COMPOSE['store']['environment']['FACEREC_DATA_DIR']}" in COMPOSE["store"]["volumes"][0]
+
+
+def test_the_store_is_published_on_loopback_only():
+    assert all(p.startswith("127.0.0.1:") for p in COMPOSE["store"]["ports"])
+
+
+def test_model_files_match_models_readme():
+    readme = (REPO / "models" / "README.md").read_text()
+    documented = dict(re.findall(r"\| `(\S+\.dat)` \|.*\| `([0-9a-f]{64})` \|", readme))
+    for name in MODEL_FILES.values():
+        data = (Path(default_models_dir()) / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == documented[name], name
+
+
+def test_makefile_targets_the_readme_names():
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^run:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert "make test" in (REPO / ".ci" / "run").read_text()
