@@ -51,7 +51,6 @@ class Photo:
     height: int
     orientation: int  # EXIF value 1..8, 1 when absent
     sha256: str  # of the uploaded bytes
-    format: str
 
     @property
     def scale(self):
@@ -100,7 +99,7 @@ def decode_image(data, reduction=1, max_pixels=64_000_000):
         bgr = cv2.resize(bgr, (-(-bgr.shape[1] // reduction), -(-bgr.shape[0] // reduction)), interpolation=cv2.INTER_AREA)
     rgb = np.ascontiguousarray(upright(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), orientation))
     up_w, up_h = (height, width) if orientation >= 5 else (width, height)
-    return Photo(rgb, up_w, up_h, orientation, hashlib.sha256(data).hexdigest(), fmt)
+    return Photo(rgb, up_w, up_h, orientation, hashlib.sha256(data).hexdigest())
 
 
 def read_header(data, max_pixels):

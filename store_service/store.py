@@ -3,10 +3,12 @@
 One process owns the database and is its only writer; one lock orders every read and write, so the
 matrix and the table never disagree. A face is in the matrix only after its row is committed.
 """
+import fcntl
 import hashlib
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -52,8 +54,9 @@ def face_id(descriptor):
 
 
 class FaceStore:
-    def __init__(self, path):
+    def __init__(self, path, lock_timeout=30):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._writer = _exclusive_lock(path + ".lock", lock_timeout)
         self._lock = threading.Lock()
         # The one connection, used from gunicorn's threads under self._lock.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -129,6 +132,7 @@ class FaceStore:
     def close(self):
         with self._lock:
             self._db.close()
+            self._writer.close()  # releases the writer's lock
 
     @contextmanager
     def _transaction(self):
@@ -171,6 +175,25 @@ class FaceStore:
         order = np.argsort(exact, kind="stable")
         hits = [(self._ids[candidates[k]], float(exact[k])) for k in order if exact[k] <= max_distance]
         return [{"id": face, "distance": d} for face, d in hits if face != exclude][:limit]
+
+
+def _exclusive_lock(path, timeout):
+    """Hold an exclusive lock on `path` for as long as the returned file stays open.
+
+    The in-memory matrix mirrors the table only if one process writes it. When a store's arbiter is
+    killed, its orphaned worker may serve for a moment longer; its successor waits here until it is gone.
+    """
+    handle = open(path, "a")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise RuntimeError(f"another store process holds {path}") from None
+            time.sleep(0.1)
 
 
 def _capacity(n):

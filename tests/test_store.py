@@ -151,3 +151,12 @@ def test_the_same_descriptor_twice_in_one_photo_is_one_face(store):
     first, second = add(store, v, v)
     assert first["id"] == second["id"] and len(store) == 1
     assert store.similar(first["id"], 0.36, 10) == []
+
+
+def test_a_second_store_on_the_same_file_waits_for_the_first(tmp_path):
+    path = str(tmp_path / "faces.sqlite3")
+    first = FaceStore(path)
+    with pytest.raises(RuntimeError, match="another store process"):
+        FaceStore(path, lock_timeout=0.3)
+    first.close()
+    FaceStore(path, lock_timeout=0.3).close()
