@@ -15,17 +15,23 @@ from datetime import datetime, timezone
 import numpy as np
 
 DIM = 128
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS faces (
-    id TEXT PRIMARY KEY,              -- SHA-256 hex of the descriptor's canonical bytes
-    descriptor BLOB NOT NULL,         -- 128 little-endian float32
-    photo_sha256 TEXT NOT NULL,
-    box_left INTEGER NOT NULL, box_top INTEGER NOT NULL,
-    box_width INTEGER NOT NULL, box_height INTEGER NOT NULL,
-    created_at TEXT NOT NULL
-) WITHOUT ROWID;
-"""
+# Migration N takes a database from schema version N to N + 1; PRAGMA user_version records where a
+# database stands, so each runs once. Append, never edit: databases out there hold the older versions.
+MIGRATIONS = [
+    """
+    CREATE TABLE faces (
+        id TEXT PRIMARY KEY,              -- SHA-256 hex of the descriptor's canonical bytes
+        descriptor BLOB NOT NULL,         -- 128 little-endian float32
+        photo_sha256 TEXT NOT NULL,
+        box_left INTEGER NOT NULL, box_top INTEGER NOT NULL,
+        box_width INTEGER NOT NULL, box_height INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    # Version 2: find a photo's faces without a full scan.
+    "CREATE INDEX faces_by_photo ON faces (photo_sha256)",
+]
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class UnknownFace(KeyError):
@@ -56,15 +62,23 @@ def face_id(descriptor):
 class FaceStore:
     def __init__(self, path, lock_timeout=30):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._writer = _exclusive_lock(path + ".lock", lock_timeout)
+        self._writer = exclusive_lock(path + ".lock", lock_timeout)
         self._lock = threading.Lock()
         # The one connection, used from gunicorn's threads under self._lock.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not just a crash
-        self._db.executescript(SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._migrate()
         self._load()
+
+    def _migrate(self):
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"the database has schema version {version}; this facerec knows up to {SCHEMA_VERSION}")
+        for number in range(version, SCHEMA_VERSION):
+            with self._transaction():  # a migration and its version number commit together
+                self._db.execute(MIGRATIONS[number])
+                self._db.execute(f"PRAGMA user_version={number + 1}")
 
     def _load(self):
         rows = self._db.execute("SELECT id, descriptor FROM faces").fetchall()
@@ -177,7 +191,7 @@ class FaceStore:
         return [{"id": face, "distance": d} for face, d in hits if face != exclude][:limit]
 
 
-def _exclusive_lock(path, timeout):
+def exclusive_lock(path, timeout):
     """Hold an exclusive lock on `path` for as long as the returned file stays open.
 
     The in-memory matrix mirrors the table only if one process writes it. When a store's arbiter is

@@ -5,7 +5,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from store_service.store import FaceStore, InvalidFace, UnknownFace, canonical, face_id
+from store_service.store import MIGRATIONS, SCHEMA_VERSION, FaceStore, InvalidFace, UnknownFace, canonical, face_id
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
 
@@ -127,7 +127,7 @@ def test_everything_survives_reopening(tmp_path):
     assert reopened.similar(ids[0], 4, 5) == store_similar_brute(vectors, ids, 0, skip={7})[:5]
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     stored = db.execute("SELECT descriptor FROM faces WHERE id = ?", (ids[3],)).fetchone()[0]
     assert stored == vectors[3].astype("<f4").tobytes()
     reopened.close()
@@ -160,3 +160,28 @@ def test_a_second_store_on_the_same_file_waits_for_the_first(tmp_path):
         FaceStore(path, lock_timeout=0.3)
     first.close()
     FaceStore(path, lock_timeout=0.3).close()
+
+
+def test_a_database_left_by_version_1_is_migrated_once(tmp_path):
+    path = str(tmp_path / "faces.sqlite3")
+    old = sqlite3.connect(path)
+    old.execute(MIGRATIONS[0])
+    v = descriptors(1)[0]
+    old.execute("INSERT INTO faces VALUES (?, ?, 'p', 1, 2, 3, 4, 'then')", (face_id(v), v.astype("<f4").tobytes()))
+    old.execute("PRAGMA user_version=1")
+    old.commit()
+    old.close()
+    for _ in range(2):  # the second open finds nothing left to migrate
+        store = FaceStore(path)
+        assert store.get(face_id(v))["box"] == {"left": 1, "top": 2, "width": 3, "height": 4}
+        store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'faces_by_photo'").fetchone()
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path):
+    path = str(tmp_path / "faces.sqlite3")
+    sqlite3.connect(path).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(RuntimeError, match="schema version"):
+        FaceStore(path)
