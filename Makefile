@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: run test bench-latency clean
+.PHONY: run test bench-latency load clean
 
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
@@ -15,6 +15,10 @@ test: $(VENV)/.installed-test
 # /detect latency next to the original service's pipeline (not part of make test).
 bench-latency: $(VENV)/.installed
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/latency.py
+
+# Ten minutes of mixed load at saturation, bad uploads included (not part of make test).
+load: $(VENV)/.installed
+	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/load.py
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)

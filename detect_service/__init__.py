@@ -4,6 +4,7 @@ from flask import Flask
 from facerec.config import load_config
 from facerec.errors import register_error_handlers
 
+from . import views
 from .faces import Models
 from .images import ImageError, ImageTooLarge, UnsupportedImage
 from .store_client import StoreClient
@@ -17,9 +18,8 @@ def create_app(test_config=None):
     # Loaded here, once per worker, never at import time.
     app.extensions["models"] = Models(app.config["MODELS_DIR"], app.config["LANDMARKS"])
     app.extensions["store"] = StoreClient(app.config["STORE_URL"], app.config["STORE_TIMEOUT"])
+    app.extensions["photo_queue"] = views.PhotoQueue(app.config["MAX_QUEUED_PHOTOS"])
     register_error_handlers(app, {UnsupportedImage: 415, ImageTooLarge: 413, ImageError: 422})
-
-    from . import views
 
     app.register_blueprint(views.bp)
     return app

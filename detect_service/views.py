@@ -1,4 +1,6 @@
 """The detect service's HTTP edge: read the upload, run the pipeline, store the faces, answer JSON."""
+from contextlib import contextmanager
+
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
@@ -19,7 +21,7 @@ def health():
 
 @bp.post("/detect")
 def detect():
-    photo, faces, stored = detect_and_store(uploaded_bytes())
+    photo, faces, stored = detect_and_store()
     return {
         "image": photo.summary(),
         "faces": [
@@ -33,7 +35,7 @@ def detect():
 def jalbum_detect():
     """jAlbum's contract: raw (often chunked) body; `rectangle` in the stored file's pixels, since
     jAlbum crops thumbnails from them without applying EXIF orientation."""
-    photo, faces, stored = detect_and_store(uploaded_bytes())
+    photo, faces, stored = detect_and_store()
     return {
         "success": True,
         "count": len(faces),
@@ -63,16 +65,38 @@ def uploaded_bytes():
     return data
 
 
-def detect_and_store(data):
+def detect_and_store():
     config = current_app.config
-    photo, faces = off_hub(
-        analyse_photo, current_app.extensions["models"], data, config["MIN_FACE_PX"], config["MAX_IMAGE_PIXELS"]
-    )
+    with current_app.extensions["photo_queue"].slot():
+        photo, faces = off_hub(
+            analyse_photo, current_app.extensions["models"], uploaded_bytes(), config["MIN_FACE_PX"], config["MAX_IMAGE_PIXELS"]
+        )
     try:
         stored = current_app.extensions["store"].add_faces(photo.sha256, faces) if faces else []
     except StoreUnavailable as e:
         raise ServiceUnavailable(f"{e}; nothing was stored, try again", retry_after=5) from None
     return photo, faces, stored
+
+
+class PhotoQueue:
+    """The photos one worker holds, in work or waiting for it. Past the limit a request is answered
+    503 at once, so a flood meets a quick "retry later" rather than client time-outs.
+
+    Greenlets of one worker switch only at I/O, so the count needs no lock.
+    """
+
+    def __init__(self, limit):
+        self.limit, self.held = limit, 0
+
+    @contextmanager
+    def slot(self):
+        if self.held >= self.limit:
+            raise ServiceUnavailable(f"busy: {self.held} photos are waiting on this worker; retry shortly", retry_after=2)
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
 
 
 def off_hub(fn, *args):

@@ -28,6 +28,8 @@ DEFAULTS = {
     "LANDMARKS": 5,
     # Every face at least this many pixels wide in the original photo is searched for (README, "Decoding").
     "MIN_FACE_PX": 100,
+    # Photos one detect worker holds (in work or waiting); more get 503 with Retry-After at once.
+    "MAX_QUEUED_PHOTOS": 4,
     # Limits on what an upload may be (README, "Limits").
     "MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 64_000_000,

@@ -1,0 +1,36 @@
+"""The detect service's HTTP edge in-process, for what needs one edge isolated."""
+import pytest
+
+from conftest import photo
+from detect_service import create_app
+
+
+@pytest.fixture(scope="module")
+def detect_app():
+    # No store listens on port 9: the edge cases below never reach it, or must answer 503 when they do.
+    return create_app({"TESTING": True, "STORE_URL": "http://127.0.0.1:9", "STORE_TIMEOUT": 2, "MAX_QUEUED_PHOTOS": 2})
+
+
+def test_a_full_queue_is_answered_at_once_with_retry_after(detect_app):
+    queue = detect_app.extensions["photo_queue"]
+    queue.held = 2  # two photos already held by this worker
+    try:
+        response = detect_app.test_client().post("/detect", data=photo("face_recognition_test_images/obama.jpg"))
+    finally:
+        queue.held = 0
+    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+    assert "busy" in response.json["message"]
+
+
+def test_the_queue_frees_its_slot_after_each_photo(detect_app):
+    client = detect_app.test_client()
+    for _ in range(3):
+        assert client.post("/detect", data=b"not a photo").status_code == 415
+    assert detect_app.extensions["photo_queue"].held == 0
+
+
+def test_store_unreachable_is_a_503_and_the_health_says_so(detect_app):
+    client = detect_app.test_client()
+    response = client.post("/detect", data=photo("face_recognition_test_images/obama.jpg"))
+    assert response.status_code == 503 and "nothing was stored" in response.json["message"]
+    assert client.get("/health").status_code == 503
