@@ -16,3 +16,18 @@ graceful_timeout = 30
 raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
 accesslog = "-"
 wsgi_app = "detect_service:create_app()"
+
+
+def post_fork(server, worker):
+    """Keep a worker's memory flat over days of photos.
+
+    glibc raises its mmap threshold each time a large block is freed, so after the first photo the
+    multi-megabyte image buffers come from the heap and fragment it; a fixed threshold sends them back
+    to the OS on free. Two arenas are plenty for a worker's two threads (hub and dlib).
+    """
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
+    libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024)
+    libc.mallopt(M_ARENA_MAX, 2)
