@@ -4,6 +4,7 @@ from flask import Flask
 from facerec.auth import require_api_key
 from facerec.config import load_config
 from facerec.errors import register_error_handlers
+from facerec.openapi import serve_openapi
 
 from .faces import Models
 from .images import ImageError, ImageTooLarge, UnsupportedImage
@@ -11,7 +12,7 @@ from .store_client import StoreClient
 
 
 def create_app(test_config=None):
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # an API: no /static/<filename> route
     load_config(app, test_config)
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"]
     app.json.sort_keys = False
@@ -26,4 +27,5 @@ def create_app(test_config=None):
     from . import views
 
     app.register_blueprint(views.bp)
+    serve_openapi(app)
     return app

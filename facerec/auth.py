@@ -11,8 +11,8 @@ from flask import request
 from werkzeug.exceptions import Unauthorized
 
 HEADER = "X-API-Key"
-# /health is what load balancers and compose's health checks poll.
-OPEN_PATHS = frozenset({"/health"})
+# /health is what load balancers and compose's health checks poll; the spec describes, it reveals nothing.
+OPEN_PATHS = frozenset({"/health", "/openapi.json"})
 
 
 def require_api_key(app):

@@ -50,8 +50,9 @@ def test_store_with_either_right_key_answers(keyed_store):
     assert got.status_code == 200 and got.json["id"] == face
 
 
-def test_health_stays_open(keyed_store):
+def test_health_and_the_spec_stay_open(keyed_store):
     assert keyed_store.get("/health").status_code == 200
+    assert keyed_store.get("/openapi.json").json["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
 
 
 def test_without_keys_every_route_is_open(store_client):
