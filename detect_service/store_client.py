@@ -7,10 +7,14 @@ class StoreUnavailable(RuntimeError):
 
 
 class StoreClient:
-    def __init__(self, base_url, timeout):
+    def __init__(self, base_url, timeout, api_key=None):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        if api_key is not None:
+            if not isinstance(api_key, str):  # FACEREC_* values are JSON: 12345 arrives as a number
+                raise ValueError('STORE_API_KEY must be a string; quote a key that reads as JSON: \'"12345"\'')
+            self.session.headers["X-API-Key"] = api_key
 
     def add_faces(self, photo_sha256, faces):
         """Store one photo's faces (all or none); per face, its ID and its matches."""
@@ -32,6 +36,8 @@ class StoreClient:
             response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
         except requests.RequestException as e:
             raise StoreUnavailable(f"the face store at {self.base_url} did not answer ({type(e).__name__})") from None
+        if response.status_code == 401:
+            raise StoreUnavailable("the face store refused the detect service's key: set STORE_API_KEY to one of its keys")
         if response.status_code != 200:
             raise StoreUnavailable(f"the face store answered {response.status_code}: {response.text[:200]}")
         return response.json()

@@ -34,6 +34,12 @@ DEFAULTS = {
     "MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 64_000_000,
     "MAX_STORE_REQUEST_BYTES": 4 * 1024 * 1024,
+    # Optional API keys (README, "API keys"; facerec/auth.py). Unset = every route open.
+    # A comma-separated string or a JSON list of keys, and/or a file with one key per line.
+    "API_KEYS": None,
+    "API_KEY_FILE": None,
+    # The key the detect service sends to the store in X-API-Key: one of the store's keys.
+    "STORE_API_KEY": None,
 }
 
 

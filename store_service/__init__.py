@@ -3,17 +3,20 @@ import os
 
 from flask import Flask
 
+from facerec.auth import require_api_key
 from facerec.config import load_config
 from facerec.errors import register_error_handlers
+from facerec.openapi import serve_openapi
 
 from .store import FaceStore, InvalidFace, UnknownFace
 
 
 def create_app(test_config=None):
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # an API: no /static/<filename> route
     load_config(app, test_config)
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_STORE_REQUEST_BYTES"]
     app.json.sort_keys = False
+    require_api_key(app)  # first: a bad key setting fails before any model or database is opened
     # Opened here, in the worker after gunicorn forks: never share a SQLite connection across a fork.
     app.extensions["face_store"] = FaceStore(os.path.join(app.config["DATA_DIR"], "faces.sqlite3"))
     register_error_handlers(app, {UnknownFace: 404, InvalidFace: 400})
@@ -21,4 +24,5 @@ def create_app(test_config=None):
     from . import views
 
     app.register_blueprint(views.bp)
+    serve_openapi(app)
     return app

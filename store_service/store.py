@@ -215,11 +215,20 @@ def _capacity(n):
     return n + n // 4 + 1024
 
 
+# A box's numbers are pixels of a photo of at most MAX_IMAGE_PIXELS; the bound keeps any that is not
+# one (SQLite stores at most 64-bit integers) from reaching the database.
+BOX_MAX = 2**31 - 1
+
+
 def _parse_face(face):
     """(canonical descriptor, (left, top, width, height)) of one {"descriptor", "box"}."""
     try:
         box = tuple(int(face["box"][k]) for k in ("left", "top", "width", "height"))
         descriptor = face["descriptor"]
-    except (KeyError, TypeError, ValueError):
-        raise InvalidFace('a face is {"descriptor": [128 numbers], "box": {left, top, width, height}}') from None
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(Infinity)
+        box = None
+    if box is None or not all(0 <= n <= BOX_MAX for n in box):
+        raise InvalidFace(
+            f'a face is {{"descriptor": [128 numbers], "box": {{left, top, width, height}}}}, whole numbers 0..{BOX_MAX}'
+        )
     return canonical(descriptor), box

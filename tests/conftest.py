@@ -92,7 +92,7 @@ class Service:
             try:
                 if requests.get(self.url + "/health", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting, or a busy machine
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"{self.name} was not ready within {timeout} s")

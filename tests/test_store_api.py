@@ -97,6 +97,10 @@ def test_wrong_method_is_a_json_405_with_allow(store_client):
         {"faces": [{"descriptor": [0.1] * 127, "box": BOX}]},
         {"faces": [{"descriptor": [0.1] * 128}]},
         {"faces": [{"descriptor": ["x"] * 128, "box": BOX}]},
+        # Found by schemathesis: numbers SQLite cannot hold were a 500.
+        {"faces": [{"descriptor": [0.1] * 128, "box": dict(BOX, width=10**36)}]},
+        {"faces": [{"descriptor": [0.1] * 128, "box": dict(BOX, left=float("inf"))}]},  # JSON's Infinity
+        {"faces": [{"descriptor": [0.1] * 128, "box": dict(BOX, top=-1)}]},
     ],
 )
 def test_malformed_writes_get_a_400_and_store_nothing(store_client, store_app, body):

@@ -1,0 +1,76 @@
+"""Optional API keys, the same for both services: header ``X-API-Key`` on every route but the open ones.
+
+Keys come from ``API_KEYS`` (a comma-separated string or a JSON list) and ``API_KEY_FILE`` (one key per
+line). With neither set, every route is open, as before. Only the keys' SHA-256 digests are kept: the
+plain keys are dropped from the app's config once hashed, so a dump of it shows none.
+"""
+import hashlib
+import hmac
+
+from flask import request
+from werkzeug.exceptions import Unauthorized
+
+HEADER = "X-API-Key"
+# /health is what load balancers and compose's health checks poll; the spec describes, it reveals nothing.
+OPEN_PATHS = frozenset({"/health", "/openapi.json"})
+
+
+def require_api_key(app):
+    """When keys are configured, answer 401 to every request to a closed path without a right key."""
+    digests = key_digests(app.config)
+    app.config["API_KEYS"] = None  # only the digests stay in memory
+    if not digests:
+        return
+
+    @app.before_request
+    def check_api_key():
+        if request.path in OPEN_PATHS:
+            return
+        key = request.headers.get(HEADER)
+        if key is None:
+            raise Unauthorized(f"this service requires an API key in the {HEADER} header")
+        if not key_matches(key, digests):
+            raise Unauthorized(f"the {HEADER} header does not hold a valid API key")
+
+
+def key_digests(config):
+    """The SHA-256 digests of every configured key; empty when keys are off."""
+    keys = parse_keys(config.get("API_KEYS"))
+    if config.get("API_KEY_FILE"):
+        keys += read_key_file(config["API_KEY_FILE"])
+    return [digest(k) for k in keys]
+
+
+def parse_keys(value):
+    """API_KEYS as a list of keys. FACEREC_* values are read as JSON, so a list arrives as a list and
+    anything else that is not JSON as a string; a key that JSON turns into a number or boolean would
+    lose its spelling, so it is refused rather than guessed at."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        raise ValueError('API_KEYS must be a comma-separated string or a JSON list of strings, e.g. ["key1", "key2"]')
+    return [k.strip() for k in value if k.strip()]
+
+
+def read_key_file(path):
+    """One key per line. A configured file that holds no key is an error, not an open service."""
+    with open(path, encoding="utf-8") as f:
+        keys = [line.strip() for line in f if line.strip()]
+    if not keys:
+        raise ValueError(f"API_KEY_FILE {path} holds no key")
+    return keys
+
+
+def digest(key):
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def key_matches(key, digests):
+    # Compare with every digest, without stopping at a match: the time taken says nothing about which.
+    presented = digest(key)
+    matched = False
+    for d in digests:
+        matched |= hmac.compare_digest(presented, d)
+    return matched
