@@ -92,7 +92,7 @@ class Service:
             try:
                 if requests.get(self.url + "/health", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a worker still loading models on a busy machine
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"{self.name} was not ready within {timeout} s")
@@ -111,9 +111,11 @@ def services(tmp_path_factory):
     store = Service("store", env)
     env["FACEREC_STORE_URL"] = store.url
     detect = Service("detect", env)
-    store.start()
-    detect.start()
-    yield store, detect
-    for service in (detect, store):
-        if service.proc.poll() is None:
-            service.stop()
+    try:
+        store.start()
+        detect.start()
+        yield store, detect
+    finally:  # a service that never became ready is stopped too, or it outlives the test run
+        for service in (detect, store):
+            if service.proc is not None and service.proc.poll() is None:
+                service.stop()
