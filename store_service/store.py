@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 DIM = 128
+SQLITE_INT = 2**63  # SQLite's INTEGER is signed 64-bit
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS faces (
@@ -41,7 +42,7 @@ def canonical(descriptor):
     """The descriptor as 128 little-endian float32: the one form that is hashed, stored and searched."""
     try:
         vector = np.asarray(descriptor, dtype="<f4")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond any float
         vector = None
     if vector is None or vector.shape != (DIM,) or not np.isfinite(vector).all():
         raise InvalidFace(f"a descriptor is {DIM} finite numbers")
@@ -206,6 +207,8 @@ def _parse_face(face):
     try:
         box = tuple(int(face["box"][k]) for k in ("left", "top", "width", "height"))
         descriptor = face["descriptor"]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(Infinity), JSON allows it
         raise InvalidFace('a face is {"descriptor": [128 numbers], "box": {left, top, width, height}}') from None
+    if not all(-SQLITE_INT <= side < SQLITE_INT for side in box):  # or the INSERT raises OverflowError
+        raise InvalidFace("a box's numbers are pixels: whole numbers that fit in 64 bits")
     return canonical(descriptor), box
