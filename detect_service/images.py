@@ -107,8 +107,11 @@ def decode_image(data, reduction=1, max_pixels=64_000_000):
         raise ImageError(f"could not decode this {FORMATS[fmt]} file: its pixels do not match its header")
     if fmt != "JPEG" and reduction > 1:  # reduced decoding exists for JPEG only; shrink the others after
         rgb = cv2.resize(rgb, (_reduced(width, reduction), _reduced(height, reduction)), interpolation=cv2.INTER_AREA)
-    rgb = np.ascontiguousarray(upright(rgb, orientation))
-    up_w, up_h = (height, width) if orientation >= 5 else (width, height)
+    # libtiff turns a TIFF by its Orientation tag itself, in OpenCV whatever the flags and in Pillow,
+    # whose size is then the upright one: turning it again would turn it twice.
+    turn = 1 if fmt == "TIFF" else orientation
+    rgb = np.ascontiguousarray(upright(rgb, turn))
+    up_w, up_h = (height, width) if turn >= 5 else (width, height)
     return Photo(rgb, up_w, up_h, orientation, hashlib.sha256(data).hexdigest())
 
 

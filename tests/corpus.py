@@ -189,6 +189,16 @@ def oriented():
     return {o: with_orientation(data, o) for o in range(1, 9)}
 
 
+UNDO = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+
+def oriented_as(fmt, orientation):
+    """The face photo stored turned in `fmt`, with the EXIF orientation that stands it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(face_image().transpose(UNDO[orientation]), fmt, exif=exif)
+
+
 @functools.lru_cache(None)
 def hostile():
     """name → (bytes, the 4xx statuses it may get; () when it must decode). Every entry is one bad or odd input."""

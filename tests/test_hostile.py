@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from conftest import REPO
-from corpus import face_image, good_formats, hostile, oriented, png_bomb
+from corpus import face_image, good_formats, hostile, oriented, oriented_as, png_bomb
 from detect_service.faces import analyse_photo
 from detect_service.images import ImageError, ImageTooLarge, UnsupportedImage, decode_image
 
@@ -60,6 +60,14 @@ def test_every_exif_orientation_stands_the_photo_upright(models, orientation):
     assert photo.orientation == orientation and (photo.width, photo.height) == (455, 568)
     assert np.abs(photo.pixels.astype(int) - np.asarray(face_image())).mean() < 3
     the_face_is_found(faces)
+
+
+@pytest.mark.parametrize("fmt, tolerance", [("PNG", 0), ("TIFF", 0), ("WEBP", 3)])
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied_in_every_format_that_carries_it(fmt, tolerance, orientation):
+    photo = decode_image(oriented_as(fmt, orientation))
+    assert photo.orientation == orientation and (photo.width, photo.height) == (455, 568)
+    assert np.abs(photo.pixels.astype(int) - np.asarray(face_image())).mean() <= tolerance + 0.5
 
 
 @pytest.mark.parametrize("name", list(hostile()))
