@@ -149,8 +149,12 @@ def read_header(data, max_pixels):
     are decoded."""
     try:
         image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except UnidentifiedImageError:
         raise UnsupportedImage(f"not an image in a supported format ({SUPPORTED})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        # A reader recognised the format and then failed: a damaged header, or a text or colour-profile
+        # chunk that decompresses past Pillow's limit (a bomb hidden in metadata). Pillow's reason is clear.
+        raise ImageError(f"could not read this image's header: {e}") from None
     with image:
         if image.format not in FORMATS:
             raise UnsupportedImage(f"{image.format} images are not supported; send {SUPPORTED}")

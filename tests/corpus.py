@@ -72,6 +72,11 @@ def _chunk(kind, payload):
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
+def with_chunk(png, kind, payload):
+    """The PNG with one more chunk right after its header (IHDR)."""
+    return png[:33] + _chunk(kind, payload) + png[33:]
+
+
 def png_of(width, height, bit_depth=8, colour_type=0, idat=b""):
     """A PNG with the given header and compressed data, CRCs right."""
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
@@ -228,6 +233,8 @@ def hostile():
         "heic-header-30000": (heic_with_size(formats["heic"][0], 30_000, 30_000), (413, 415, 422)),
         "jpeg-exif-60kb": (with_exif(jpeg, exif_orientation_block(6, pad=60_000)), ()),
         "jpeg-exif-garbage": (with_exif(jpeg, rng.randbytes(30_000)), ()),
+        "png-text-bomb": (with_chunk(png, b"zTXt", b"Comment\0\0" + zlib.compress(b"a" * 50_000_000, 9)), (422,)),
+        "png-icc-bomb": (with_chunk(png, b"iCCP", b"icc\0\0" + zlib.compress(b"\0" * 50_000_000, 9)), (422,)),
         "tiff-truncated": (formats["tiff"][0][:5000], (422,)),
         "heic-truncated": (formats["heic"][0][:2000], (415, 422)),
         "webp-truncated": (formats["webp"][0][:3000], (415, 422)),
