@@ -37,19 +37,19 @@ def sixteen_bit_png(image):
     return png_of(width, height, bit_depth=16, colour_type=2, idat=zlib.compress(rows, 6))
 
 
-def sixteen_bit_tiff(image):
+def sixteen_bit_tiff(image, orientation=1):
     wide = (np.asarray(image).astype(np.uint16) * 257).astype("<u2")
-    return tiff_of(wide)
+    return tiff_of(wide, orientation)
 
 
-def tiff_of(pixels):
+def tiff_of(pixels, orientation=1):
     """An uncompressed little-endian RGB TIFF of `pixels` (H×W×3, uint8 or uint16), built by hand."""
     height, width = pixels.shape[:2]
     bits = pixels.dtype.itemsize * 8
     body = pixels.tobytes()
     entries = [  # tag, type (3 SHORT, 4 LONG), count, value
         (256, 4, 1, width), (257, 4, 1, height), (258, 3, 3, None), (259, 3, 1, 1), (262, 3, 1, 2),
-        (273, 4, 1, None), (277, 3, 1, 3), (278, 4, 1, height), (279, 4, 1, len(body)),
+        (273, 4, 1, None), (274, 3, 1, orientation), (277, 3, 1, 3), (278, 4, 1, height), (279, 4, 1, len(body)),
     ]
     ifd_at = 8
     extra_at = ifd_at + 2 + 12 * len(entries) + 4

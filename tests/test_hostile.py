@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from conftest import REPO
-from corpus import face_image, good_formats, hostile, oriented, oriented_as, png_bomb
+from corpus import UNDO, face_image, good_formats, hostile, oriented, oriented_as, png_bomb, sixteen_bit_tiff
 from detect_service.faces import analyse_photo
 from detect_service.images import ImageError, ImageTooLarge, UnsupportedImage, decode_image
 
@@ -68,6 +68,13 @@ def test_exif_orientation_is_applied_in_every_format_that_carries_it(fmt, tolera
     photo = decode_image(oriented_as(fmt, orientation))
     assert photo.orientation == orientation and (photo.width, photo.height) == (455, 568)
     assert np.abs(photo.pixels.astype(int) - np.asarray(face_image())).mean() <= tolerance + 0.5
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_16_bit_tiff_is_turned_once(orientation):
+    photo = decode_image(sixteen_bit_tiff(face_image().transpose(UNDO[orientation]), orientation))
+    assert photo.orientation == orientation and (photo.width, photo.height) == (455, 568)
+    assert np.array_equal(photo.pixels, np.asarray(face_image()))
 
 
 @pytest.mark.parametrize("name", list(hostile()))
