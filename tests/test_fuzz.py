@@ -126,3 +126,23 @@ def test_any_similarity_query_never_fails_the_server(store_client, face, query, 
     if token_is_known:
         query = dict(query, facetoken=store_client.known_face)
     no_server_error(store_client.put("/api/search?" + urlencode(query)))
+
+
+@given(st.text(alphabet=st.sampled_from("max_distance-limit=facetoken&%0123456789.eEnaif+ \x00\u00e9"), max_size=40))
+def test_any_raw_query_string_never_fails_the_server(store_client, raw):
+    # Raw, so that broken percent-escapes, repeated keys and empty values reach the parser as sent.
+    query = quote(raw, safe="=&%+")
+    no_server_error(store_client.get(f"/faces/{store_client.known_face}/similar?{query}"))
+    no_server_error(store_client.put(f"/api/search?facetoken={store_client.known_face}&{query}"))
+    no_server_error(store_client.post(f"/faces?{query}", json={"faces": []}))
+
+
+@given(st.text(min_size=1, max_size=70))
+def test_any_unknown_face_is_a_404_not_a_failure(store_client, face):
+    if face == store_client.known_face:
+        return
+    path = quote(face, safe="")
+    for response in (store_client.get(f"/faces/{path}"), store_client.delete(f"/faces/{path}"),
+                     store_client.delete(f"/api/delete?facetoken={path}")):
+        no_server_error(response)
+    assert store_client.get("/health").json["faces"] >= 1  # the known face is still there
