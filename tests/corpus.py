@@ -166,6 +166,8 @@ def good_formats():
         "jpeg-cmyk": (encode(image.convert("CMYK"), "JPEG", quality=95), rgb, 4),
         "jpeg-grey": (encode(grey, "JPEG", quality=95), np.asarray(grey.convert("RGB")), 3),
         "jpeg-progressive": (encode(image, "JPEG", quality=95, progressive=True), rgb, 3),
+        # What many cameras write (Pillow names it MPO): a JPEG followed by more pictures.
+        "jpeg-mpo": (encode(image, "MPO", quality=95, save_all=True, append_images=[image.resize((160, 200))]), rgb, 3),
         "png": (encode(image, "PNG"), rgb, 0),
         "png-rgba": (encode(image.convert("RGBA"), "PNG"), rgb, 0),
         "png-palette": (encode(image.quantize(256), "PNG"), np.asarray(image.quantize(256).convert("RGB")), 0),
