@@ -4,13 +4,17 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: run test bench-latency load clean
+.PHONY: run test fuzz bench-latency load clean
 
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
 
 test: $(VENV)/.installed-test
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) -m pytest
+
+# The fuzz targets of tests/test_fuzz.py with many examples (make test runs them briefly).
+fuzz: $(VENV)/.installed-test
+	PYTHONPATH=. FACEREC_SHARED=$(SHARED) FACEREC_FUZZ_PROFILE=long $(PYTHON) -m pytest -p no:warnings tests/test_fuzz.py
 
 # /detect latency next to the original service's pipeline (not part of make test).
 bench-latency: $(VENV)/.installed

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
 # OpenCV reads its pixel ceiling once, at import: a second guard behind the header check below.
@@ -19,6 +20,16 @@ import cv2  # noqa: E402
 
 # Pixel counts are checked against MAX_IMAGE_PIXELS in decode_image, with a clearer message.
 Image.MAX_IMAGE_PIXELS = None
+# HEIC/HEIF (iPhones' default): Pillow reads its header like any other format's and decodes it,
+# since OpenCV has no HEIC decoder. libheif applies the container's rotation and mirroring itself
+# and pillow-heif then resets the EXIF orientation to 1, so HEIC pixels come out upright.
+pillow_heif.register_heif_opener()
+
+# Pillow's format names that we decode, and how a message names them. Pillow calls a camera's
+# multi-picture JPEG "MPO"; its first picture is an ordinary JPEG, which is what OpenCV decodes.
+FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "TIFF": "TIFF", "BMP": "BMP",
+           "GIF": "GIF", "HEIF": "HEIC"}
+SUPPORTED = "JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF"
 
 # dlib's frontal HOG detector scans an 80×80 window, so at decode reduction r and upsample u the
 # smallest face it finds is 80·r/2^u pixels of the original photo.
@@ -88,18 +99,49 @@ def decode_image(data, reduction=1, max_pixels=64_000_000):
     fmt, width, height, orientation = read_header(data, max_pixels)
     if fmt == "JPEG" and _jpeg_truncated(data):
         raise ImageError("truncated JPEG: the file ends before the image does")
+    rgb = decode_with_pillow(data, fmt) if fmt == "HEIF" else decode_with_opencv(data, fmt, reduction)
+    decoded_at = reduction if fmt == "JPEG" else 1
+    if rgb.shape[:2] != (_reduced(height, decoded_at), _reduced(width, decoded_at)):
+        # Both readers sniff the format from the bytes; should they ever disagree on the size, the
+        # pixel check above did not cover what was decoded, and the boxes would be mis-scaled.
+        raise ImageError(f"could not decode this {FORMATS[fmt]} file: its pixels do not match its header")
+    if fmt != "JPEG" and reduction > 1:  # reduced decoding exists for JPEG only; shrink the others after
+        rgb = cv2.resize(rgb, (_reduced(width, reduction), _reduced(height, reduction)), interpolation=cv2.INTER_AREA)
+    # libtiff turns a TIFF by its Orientation tag itself, in OpenCV whatever the flags and in Pillow,
+    # whose size is then the upright one: turning it again would turn it twice.
+    turn = 1 if fmt == "TIFF" else orientation
+    rgb = np.ascontiguousarray(upright(rgb, turn))
+    up_w, up_h = (height, width) if turn >= 5 else (width, height)
+    return Photo(rgb, up_w, up_h, orientation, hashlib.sha256(data).hexdigest())
+
+
+def decode_with_opencv(data, fmt, reduction):
+    """RGB uint8 pixels of the stored image (first frame, first page); JPEG reduced `reduction` times.
+
+    IMREAD_COLOR turns every variant into 8-bit BGR: CMYK JPEG and TIFF, 16-bit PNG and TIFF
+    (scaled down), grey, palette and alpha (dropped).
+    """
     flags = (REDUCED_FLAGS[reduction] if fmt == "JPEG" else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
     try:
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:
         bgr = None
     if bgr is None:
-        raise ImageError(f"could not decode this {fmt} file: it is damaged or uses an unsupported variant")
-    if fmt != "JPEG" and reduction > 1:  # reduced decoding exists for JPEG only; shrink the others after
-        bgr = cv2.resize(bgr, (-(-bgr.shape[1] // reduction), -(-bgr.shape[0] // reduction)), interpolation=cv2.INTER_AREA)
-    rgb = np.ascontiguousarray(upright(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), orientation))
-    up_w, up_h = (height, width) if orientation >= 5 else (width, height)
-    return Photo(rgb, up_w, up_h, orientation, hashlib.sha256(data).hexdigest())
+        raise ImageError(f"could not decode this {FORMATS[fmt]} file: it is damaged or uses an unsupported variant")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_with_pillow(data, fmt):
+    """RGB uint8 pixels of a format OpenCV cannot decode (HEIC), after the same header check."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, RuntimeError, EOFError):
+        raise ImageError(f"could not decode this {FORMATS[fmt]} file: it is damaged or uses an unsupported variant") from None
+
+
+def _reduced(side, reduction):
+    return -(-side // reduction)  # libjpeg's scaled decode rounds up
 
 
 def read_header(data, max_pixels):
@@ -107,12 +149,19 @@ def read_header(data, max_pixels):
     are decoded."""
     try:
         image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise UnsupportedImage("not an image in a supported format (JPEG, PNG, WebP, TIFF, BMP, GIF)") from None
+    except UnidentifiedImageError:
+        raise UnsupportedImage(f"not an image in a supported format ({SUPPORTED})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        # A reader recognised the format and then failed: a damaged header, or a text or colour-profile
+        # chunk that decompresses past Pillow's limit (a bomb hidden in metadata). Pillow's reason is clear.
+        raise ImageError(f"could not read this image's header: {e}") from None
     with image:
+        if image.format not in FORMATS:
+            raise UnsupportedImage(f"{image.format} images are not supported; send {SUPPORTED}")
         if not 0 < image.width * image.height <= max_pixels:
             raise ImageTooLarge(f"image is {image.width}×{image.height} pixels; the limit is {max_pixels:,} pixels")
-        return image.format, image.width, image.height, _orientation(image)
+        fmt = "JPEG" if image.format == "MPO" else image.format
+        return fmt, image.width, image.height, _orientation(image)
 
 
 def _orientation(image):

@@ -47,7 +47,7 @@ def canonical(descriptor):
     """The descriptor as 128 little-endian float32: the one form that is hashed, stored and searched."""
     try:
         vector = np.asarray(descriptor, dtype="<f4")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond any float
         vector = None
     if vector is None or vector.shape != (DIM,) or not np.isfinite(vector).all():
         raise InvalidFace(f"a descriptor is {DIM} finite numbers")

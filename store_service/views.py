@@ -23,6 +23,8 @@ def add_faces():
     if not isinstance(body, dict) or not isinstance(body.get("faces"), list):
         raise BadRequest('expected JSON {"photo_sha256": "...", "faces": [{"descriptor": [...], "box": {...}}]}')
     photo = str(body.get("photo_sha256", ""))
+    if not photo.isascii():  # JSON may carry lone surrogates ("\ud800"), which SQLite cannot store as UTF-8
+        raise BadRequest("photo_sha256 is the photo's SHA-256 in hex")
     faces = store().add_faces(photo, body["faces"], parse_max_distance(), parse_limit())
     return {"faces": faces}
 

@@ -111,9 +111,11 @@ def services(tmp_path_factory):
     store = Service("store", env)
     env["FACEREC_STORE_URL"] = store.url
     detect = Service("detect", env)
-    store.start()
-    detect.start()
-    yield store, detect
-    for service in (detect, store):
-        if service.proc.poll() is None:
-            service.stop()
+    try:
+        store.start()
+        detect.start()
+        yield store, detect
+    finally:  # a service that never became ready is stopped too, or it outlives the test run
+        for service in (detect, store):
+            if service.proc is not None and service.proc.poll() is None:
+                service.stop()

@@ -122,3 +122,25 @@ def test_unexpected_errors_are_json_without_a_traceback(store_app):
 
 def test_health_counts_faces(store_client, two_close_faces):
     assert store_client.get("/health").json == {"status": "ready", "faces": 7}
+
+
+# Found by tests/test_fuzz.py: each gave a 500. JSON allows Infinity, integers of any size and lone
+# surrogates, and Python's json module reads them all.
+GOOD_BOX = '{"left": 1, "top": 1, "width": 1, "height": 1}'
+
+
+@pytest.mark.parametrize(
+    "descriptor, box, photo",
+    [
+        (None, '{"left": Infinity, "top": 1, "width": 1, "height": 1}', '"f"'),
+        (None, '{"left": 1000000000000000000000, "top": 1, "width": 1, "height": 1}', '"f"'),
+        ("[%s]" % ", ".join(["1" + "0" * 400] * 128), GOOD_BOX, '"f"'),
+        (None, GOOD_BOX, '"\\ud800"'),
+    ],
+)
+def test_unstorable_numbers_and_text_are_a_400_and_store_nothing(store_client, descriptor, box, photo):
+    descriptor = descriptor or str(descriptors(1)[0].tolist())
+    body = '{"photo_sha256": %s, "faces": [{"descriptor": %s, "box": %s}]}' % (photo, descriptor, box)
+    response = store_client.post("/faces", data=body, content_type="application/json")
+    assert response.status_code == 400 and response.json["message"]
+    assert store_client.get("/health").json["faces"] == 0
