@@ -24,9 +24,10 @@ bench-latency: $(VENV)/.installed
 load: $(VENV)/.installed
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/load.py
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt scripts/install-dlib.sh
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	sh scripts/install-dlib.sh $(PYTHON)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
