@@ -30,6 +30,10 @@ MIGRATIONS = [
     """,
     # Version 2: find a photo's faces without a full scan.
     "CREATE INDEX faces_by_photo ON faces (photo_sha256)",
+    # Versions 3 and 4: a small aligned JPEG of the face, and how good a picture of the face it is
+    # (higher is better), so people can be shown without the original photo. NULL for older faces.
+    "ALTER TABLE faces ADD COLUMN thumbnail BLOB",
+    "ALTER TABLE faces ADD COLUMN quality REAL",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -106,7 +110,8 @@ class FaceStore:
             new = {face: (v, box) for face, v, box, c in zip(ids, vectors, boxes, created) if c}
             with self._transaction():
                 self._db.executemany(
-                    "INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [(face, v.tobytes(), photo_sha256, *box, now) for face, (v, box) in new.items()],
                 )
             for face, (v, _) in new.items():

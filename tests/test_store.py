@@ -176,7 +176,7 @@ def test_a_database_left_by_version_1_is_migrated_once(tmp_path):
         assert store.get(face_id(v))["box"] == {"left": 1, "top": 2, "width": 3, "height": 4}
         store.close()
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
     assert db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'faces_by_photo'").fetchone()
 
 
