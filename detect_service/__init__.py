@@ -18,6 +18,9 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"]
     app.json.sort_keys = False
     require_api_key(app)  # first: a bad key setting fails before any model or database is opened
+    min_face = app.config["MIN_FACE_PX"]
+    if isinstance(min_face, bool) or not isinstance(min_face, (int, float)) or not 20 <= min_face <= 2000:
+        raise ValueError(f"MIN_FACE_PX must be a number of pixels from 20 to 2000, not {min_face!r}")
     # Loaded here, once per worker, never at import time.
     app.extensions["models"] = Models(app.config["MODELS_DIR"], app.config["LANDMARKS"])
     app.extensions["store"] = StoreClient(

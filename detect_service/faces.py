@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import dlib
 import numpy as np
 
-from .images import decode_image, detection_plan
+from .images import decode_image
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,5 @@ def analyse_photo(models, data, min_face_px=100, max_pixels=64_000_000):
 
     Returns (Photo, [Face]) with boxes and landmarks in the upright photo's full-resolution pixels.
     """
-    reduction, upsample = detection_plan(min_face_px)
-    photo = decode_image(data, reduction, max_pixels)
-    return photo, find_faces(models, photo.pixels, upsample, photo.scale, min_face_px)
+    photo = decode_image(data, min_face_px, max_pixels)
+    return photo, find_faces(models, photo.pixels, 0, photo.scale, min_face_px)

@@ -31,9 +31,21 @@ FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "TIFF": 
            "GIF": "GIF", "HEIF": "HEIC"}
 SUPPORTED = "JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF"
 
-# dlib's frontal HOG detector scans an 80×80 window, so at decode reduction r and upsample u the
-# smallest face it finds is 80·r/2^u pixels of the original photo.
+# dlib's frontal HOG detector scans an 80×80 window (and 5/6 steps of an image pyramid above it), so
+# it finds faces of 80 working pixels or more: a photo scaled by 80 / MIN_FACE_PX for detection yields
+# every face of MIN_FACE_PX or more, and HOG's cost falls with the square of that scale.
 HOG_WINDOW_PX = 80
+# A JPEG decodes reduced 2, 4 or 8 times (libjpeg skips most of the work) and is then resized to the
+# working scale. Reducing down to 1/1.6 of that scale and enlarging back costs about half the time
+# and a quarter of the memory of a full decode at 12 MP, and HOG finds the same faces on it (the
+# recall column of `make bench`); enlarging more starts to blur faces of the smallest size.
+MAX_ENLARGE = 1.6
+# The detection image never exceeds this many pixels: HOG needs about 11 bytes per working pixel (the
+# RGB image and its feature pyramid), so 12 MP keeps a worker near 270 MB on any photo (`make bench`
+# measures a 36 MP JPEG; 16 MP reached 312 MB). Photos up to 18 MP are scanned for faces of 100 px;
+# a larger one is scaled down further (24 MP: faces from 113 px, 36 MP: 139 px), rather than a
+# worker running out of memory.
+MAX_WORKING_PIXELS = 12_000_000
 REDUCED_FLAGS = {
     1: cv2.IMREAD_COLOR,
     2: cv2.IMREAD_REDUCED_COLOR_2,
@@ -72,24 +84,23 @@ class Photo:
         return {"width": self.width, "height": self.height, "orientation": self.orientation, "sha256": self.sha256}
 
 
-def detection_plan(min_face_px):
-    """(decode reduction, HOG upsample count) that still finds every face of `min_face_px` or more.
+def working_scale(min_face_px, width, height):
+    """How much smaller than the photo the image HOG scans is, so that it finds every face of
+    `min_face_px` or more, within MAX_WORKING_PIXELS."""
+    return min(HOG_WINDOW_PX / min_face_px, (MAX_WORKING_PIXELS / (width * height)) ** 0.5)
 
-    Each halving of the decode cuts HOG time about 4× (FINDINGS.md), while each upsample multiplies it
-    by 4–5, so reduce as far as the window allows and upsample only for faces below 80 px.
-    Default 100 px gives (1, 0): smallest face found 80 px, like the original's 100 px cut-off.
-    """
+
+def jpeg_reduction(scale):
+    """The most reduced JPEG decode (1, 2, 4 or 8) that is at most MAX_ENLARGE from `scale`."""
     reduction = 1
-    while reduction < 8 and HOG_WINDOW_PX * reduction * 2 <= min_face_px:
+    while reduction < 8 and 2 * reduction * scale <= MAX_ENLARGE:
         reduction *= 2
-    upsample = 0
-    while upsample < 2 and HOG_WINDOW_PX * reduction / 2**upsample > min_face_px:
-        upsample += 1
-    return reduction, upsample
+    return reduction
 
 
-def decode_image(data, reduction=1, max_pixels=64_000_000):
-    """Decode uploaded bytes into an upright RGB Photo, `reduction` times smaller on each side.
+def decode_image(data, min_face_px=None, max_pixels=64_000_000):
+    """Decode uploaded bytes into an upright RGB Photo at the working scale for `min_face_px`
+    (None: full resolution).
 
     The header is read first (Pillow reads no pixels for that), so a decompression bomb is refused
     before any memory is spent on it.
@@ -99,14 +110,19 @@ def decode_image(data, reduction=1, max_pixels=64_000_000):
     fmt, width, height, orientation = read_header(data, max_pixels)
     if fmt == "JPEG" and _jpeg_truncated(data):
         raise ImageError("truncated JPEG: the file ends before the image does")
+    scale = working_scale(min_face_px, width, height) if min_face_px else 1.0
+    reduction = jpeg_reduction(scale) if fmt == "JPEG" else 1
     rgb = decode_with_pillow(data, fmt) if fmt == "HEIF" else decode_with_opencv(data, fmt, reduction)
-    decoded_at = reduction if fmt == "JPEG" else 1
-    if rgb.shape[:2] != (_reduced(height, decoded_at), _reduced(width, decoded_at)):
+    if rgb.shape[:2] != (_reduced(height, reduction), _reduced(width, reduction)):
         # Both readers sniff the format from the bytes; should they ever disagree on the size, the
         # pixel check above did not cover what was decoded, and the boxes would be mis-scaled.
         raise ImageError(f"could not decode this {FORMATS[fmt]} file: its pixels do not match its header")
-    if fmt != "JPEG" and reduction > 1:  # reduced decoding exists for JPEG only; shrink the others after
-        rgb = cv2.resize(rgb, (_reduced(width, reduction), _reduced(height, reduction)), interpolation=cv2.INTER_AREA)
+    # Rounded down, so that a working pixel is never less than 1 / scale photo pixels and a face of
+    # HOG_WINDOW_PX working pixels is at least min_face_px.
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    if size != (rgb.shape[1], rgb.shape[0]):
+        shrink = size[0] < rgb.shape[1]
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     # libtiff turns a TIFF by its Orientation tag itself, in OpenCV whatever the flags and in Pillow,
     # whose size is then the upright one: turning it again would turn it twice.
     turn = 1 if fmt == "TIFF" else orientation
@@ -128,7 +144,7 @@ def decode_with_opencv(data, fmt, reduction):
         bgr = None
     if bgr is None:
         raise ImageError(f"could not decode this {FORMATS[fmt]} file: it is damaged or uses an unsupported variant")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)  # in place: a 36 MP photo is 108 MB
 
 
 def decode_with_pillow(data, fmt):

@@ -26,7 +26,8 @@ DEFAULTS = {
     "MODELS_DIR": None,
     # 5 = the CC0 five-point model. 68 = the 68-point model (iBUG 300-W data, no commercial use).
     "LANDMARKS": 5,
-    # Every face at least this many pixels wide in the original photo is searched for (README, "Decoding").
+    # Every face at least this many pixels wide in the original photo is searched for, 20 to 2000
+    # (README, "Decoding": the photo is scanned at 80 / MIN_FACE_PX of its size).
     "MIN_FACE_PX": 100,
     # Photos one detect worker holds (in work or waiting); more get 503 with Retry-After at once.
     "MAX_QUEUED_PHOTOS": 4,

@@ -34,3 +34,9 @@ def test_store_unreachable_is_a_503_and_the_health_says_so(detect_app):
     response = client.post("/detect", data=photo("face_recognition_test_images/obama.jpg"))
     assert response.status_code == 503 and "nothing was stored" in response.json["message"]
     assert client.get("/health").status_code == 503
+
+
+@pytest.mark.parametrize("min_face", [0, 10, 5000, "100", True])
+def test_a_minimum_face_size_outside_20_to_2000_px_stops_the_service_at_start(min_face):
+    with pytest.raises(ValueError, match="MIN_FACE_PX"):
+        create_app({"TESTING": True, "MIN_FACE_PX": min_face})

@@ -14,33 +14,46 @@ from detect_service.images import (
     UnsupportedImage,
     box_to_stored,
     decode_image,
-    detection_plan,
+    jpeg_reduction,
+    working_scale,
     upright,
 )
 
 ORIENTATIONS = range(1, 9)
 
 
-@pytest.mark.parametrize("min_face_px, plan", [(100, (1, 0)), (40, (1, 1)), (20, (1, 2)), (160, (2, 0)), (320, (4, 0)), (700, (8, 0))])
-def test_detection_plan_finds_every_face_of_the_minimum_size(min_face_px, plan):
-    reduction, upsample = detection_plan(min_face_px)
-    assert (reduction, upsample) == plan
-    assert HOG_WINDOW_PX * reduction / 2**upsample <= min_face_px
+@pytest.mark.parametrize("min_face_px, reduction", [(100, 2), (40, 1), (64, 1), (160, 2), (200, 4), (320, 4), (700, 8)])
+def test_the_detection_image_finds_every_face_of_the_minimum_size(min_face_px, reduction):
+    scale = working_scale(min_face_px, 1920, 1080)
+    assert HOG_WINDOW_PX / scale <= min_face_px
+    assert jpeg_reduction(scale) == reduction and (reduction == 1 or reduction * scale <= 1.6)  # enlarged ≤ 1.6×
+
+
+def test_a_huge_photo_is_scanned_within_the_working_pixel_limit():
+    scale = working_scale(100, 12_000, 8_000)  # 96 MP
+    assert (12_000 * scale) * (8_000 * scale) == pytest.approx(12_000_000)
+
+
+def test_the_working_image_is_never_smaller_than_the_scale_asks():
+    data = photo("fr_examples/obama/obama-1080p.jpg")
+    p = decode_image(data, 100)  # reduced 2×, then enlarged 1.6× to 0.8 of full size
+    assert p.pixels.shape == (864, 1536, 3)
+    assert HOG_WINDOW_PX * p.scale[0] >= 100 and HOG_WINDOW_PX * p.scale[1] >= 100
 
 
 def test_reduced_decode_reports_full_resolution_and_its_scale():
     data = photo("fr_examples/obama/obama-1080p.jpg")
-    full, half = decode_image(data, 1), decode_image(data, 2)
+    full, half = decode_image(data), decode_image(data, 160)  # 160 px: a ½ decode, no resize
     assert (full.width, full.height) == (half.width, half.height) == (1920, 1080)
     assert full.pixels.shape == (1080, 1920, 3) and half.pixels.shape == (540, 960, 3)
     assert half.scale == (2.0, 2.0)
     assert half.pixels.flags.c_contiguous and half.pixels.dtype == np.uint8
 
 
-def test_png_is_shrunk_after_decoding_when_reduced():
-    p = decode_image(photo("face_recognition_test_images/32bit.png"), 4)
+def test_png_is_shrunk_after_decoding():
+    p = decode_image(photo("face_recognition_test_images/32bit.png"), 320)
     assert (p.width, p.height) == (626, 1200)
-    assert p.pixels.shape == (300, 157, 3)  # 4× smaller, rounded up, alpha dropped
+    assert p.pixels.shape == (300, 156, 3)  # 4× smaller, rounded down, alpha dropped
 
 
 @pytest.mark.parametrize("orientation", ORIENTATIONS)
