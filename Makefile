@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: run test fuzz bench-latency load clean
+.PHONY: run test fuzz bench load clean
 
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
@@ -16,9 +16,10 @@ test: $(VENV)/.installed-test
 fuzz: $(VENV)/.installed-test
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) FACEREC_FUZZ_PROFILE=long $(PYTHON) -m pytest -p no:warnings tests/test_fuzz.py
 
-# /detect latency next to the original service's pipeline (not part of make test).
-bench-latency: $(VENV)/.installed
-	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/latency.py
+# facerec next to the reference pipelines, and the store at 10 k to 1 M faces (not part of make test).
+# ARGS="--photos DIR" measures your own photos.
+bench: $(VENV)/.installed-bench
+	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/bench.py $(ARGS)
 
 # Ten minutes of mixed load at saturation, bad uploads included (not part of make test).
 load: $(VENV)/.installed
@@ -32,6 +33,10 @@ $(VENV)/.installed: requirements.txt scripts/install-dlib.sh
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-bench.txt
 	touch $@
 
 clean:

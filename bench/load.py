@@ -20,23 +20,14 @@ from pathlib import Path
 
 import requests
 
-from services import DETECT, FACES, STORE, start_services, stop_services
+from services import DETECT, FACES, STORE, rss_mb, start_services, stop_services, worker_pids
 
 PHOTOS = sorted((FACES / "lfw10").glob("*/*.jpg")) + sorted((FACES / "fr_examples").glob("*/*.jp*g"))
 
 
-def rss_mb(procs):
+def rss_by_pid(procs):
     """RSS of every process of both services (arbiters and workers), by pid."""
-    pids = [p.pid for p in procs]
-    for parent in list(pids):
-        children = Path(f"/proc/{parent}/task/{parent}/children")
-        pids += [int(c) for c in children.read_text().split()] if children.exists() else []
-    out = {}
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                out[pid] = int(line.split()[1]) / 1024
-    return out
+    return {pid: rss_mb(pid) for proc in procs for pid in [proc.pid, *worker_pids(proc)]}
 
 
 def one_request(rng, seen):
@@ -92,10 +83,10 @@ def main():
             # "Start" RSS once the workers are warm (models touched, buffers and arenas grown): growth
             # after that is what a leak looks like.
             time.sleep(min(60, args.seconds / 10))
-            rss_start = rss_mb(procs)
+            rss_start = rss_by_pid(procs)
             for t in threads:
                 t.join()
-            rss_end = rss_mb(procs)
+            rss_end = rss_by_pid(procs)
         finally:
             stop_services(procs)
     report = {

@@ -1,0 +1,354 @@
+"""facerec next to the reference pipelines, side by side on the same photos, in one run.
+
+    make bench                      # every photo of 1 MP or more in ../shared/data/faces/
+    make bench ARGS="--photos DIR"  # or your own folder
+
+1. /detect latency, photo by photo, one request at a time: facerec through its HTTP API (services
+   started here), the original service's pipeline and the face_recognition library (bench/references.py,
+   each in a worker process of its own). Faces found, and facerec's recall of the faces of 100 px or
+   more that either reference finds (the same face: boxes overlapping at IoU >= 0.5).
+2. Throughput with every core busy, and with one worker; each worker's peak memory.
+3. dlib itself: encoding time per face and HOG time on the 1080p photo.
+4. The store: insert rate over HTTP, and /similar latency at 10 k, 100 k and 1 M faces (real
+   descriptors plus jittered copies), its start-up time and memory per face.
+5. A detect worker's peak memory on a 36 MP JPEG.
+
+Prints a table and writes bench/results.json.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import requests
+from PIL import Image
+
+import references
+from services import DETECT, FACES, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
+
+import dlib  # noqa: E402  (after services, which puts the repo on sys.path)
+from detect_service.faces import Models
+from detect_service.images import decode_image
+
+CORES = os.cpu_count()
+CLASSES = [("1-2.5 MP (1080p)", 1, 2.5), ("2.5-8 MP", 2.5, 8), (">= 8 MP (12 MP)", 8, 1000)]
+STORE_SIZES = [10_000, 100_000, 1_000_000]
+WARM_UP = FACES / "face_recognition_test_images/obama.jpg"
+
+
+def photos_of(folder, min_mp=1.0):
+    """Every image of `min_mp` megapixels or more under `folder`, with its size in MP."""
+    found = []
+    for path in sorted(Path(folder).rglob("*")):
+        try:
+            with Image.open(path) as image:
+                mp = image.width * image.height / 1e6
+        except (OSError, ValueError):
+            continue
+        if mp >= min_mp:
+            found.append((path, mp))
+    return found
+
+
+def percentile(values, q):
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def summary(seconds, mps):
+    ms = [s * 1000 for s in seconds]
+    by_class = {}
+    for label, low, high in CLASSES:
+        inside = [m for m, mp in zip(ms, mps) if low <= mp < high]
+        by_class[label] = statistics.median(inside) if inside else None
+    return {"median_ms": statistics.median(ms), "p95_ms": percentile(ms, 95), "by_class_ms": by_class}
+
+
+# ---- 1 and 2: the pipelines on the photos ----------------------------------------------------------
+
+
+def facerec_pass(photos, workers, clients):
+    """Latency photo by photo (when clients == 1) or throughput; boxes per photo; workers' peak RSS."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        procs = start_services(data_dir, DETECT_WORKERS=workers)
+        try:
+            session = requests.Session()
+            for _ in range(workers * 2):  # each worker's first request loads nothing, but warms caches
+                session.post(DETECT + "/detect", data=WARM_UP.read_bytes(), timeout=120).raise_for_status()
+            results = [None] * len(photos)
+            todo = iter(range(len(photos)))
+            lock = threading.Lock()
+
+            def client():
+                s = requests.Session()
+                while True:
+                    with lock:
+                        i = next(todo, None)
+                    if i is None:
+                        return
+                    data = photos[i][0].read_bytes()
+                    while True:
+                        start = time.perf_counter()
+                        r = s.post(DETECT + "/detect", data=data, timeout=300)
+                        if r.status_code != 503:
+                            break
+                        time.sleep(0.05)
+                    r.raise_for_status()
+                    boxes = [tuple(f["box"][k] for k in ("left", "top", "width", "height")) for f in r.json()["faces"]]
+                    results[i] = (boxes, time.perf_counter() - start)
+
+            start = time.perf_counter()
+            threads = [threading.Thread(target=client) for _ in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - start
+            peak = max(peak_rss_mb(pid) for pid in worker_pids(procs[1]))
+            descriptors = stored_descriptors(data_dir)
+        finally:
+            stop_services(procs)
+    return results, wall, peak, descriptors
+
+
+def stored_descriptors(data_dir):
+    db = sqlite3.connect(os.path.join(data_dir, "faces.sqlite3"))
+    blobs = [row[0] for row in db.execute("SELECT descriptor FROM faces")]
+    db.close()
+    return np.frombuffer(b"".join(blobs), "<f4").reshape(-1, 128) if blobs else np.zeros((0, 128), np.float32)
+
+
+def reference_pass(name, photos, workers):
+    """The reference `name` over the photos in `workers` processes: results per photo, wall time, peak RSS."""
+    with concurrent.futures.ProcessPoolExecutor(workers, initializer=references.run, initargs=(name, WARM_UP)) as pool:
+        start = time.perf_counter()
+        out = list(pool.map(references.run, [name] * len(photos), [p for p, _ in photos]))
+        wall = time.perf_counter() - start
+    return [(boxes, seconds) for boxes, seconds, _ in out], wall, max(peak for _, _, peak in out)
+
+
+def iou(a, b):
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = w * h
+    return inter / (aw * ah + bw * bh - inter) if inter else 0.0
+
+
+def recall(ours, theirs_lists, min_px=references.MIN_FACE_PX):
+    """(faces of min_px or more that any reference found, how many of those facerec found), over all photos."""
+    wanted = found = 0
+    for our_boxes, *their_boxes in zip(ours, *theirs_lists):
+        union = []
+        for box in (b for boxes in their_boxes for b in boxes if min(b[2], b[3]) >= min_px):
+            if all(iou(box, u) < 0.5 for u in union):
+                union.append(box)
+        wanted += len(union)
+        found += sum(any(iou(u, b) >= 0.5 for b in our_boxes) for u in union)
+    return wanted, found
+
+
+# ---- 3: dlib itself --------------------------------------------------------------------------------
+
+
+def dlib_speed():
+    models = Models()
+    photo = decode_image((FACES / "fr_examples/obama/obama-1080p.jpg").read_bytes())
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        rects = models.detector(photo.pixels, 0)
+        times.append(time.perf_counter() - start)
+    group = decode_image((FACES / "dlib_faces/_unlabeled_group/bald_guys.jpg").read_bytes())  # many faces
+    rects = models.detector(group.pixels, 1)
+    shapes = dlib.full_object_detections([models.predictor(group.pixels, r) for r in rects])
+    encode = []
+    for _ in range(5):
+        start = time.perf_counter()
+        models.encoder.compute_face_descriptor(group.pixels, shapes)
+        encode.append((time.perf_counter() - start) / len(shapes))
+    return {"hog_1080p_ms": statistics.median(times) * 1000, "encode_ms_per_face": statistics.median(encode) * 1000,
+            "faces_in_batch": len(shapes), "build": models.build}
+
+
+# ---- 4: the store ----------------------------------------------------------------------------------
+
+
+def jittered(real, count, rng):
+    """`count` descriptors: the real ones, then copies with noise (each a distinct point, like new faces)."""
+    picks = real[rng.integers(0, len(real), count)]
+    out = picks + rng.normal(0, 0.02, picks.shape).astype(np.float32)
+    out[: min(len(real), count)] = real[:count]
+    return out
+
+
+def similar_latency(ids, rng, queries=400):
+    session = requests.Session()
+    ms = []
+    for face in (ids[i] for i in rng.integers(0, len(ids), queries)):
+        start = time.perf_counter()
+        session.get(f"{STORE}/faces/{face}/similar", timeout=30).raise_for_status()
+        ms.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99)}
+
+
+def bulk_insert(path, vectors):
+    """Faces written straight into the store's table, as the store would write them (bench set-up only)."""
+    import hashlib
+
+    db = sqlite3.connect(path)
+    rows = ((hashlib.sha256(v.tobytes()).hexdigest(), v.tobytes(), "bench", 0, 0, 100, 100, "2026-01-01T00:00:00")
+            for v in vectors.astype("<f4"))
+    with db:
+        db.executemany("INSERT OR IGNORE INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width,"
+                       " box_height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    ids = [row[0] for row in db.execute("SELECT id FROM faces")]
+    db.close()
+    return ids
+
+
+def store_bench(real, seed=0):
+    rng = np.random.default_rng(seed)
+    vectors = jittered(real, STORE_SIZES[-1], rng)
+    out = {}
+    with tempfile.TemporaryDirectory() as data_dir:
+        path = os.path.join(data_dir, "faces.sqlite3")
+        procs = start_services(data_dir, names=("store",))
+        base_rss = rss_mb(worker_pids(procs[0])[0])  # the store's one worker, empty
+        # Insert rate over HTTP: one request per photo of 4 faces, each an acknowledged, durable commit.
+        session, first = requests.Session(), STORE_SIZES[0]
+        start = time.perf_counter()
+        for i in range(0, first, 4):
+            faces = [{"descriptor": v.tolist(), "box": {"left": 0, "top": 0, "width": 100, "height": 100}} for v in vectors[i:i + 4]]
+            session.post(STORE + "/faces", json={"photo_sha256": f"{i:064x}", "faces": faces}, timeout=30).raise_for_status()
+        out["insert_faces_per_s"] = first / (time.perf_counter() - start)
+        stop_services(procs)
+        done = first
+        for size in STORE_SIZES:
+            ids = bulk_insert(path, vectors[done:size]) if size > done else None
+            done = size
+            start = time.perf_counter()
+            procs = start_services(data_dir, names=("store",))
+            started = time.perf_counter() - start
+            pid = worker_pids(procs[0])[0]
+            ids = ids or [row[0] for row in sqlite3.connect(path).execute("SELECT id FROM faces")]
+            out[size] = {"start_s": started, **similar_latency(ids, rng),
+                         "kb_per_face": (rss_mb(pid) - base_rss) * 1024 / size}
+            stop_services(procs)
+    return out
+
+
+# ---- 5: a 36 MP JPEG -------------------------------------------------------------------------------
+
+
+def peak_on_36mp():
+    src = cv2.imread(str(FACES / "deepface_tests/person_img38/img40.jpg"))
+    factor = (36e6 / (src.shape[0] * src.shape[1])) ** 0.5
+    big = cv2.resize(src, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)  # 36 MP, same shape
+    ok, jpeg = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    with tempfile.TemporaryDirectory() as data_dir:
+        procs = start_services(data_dir, DETECT_WORKERS=1)
+        try:
+            worker = worker_pids(procs[1])[0]
+            requests.post(DETECT + "/detect", data=WARM_UP.read_bytes(), timeout=120).raise_for_status()
+            before = peak_rss_mb(worker)
+            r = requests.post(DETECT + "/detect", data=jpeg.tobytes(), timeout=300)
+            r.raise_for_status()
+            return {"before_mb": before, "peak_mb": peak_rss_mb(worker), "faces": len(r.json()["faces"])}
+        finally:
+            stop_services(procs)
+
+
+# ---- the run ---------------------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", default=str(FACES), help="a folder of photos (default: the shared sets)")
+    parser.add_argument("--min-mp", type=float, default=1.0)
+    parser.add_argument("--skip-store", action="store_true", help="leave out the store's 1 M-face part")
+    args = parser.parse_args()
+    photos = photos_of(args.photos, args.min_mp)
+    mps = [mp for _, mp in photos]
+    print(f"{len(photos)} photos of {args.min_mp} MP or more; {CORES} cores", flush=True)
+    report = {"machine": f"{platform.processor() or platform.machine()}, {CORES} cores, {platform.python_version()}",
+              "photos": len(photos)}
+
+    ours, _, ours_peak, real = facerec_pass(photos, 1, 1)
+    theirs = {name: reference_pass(name, photos, 1) for name in references.PIPELINES}
+    pipelines = {"facerec": (ours, ours_peak), **{n: (r, peak) for n, (r, _, peak) in theirs.items()}}
+    report["latency"] = {n: {**summary([s for _, s in r], mps), "faces": sum(len(b) for b, _ in r), "peak_worker_mb": peak}
+                         for n, (r, peak) in pipelines.items()}
+    wanted, found = recall([b for b, _ in ours], [[b for b, _ in r] for r, _, _ in theirs.values()])
+    report["recall"] = {"reference_faces": wanted, "found": found, "recall": found / wanted if wanted else None}
+    big = [(b, s) for (b, s), mp in zip(ours, mps) if mp >= 8]
+    report["recall_12mp"] = recall([b for b, _ in big], [[b for (b, _), mp in zip(r, mps) if mp >= 8] for r, _, _ in theirs.values()])
+    print("latency done", flush=True)
+
+    report["throughput"] = {}
+    for workers in sorted({1, CORES}):
+        _, wall, peak, _ = facerec_pass(photos, workers, 2 * workers)
+        report["throughput"][f"facerec, {workers} worker(s)"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
+    for name in references.PIPELINES:
+        _, wall, peak = reference_pass(name, photos, CORES)
+        report["throughput"][f"{name}, {CORES} processes"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
+    print("throughput done", flush=True)
+
+    report["dlib"] = dlib_speed()
+    report["detect_36mp"] = peak_on_36mp()
+    if not args.skip_store and len(real):
+        report["store"] = store_bench(real)
+    print_table(report)
+    (Path(__file__).parent / "results.json").write_text(json.dumps(report, indent=2, default=str))
+
+
+def print_table(report):
+    lat = report["latency"]
+    print(f"\n{report['machine']}; {report['photos']} photos; dlib {report['dlib']['build']}\n")
+    head = ["", *lat]
+    rows = [("median ms / photo", *(f"{v['median_ms']:.0f}" for v in lat.values())),
+            ("p95 ms / photo", *(f"{v['p95_ms']:.0f}" for v in lat.values()))]
+    for label, _, _ in CLASSES:
+        rows.append((f"median ms, {label}", *(f"{v['by_class_ms'][label]:.0f}" if v["by_class_ms"][label] else "-" for v in lat.values())))
+    rows.append(("faces found", *(str(v["faces"]) for v in lat.values())))
+    rows.append(("peak MB / worker", *(f"{v['peak_worker_mb']:.0f}" for v in lat.values())))
+    width = max(len(r[0]) for r in rows)
+    print(f"{head[0]:{width}} " + " ".join(f"{h:>17}" for h in head[1:]))
+    for row in rows:
+        print(f"{row[0]:{width}} " + " ".join(f"{c:>17}" for c in row[1:]))
+    print("\nspeed-up of facerec, median per photo:")
+    for name in references.PIPELINES:
+        ratios = {label: lat[name]["by_class_ms"][label] / lat["facerec"]["by_class_ms"][label]
+                  for label, _, _ in CLASSES if lat["facerec"]["by_class_ms"][label]}
+        print(f"  vs {name}: all {lat[name]['median_ms'] / lat['facerec']['median_ms']:.1f}x; "
+              + "; ".join(f"{k} {v:.1f}x" for k, v in ratios.items()))
+    rc = report["recall"]
+    print(f"recall of reference faces >= 100 px: {rc['found']}/{rc['reference_faces']} = {rc['recall']:.3f}"
+          f" (>= 8 MP: {report['recall_12mp'][1]}/{report['recall_12mp'][0]})")
+    print("\nthroughput, photos/s:")
+    for name, t in report["throughput"].items():
+        print(f"  {name:32} {t['photos_per_s']:6.2f}   peak {t['peak_worker_mb']:.0f} MB/worker")
+    d = report["dlib"]
+    print(f"\ndlib: encoding {d['encode_ms_per_face']:.1f} ms/face (batch of {d['faces_in_batch']}), HOG 1080p {d['hog_1080p_ms']:.0f} ms")
+    m = report["detect_36mp"]
+    print(f"36 MP JPEG: detect worker peak {m['peak_mb']:.0f} MB (before it {m['before_mb']:.0f} MB), {m['faces']} faces")
+    if "store" in report:
+        s = report["store"]
+        print(f"\nstore: {s['insert_faces_per_s']:.0f} faces/s inserted over HTTP (4 a request, durable commits)")
+        for size in STORE_SIZES:
+            v = s[size]
+            print(f"  {size:>9,} faces: /similar p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms;"
+                  f" start-up {v['start_s']:.1f} s; {v['kb_per_face']:.2f} KB/face")
+
+
+if __name__ == "__main__":
+    main()
