@@ -36,7 +36,7 @@ import references
 from services import DETECT, FACES, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
 
 import dlib  # noqa: E402  (after services, which puts the repo on sys.path)
-from detect_service.faces import Models
+from detect_service.faces import Models, analyse_photo
 from detect_service.images import decode_image
 
 CORES = os.cpu_count()
@@ -223,27 +223,32 @@ def store_bench(real, seed=0):
     with tempfile.TemporaryDirectory() as data_dir:
         path = os.path.join(data_dir, "faces.sqlite3")
         procs = start_services(data_dir, names=("store",))
-        base_rss = rss_mb(worker_pids(procs[0])[0])  # the store's one worker, empty
-        # Insert rate over HTTP: one request per photo of 4 faces, each an acknowledged, durable commit.
-        session, first = requests.Session(), STORE_SIZES[0]
-        start = time.perf_counter()
-        for i in range(0, first, 4):
-            faces = [{"descriptor": v.tolist(), "box": {"left": 0, "top": 0, "width": 100, "height": 100}} for v in vectors[i:i + 4]]
-            session.post(STORE + "/faces", json={"photo_sha256": f"{i:064x}", "faces": faces}, timeout=30).raise_for_status()
-        out["insert_faces_per_s"] = first / (time.perf_counter() - start)
-        stop_services(procs)
+        try:
+            base_rss = rss_mb(worker_pids(procs[0])[0])  # the store's one worker, empty
+            # Insert rate over HTTP: one request per photo of 4 faces, each an acknowledged, durable commit.
+            session, first = requests.Session(), STORE_SIZES[0]
+            start = time.perf_counter()
+            for i in range(0, first, 4):
+                faces = [{"descriptor": v.tolist(), "box": {"left": 0, "top": 0, "width": 100, "height": 100}}
+                         for v in vectors[i:i + 4]]
+                session.post(STORE + "/faces", json={"photo_sha256": f"{i:064x}", "faces": faces}, timeout=30).raise_for_status()
+            out["insert_faces_per_s"] = first / (time.perf_counter() - start)
+        finally:
+            stop_services(procs)
         done = first
         for size in STORE_SIZES:
             ids = bulk_insert(path, vectors[done:size]) if size > done else None
             done = size
             start = time.perf_counter()
             procs = start_services(data_dir, names=("store",))
-            started = time.perf_counter() - start
-            pid = worker_pids(procs[0])[0]
-            ids = ids or [row[0] for row in sqlite3.connect(path).execute("SELECT id FROM faces")]
-            out[size] = {"start_s": started, **similar_latency(ids, rng),
-                         "kb_per_face": (rss_mb(pid) - base_rss) * 1024 / size}
-            stop_services(procs)
+            try:
+                started = time.perf_counter() - start
+                pid = worker_pids(procs[0])[0]
+                ids = ids or [row[0] for row in sqlite3.connect(path).execute("SELECT id FROM faces")]
+                out[size] = {"start_s": started, **similar_latency(ids, rng),
+                             "kb_per_face": (rss_mb(pid) - base_rss) * 1024 / size}
+            finally:
+                stop_services(procs)
     return out
 
 
@@ -275,14 +280,33 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", default=str(FACES), help="a folder of photos (default: the shared sets)")
     parser.add_argument("--min-mp", type=float, default=1.0)
-    parser.add_argument("--skip-store", action="store_true", help="leave out the store's 1 M-face part")
+    parser.add_argument("--parts", default="photos,dlib,store", help="which of photos, dlib, store to run")
     args = parser.parse_args()
-    photos = photos_of(args.photos, args.min_mp)
-    mps = [mp for _, mp in photos]
-    print(f"{len(photos)} photos of {args.min_mp} MP or more; {CORES} cores", flush=True)
-    report = {"machine": f"{platform.processor() or platform.machine()}, {CORES} cores, {platform.python_version()}",
-              "photos": len(photos)}
+    parts = args.parts.split(",")
+    out = Path(__file__).parent / "results.json"
+    report = {"machine": f"{platform.processor() or platform.machine()}, {CORES} cores, Python {platform.python_version()}"}
+    real = np.zeros((0, 128), np.float32)
+    if "photos" in parts:
+        photos = photos_of(args.photos, args.min_mp)
+        print(f"{len(photos)} photos of {args.min_mp} MP or more; {CORES} cores", flush=True)
+        real = photo_bench(photos, report)
+        out.write_text(json.dumps(report, indent=2))
+    if "dlib" in parts:
+        report["dlib"] = dlib_speed()
+        report["detect_36mp"] = peak_on_36mp()
+    if "store" in parts:
+        if not len(real):  # the store alone: descriptors of the shared test images
+            real = np.array([f.descriptor for p in sorted(FACES.rglob("*.jpg"))[:300]
+                             for f in analyse_photo(Models(), p.read_bytes())[1]])
+        report["store"] = store_bench(real)
+    print_table(report)
+    out.write_text(json.dumps(report, indent=2))
 
+
+def photo_bench(photos, report):
+    """Parts 1 and 2 into `report`; returns the descriptors facerec stored (for the store's part)."""
+    mps = [mp for _, mp in photos]
+    report["photos"] = len(photos)
     ours, _, ours_peak, real = facerec_pass(photos, 1, 1)
     theirs = {name: reference_pass(name, photos, 1) for name in references.PIPELINES}
     pipelines = {"facerec": (ours, ours_peak), **{n: (r, peak) for n, (r, _, peak) in theirs.items()}}
@@ -290,10 +314,9 @@ def main():
                          for n, (r, peak) in pipelines.items()}
     wanted, found = recall([b for b, _ in ours], [[b for b, _ in r] for r, _, _ in theirs.values()])
     report["recall"] = {"reference_faces": wanted, "found": found, "recall": found / wanted if wanted else None}
-    big = [(b, s) for (b, s), mp in zip(ours, mps) if mp >= 8]
-    report["recall_12mp"] = recall([b for b, _ in big], [[b for (b, _), mp in zip(r, mps) if mp >= 8] for r, _, _ in theirs.values()])
+    big = [b for (b, _), mp in zip(ours, mps) if mp >= 8]
+    report["recall_12mp"] = recall(big, [[b for (b, _), mp in zip(r, mps) if mp >= 8] for r, _, _ in theirs.values()])
     print("latency done", flush=True)
-
     report["throughput"] = {}
     for workers in sorted({1, CORES}):
         _, wall, peak, _ = facerec_pass(photos, workers, 2 * workers)
@@ -302,18 +325,30 @@ def main():
         _, wall, peak = reference_pass(name, photos, CORES)
         report["throughput"][f"{name}, {CORES} processes"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
     print("throughput done", flush=True)
-
-    report["dlib"] = dlib_speed()
-    report["detect_36mp"] = peak_on_36mp()
-    if not args.skip_store and len(real):
-        report["store"] = store_bench(real)
-    print_table(report)
-    (Path(__file__).parent / "results.json").write_text(json.dumps(report, indent=2, default=str))
+    return real
 
 
 def print_table(report):
+    print(f"\n{report['machine']}")
+    if "latency" in report:
+        print_photos(report)
+    if "dlib" in report:
+        d, m = report["dlib"], report["detect_36mp"]
+        print(f"\ndlib {d['build']}: encoding {d['encode_ms_per_face']:.1f} ms/face (batch of {d['faces_in_batch']}),"
+              f" HOG on the 1080p photo {d['hog_1080p_ms']:.0f} ms")
+        print(f"36 MP JPEG: detect worker peak {m['peak_mb']:.0f} MB (before it {m['before_mb']:.0f} MB), {m['faces']} faces")
+    if "store" in report:
+        s = report["store"]
+        print(f"\nstore: {s['insert_faces_per_s']:.0f} faces/s inserted over HTTP (4 a request, durable commits)")
+        for size in STORE_SIZES:
+            v = s[size]
+            print(f"  {size:>9,} faces: /similar p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms;"
+                  f" start-up {v['start_s']:.1f} s; {v['kb_per_face']:.2f} KB/face")
+
+
+def print_photos(report):
     lat = report["latency"]
-    print(f"\n{report['machine']}; {report['photos']} photos; dlib {report['dlib']['build']}\n")
+    print(f"{report['photos']} photos\n")
     head = ["", *lat]
     rows = [("median ms / photo", *(f"{v['median_ms']:.0f}" for v in lat.values())),
             ("p95 ms / photo", *(f"{v['p95_ms']:.0f}" for v in lat.values()))]
@@ -337,17 +372,6 @@ def print_table(report):
     print("\nthroughput, photos/s:")
     for name, t in report["throughput"].items():
         print(f"  {name:32} {t['photos_per_s']:6.2f}   peak {t['peak_worker_mb']:.0f} MB/worker")
-    d = report["dlib"]
-    print(f"\ndlib: encoding {d['encode_ms_per_face']:.1f} ms/face (batch of {d['faces_in_batch']}), HOG 1080p {d['hog_1080p_ms']:.0f} ms")
-    m = report["detect_36mp"]
-    print(f"36 MP JPEG: detect worker peak {m['peak_mb']:.0f} MB (before it {m['before_mb']:.0f} MB), {m['faces']} faces")
-    if "store" in report:
-        s = report["store"]
-        print(f"\nstore: {s['insert_faces_per_s']:.0f} faces/s inserted over HTTP (4 a request, durable commits)")
-        for size in STORE_SIZES:
-            v = s[size]
-            print(f"  {size:>9,} faces: /similar p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms;"
-                  f" start-up {v['start_s']:.1f} s; {v['kb_per_face']:.2f} KB/face")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ def start_services(data_dir, names=("store", "detect"), **settings):
     env.update({f"FACEREC_{k}": str(v) for k, v in settings.items()})
     procs = [subprocess.Popen(command(n), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for n in names]
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
             if requests.get((DETECT if "detect" in names else STORE) + "/health", timeout=2).ok:
                 return procs
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # still starting, or loading a large store
             pass
         time.sleep(0.3)
     stop_services(procs)
