@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-DIM = 128
+from .index import DIM, Index
+
 # Migration N takes a database from schema version N to N + 1; PRAGMA user_version records where a
 # database stands, so each runs once. Append, never edit: databases out there hold the older versions.
 MIGRATIONS = [
@@ -85,16 +86,16 @@ class FaceStore:
                 self._db.execute(f"PRAGMA user_version={number + 1}")
 
     def _load(self):
-        rows = self._db.execute("SELECT id, descriptor FROM faces").fetchall()
-        self._ids = [face for face, _ in rows]
-        self._row = {face: i for i, face in enumerate(self._ids)}
-        self._matrix = np.zeros((_capacity(len(rows)), DIM), np.float32)
-        if rows:
-            self._matrix[: len(rows)] = np.frombuffer(b"".join(d for _, d in rows), "<f4").reshape(-1, DIM)
-        self._sq_norms = np.einsum("ij,ij->i", self._matrix, self._matrix)
+        """Read every descriptor into the index, a chunk of rows at a time: a million rows fetched at
+        once would be ~700 MB of short-lived Python objects, and the heap would keep most of it."""
+        self._index = Index()
+        rows = self._db.execute("SELECT id, descriptor FROM faces")
+        while chunk := rows.fetchmany(8192):
+            self._index.add([face for face, _ in chunk], np.frombuffer(b"".join(d for _, d in chunk), "<f4").reshape(-1, DIM))
+        self._index.fit_axes()
 
     def __len__(self):
-        return len(self._ids)
+        return len(self._index)
 
     def add_faces(self, photo_sha256, faces, max_distance, limit):
         """Store one photo's faces in one transaction: all or none.
@@ -106,7 +107,7 @@ class FaceStore:
         ids = [hashlib.sha256(v.tobytes()).hexdigest() for v in vectors]
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         with self._lock:
-            created = [face not in self._row for face in ids]
+            created = [face not in self._index for face in ids]
             new = {face: (v, box) for face, v, box, c in zip(ids, vectors, boxes, created) if c}
             with self._transaction():
                 self._db.executemany(
@@ -114,8 +115,8 @@ class FaceStore:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [(face, v.tobytes(), photo_sha256, *box, now) for face, (v, box) in new.items()],
                 )
-            for face, (v, _) in new.items():
-                self._append(face, v)
+            if new:
+                self._index.add(list(new), np.array([v for v, _ in new.values()]))
             return [
                 {"id": face, "created": c, "matches": self._search(v, max_distance, limit, exclude=face)}
                 for face, v, c in zip(ids, vectors, created)
@@ -135,18 +136,18 @@ class FaceStore:
     def similar(self, face, max_distance, limit):
         """Stored faces within `max_distance` of `face`, nearest first, without `face` itself."""
         with self._lock:
-            if face not in self._row:
+            if face not in self._index:
                 raise UnknownFace(face)
-            vector = self._matrix[self._row[face]].copy()
+            vector = self._index.vector(face)
             return self._search(vector, max_distance, limit, exclude=face)
 
     def delete(self, face):
         with self._lock:
-            if face not in self._row:
+            if face not in self._index:
                 raise UnknownFace(face)
             with self._transaction():
                 self._db.execute("DELETE FROM faces WHERE id = ?", (face,))
-            self._remove(face)
+            self._index.remove(face)
 
     def close(self):
         with self._lock:
@@ -165,35 +166,8 @@ class FaceStore:
                 self._db.execute("ROLLBACK")
             raise
 
-    def _append(self, face, vector):
-        n = len(self._ids)
-        if n == len(self._matrix):  # np.resize fills the new rows with copies; rows past n are never read
-            self._matrix = np.resize(self._matrix, (_capacity(n), DIM))
-            self._sq_norms = np.resize(self._sq_norms, _capacity(n))
-        self._matrix[n] = vector
-        self._sq_norms[n] = vector @ vector
-        self._ids.append(face)
-        self._row[face] = n
-
-    def _remove(self, face):
-        # Move the last row into the hole, so the live rows stay one contiguous block.
-        i, last = self._row.pop(face), len(self._ids) - 1
-        if i != last:
-            moved = self._ids[last]
-            self._matrix[i], self._sq_norms[i] = self._matrix[last], self._sq_norms[last]
-            self._ids[i], self._row[moved] = moved, i
-        self._ids.pop()
-
     def _search(self, vector, max_distance, limit, exclude):
-        n = len(self._ids)
-        # ‖x − q‖² = ‖x‖² − 2x·q + ‖q‖²: one matrix-vector product over the live rows.
-        sq = self._sq_norms[:n] - 2 * (self._matrix[:n] @ vector) + vector @ vector
-        # float32 rounding can move a distance by ~1e-6; widen the cut, then decide on exact distances.
-        candidates = np.flatnonzero(sq <= (max_distance + 1e-4) ** 2)
-        exact = np.linalg.norm(self._matrix[candidates].astype(np.float64) - vector, axis=1)
-        order = np.argsort(exact, kind="stable")
-        hits = [(self._ids[candidates[k]], float(exact[k])) for k in order if exact[k] <= max_distance]
-        return [{"id": face, "distance": d} for face, d in hits if face != exclude][:limit]
+        return [{"id": face, "distance": d} for face, d in self._index.search(vector, max_distance, limit, exclude)]
 
 
 def exclusive_lock(path, timeout):
@@ -213,11 +187,6 @@ def exclusive_lock(path, timeout):
                 handle.close()
                 raise RuntimeError(f"another store process holds {path}") from None
             time.sleep(0.1)
-
-
-def _capacity(n):
-    # Grow by a quarter: appends stay amortised O(1) and at most 25 % of the matrix is slack.
-    return n + n // 4 + 1024
 
 
 # A box's numbers are pixels of a photo of at most MAX_IMAGE_PIXELS; the bound keeps any that is not
