@@ -113,17 +113,9 @@ def facerec_pass(photos, workers, clients):
                 t.join()
             wall = time.perf_counter() - start
             peak = max(peak_rss_mb(pid) for pid in worker_pids(procs[1]))
-            descriptors = stored_descriptors(data_dir)
         finally:
             stop_services(procs)
-    return results, wall, peak, descriptors
-
-
-def stored_descriptors(data_dir):
-    db = sqlite3.connect(os.path.join(data_dir, "faces.sqlite3"))
-    blobs = [row[0] for row in db.execute("SELECT descriptor FROM faces")]
-    db.close()
-    return np.frombuffer(b"".join(blobs), "<f4").reshape(-1, 128) if blobs else np.zeros((0, 128), np.float32)
+    return results, wall, peak
 
 
 def reference_pass(name, photos, workers):
@@ -181,6 +173,12 @@ def dlib_speed():
 
 
 # ---- 4: the store ----------------------------------------------------------------------------------
+
+
+def real_descriptors():
+    """Every face in the shared photo sets, as facerec describes it."""
+    models = Models()
+    return np.array([f.descriptor for p, _ in photos_of(FACES, 0) for f in analyse_photo(models, p.read_bytes())[1]])
 
 
 def jittered(real, count, rng):
@@ -245,8 +243,10 @@ def store_bench(real, seed=0):
                 started = time.perf_counter() - start
                 pid = worker_pids(procs[0])[0]
                 ids = ids or [row[0] for row in sqlite3.connect(path).execute("SELECT id FROM faces")]
-                out[size] = {"start_s": started, **similar_latency(ids, rng),
+                out[size] = {"start_s": started, **similar_latency(ids, rng), "rss_mb": rss_mb(pid),
                              "kb_per_face": (rss_mb(pid) - base_rss) * 1024 / size}
+                if size > first:  # what each face past the first 10 k costs, fixed costs (BLAS buffers) aside
+                    out[size]["marginal_kb_per_face"] = (out[size]["rss_mb"] - out[first]["rss_mb"]) * 1024 / (size - first)
             finally:
                 stop_services(procs)
     return out
@@ -285,29 +285,25 @@ def main():
     parts = args.parts.split(",")
     out = Path(__file__).parent / "results.json"
     report = {"machine": f"{platform.processor() or platform.machine()}, {CORES} cores, Python {platform.python_version()}"}
-    real = np.zeros((0, 128), np.float32)
     if "photos" in parts:
         photos = photos_of(args.photos, args.min_mp)
         print(f"{len(photos)} photos of {args.min_mp} MP or more; {CORES} cores", flush=True)
-        real = photo_bench(photos, report)
+        photo_bench(photos, report)
         out.write_text(json.dumps(report, indent=2))
     if "dlib" in parts:
         report["dlib"] = dlib_speed()
         report["detect_36mp"] = peak_on_36mp()
     if "store" in parts:
-        if not len(real):  # the store alone: descriptors of the shared test images
-            real = np.array([f.descriptor for p in sorted(FACES.rglob("*.jpg"))[:300]
-                             for f in analyse_photo(Models(), p.read_bytes())[1]])
-        report["store"] = store_bench(real)
+        report["store"] = store_bench(real_descriptors())
     print_table(report)
     out.write_text(json.dumps(report, indent=2))
 
 
 def photo_bench(photos, report):
-    """Parts 1 and 2 into `report`; returns the descriptors facerec stored (for the store's part)."""
+    """Parts 1 and 2 into `report`."""
     mps = [mp for _, mp in photos]
     report["photos"] = len(photos)
-    ours, _, ours_peak, real = facerec_pass(photos, 1, 1)
+    ours, _, ours_peak = facerec_pass(photos, 1, 1)
     theirs = {name: reference_pass(name, photos, 1) for name in references.PIPELINES}
     pipelines = {"facerec": (ours, ours_peak), **{n: (r, peak) for n, (r, _, peak) in theirs.items()}}
     report["latency"] = {n: {**summary([s for _, s in r], mps), "faces": sum(len(b) for b, _ in r), "peak_worker_mb": peak}
@@ -319,13 +315,12 @@ def photo_bench(photos, report):
     print("latency done", flush=True)
     report["throughput"] = {}
     for workers in sorted({1, CORES}):
-        _, wall, peak, _ = facerec_pass(photos, workers, 2 * workers)
+        _, wall, peak = facerec_pass(photos, workers, 2 * workers)
         report["throughput"][f"facerec, {workers} worker(s)"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
     for name in references.PIPELINES:
         _, wall, peak = reference_pass(name, photos, CORES)
         report["throughput"][f"{name}, {CORES} processes"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
     print("throughput done", flush=True)
-    return real
 
 
 def print_table(report):
@@ -343,7 +338,8 @@ def print_table(report):
         for size in STORE_SIZES:
             v = s[size]
             print(f"  {size:>9,} faces: /similar p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms;"
-                  f" start-up {v['start_s']:.1f} s; {v['kb_per_face']:.2f} KB/face")
+                  f" start-up {v['start_s']:.1f} s; {v['kb_per_face']:.2f} KB/face above the empty store"
+                  + (f", {v['marginal_kb_per_face']:.2f} KB for each face past 10 k" if "marginal_kb_per_face" in v else ""))
 
 
 def print_photos(report):

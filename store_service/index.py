@@ -3,9 +3,9 @@
 A query reads the stored descriptors once, so its cost is memory traffic: 51 MB at 100 k faces, 512 MB
 at 1 M, more than this machine's memory moves in the 5 ms and 60 ms a query may take. So a first pass
 reads only each face's PREFIX leading principal components, a quarter of the bytes. A projection never
-lengthens a distance, so every face within the threshold passes it; the exact distance then decides
+lengthens a distance, so every face within the threshold passes it; whole descriptors then decide
 for the few that do. The search stays exact, whatever axes are used; principal ones keep the first pass
-selective (at 0.36, a few hundred faces in a million pass it).
+selective.
 """
 import numpy as np
 
@@ -17,13 +17,15 @@ SLACK = 1e-5
 
 
 class Index:
-    def __init__(self):
+    def __init__(self, capacity=0):
+        """An empty index with room for `capacity` faces (a store loading that many)."""
         self._ids, self._row = [], {}
-        self._matrix = np.zeros((_capacity(0), DIM), np.float32)
+        self._matrix = np.zeros((_capacity(capacity), DIM), np.float32)
+        self._prefix = np.zeros((_capacity(capacity), PREFIX), np.float32)
+        self._prefix_sq = np.zeros(_capacity(capacity), np.float32)
+        self._sq_norms = np.zeros(_capacity(capacity), np.float32)
         self._axes = np.eye(DIM, PREFIX, dtype=np.float32)  # until there are faces to fit axes to
-        self._prefix = np.zeros((_capacity(0), PREFIX), np.float32)
-        self._prefix_sq = np.zeros(_capacity(0), np.float32)
-        self._fitted_on = 0
+        self._refit_at = capacity + 1024  # a store loading fits the axes once, when all are in
 
     def __len__(self):
         return len(self._ids)
@@ -37,15 +39,15 @@ class Index:
     def add(self, ids, vectors):
         """Append faces (IDs not yet in the index) and their float32 descriptors."""
         n, end = len(self._ids), len(self._ids) + len(ids)
-        if end > len(self._matrix):  # np.resize fills the new rows with copies; rows past n are never read
-            self._matrix = np.resize(self._matrix, (_capacity(end), DIM))
-            self._prefix = np.resize(self._prefix, (_capacity(end), PREFIX))
-            self._prefix_sq = np.resize(self._prefix_sq, _capacity(end))
+        if end > len(self._matrix):
+            self._matrix, self._sq_norms, self._prefix, self._prefix_sq = (
+                _grown(a, _capacity(end), n) for a in (self._matrix, self._sq_norms, self._prefix, self._prefix_sq))
         self._matrix[n:end] = vectors
+        self._sq_norms[n:end] = np.einsum("ij,ij->i", self._matrix[n:end], self._matrix[n:end])
         self._project(n, end)
         self._row.update(zip(ids, range(n, end)))
         self._ids.extend(ids)
-        if end >= 2 * self._fitted_on + 1024:  # refit as the faces double: amortised O(1) a face
+        if end >= self._refit_at:
             self.fit_axes()
 
     def remove(self, face):
@@ -53,7 +55,8 @@ class Index:
         i, last = self._row.pop(face), len(self._ids) - 1
         if i != last:
             moved = self._ids[last]
-            self._matrix[i], self._prefix[i], self._prefix_sq[i] = self._matrix[last], self._prefix[last], self._prefix_sq[last]
+            for array in (self._matrix, self._sq_norms, self._prefix, self._prefix_sq):
+                array[i] = array[last]
             self._ids[i], self._row[moved] = moved, i
         self._ids.pop()
 
@@ -65,25 +68,38 @@ class Index:
             _, _, axes = np.linalg.svd(sample - sample.mean(axis=0), full_matrices=False)
             self._axes = np.ascontiguousarray(axes[:PREFIX].T)
         self._project(0, n)
-        self._fitted_on = n
+        self._refit_at = 2 * n + 1024  # refit as the faces double: amortised O(1) a face
 
     def search(self, vector, max_distance, limit, exclude=None):
         """[(id, distance)] within `max_distance` of `vector`, nearest first, at most `limit`, without `exclude`."""
-        n = len(self._ids)
+        n, cut = len(self._ids), max_distance**2 + SLACK
+        # ‖x − q‖² = ‖x‖² − 2x·q + ‖q‖²: first one matrix-vector product over every face's prefix (in place:
+        # at a million faces each temporary would be 4 MB more to write),
         q = vector @ self._axes
-        # ‖x − q‖² = ‖x‖² − 2x·q + ‖q‖²: one matrix-vector product over the live rows' prefixes.
-        sq = self._prefix_sq[:n] - 2 * (self._prefix[:n] @ q) + q @ q
-        candidates = np.flatnonzero(sq <= max_distance**2 + SLACK)
-        exact = np.linalg.norm(self._matrix[candidates].astype(np.float64) - vector, axis=1)
-        within = exact <= max_distance
-        candidates, exact = candidates[within], exact[within]
-        nearest = np.argsort(exact, kind="stable")[: limit + 1]  # one more, in case `exclude` is among them
-        hits = [(self._ids[candidates[k]], float(exact[k])) for k in nearest]
+        sq = self._prefix[:n] @ q
+        sq *= -2
+        sq += self._prefix_sq[:n]
+        rows = np.flatnonzero(sq <= cut - q @ q)
+        # then over the whole descriptors of the faces that pass,
+        sq = self._sq_norms[rows] - 2 * (self._matrix[rows] @ vector) + vector @ vector
+        rows, sq = rows[sq <= cut], sq[sq <= cut]
+        if len(rows) > limit + 1:  # one more than asked, in case `exclude` is among them; SLACK keeps ties
+            rows = rows[sq <= np.partition(sq, limit)[limit] + SLACK]
+        # and the answer on distances computed in float64.
+        exact = np.linalg.norm(self._matrix[rows].astype(np.float64) - vector, axis=1)
+        hits = [(self._ids[rows[k]], float(exact[k])) for k in np.argsort(exact, kind="stable") if exact[k] <= max_distance]
         return [(face, d) for face, d in hits if face != exclude][:limit]
 
     def _project(self, start, end):
         self._prefix[start:end] = self._matrix[start:end] @ self._axes
         self._prefix_sq[start:end] = np.einsum("ij,ij->i", self._prefix[start:end], self._prefix[start:end])
+
+
+def _grown(array, capacity, n):
+    """`array` with room for `capacity` rows; np.zeros leaves the new rows' pages untouched (not in RSS)."""
+    grown = np.zeros((capacity, *array.shape[1:]), array.dtype)
+    grown[:n] = array[:n]
+    return grown
 
 
 def _capacity(n):

@@ -88,7 +88,7 @@ class FaceStore:
     def _load(self):
         """Read every descriptor into the index, a chunk of rows at a time: a million rows fetched at
         once would be ~700 MB of short-lived Python objects, and the heap would keep most of it."""
-        self._index = Index()
+        self._index = Index(capacity=self._db.execute("SELECT count(*) FROM faces").fetchone()[0])
         rows = self._db.execute("SELECT id, descriptor FROM faces")
         while chunk := rows.fetchmany(8192):
             self._index.add([face for face, _ in chunk], np.frombuffer(b"".join(d for _, d in chunk), "<f4").reshape(-1, DIM))
