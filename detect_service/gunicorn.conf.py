@@ -19,7 +19,8 @@ wsgi_app = "detect_service:create_app()"
 
 
 def post_fork(server, worker):
-    """Keep a worker's memory flat over days of photos.
+    """One OpenCV thread per worker, like BLAS: the workers already fill the cores, and OpenCV's own pool
+    would make them take turns. Keep a worker's memory flat over days of photos:
 
     glibc raises its mmap threshold each time a large block is freed, so after the first photo the
     multi-megabyte image buffers come from the heap and fragment it; a fixed threshold sends them back
@@ -27,6 +28,9 @@ def post_fork(server, worker):
     """
     import ctypes
 
+    import cv2
+
+    cv2.setNumThreads(1)
     libc = ctypes.CDLL("libc.so.6")
     M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
     libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024)
