@@ -43,3 +43,24 @@ def test_removing_moves_the_last_face_into_the_hole():
     for i in kept[::50]:
         assert index.search(vectors[i], 0.36, 100) == brute(vectors[kept], [ids[k] for k in kept], vectors[i], 0.36, 100, None)
         assert np.array_equal(index.vector(ids[i]), vectors[i])
+
+
+def test_within_finds_every_face_in_the_radius():
+    vectors = clustered(3000, seed=2)
+    index = Index()
+    index.add([f"f{i}" for i in range(len(vectors))], vectors)
+    for i in range(0, len(vectors), 101):
+        rows, d = index.within(vectors[i], 0.5)
+        want = np.flatnonzero(np.linalg.norm(vectors.astype(np.float64) - vectors[i], axis=1) <= 0.5)
+        assert sorted(rows.tolist()) == want.tolist()
+        assert np.allclose(d, np.linalg.norm(vectors[rows].astype(np.float64) - vectors[i], axis=1))
+
+
+def test_labels_move_with_their_faces():
+    vectors = clustered(100, seed=3)
+    index = Index()
+    index.add([f"f{i}" for i in range(100)], vectors, labels=np.arange(100))
+    index.remove("f5")
+    assert index.labels[index.rows["f99"]] == 99 and len(index.labels) == 99
+    index.add(["new"], vectors[:1])
+    assert index.labels[index.rows["new"]] == -1
