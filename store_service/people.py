@@ -443,7 +443,7 @@ class People:
             pass
 
     def stop(self):
-        """Stop a background re-cluster (between two rounds) and wait for it."""
+        """Stop a background re-cluster (between two steps of it) and wait for it."""
         self._cancel.set()
         if self._background is not None:
             self._background.join()
