@@ -41,6 +41,42 @@ DEFAULTS = {
     "API_KEY_FILE": None,
     # The key the detect service sends to the store in X-API-Key: one of the store's keys.
     "STORE_API_KEY": None,
+    # People (README, "People"; store_service/people.py and clusters.py). All distances are plain
+    # Euclidean between dlib descriptors, measured by `make bench-people`.
+    # A re-cluster merges two clusters while the RMS distance between their faces is within 0.6: dlib's
+    # own same-person bound (95-98 % of same-person pairs, 0.2-0.3 % of others, FINDINGS.md); averaged
+    # over whole clusters it merged no two people in our labelled sets.
+    "PEOPLE_CLUSTER_DISTANCE": 0.6,
+    # ... or while their centroids are within 0.48. The RMS distance counts each cluster's own spread,
+    # so two halves of one person who looks different from photo to photo (spread 0.38 in celeb5) stay
+    # apart at 0.6 even when their centres lie 0.39 apart; the nearest centres of two different people
+    # in our labelled sets lay 0.53 apart.
+    "PEOPLE_CENTROID_DISTANCE": 0.48,
+    # Each face links to its 10 nearest neighbours: enough to join every face of a person, few enough
+    # that 100 k faces make about 1 M links.
+    "PEOPLE_NEIGHBOURS": 10,
+    # Up to 20,000 faces the neighbours are exact (about 2 s); beyond, searched in k-means cells.
+    "PEOPLE_EXACT_LIMIT": 20000,
+    # A cluster of fewer than 2 faces is no person: a face alone stays unknown.
+    "PEOPLE_MIN_FACES": 2,
+    # A new face joins a person when its mean distance to that person's 3 nearest faces is within 0.6,
+    # dlib's bound (3 faces, not 1: one odd face of a person decides nothing; 0.55 or 0.57 left more
+    # faces of celeb5 unknown, for no gain in precision; `make bench-people`) ...
+    "PEOPLE_JOIN_DISTANCE": 0.6,
+    "PEOPLE_JOIN_NEAREST": 3,
+    # ... and at least 0.05 less than to any other person: between two people it stays unknown
+    # (0.08 changed nothing on the labelled sets but lost a few faces to unknown).
+    "PEOPLE_MARGIN": 0.05,
+    # Faces farther than 0.7 count as 0.7 in that mean (0.7: beyond anything that could join at 0.6).
+    "PEOPLE_NEAR": 0.7,
+    # A new face that joins nobody pairs with an unknown face of another photo within 0.6 into a new
+    # person: what a re-cluster does with two faces alone (their RMS distance is their distance). 0.5
+    # and 0.55 left more faces unknown (celeb5 incremental F1 0.87 and 0.93) with the same precision.
+    "PEOPLE_PAIR_DISTANCE": 0.6,
+    # Re-cluster in the background after this many new faces (0 = only on POST /people/recluster).
+    "PEOPLE_RECLUSTER_AFTER": 1000,
+    # Default and largest `limit` of GET /people and GET /people/audit.
+    "PEOPLE_PAGE_LIMIT": 200,
 }
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from .index import DIM, Index
+from .people import NO_PERSON, People
 
 # Migration N takes a database from schema version N to N + 1; PRAGMA user_version records where a
 # database stands, so each runs once. Append, never edit: databases out there hold the older versions.
@@ -35,6 +36,39 @@ MIGRATIONS = [
     # (higher is better), so people can be shown without the original photo. NULL for older faces.
     "ALTER TABLE faces ADD COLUMN thumbnail BLOB",
     "ALTER TABLE faces ADD COLUMN quality REAL",
+    # Versions 5 to 10: people (store_service/people.py). A face belongs to at most one person; `pinned`
+    # marks a face a user put there, which a re-cluster never moves.
+    """
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a deleted person's ID is never reused
+        name TEXT,
+        hidden INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    )
+    """,
+    "ALTER TABLE faces ADD COLUMN person_id INTEGER REFERENCES people (id)",
+    "ALTER TABLE faces ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX faces_by_person ON faces (person_id)",
+    # A face a user took out of a person never goes back to it.
+    """
+    CREATE TABLE cannot_link (
+        face_id TEXT NOT NULL,
+        person_id INTEGER NOT NULL,
+        PRIMARY KEY (face_id, person_id)
+    ) WITHOUT ROWID
+    """,
+    # Every correction: who, what, when, and the rows it changed as they were before (for undo).
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL,   -- JSON: the correction's arguments
+        before TEXT,            -- JSON: the rows as they were; NULL for what cannot be undone
+        undone INTEGER NOT NULL DEFAULT 0
+    )
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -65,7 +99,8 @@ def face_id(descriptor):
 
 
 class FaceStore:
-    def __init__(self, path, lock_timeout=30):
+    def __init__(self, path, lock_timeout=30, settings=None):
+        """`settings`: the PEOPLE_* settings (facerec/config.py), DEFAULTS when None."""
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._writer = exclusive_lock(path + ".lock", lock_timeout)
         self._lock = threading.Lock()
@@ -75,6 +110,7 @@ class FaceStore:
         self._db.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not just a crash
         self._migrate()
         self._load()
+        self.people = People(self, settings)
 
     def _migrate(self):
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -89,19 +125,24 @@ class FaceStore:
         """Read every descriptor into the index, a chunk of rows at a time: a million rows fetched at
         once would be ~700 MB of short-lived Python objects, and the heap would keep most of it."""
         self._index = Index(capacity=self._db.execute("SELECT count(*) FROM faces").fetchone()[0])
-        rows = self._db.execute("SELECT id, descriptor FROM faces")
+        # Each face's person is kept beside its descriptor (NO_PERSON for none), so people.py finds
+        # people with the same vectorised search.
+        rows = self._db.execute("SELECT id, descriptor, person_id FROM faces")
         while chunk := rows.fetchmany(8192):
-            self._index.add([face for face, _ in chunk], np.frombuffer(b"".join(d for _, d in chunk), "<f4").reshape(-1, DIM))
+            ids, blobs, persons = zip(*chunk)
+            self._index.add(list(ids), np.frombuffer(b"".join(blobs), "<f4").reshape(-1, DIM),
+                            [NO_PERSON if p is None else p for p in persons])
         self._index.fit_axes()
 
     def __len__(self):
         return len(self._index)
 
     def add_faces(self, photo_sha256, faces, max_distance, limit):
-        """Store one photo's faces in one transaction: all or none.
+        """Store one photo's faces in one transaction, each placed in a person or left unknown: all or none.
 
-        `faces` is a list of {"descriptor", "box"}. Returns, per face, {"id", "created", "matches"}:
-        the stored faces within `max_distance`, nearest first.
+        `faces` is a list of {"descriptor", "box"}. Returns, per face, {"id", "created", "matches",
+        "person", "person_distance"}: the stored faces within `max_distance`, nearest first, and the
+        face's person (None: unknown) with its distance to that person's faces (people.py).
         """
         vectors, boxes = zip(*map(_parse_face, faces)) if faces else ((), ())
         ids = [hashlib.sha256(v.tobytes()).hexdigest() for v in vectors]
@@ -115,11 +156,13 @@ class FaceStore:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [(face, v.tobytes(), photo_sha256, *box, now) for face, (v, box) in new.items()],
                 )
+                placed, persons = self.people.place(photo_sha256, ids, vectors, created)
             if new:
                 self._index.add(list(new), np.array([v for v, _ in new.values()]))
+            self.people.commit_places(persons)
             return [
-                {"id": face, "created": c, "matches": self._search(v, max_distance, limit, exclude=face)}
-                for face, v, c in zip(ids, vectors, created)
+                {"id": face, "created": c, "matches": self._search(v, max_distance, limit, exclude=face), **place}
+                for face, v, c, place in zip(ids, vectors, created, placed)
             ]
 
     def get(self, face):
@@ -147,9 +190,11 @@ class FaceStore:
                 raise UnknownFace(face)
             with self._transaction():
                 self._db.execute("DELETE FROM faces WHERE id = ?", (face,))
+                self.people.forget_face(face)
             self._index.remove(face)
 
     def close(self):
+        self.people.stop()  # first, outside the lock: a background re-cluster needs it to finish
         with self._lock:
             self._db.close()
             self._writer.close()  # releases the writer's lock

@@ -1,0 +1,295 @@
+"""People: which stored faces are one person (corrections.py: what users correct, audited).
+
+Over the store's one SQLite connection and lock (the store is the single writer). Every face belongs
+to at most one person. A new face joins a person as it arrives (`place`, inside the store's insert
+transaction) only when clearly closer to that person than to any other; a re-cluster (`recluster`)
+groups all faces again with clusters.py and keeps each person's ID, name and corrections.
+
+What users are promised, whatever re-clusters and new faces do:
+- two faces of one photo are never one person;
+- a face a user removed from a person never goes back to it (the cannot_link table);
+- a face a user assigned stays there (faces.pinned), and so do the faces of merged people;
+- names, hidden flags and merges survive a re-cluster.
+"""
+import threading
+import time
+from itertools import combinations
+
+import numpy as np
+
+from . import clusters
+from .corrections import NO_PERSON, Corrections, UnknownPerson, now
+
+# A re-cluster is computed on a snapshot, outside the lock; when a correction lands meanwhile, it is
+# computed again, and after this many tries it is computed holding the lock.
+STALE_RETRIES = 2
+
+
+class People(Corrections):
+    def __init__(self, store, settings=None):
+        from facerec.config import DEFAULTS
+
+        self.store, self.db = store, store._db
+        self.settings = {k: v for k, v in DEFAULTS.items() if k.startswith("PEOPLE_")}
+        self.settings.update({k: v for k, v in (settings or {}).items() if k.startswith("PEOPLE_")})
+        self._generation = 0  # bumped by every correction: a re-cluster computed before one is stale
+        self._recluster_lock = threading.Lock()  # one re-cluster at a time
+        self._added = 0  # faces added since the last re-cluster
+        self._background = None
+        self._cancel = threading.Event()
+
+    # -- placing new faces (inside the store's insert transaction and lock) ------------------------
+
+    def place(self, photo, ids, vectors, created):
+        """Each face's {"person", "person_distance"}, and {face: person} for the store's matrix once committed.
+
+        Called after the photo's new rows are inserted, before they enter the matrix: new faces are
+        compared with the stored ones. A new face joins the nearest person when its distance is within
+        PEOPLE_JOIN_DISTANCE and PEOPLE_MARGIN closer than the next person, and that person holds no
+        face of this photo; else it may pair with an unknown face into a new person; else it stays unknown.
+        """
+        persons = self.store._index.labels.copy()
+        taken = {p for (p,) in self.db.execute(
+            "SELECT DISTINCT person_id FROM faces WHERE photo_sha256 = ? AND person_id IS NOT NULL", (photo,))}
+        placed, changes = [], {}
+        for face, vector, new in zip(ids, vectors, created):
+            scores = self._person_scores(vector, persons, self.store._index.rows.get(face))
+            if new and face not in changes:  # one descriptor twice in a photo is one face, placed once
+                person, distance = self._place_new(face, vector, photo, persons, scores, taken, changes)
+            else:
+                person = self._current_person(face)
+                distance = scores.get(person, _nearest(scores)[1]) if scores else None
+            placed.append({"person": person, "person_distance": None if distance is None else float(distance)})
+        self._added += sum(created)
+        return placed, changes
+
+    def commit_places(self, changes):
+        for face, person in changes.items():
+            self.store._index.labels[self.store._index.rows[face]] = person
+        if self.settings["PEOPLE_RECLUSTER_AFTER"] and self._added >= self.settings["PEOPLE_RECLUSTER_AFTER"]:
+            self._start_background()
+
+    def _place_new(self, face, vector, photo, persons, scores, taken, changes):
+        best, distance = _nearest(scores)
+        runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
+        join = self.settings["PEOPLE_JOIN_DISTANCE"]
+        if best is not None and distance <= join:
+            if runner_up - distance < self.settings["PEOPLE_MARGIN"] or best in taken:
+                return None, distance  # near a person, but not clearly that one: unknown
+            self._set_person(face, best, changes, taken)
+            return best, distance
+        partner, pair_distance = self._unknown_partner(vector, photo, persons)
+        if partner is None or (distance is not None and distance - pair_distance < self.settings["PEOPLE_MARGIN"]):
+            return None, distance
+        person = self._new_person()
+        self._set_person(partner, person, changes, taken)
+        self._set_person(face, person, changes, taken)
+        persons[self.store._index.rows[partner]] = person
+        return person, pair_distance
+
+    def _person_scores(self, vector, persons, exclude=None):
+        """{person: distance}: the mean distance to its PEOPLE_JOIN_NEAREST nearest faces, for every
+        person with a face within PEOPLE_NEAR (faces beyond it count as PEOPLE_NEAR)."""
+        near, k = self.settings["PEOPLE_NEAR"], self.settings["PEOPLE_JOIN_NEAREST"]
+        rows, d = self.store._index.within(vector, near)
+        keep = (persons[rows] != NO_PERSON) & (rows != (-1 if exclude is None else exclude))
+        rows, d = rows[keep], d[keep]
+        scores = {}
+        for person in np.unique(persons[rows]).tolist():
+            nearest = np.sort(d[persons[rows] == person])[:k]
+            counted = min(k, int(np.count_nonzero(persons == person)) - (exclude is not None and persons[exclude] == person))
+            scores[person] = (nearest.sum() + near * max(counted - len(nearest), 0)) / max(counted, len(nearest))
+        return scores
+
+    def _unknown_partner(self, vector, photo, persons):
+        """The nearest unknown face of another photo within PEOPLE_PAIR_DISTANCE, and its distance."""
+        rows, d = self.store._index.within(vector, self.settings["PEOPLE_PAIR_DISTANCE"])
+        for k in np.argsort(d):
+            face = self.store._index.ids[rows[k]]
+            if persons[rows[k]] == NO_PERSON and d[k] <= self.settings["PEOPLE_PAIR_DISTANCE"] and self._photo(face) != photo:
+                return face, float(d[k])
+        return None, None
+
+    def _photo(self, face):
+        return self.db.execute("SELECT photo_sha256 FROM faces WHERE id = ?", (face,)).fetchone()[0]
+
+    def _current_person(self, face):
+        return self.db.execute("SELECT person_id FROM faces WHERE id = ?", (face,)).fetchone()[0]
+
+    def _set_person(self, face, person, changes, taken):
+        self.db.execute("UPDATE faces SET person_id = ? WHERE id = ?", (person, face))
+        changes[face] = person
+        taken.add(person)
+
+    def _new_person(self):
+        return self.db.execute("INSERT INTO people (created_at) VALUES (?)", (now(),)).lastrowid
+
+    def forget_face(self, face):
+        """Inside the store's delete transaction: the face's links go, and its person if left empty."""
+        self.db.execute("DELETE FROM cannot_link WHERE face_id = ?", (face,))
+        self._drop_empty_people()
+
+    def _drop_empty_people(self):
+        """People with no face, no name and not hidden are nobody a user cares about."""
+        self.db.execute(
+            "DELETE FROM people WHERE name IS NULL AND hidden = 0"
+            " AND id NOT IN (SELECT person_id FROM faces WHERE person_id IS NOT NULL)")
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def list_people(self, page, limit, include_hidden=False):
+        """({"id", "name", "hidden", "count", "cover_face_id"} of one page, largest first; total)."""
+        with self.store._lock:
+            total = self.db.execute("SELECT COUNT(*) FROM people WHERE ? OR hidden = 0", (include_hidden,)).fetchone()[0]
+            rows = self.db.execute(
+                "SELECT p.id, p.name, p.hidden, COUNT(f.id) AS count FROM people p LEFT JOIN faces f ON f.person_id = p.id"
+                " WHERE ? OR p.hidden = 0 GROUP BY p.id ORDER BY count DESC, p.id LIMIT ? OFFSET ?",
+                (include_hidden, limit, (page - 1) * limit)).fetchall()
+            return [_summary(row, self._cover(row[0])) for row in rows], total
+
+    def _cover(self, person):
+        """The face that best shows a person: the highest quality, else (quality unknown) the largest box."""
+        row = self.db.execute(
+            "SELECT id FROM faces WHERE person_id = ?"
+            " ORDER BY quality IS NULL, quality DESC, box_width * box_height DESC, id LIMIT 1", (person,)).fetchone()
+        return row and row[0]
+
+    def get_person(self, person):
+        with self.store._lock:
+            name, hidden = self._person_row(person)
+            faces = self.db.execute(
+                "SELECT id, photo_sha256, box_left, box_top, box_width, box_height FROM faces WHERE person_id = ?"
+                " ORDER BY created_at, id", (person,)).fetchall()
+        return {"id": person, "name": name, "hidden": bool(hidden), "faces": [
+            {"id": f, "photo_sha256": p, "box": {"left": l, "top": t, "width": w, "height": h}}
+            for f, p, l, t, w, h in faces]}
+
+    def summary(self, person):
+        with self.store._lock:
+            row = self.db.execute(
+                "SELECT p.id, p.name, p.hidden, COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id"
+                " WHERE p.id = ? GROUP BY p.id", (person,)).fetchone()
+            if row is None:
+                raise UnknownPerson(person)
+            return _summary(row, self._cover(person))
+
+    # -- re-clustering -----------------------------------------------------------------------------
+
+    def recluster(self, who="background", cancelled=None):
+        """Group every face again; returns {"faces", "people", "unknown", "changed", "seconds"}."""
+        started = time.monotonic()
+        with self._recluster_lock:
+            for _ in range(STALE_RETRIES):
+                snapshot = self._snapshot()
+                labels = self._cluster(snapshot, cancelled)
+                with self.store._lock:
+                    if snapshot["generation"] == self._generation:
+                        return self._apply(who, snapshot, labels, started)
+            with self.store._lock:  # corrections kept landing: compute holding the lock
+                snapshot = self._snapshot_locked()
+                return self._apply(who, snapshot, self._cluster(snapshot, cancelled), started)
+
+    def _snapshot(self):
+        with self.store._lock:
+            return self._snapshot_locked()
+
+    def _snapshot_locked(self):
+        """What a re-cluster needs, copied, so it can be computed without the lock."""
+        index = self.store._index
+        rows = self.db.execute("SELECT id, photo_sha256, pinned FROM faces").fetchall()
+        photo, pinned = np.empty(len(index), object), np.zeros(len(index), bool)
+        for face, p, pin in rows:
+            photo[index.rows[face]], pinned[index.rows[face]] = p, bool(pin)
+        removed = [(index.rows[f], p) for f, p in self.db.execute("SELECT face_id, person_id FROM cannot_link")
+                   if f in index.rows]
+        self._added = 0
+        return {"ids": list(index.ids), "vectors": index.vectors.copy(), "photo": photo, "persons": index.labels.copy(),
+                "pinned": pinned, "removed": removed, "generation": self._generation}
+
+    def _cluster(self, snapshot, cancelled):
+        """A cluster label per face. Pinned faces are left out (NO_CLUSTER): they stay where users put them."""
+        s, free = self.settings, np.flatnonzero(~snapshot["pinned"])
+        labels = np.full(len(snapshot["ids"]), clusters.NO_CLUSTER)
+        labels[free] = clusters.cluster(
+            snapshot["vectors"][free], _same_photo_pairs(snapshot["photo"][free]), s["PEOPLE_CLUSTER_DISTANCE"],
+            s["PEOPLE_CENTROID_DISTANCE"],
+            s["PEOPLE_NEIGHBOURS"], s["PEOPLE_EXACT_LIMIT"], s["PEOPLE_MIN_FACES"], cancelled)
+        return labels
+
+    def _apply(self, who, snapshot, labels, started):
+        """Write the new grouping: clusters continue the people they overlap most, the rest are new."""
+        matched = clusters.match_people(labels, snapshot["persons"])
+        removed = set(snapshot["removed"])
+        with self.store._transaction():
+            for label in np.unique(labels[labels >= 0]).tolist():
+                if label not in matched:
+                    matched[label] = self._new_person()
+            new = np.array([matched.get(label, NO_PERSON) for label in labels.tolist()], np.int64)
+            new[snapshot["pinned"]] = snapshot["persons"][snapshot["pinned"]]
+            evicted = [i for i, p in enumerate(new.tolist()) if (i, p) in removed]
+            new[evicted] = NO_PERSON  # a face a user removed never goes back
+            new[_photo_clashes(new, snapshot)] = NO_PERSON
+            changed = np.flatnonzero(new != snapshot["persons"])
+            self.db.executemany("UPDATE faces SET person_id = ? WHERE id = ?",
+                                [(None if new[i] == NO_PERSON else int(new[i]), snapshot["ids"][i]) for i in changed])
+            self._drop_empty_people()
+            self._log(who, "recluster", {"changed": len(changed)}, None)
+        for i in changed:
+            row = self.store._index.rows.get(snapshot["ids"][i])  # None: deleted meanwhile
+            if row is not None:
+                self.store._index.labels[row] = new[i]
+        people = len(set(new.tolist()) - {NO_PERSON})
+        return {"faces": len(new), "people": people, "unknown": int(np.count_nonzero(new == NO_PERSON)),
+                "changed": len(changed), "seconds": round(time.monotonic() - started, 3)}
+
+    def _start_background(self):
+        if self._background is None or not self._background.is_alive():
+            self._added = 0
+            self._background = threading.Thread(target=self._recluster_in_background, name="recluster", daemon=True)
+            self._background.start()
+
+    def _recluster_in_background(self):
+        try:
+            self.recluster(cancelled=self._cancel)
+        except clusters.Cancelled:
+            pass
+
+    def stop(self):
+        """Stop a background re-cluster (between two steps of it) and wait for it."""
+        self._cancel.set()
+        if self._background is not None:
+            self._background.join()
+
+
+def _nearest(scores):
+    if not scores:
+        return None, None
+    person = min(scores, key=scores.get)
+    return person, scores[person]
+
+
+def _summary(row, cover):
+    person, name, hidden, count = row
+    return {"id": person, "name": name, "hidden": bool(hidden), "count": count, "cover_face_id": cover}
+
+
+def _photo_clashes(persons, snapshot):
+    """Rows to leave unknown so that no person holds two faces of one photo (pinned faces stay).
+
+    A cluster never holds two, but its person's pinned faces may share a photo with it."""
+    seen, clashes = set(), []
+    for i in np.argsort(~snapshot["pinned"], kind="stable").tolist():  # pinned first
+        key = (persons[i], snapshot["photo"][i])
+        if persons[i] != NO_PERSON and key in seen:
+            clashes.append(i)
+        seen.add(key)
+    return clashes
+
+
+def _same_photo_pairs(photos):
+    """(m, 2) index pairs of faces of one photo: never one cluster."""
+    by_photo = {}
+    for i, p in enumerate(photos.tolist()):
+        by_photo.setdefault(p, []).append(i)
+    pairs = [pair for rows in by_photo.values() if len(rows) > 1 for pair in combinations(rows, 2)]
+    return np.array(pairs, np.int64).reshape(-1, 2)
