@@ -8,7 +8,7 @@ from facerec.config import load_config
 from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
 
-from .store import FaceStore, InvalidFace, UnknownFace
+from .store import FaceStore, InvalidFace, NoThumbnail, UnknownFace
 
 
 def create_app(test_config=None):
@@ -19,7 +19,7 @@ def create_app(test_config=None):
     require_api_key(app)  # first: a bad key setting fails before any model or database is opened
     # Opened here, in the worker after gunicorn forks: never share a SQLite connection across a fork.
     app.extensions["face_store"] = FaceStore(os.path.join(app.config["DATA_DIR"], "faces.sqlite3"))
-    register_error_handlers(app, {UnknownFace: 404, InvalidFace: 400})
+    register_error_handlers(app, {UnknownFace: 404, NoThumbnail: 404, InvalidFace: 400})
 
     from . import views
 
