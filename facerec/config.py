@@ -46,6 +46,12 @@ DEFAULTS = {
     "API_KEY_FILE": None,
     # The key the detect service sends to the store in X-API-Key: one of the store's keys.
     "STORE_API_KEY": None,
+    # Store: where the web page (served at the store's /) sends photos: the detect service, as the
+    # browser reaches it.
+    "DETECT_URL": "http://127.0.0.1:5000",
+    # Detect: the origins whose pages may call it from a browser (CORS; facerec/cors.py): the store's
+    # web page at its default address, by either name. A comma-separated string or a JSON list.
+    "CORS_ORIGINS": ["http://127.0.0.1:5001", "http://localhost:5001"],
 }
 
 

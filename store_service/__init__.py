@@ -21,8 +21,9 @@ def create_app(test_config=None):
     app.extensions["face_store"] = FaceStore(os.path.join(app.config["DATA_DIR"], "faces.sqlite3"))
     register_error_handlers(app, {UnknownFace: 404, NoThumbnail: 404, InvalidFace: 400})
 
-    from . import views
+    from . import views, web
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(web.bp)
     serve_openapi(app)
     return app

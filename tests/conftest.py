@@ -109,8 +109,9 @@ def services(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
                FACEREC_DETECT_WORKERS="2")
     store = Service("store", env)
-    env["FACEREC_STORE_URL"] = store.url
     detect = Service("detect", env)
+    # Each finds the other; the store's people page posts photos to the detect service, which allows it.
+    env.update(FACEREC_STORE_URL=store.url, FACEREC_DETECT_URL=detect.url, FACEREC_CORS_ORIGINS=store.url)
     try:
         store.start()
         detect.start()
