@@ -25,7 +25,8 @@ def detect():
     return {
         "image": photo.summary(),
         "faces": [
-            {"id": s["id"], "box": f.box, "landmarks": f.landmarks, "matches": s["matches"]}
+            {"id": s["id"], "box": f.box, "landmarks": f.landmarks, "matches": s["matches"],
+             "person": s["person"], "person_distance": s["person_distance"]}
             for f, s in zip(faces, stored)
         ],
     }

@@ -46,6 +46,34 @@ DEFAULTS = {
     "API_KEY_FILE": None,
     # The key the detect service sends to the store in X-API-Key: one of the store's keys.
     "STORE_API_KEY": None,
+    # People (README, "People"; store_service/people.py and clusters.py). All distances are plain
+    # Euclidean between dlib descriptors, measured by `make bench-people`.
+    # A re-cluster merges two clusters while the RMS distance between their faces is within 0.6: dlib's
+    # own same-person bound (95-98 % of same-person pairs, 0.2-0.3 % of others, FINDINGS.md); averaged
+    # over whole clusters it merged no two people in our labelled sets.
+    "PEOPLE_CLUSTER_DISTANCE": 0.6,
+    # Each face links to its 10 nearest neighbours: enough to join every face of a person, few enough
+    # that 100 k faces make about 1 M links.
+    "PEOPLE_NEIGHBOURS": 10,
+    # Up to 20,000 faces the neighbours are exact (about 2 s); beyond, searched in k-means cells.
+    "PEOPLE_EXACT_LIMIT": 20000,
+    # A cluster of fewer than 2 faces is no person: a face alone stays unknown.
+    "PEOPLE_MIN_FACES": 2,
+    # A new face joins a person when its mean distance to that person's 3 nearest faces is within 0.55
+    # (a little under 0.6: one new face has less evidence than a cluster) ...
+    "PEOPLE_JOIN_DISTANCE": 0.55,
+    "PEOPLE_JOIN_NEAREST": 3,
+    # ... and at least 0.05 less than to any other person: between two people it stays unknown.
+    "PEOPLE_MARGIN": 0.05,
+    # Faces farther than 0.7 count as 0.7 in that mean (0.7: beyond anything that could join).
+    "PEOPLE_NEAR": 0.7,
+    # A new face that joins nobody pairs with an unknown face of another photo within 0.5 into a new
+    # person (stricter than 0.6: two single faces, and at 0.5 different people almost never meet).
+    "PEOPLE_PAIR_DISTANCE": 0.5,
+    # Re-cluster in the background after this many new faces (0 = only on POST /people/recluster).
+    "PEOPLE_RECLUSTER_AFTER": 1000,
+    # Default and largest `limit` of GET /people and GET /people/audit.
+    "PEOPLE_PAGE_LIMIT": 200,
     # Store: where the web page (served at the store's /) sends photos: the detect service, as the
     # browser reaches it.
     "DETECT_URL": "http://127.0.0.1:5000",

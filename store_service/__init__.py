@@ -8,6 +8,7 @@ from facerec.config import load_config
 from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
 
+from .people import Conflict, InvalidCorrection, NotInPerson, UnknownPerson
 from .store import FaceStore, InvalidFace, NoThumbnail, UnknownFace
 
 
@@ -18,12 +19,14 @@ def create_app(test_config=None):
     app.json.sort_keys = False
     require_api_key(app)  # first: a bad key setting fails before any model or database is opened
     # Opened here, in the worker after gunicorn forks: never share a SQLite connection across a fork.
-    app.extensions["face_store"] = FaceStore(os.path.join(app.config["DATA_DIR"], "faces.sqlite3"))
-    register_error_handlers(app, {UnknownFace: 404, NoThumbnail: 404, InvalidFace: 400})
+    app.extensions["face_store"] = FaceStore(os.path.join(app.config["DATA_DIR"], "faces.sqlite3"), settings=app.config)
+    register_error_handlers(app, {UnknownFace: 404, InvalidFace: 400, UnknownPerson: 404, NotInPerson: 404,
+                                  NoThumbnail: 404, InvalidCorrection: 400, Conflict: 409})
 
-    from . import views, web
+    from . import people_views, views, web
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(people_views.bp)
     app.register_blueprint(web.bp)
     serve_openapi(app)
     return app

@@ -18,6 +18,8 @@ import numpy as np
 
 from facerec.config import THUMBNAIL_MAX_BYTES
 
+from .people import NO_PERSON, People
+
 DIM = 128
 # Migration N takes a database from schema version N to N + 1; PRAGMA user_version records where a
 # database stands, so each runs once. Append, never edit: databases out there hold the older versions.
@@ -38,6 +40,39 @@ MIGRATIONS = [
     # (higher is better), so people can be shown without the original photo. NULL for older faces.
     "ALTER TABLE faces ADD COLUMN thumbnail BLOB",
     "ALTER TABLE faces ADD COLUMN quality REAL",
+    # Versions 5 to 10: people (store_service/people.py). A face belongs to at most one person; `pinned`
+    # marks a face a user put there, which a re-cluster never moves.
+    """
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a deleted person's ID is never reused
+        name TEXT,
+        hidden INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    )
+    """,
+    "ALTER TABLE faces ADD COLUMN person_id INTEGER REFERENCES people (id)",
+    "ALTER TABLE faces ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX faces_by_person ON faces (person_id)",
+    # A face a user took out of a person never goes back to it.
+    """
+    CREATE TABLE cannot_link (
+        face_id TEXT NOT NULL,
+        person_id INTEGER NOT NULL,
+        PRIMARY KEY (face_id, person_id)
+    ) WITHOUT ROWID
+    """,
+    # Every correction: who, what, when, and the rows it changed as they were before (for undo).
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL,   -- JSON: the correction's arguments
+        before TEXT,            -- JSON: the rows as they were; NULL for what cannot be undone
+        undone INTEGER NOT NULL DEFAULT 0
+    )
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -73,7 +108,8 @@ def face_id(descriptor):
 
 
 class FaceStore:
-    def __init__(self, path, lock_timeout=30):
+    def __init__(self, path, lock_timeout=30, settings=None):
+        """`settings`: the PEOPLE_* settings (facerec/config.py), DEFAULTS when None."""
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._writer = exclusive_lock(path + ".lock", lock_timeout)
         self._lock = threading.Lock()
@@ -83,6 +119,7 @@ class FaceStore:
         self._db.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not just a crash
         self._migrate()
         self._load()
+        self.people = People(self, settings)
 
     def _migrate(self):
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -94,26 +131,31 @@ class FaceStore:
                 self._db.execute(f"PRAGMA user_version={number + 1}")
 
     def _load(self):
-        rows = self._db.execute("SELECT id, descriptor FROM faces").fetchall()
-        self._ids = [face for face, _ in rows]
+        rows = self._db.execute("SELECT id, descriptor, person_id FROM faces").fetchall()
+        self._ids = [face for face, _, _ in rows]
         self._row = {face: i for i, face in enumerate(self._ids)}
         self._matrix = np.zeros((_capacity(len(rows)), DIM), np.float32)
+        # Each row's person (NO_PERSON for none), so people are found with the same vectorised search.
+        self._persons = np.full(len(self._matrix), NO_PERSON, np.int64)
         if rows:
-            self._matrix[: len(rows)] = np.frombuffer(b"".join(d for _, d in rows), "<f4").reshape(-1, DIM)
+            self._matrix[: len(rows)] = np.frombuffer(b"".join(d for _, d, _ in rows), "<f4").reshape(-1, DIM)
+            self._persons[: len(rows)] = [NO_PERSON if p is None else p for _, _, p in rows]
         self._sq_norms = np.einsum("ij,ij->i", self._matrix, self._matrix)
 
     def __len__(self):
         return len(self._ids)
 
     def add_faces(self, photo_sha256, faces, max_distance, limit):
-        """Store one photo's faces in one transaction: all or none.
+        """Store one photo's faces in one transaction, each placed in a person or left unknown: all or none.
 
         `faces` is a list of {"descriptor", "box"}, each optionally with "thumbnail" (base64 JPEG) and
-        "quality". Returns, per face, {"id", "created", "matches"}: the stored faces within
-        `max_distance`, nearest first.
+        "quality". Returns, per face, {"id", "created", "matches", "person", "person_distance"}: the
+        stored faces within `max_distance`, nearest first, and the face's person (None: unknown) with
+        its distance to that person's faces (people.py).
         """
         parsed = [_parse_face(f) for f in faces]
-        ids = [hashlib.sha256(p[0].tobytes()).hexdigest() for p in parsed]
+        vectors = [p[0] for p in parsed]
+        ids = [hashlib.sha256(v.tobytes()).hexdigest() for v in vectors]
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         with self._lock:
             created = [face not in self._row for face in ids]
@@ -124,11 +166,13 @@ class FaceStore:
                     " created_at, thumbnail, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(face, v.tobytes(), photo_sha256, *box, now, jpeg, q) for face, (v, box, jpeg, q) in new.items()],
                 )
+                placed, persons = self.people.place(photo_sha256, ids, vectors, created)
             for face, (v, *_) in new.items():
                 self._append(face, v)
+            self.people.commit_places(persons)
             return [
-                {"id": face, "created": c, "matches": self._search(p[0], max_distance, limit, exclude=face)}
-                for face, p, c in zip(ids, parsed, created)
+                {"id": face, "created": c, "matches": self._search(v, max_distance, limit, exclude=face), **place}
+                for face, v, c, place in zip(ids, vectors, created, placed)
             ]
 
     def get(self, face):
@@ -166,9 +210,11 @@ class FaceStore:
                 raise UnknownFace(face)
             with self._transaction():
                 self._db.execute("DELETE FROM faces WHERE id = ?", (face,))
+                self.people.forget_face(face)
             self._remove(face)
 
     def close(self):
+        self.people.stop()  # first, outside the lock: a background re-cluster needs it to finish
         with self._lock:
             self._db.close()
             self._writer.close()  # releases the writer's lock
@@ -190,8 +236,10 @@ class FaceStore:
         if n == len(self._matrix):  # np.resize fills the new rows with copies; rows past n are never read
             self._matrix = np.resize(self._matrix, (_capacity(n), DIM))
             self._sq_norms = np.resize(self._sq_norms, _capacity(n))
+            self._persons = np.resize(self._persons, _capacity(n))
         self._matrix[n] = vector
         self._sq_norms[n] = vector @ vector
+        self._persons[n] = NO_PERSON
         self._ids.append(face)
         self._row[face] = n
 
@@ -201,6 +249,7 @@ class FaceStore:
         if i != last:
             moved = self._ids[last]
             self._matrix[i], self._sq_norms[i] = self._matrix[last], self._sq_norms[last]
+            self._persons[i] = self._persons[last]
             self._ids[i], self._row[moved] = moved, i
         self._ids.pop()
 

@@ -34,7 +34,7 @@ def test_detect_answers_the_documented_shape(services):
     assert body["image"]["width"] == 910 and body["image"]["height"] == 1137
     assert body["image"]["orientation"] == 1 and len(body["image"]["sha256"]) == 64
     face = body["faces"][0]
-    assert set(face) == {"id", "box", "landmarks", "matches"}
+    assert set(face) == {"id", "box", "landmarks", "matches", "person", "person_distance"}
     # The box is on the face: face_recognition puts it at left 349..617, top 142..409.
     box = face["box"]
     assert 330 < box["left"] < 380 and 120 < box["top"] < 160 and 230 < box["width"] < 300

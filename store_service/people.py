@@ -1,0 +1,518 @@
+"""People: which stored faces are one person, the corrections users make, and their audit log.
+
+Over the store's one SQLite connection and lock (the store is the single writer). Every face belongs
+to at most one person. A new face joins a person as it arrives (`place`, inside the store's insert
+transaction) only when clearly closer to that person than to any other; a re-cluster (`recluster`)
+groups all faces again with clusters.py and keeps each person's ID, name and corrections.
+
+What users are promised, whatever re-clusters and new faces do:
+- two faces of one photo are never one person;
+- a face a user removed from a person never goes back to it (the cannot_link table);
+- a face a user assigned stays there (faces.pinned), and so do the faces of merged people;
+- names, hidden flags and merges survive a re-cluster.
+"""
+import json
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from itertools import combinations
+
+import numpy as np
+
+from . import clusters
+
+NO_PERSON = -1
+# A re-cluster is computed on a snapshot, outside the lock; when a correction lands meanwhile, it is
+# computed again, and after this many tries it is computed holding the lock.
+STALE_RETRIES = 2
+
+
+class UnknownPerson(KeyError):
+    def __str__(self):
+        return f"no person with id {self.args[0]!r}"
+
+
+class NotInPerson(KeyError):
+    def __str__(self):
+        return f"face {self.args[0]!r} is not in person {self.args[1]!r}"
+
+
+class InvalidCorrection(ValueError):
+    """A correction whose arguments are not as described."""
+
+
+class Conflict(RuntimeError):
+    """A correction that would break a promise (two faces of one photo in one person), or nothing to undo."""
+
+
+def now():
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class People:
+    def __init__(self, store, settings=None):
+        from facerec.config import DEFAULTS
+
+        self.store, self.db = store, store._db
+        self.settings = {k: v for k, v in DEFAULTS.items() if k.startswith("PEOPLE_")}
+        self.settings.update({k: v for k, v in (settings or {}).items() if k.startswith("PEOPLE_")})
+        self._generation = 0  # bumped by every correction: a re-cluster computed before one is stale
+        self._recluster_lock = threading.Lock()  # one re-cluster at a time
+        self._added = 0  # faces added since the last re-cluster
+        self._background = None
+        self._cancel = threading.Event()
+
+    # -- placing new faces (inside the store's insert transaction and lock) ------------------------
+
+    def place(self, photo, ids, vectors, created):
+        """Each face's {"person", "person_distance"}, and {face: person} for the store's matrix once committed.
+
+        Called after the photo's new rows are inserted, before they enter the matrix: new faces are
+        compared with the stored ones. A new face joins the nearest person when its distance is within
+        PEOPLE_JOIN_DISTANCE and PEOPLE_MARGIN closer than the next person, and that person holds no
+        face of this photo; else it may pair with an unknown face into a new person; else it stays unknown.
+        """
+        n = len(self.store._ids)
+        persons = self.store._persons[:n].copy()
+        taken = {p for (p,) in self.db.execute(
+            "SELECT DISTINCT person_id FROM faces WHERE photo_sha256 = ? AND person_id IS NOT NULL", (photo,))}
+        placed, changes = [], {}
+        for face, vector, new in zip(ids, vectors, created):
+            scores = self._person_scores(vector, persons, self.store._row.get(face))
+            if new:
+                person, distance = self._place_new(face, vector, photo, persons, scores, taken, changes)
+            else:
+                person = self._current_person(face)
+                distance = scores.get(person, _nearest(scores)[1]) if scores else None
+            placed.append({"person": person, "person_distance": None if distance is None else float(distance)})
+        self._added += sum(created)
+        return placed, changes
+
+    def commit_places(self, changes):
+        for face, person in changes.items():
+            self.store._persons[self.store._row[face]] = person
+        if self.settings["PEOPLE_RECLUSTER_AFTER"] and self._added >= self.settings["PEOPLE_RECLUSTER_AFTER"]:
+            self._start_background()
+
+    def _place_new(self, face, vector, photo, persons, scores, taken, changes):
+        best, distance = _nearest(scores)
+        runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
+        join = self.settings["PEOPLE_JOIN_DISTANCE"]
+        if best is not None and distance <= join:
+            if runner_up - distance < self.settings["PEOPLE_MARGIN"] or best in taken:
+                return None, distance  # near a person, but not clearly that one: unknown
+            self._set_person(face, best, changes, taken)
+            return best, distance
+        partner, pair_distance = self._unknown_partner(vector, photo, persons)
+        if partner is None or (distance is not None and distance - pair_distance < self.settings["PEOPLE_MARGIN"]):
+            return None, distance
+        person = self._new_person()
+        self._set_person(partner, person, changes, taken)
+        self._set_person(face, person, changes, taken)
+        persons[self.store._row[partner]] = person
+        return person, pair_distance
+
+    def _person_scores(self, vector, persons, exclude=None):
+        """{person: distance}: the mean distance to its PEOPLE_JOIN_NEAREST nearest faces, for every
+        person with a face within PEOPLE_NEAR (faces beyond it count as PEOPLE_NEAR)."""
+        near, k = self.settings["PEOPLE_NEAR"], self.settings["PEOPLE_JOIN_NEAREST"]
+        rows, d = self._within(vector, near)
+        keep = (persons[rows] != NO_PERSON) & (rows != (-1 if exclude is None else exclude))
+        rows, d = rows[keep], d[keep]
+        scores = {}
+        for person in np.unique(persons[rows]).tolist():
+            nearest = np.sort(d[persons[rows] == person])[:k]
+            counted = min(k, int(np.count_nonzero(persons == person)) - (exclude is not None and persons[exclude] == person))
+            scores[person] = (nearest.sum() + near * max(counted - len(nearest), 0)) / max(counted, len(nearest))
+        return scores
+
+    def _within(self, vector, radius):
+        """(rows, exact distances) of the stored faces within `radius` of `vector`."""
+        n = len(self.store._ids)
+        sq = self.store._sq_norms[:n] - 2 * (self.store._matrix[:n] @ vector) + vector @ vector
+        rows = np.flatnonzero(sq <= (radius + 1e-4) ** 2)
+        return rows, np.linalg.norm(self.store._matrix[rows].astype(np.float64) - vector, axis=1)
+
+    def _unknown_partner(self, vector, photo, persons):
+        """The nearest unknown face of another photo within PEOPLE_PAIR_DISTANCE, and its distance."""
+        rows, d = self._within(vector, self.settings["PEOPLE_PAIR_DISTANCE"])
+        for k in np.argsort(d):
+            face = self.store._ids[rows[k]]
+            if persons[rows[k]] == NO_PERSON and d[k] <= self.settings["PEOPLE_PAIR_DISTANCE"] and self._photo(face) != photo:
+                return face, float(d[k])
+        return None, None
+
+    def _photo(self, face):
+        return self.db.execute("SELECT photo_sha256 FROM faces WHERE id = ?", (face,)).fetchone()[0]
+
+    def _current_person(self, face):
+        return self.db.execute("SELECT person_id FROM faces WHERE id = ?", (face,)).fetchone()[0]
+
+    def _set_person(self, face, person, changes, taken):
+        self.db.execute("UPDATE faces SET person_id = ? WHERE id = ?", (person, face))
+        changes[face] = person
+        taken.add(person)
+
+    def _new_person(self):
+        return self.db.execute("INSERT INTO people (created_at) VALUES (?)", (now(),)).lastrowid
+
+    def forget_face(self, face):
+        """Inside the store's delete transaction: the face's links go, and its person if left empty."""
+        self.db.execute("DELETE FROM cannot_link WHERE face_id = ?", (face,))
+        self._drop_empty_people()
+
+    def _drop_empty_people(self):
+        """People with no face, no name and not hidden are nobody a user cares about."""
+        self.db.execute(
+            "DELETE FROM people WHERE name IS NULL AND hidden = 0"
+            " AND id NOT IN (SELECT person_id FROM faces WHERE person_id IS NOT NULL)")
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def list_people(self, page, limit, include_hidden=False):
+        """({"id", "name", "hidden", "count", "cover_face_id"} of one page, largest first; total)."""
+        with self.store._lock:
+            total = self.db.execute("SELECT COUNT(*) FROM people WHERE ? OR hidden = 0", (include_hidden,)).fetchone()[0]
+            rows = self.db.execute(
+                "SELECT p.id, p.name, p.hidden, COUNT(f.id) AS count FROM people p LEFT JOIN faces f ON f.person_id = p.id"
+                " WHERE ? OR p.hidden = 0 GROUP BY p.id ORDER BY count DESC, p.id LIMIT ? OFFSET ?",
+                (include_hidden, limit, (page - 1) * limit)).fetchall()
+            return [_summary(row, self._cover(row[0])) for row in rows], total
+
+    def _cover(self, person):
+        """The face that best shows a person: the highest quality, else (quality unknown) the largest box."""
+        row = self.db.execute(
+            "SELECT id FROM faces WHERE person_id = ?"
+            " ORDER BY quality IS NULL, quality DESC, box_width * box_height DESC, id LIMIT 1", (person,)).fetchone()
+        return row and row[0]
+
+    def get_person(self, person):
+        with self.store._lock:
+            name, hidden = self._person_row(person)
+            faces = self.db.execute(
+                "SELECT id, photo_sha256, box_left, box_top, box_width, box_height FROM faces WHERE person_id = ?"
+                " ORDER BY created_at, id", (person,)).fetchall()
+        return {"id": person, "name": name, "hidden": bool(hidden), "faces": [
+            {"id": f, "photo_sha256": p, "box": {"left": l, "top": t, "width": w, "height": h}}
+            for f, p, l, t, w, h in faces]}
+
+    def summary(self, person):
+        with self.store._lock:
+            row = self.db.execute(
+                "SELECT p.id, p.name, p.hidden, COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id"
+                " WHERE p.id = ? GROUP BY p.id", (person,)).fetchone()
+            if row is None:
+                raise UnknownPerson(person)
+            return _summary(row, self._cover(person))
+
+    def _person_row(self, person):
+        row = self.db.execute("SELECT name, hidden FROM people WHERE id = ?", (person,)).fetchone()
+        if row is None:
+            raise UnknownPerson(person)
+        return row
+
+    # -- corrections: each in one transaction, audited with the rows as they were ------------------
+
+    def update_person(self, who, person, changes):
+        """Rename and/or hide: `changes` holds "name" (a string or None) and/or "hidden" (a bool)."""
+        with self._correction(who, "update", {"person": person, **changes}) as before:
+            self._person_row(person)
+            before.people(person)
+            for column in ("name", "hidden"):
+                if column in changes:
+                    self.db.execute(f"UPDATE people SET {column} = ? WHERE id = ?", (changes[column], person))
+
+    def merge(self, who, person, others):
+        """The faces of `others` join `person` (all pinned, so the merge survives a re-cluster); they go."""
+        if not others or person in others or len(set(others)) != len(others):
+            raise InvalidCorrection("merge at least one other person, each once, not the person itself")
+        with self._correction(who, "merge", {"person": person, "people": others}) as before:
+            for p in [person, *others]:
+                self._person_row(p)
+            self._check_photos_apart([person, *others])
+            before.people(person, *others)
+            before.faces("person_id IN (%s)" % ",".join("?" * (len(others) + 1)), [person, *others])
+            before.links_added(self.db.execute(
+                "SELECT DISTINCT face_id, ? FROM cannot_link WHERE person_id IN (%s)" % ",".join("?" * len(others))
+                + " AND face_id NOT IN (SELECT face_id FROM cannot_link WHERE person_id = ?)",
+                [person, *others, person]).fetchall())
+            self.db.executemany("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", before.added)
+            name = self.db.execute("SELECT name FROM people WHERE id IN (%s) AND name IS NOT NULL ORDER BY id = ? DESC"
+                                   % ",".join("?" * (len(others) + 1)), [person, *others, person]).fetchone()
+            self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name and name[0], person))
+            self._move_faces(before, person, pinned=True)
+            self.db.executemany("DELETE FROM people WHERE id = ?", [(p,) for p in others])
+
+    def remove_face(self, who, person, face):
+        """The face leaves the person for good (a cannot-link) and becomes unknown."""
+        with self._correction(who, "remove", {"person": person, "face": face}) as before:
+            self._person_row(person)
+            if self._face_person(face) != person:
+                raise NotInPerson(face, person)
+            before.faces("id = ?", [face])
+            before.links_added([(face, person)])
+            self.db.execute("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", (face, person))
+            self._move_faces(before, None, pinned=False)
+
+    def assign_face(self, who, face, person):
+        """The face joins `person` and is pinned there; None: it leaves its person for good."""
+        current = self._face_person_unlocked(face)
+        if person is None:
+            if current is None:
+                return
+            return self.remove_face(who, current, face)
+        with self._correction(who, "assign", {"face": face, "person": person}) as before:
+            self._person_row(person)
+            self._face_person(face)
+            self._check_face_fits(face, person)
+            before.faces("id = ?", [face])
+            before.links_removed([(face, person)])
+            self.db.execute("DELETE FROM cannot_link WHERE face_id = ? AND person_id = ?", (face, person))
+            self._move_faces(before, person, pinned=True)
+
+    def delete_person(self, who, person):
+        """The person goes; its faces become unknown (and free to form a person again)."""
+        with self._correction(who, "delete", {"person": person}) as before:
+            self._person_row(person)
+            before.people(person)
+            before.faces("person_id = ?", [person])
+            self._move_faces(before, None, pinned=False)
+            self.db.execute("DELETE FROM people WHERE id = ?", (person,))
+
+    def undo(self, who):
+        """Put back the rows the last correction not yet undone changed; Conflict when there is none."""
+        with self.store._lock:
+            row = self.db.execute(
+                "SELECT id, action, before FROM audit WHERE before IS NOT NULL AND undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                raise Conflict("there is no correction to undo")
+            entry, action, before = row[0], row[1], json.loads(row[2])
+            with self.store._transaction():
+                moved = _Before.restore(self.db, before)
+                self.db.execute("UPDATE audit SET undone = 1 WHERE id = ?", (entry,))
+                self._log(who, "undo", {"audit_id": entry, "action": action}, None)
+            self._remember(moved)
+            self._generation += 1
+            return {"audit_id": entry, "action": action}
+
+    def audit(self, page, limit):
+        with self.store._lock:
+            total = self.db.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+            rows = self.db.execute("SELECT id, at, who, action, detail, undone FROM audit ORDER BY id DESC LIMIT ? OFFSET ?",
+                                   (limit, (page - 1) * limit)).fetchall()
+        return [{"id": i, "at": at, "who": who, "action": a, "detail": json.loads(d), "undone": bool(u)}
+                for i, at, who, a, d, u in rows], total
+
+    @contextmanager
+    def _correction(self, who, action, detail):
+        """with self._correction(...) as before: the lock, one transaction, the audit row with the
+        before-image, then the in-memory persons and a new generation."""
+        with self.store._lock:
+            before = _Before(self.db)
+            with self.store._transaction():
+                yield before
+                self._log(who, action, detail, before.to_json())
+            self._remember(before.moved)
+            self._generation += 1
+
+    def _log(self, who, action, detail, before):
+        self.db.execute("INSERT INTO audit (at, who, action, detail, before) VALUES (?, ?, ?, ?, ?)",
+                        (now(), who, action, json.dumps(detail), before))
+
+    def _move_faces(self, before, person, pinned):
+        """Every face in the before-image goes to `person` (None: unknown), pinned or not."""
+        faces = [face for face, _, _ in before.face_rows]
+        self.db.executemany("UPDATE faces SET person_id = ?, pinned = ? WHERE id = ?",
+                            [(person, int(pinned), f) for f in faces])
+        before.moved = {face: person for face in faces}
+
+    def _remember(self, moved):
+        """The store's in-memory person of each moved face (faces deleted meanwhile are skipped)."""
+        for face, person in moved.items():
+            if face in self.store._row:
+                self.store._persons[self.store._row[face]] = NO_PERSON if person is None else person
+
+    def _face_person(self, face):
+        row = self.db.execute("SELECT person_id FROM faces WHERE id = ?", (face,)).fetchone()
+        if row is None:
+            from .store import UnknownFace  # store.py imports this module
+
+            raise UnknownFace(face)
+        return row[0]
+
+    def _face_person_unlocked(self, face):
+        with self.store._lock:
+            return self._face_person(face)
+
+    def _check_face_fits(self, face, person):
+        clash = self.db.execute(
+            "SELECT o.id FROM faces f JOIN faces o ON o.photo_sha256 = f.photo_sha256 AND o.id != f.id"
+            " WHERE f.id = ? AND o.person_id = ?", (face, person)).fetchone()
+        if clash:
+            raise Conflict(f"face {clash[0]} of the same photo is already person {person}; one photo shows a person once")
+
+    def _check_photos_apart(self, people):
+        clash = self.db.execute(
+            "SELECT photo_sha256 FROM faces WHERE person_id IN (%s) GROUP BY photo_sha256 HAVING COUNT(*) > 1"
+            % ",".join("?" * len(people)), people).fetchone()
+        if clash:
+            raise Conflict(f"photo {clash[0]} shows more than one of these people; one photo shows a person once")
+
+    # -- re-clustering -----------------------------------------------------------------------------
+
+    def recluster(self, who="background", cancelled=None):
+        """Group every face again; returns {"faces", "people", "unknown", "changed", "seconds"}."""
+        started = time.monotonic()
+        with self._recluster_lock:
+            for _ in range(STALE_RETRIES):
+                snapshot = self._snapshot()
+                labels = self._cluster(snapshot, cancelled)
+                with self.store._lock:
+                    if snapshot["generation"] == self._generation:
+                        return self._apply(who, snapshot, labels, started)
+            with self.store._lock:  # corrections kept landing: compute holding the lock
+                snapshot = self._snapshot_locked()
+                return self._apply(who, snapshot, self._cluster(snapshot, cancelled), started)
+
+    def _snapshot(self):
+        with self.store._lock:
+            return self._snapshot_locked()
+
+    def _snapshot_locked(self):
+        """What a re-cluster needs, copied, so it can be computed without the lock."""
+        store, n = self.store, len(self.store._ids)
+        ids = list(store._ids)
+        rows = self.db.execute("SELECT id, photo_sha256, pinned FROM faces").fetchall()
+        photo, pinned = np.empty(n, object), np.zeros(n, bool)
+        for face, p, pin in rows:
+            photo[store._row[face]], pinned[store._row[face]] = p, bool(pin)
+        persons = store._persons[:n].copy()
+        removed = [(store._row[f], p) for f, p in self.db.execute("SELECT face_id, person_id FROM cannot_link")
+                   if f in store._row]
+        self._added = 0
+        return {"ids": ids, "vectors": store._matrix[:n].copy(), "photo": photo, "persons": persons,
+                "anchors": np.where(pinned, persons, NO_PERSON), "removed": removed, "generation": self._generation}
+
+    def _cluster(self, snapshot, cancelled):
+        s = self.settings
+        return clusters.cluster(
+            snapshot["vectors"], _cannot_link(snapshot), snapshot["anchors"], s["PEOPLE_CLUSTER_DISTANCE"],
+            s["PEOPLE_NEIGHBOURS"], s["PEOPLE_EXACT_LIMIT"], s["PEOPLE_MIN_FACES"], cancelled)
+
+    def _apply(self, who, snapshot, labels, started):
+        """Write the new grouping: clusters continue the people they overlap most, the rest are new."""
+        matched = clusters.match_people(labels, snapshot["persons"], snapshot["anchors"])
+        removed = set(snapshot["removed"])
+        with self.store._transaction():
+            for label in np.unique(labels[labels >= 0]).tolist():
+                if label not in matched:
+                    matched[label] = self._new_person()
+            new = np.array([matched.get(label, NO_PERSON) for label in labels.tolist()], np.int64)
+            evicted = [i for i, p in enumerate(new.tolist()) if (i, p) in removed]
+            new[evicted] = NO_PERSON  # a face a user removed never goes back
+            new[_photo_clashes(new, snapshot)] = NO_PERSON
+            changed = np.flatnonzero(new != snapshot["persons"])
+            self.db.executemany("UPDATE faces SET person_id = ? WHERE id = ?",
+                                [(None if new[i] == NO_PERSON else int(new[i]), snapshot["ids"][i]) for i in changed])
+            self._drop_empty_people()
+            self._log(who, "recluster", {"changed": len(changed)}, None)
+        for i in changed:
+            row = self.store._row.get(snapshot["ids"][i])  # None: deleted meanwhile
+            if row is not None:
+                self.store._persons[row] = new[i]
+        people = len(set(new.tolist()) - {NO_PERSON})
+        return {"faces": len(new), "people": people, "unknown": int(np.count_nonzero(new == NO_PERSON)),
+                "changed": len(changed), "seconds": round(time.monotonic() - started, 3)}
+
+    def _start_background(self):
+        if self._background is None or not self._background.is_alive():
+            self._added = 0
+            self._background = threading.Thread(target=self._recluster_in_background, name="recluster", daemon=True)
+            self._background.start()
+
+    def _recluster_in_background(self):
+        try:
+            self.recluster(cancelled=self._cancel)
+        except clusters.Cancelled:
+            pass
+
+    def stop(self):
+        """Stop a background re-cluster (between two rounds) and wait for it."""
+        self._cancel.set()
+        if self._background is not None:
+            self._background.join()
+
+
+def _nearest(scores):
+    if not scores:
+        return None, None
+    person = min(scores, key=scores.get)
+    return person, scores[person]
+
+
+def _summary(row, cover):
+    person, name, hidden, count = row
+    return {"id": person, "name": name, "hidden": bool(hidden), "count": count, "cover_face_id": cover}
+
+
+def _photo_clashes(persons, snapshot):
+    """Rows to leave unknown so that no person holds two faces of one photo (pinned faces stay).
+
+    Clusters never hold two, but a person may span its pinned cluster and one other (match_people)."""
+    seen, clashes = set(), []
+    for i in np.argsort(snapshot["anchors"] == NO_PERSON, kind="stable").tolist():  # pinned first
+        key = (persons[i], snapshot["photo"][i])
+        if persons[i] != NO_PERSON and key in seen:
+            clashes.append(i)
+        seen.add(key)
+    return clashes
+
+
+def _cannot_link(snapshot):
+    """(m, 2) face index pairs never in one cluster: faces of one photo, and a removed face with the
+    pinned faces of the person it was removed from (one of them: pinned faces start as one cluster)."""
+    by_photo = {}
+    for i, p in enumerate(snapshot["photo"].tolist()):
+        by_photo.setdefault(p, []).append(i)
+    pairs = [pair for rows in by_photo.values() if len(rows) > 1 for pair in combinations(rows, 2)]
+    anchors = snapshot["anchors"]
+    first_pinned = {p: i for i, p in reversed(list(enumerate(anchors.tolist()))) if p != NO_PERSON}
+    pairs += [(i, first_pinned[p]) for i, p in snapshot["removed"] if p in first_pinned]
+    return np.array(pairs, np.int64).reshape(-1, 2)
+
+
+class _Before:
+    """The rows a correction changes, as they were: what undo writes back."""
+
+    def __init__(self, db):
+        self.db, self.people_rows, self.face_rows, self.added, self.removed = db, [], [], [], []
+        self.moved = {}  # {face: person} for the store's matrix, once committed
+
+    def people(self, *people):
+        self.people_rows += [list(r) for r in self.db.execute(
+            "SELECT id, name, hidden, created_at FROM people WHERE id IN (%s)" % ",".join("?" * len(people)), people)]
+
+    def faces(self, where, args):
+        self.face_rows += [list(r) for r in self.db.execute(f"SELECT id, person_id, pinned FROM faces WHERE {where}", args)]
+
+    def links_added(self, links):
+        self.added += [list(link) for link in links]
+
+    def links_removed(self, links):
+        self.removed += [list(link) for link in links if self.db.execute(
+            "SELECT 1 FROM cannot_link WHERE face_id = ? AND person_id = ?", link).fetchone()]
+
+    def to_json(self):
+        return json.dumps({"people": self.people_rows, "faces": self.face_rows,
+                           "links_added": self.added, "links_removed": self.removed})
+
+    @staticmethod
+    def restore(db, before):
+        """Write a before-image back; returns {face: person} for the store's matrix, once committed."""
+        db.executemany("INSERT OR REPLACE INTO people (id, name, hidden, created_at) VALUES (?, ?, ?, ?)", before["people"])
+        db.executemany("UPDATE faces SET person_id = ?, pinned = ? WHERE id = ?",
+                       [(person, pinned, face) for face, person, pinned in before["faces"]])
+        db.executemany("DELETE FROM cannot_link WHERE face_id = ? AND person_id = ?", before["links_added"])
+        db.executemany("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", before["links_removed"])
+        return {face: person for face, person, _ in before["faces"]}

@@ -1,0 +1,153 @@
+"""The HTTP edge of people: parse, call store_service/people.py, answer JSON."""
+import hashlib
+
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import BadRequest
+
+from facerec.auth import HEADER
+
+from .people import UnknownPerson
+
+bp = Blueprint("people", __name__)
+# Who made a correction, for the audit log: this header when the client names its user ...
+USER_HEADER = "X-Facerec-User"
+# ... else the first 12 hex digits of the API key's SHA-256 (enough to tell keys apart, useless to
+# guess a key from), else "anonymous".
+KEY_PREFIX = 12
+NAME_MAX = 200  # characters in a person's name
+
+
+def people():
+    return current_app.extensions["face_store"].people
+
+
+@bp.get("/people")
+def list_people():
+    page, limit = parse_page()
+    found, total = people().list_people(page, limit, parse_flag("hidden"))
+    return {"people": found, "page": page, "total": total}
+
+
+@bp.get("/people/<person_id>")
+def get_person(person_id):
+    return people().get_person(parse_person(person_id))
+
+
+@bp.patch("/people/<person_id>")
+def update_person(person_id):
+    person, changes = parse_person(person_id), parse_changes(json_body())
+    people().update_person(who(), person, changes)
+    return people().summary(person)
+
+
+@bp.post("/people/<person_id>/merge")
+def merge(person_id):
+    person, others = parse_person(person_id), json_body().get("people")
+    if not isinstance(others, list) or not all(is_id(p) for p in others):
+        raise BadRequest('expected JSON {"people": [person IDs to merge into this one]}')
+    people().merge(who(), person, others)
+    return people().summary(person)
+
+
+@bp.post("/people/<person_id>/faces/<face_id>/remove")
+def remove_face(person_id, face_id):
+    person = parse_person(person_id)
+    people().remove_face(who(), person, face_id)
+    return people().summary(person)
+
+
+@bp.put("/faces/<face_id>/person")
+def assign_face(face_id):
+    body = json_body()
+    if "person" not in body or not (body["person"] is None or is_id(body["person"])):
+        raise BadRequest('expected JSON {"person": a person ID, or null for none}')
+    people().assign_face(who(), face_id, body["person"])
+    return {"id": face_id, "person": body["person"]}
+
+
+@bp.delete("/people/<person_id>")
+def delete_person(person_id):
+    person = parse_person(person_id)
+    people().delete_person(who(), person)
+    return {"success": True, "id": person}
+
+
+@bp.post("/people/recluster")
+def recluster():
+    return people().recluster(who())
+
+
+@bp.post("/people/undo")
+def undo():
+    return {"undone": people().undo(who())}
+
+
+@bp.get("/people/audit")
+def audit():
+    page, limit = parse_page()
+    entries, total = people().audit(page, limit)
+    return {"entries": entries, "page": page, "total": total}
+
+
+def who():
+    user = request.headers.get(USER_HEADER)
+    if user:
+        return f"user:{user[:NAME_MAX]}"
+    key = request.headers.get(HEADER)
+    return f"key:{hashlib.sha256(key.encode()).hexdigest()[:KEY_PREFIX]}" if key else "anonymous"
+
+
+def json_body():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("expected a JSON object")
+    return body
+
+
+def is_id(value):
+    """A person ID in a JSON body: a whole number SQLite can hold (a larger one names no person)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def parse_person(raw):
+    """Person IDs are whole numbers; anything else names no person."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:  # 18 digits: within SQLite's 64-bit integers
+        raise UnknownPerson(raw)
+    return int(raw)
+
+
+def parse_changes(body):
+    """A PATCH body: "name" (1 to NAME_MAX characters, or null) and/or "hidden" (a boolean), nothing else."""
+    name, hidden = body.get("name"), body.get("hidden", False)
+    if not body or set(body) - {"name", "hidden"}:
+        raise BadRequest('expected JSON {"name": "..." or null, "hidden": true or false}, one or both')
+    if name is not None and not (isinstance(name, str) and 0 < len(name) <= NAME_MAX and is_utf8(name)):
+        raise BadRequest(f"name is a string of 1 to {NAME_MAX} characters, or null")
+    if not isinstance(hidden, bool):
+        raise BadRequest("hidden is true or false")
+    return body
+
+
+def is_utf8(text):
+    try:
+        text.encode("utf-8")  # JSON may carry lone surrogates ("\ud800"), which SQLite cannot store
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def parse_flag(name):
+    raw = request.args.get(name, "false")
+    if raw not in ("true", "false"):
+        raise BadRequest(f"{name} is true or false, not {raw!r}")
+    return raw == "true"
+
+
+def parse_page():
+    most = current_app.config["PEOPLE_PAGE_LIMIT"]
+    page, limit = request.args.get("page", "1"), request.args.get("limit", str(most))
+    if not (page.isascii() and page.isdigit() and 1 <= int(page) <= 10**9):
+        raise BadRequest(f"page is a whole number from 1, not {page!r}")
+    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= most):
+        raise BadRequest(f"limit is a whole number from 1 to {most}, not {limit!r}")
+    return int(page), int(limit)
