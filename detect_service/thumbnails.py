@@ -13,18 +13,18 @@ from facerec.config import THUMBNAIL_MAX_BYTES
 SIZE_PX = 112
 # dlib's default: a quarter of the face's size around it, so the hair and chin are in the picture.
 PADDING = 0.25
-# JPEG qualities tried in turn until the thumbnail fits THUMBNAIL_MAX_BYTES. 85 fits every face we have
-# measured (2.9 to 5.0 KB); a very detailed face falls back to less, and at 25 a 112 px JPEG is about
-# 1.5 KB, whatever the face.
+# JPEG qualities tried in turn until the thumbnail fits THUMBNAIL_MAX_BYTES. At 85, the 130 faces of
+# shared/data/faces we measured take 2.1 to 4.0 KB (median 2.9 KB); only a picture far busier than a
+# face needs less: 112 px of pure noise takes 10 KB at 85, 7.6 KB at 70 and 3.7 KB at 25.
 JPEG_QUALITIES = (85, 70, 55, 40, 25)
 # A face of this many pixels or more in the full-resolution photo scores full marks for size: twice the
 # smallest face looked for by default (MIN_FACE_PX 100), the size at which a 112 px thumbnail is made
 # from more pixels than it shows.
 FULL_SIZE_PX = 200
 # Sharpness is the variance of the Laplacian of the grey thumbnail, v, scored v / (v + SHARP_VARIANCE):
-# a half mark at 100. Sharp thumbnails of the photos in shared/data/faces measure 150 to 900; the same
-# ones blurred by a Gaussian of sigma 2 (a slightly out-of-focus face) measure 15 to 60.
-SHARP_VARIANCE = 100.0
+# a half mark at 50. The thumbnails of 130 faces of shared/data/faces measure 14 to 700 (median 68);
+# the same photos blurred by a Gaussian of sigma 2 (a face slightly out of focus), median 10.
+SHARP_VARIANCE = 50.0
 # The eyes' corners and the bottom of the nose among each landmark model's points.
 EYES_AND_NOSE = {5: ((0, 1), (2, 3), 4), 68: ((36, 39), (42, 45), 33)}
 
@@ -35,7 +35,7 @@ def face_thumbnail(pixels, shape, side_px):
     chip = dlib.get_face_chip(pixels, shape, size=SIZE_PX, padding=PADDING)
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-    quality = size_score(side_px) * sharpness_score(grey) * frontal_score(points)
+    quality = float(size_score(side_px) * sharpness_score(grey) * frontal_score(points))
     return encode_jpeg(chip), quality
 
 

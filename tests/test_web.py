@@ -1,6 +1,7 @@
 """The people page in a real browser: Debian's chromium, driven by Playwright, against both services as
 real gunicorn processes. Photos of real people go in through the drop zone; the faces are boxed and
-named; a person is renamed, two are merged, a face is removed; after a reload every correction is kept.
+named; a person is renamed, two are merged, a face is removed (undone, and removed again); after a
+reload every correction is kept.
 
 Each step leaves a screenshot in tests/screenshots/ for a person to look at.
 """
@@ -108,6 +109,13 @@ def test_upload_rename_merge_remove_and_reload(page, services):
     faces = page.locator(".face")
     faces.first.wait_for()
     count = faces.count()
+    faces.first.locator(".remove").click()
+    page.wait_for_selector("#status:has-text('Face removed.')")
+    assert page.locator(".face").count() == count - 1
+    # Undo takes the removal back; removed again, it stays removed.
+    page.click("#undo")
+    page.wait_for_selector("#status:has-text('Undone.')")
+    assert page.locator(".face").count() == count
     faces.first.locator(".remove").click()
     page.wait_for_selector("#status:has-text('Face removed.')")
     assert page.locator(".face").count() == count - 1
