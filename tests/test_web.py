@@ -1,7 +1,7 @@
 """The people page in a real browser: Debian's chromium, driven by Playwright, against both services as
 real gunicorn processes. Photos of real people go in through the drop zone; the faces are boxed and
 named; a person is renamed, two are merged, a face is removed (undone, and removed again); after a
-reload every correction is kept.
+reload every correction is kept; a hidden person leaves the grid until hidden people are shown.
 
 Each step leaves a screenshot in tests/screenshots/ for a person to look at.
 """
@@ -133,3 +133,15 @@ def test_upload_rename_merge_remove_and_reload(page, services):
     assert re.fullmatch(rf"{count - 1} faces?", person_card(page, after[biggest["id"]]).locator(".count").inner_text())
     assert page.locator(".person").count() == len(after) == len(before) - 1
     screenshot(page, "6-reloaded")
+
+    # Hidden, a person leaves the grid, and comes back with "Show hidden people".
+    person_card(page, merged).locator("a").click()
+    page.click("#hide")
+    page.wait_for_selector("#status:has-text('Hidden.')")
+    page.click("text=← All people")
+    page.locator(".person").first.wait_for()
+    assert person_card(page, merged).count() == 0
+    page.check("#show-hidden")
+    person_card(page, merged).wait_for()
+    assert "hidden" in person_card(page, merged).get_attribute("class")
+    screenshot(page, "7-hidden")

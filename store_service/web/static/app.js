@@ -7,6 +7,7 @@ const STORE_URL = "";
 const DETECT_URL = document.body.dataset.detectUrl.replace(/\/$/, "");
 // People per page of the grid: a large screen's worth of 112 px faces.
 const PAGE_SIZE = 60;
+let showHidden = false; // the grid leaves hidden people out unless asked
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -107,13 +108,19 @@ async function render() {
 }
 
 async function showPeople(page) {
-  const data = await store("GET", `/people?page=${page}&limit=${PAGE_SIZE}`);
+  const data = await store("GET", `/people?page=${page}&limit=${PAGE_SIZE}&hidden=${showHidden}`);
   const merge = el("button", { type: "button", id: "merge", textContent: "Merge selected", disabled: true });
   merge.onclick = mergeSelected;
+  const hidden = el("input", { type: "checkbox", id: "show-hidden", checked: showHidden });
+  hidden.onchange = () => {
+    showHidden = hidden.checked;
+    render();
+  };
   const grid = el("ul", { className: "people" }, ...data.people.map(personCard));
   grid.onchange = () => (merge.disabled = grid.querySelectorAll(".pick:checked").length < 2);
   const empty = data.total ? "" : "No people yet: drop photos above.";
-  $("#view").replaceChildren(el("div", { className: "toolbar" }, merge, empty), grid, pager(page, data.total));
+  const toolbar = el("div", { className: "toolbar" }, merge, el("label", {}, hidden, " Show hidden people"), empty);
+  $("#view").replaceChildren(toolbar, grid, pager(page, data.total));
 }
 
 function personCard(person) {
@@ -125,7 +132,7 @@ function personCard(person) {
     el("span", { className: "name", textContent: nameOf(person) }),
     el("span", { className: "count", textContent: plural(person.count, "face") }),
   );
-  return el("li", { className: "person" }, pick, link);
+  return el("li", { className: person.hidden ? "person hidden" : "person" }, pick, link);
 }
 
 function pager(page, total) {
