@@ -7,6 +7,7 @@ Each step leaves a screenshot in tests/screenshots/ for a person to look at.
 """
 import os
 import re
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -39,14 +40,21 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, services):
-    store, _ = services
+@contextmanager
+def opened(browser, url):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(store.url)
-    yield page
-    page.close()
+    page.goto(url)
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+@pytest.fixture
+def page(browser, services):
+    with opened(browser, services[0].url) as page:
+        yield page
 
 
 def screenshot(page, name):
@@ -145,3 +153,25 @@ def test_upload_rename_merge_remove_and_reload(page, services):
     person_card(page, merged).wait_for()
     assert "hidden" in person_card(page, merged).get_attribute("class")
     screenshot(page, "7-hidden")
+
+
+def enter_key(page, service, key):
+    page.wait_for_selector("#key-form:not([hidden])")
+    assert service in page.inner_text("#key-label")
+    page.fill("#key", key)
+    page.click("text=Use this key")
+
+
+def test_with_keys_the_page_asks_each_service_for_its_own(browser, keyed_services):
+    store, _ = keyed_services
+    with opened(browser, store.url) as page:
+        enter_key(page, "store", "store-key")
+        page.wait_for_selector("text=No people yet")
+        page.set_input_files("#file", str(FACES / PHOTOS["obama"][0]))
+        enter_key(page, "detect service", "detect-key")
+        for relative in PHOTOS["obama"]:
+            upload(page, relative)
+        assert page.locator(".box").count() == 1
+        # Thumbnails come with the key too (fetched, since an <img> cannot send it).
+        page.wait_for_function("document.querySelector('.person img')?.naturalWidth === 112")
+        screenshot(page, "8-keys")
