@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: run test fuzz bench load clean
+.PHONY: run test fuzz bench bench-people load clean
 
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
@@ -22,6 +22,11 @@ fuzz: $(VENV)/.installed-test
 # ARGS="--photos DIR" measures your own photos.
 bench: $(VENV)/.installed-bench
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/bench.py $(ARGS)
+
+# How well faces are grouped into people, on every labelled set (not part of make test): writes
+# bench/people-results.json.
+bench-people: $(VENV)/.installed
+	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/people.py
 
 # Ten minutes of mixed load at saturation, bad uploads included (not part of make test).
 load: $(VENV)/.installed

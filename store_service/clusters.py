@@ -3,8 +3,7 @@
 A re-cluster is constrained average linkage over a k-nearest-neighbour graph. Each face is linked to
 its nearest neighbours within the cluster distance; clusters joined by a link merge, closest pair
 first, while the RMS distance between their members stays within the cluster distance and no
-cannot-link (two faces of one photo, a face a user removed from a person) or anchor (faces a user
-pinned to different people) forbids it. The RMS distance between two clusters needs no pairwise
+cannot-link (two faces of one photo) forbids it. The RMS distance between two clusters needs no pairwise
 distances: for squared Euclidean distances, mean ‖a − b‖² over a ∈ A, b ∈ B = ‖μA − μB‖² + σA² + σB².
 """
 import numpy as np
@@ -23,18 +22,16 @@ class Cancelled(Exception):
     """The store is closing: a background re-cluster stops between two rounds."""
 
 
-def cluster(vectors, cannot_link, anchors, distance, neighbours, exact_limit, min_size, cancelled=None):
+def cluster(vectors, cannot_link, distance, neighbours, exact_limit, min_size, cancelled=None):
     """A cluster label per face (NO_CLUSTER for faces left alone).
 
-    `cannot_link` is an (m, 2) array of face index pairs that never share a cluster; `anchors` a person
-    id per face (-1 = none): faces pinned to one person start as one cluster, and two clusters pinned
-    to different people never merge. Clusters smaller than `min_size` without an anchor are dropped.
+    `cannot_link` is an (m, 2) array of face index pairs that never share a cluster. Clusters smaller
+    than `min_size` are dropped.
     """
     edges = neighbour_graph(vectors, neighbours, distance, exact_limit)
-    labels = agglomerate(vectors, edges, cannot_link, anchors, distance, cancelled)
+    labels = agglomerate(vectors, edges, cannot_link, distance, cancelled)
     sizes = np.bincount(labels, minlength=len(labels))
-    small = (sizes[labels] < min_size) & (anchors < 0)
-    return np.where(small, NO_CLUSTER, labels)
+    return np.where(sizes[labels] < min_size, NO_CLUSTER, labels)
 
 
 def neighbour_graph(vectors, k, radius, exact_limit):
@@ -93,15 +90,15 @@ def _kmeans(vectors, count, seed=0):
     return centroids.astype(np.float32)
 
 
-def agglomerate(vectors, edges, cannot_link, anchors, distance, cancelled=None):
+def agglomerate(vectors, edges, cannot_link, distance, cancelled=None):
     """Merge linked clusters, closest pair first, while their RMS distance is within `distance`.
 
     Each round merges every pair of clusters that are each other's closest allowed neighbour (a
     reciprocal nearest-neighbour round, so a round is a few vectorised numpy passes over the links).
     """
     n = len(vectors)
-    labels = _anchored_start(anchors)
-    state = _ClusterState(vectors, labels, anchors)
+    labels = np.arange(n)  # every face its own cluster, labelled by its index
+    state = _ClusterState(vectors)
     links, cannot = _relabel(labels, edges, n), _relabel(labels, cannot_link, n)
     while len(links):
         if cancelled is not None and cancelled.is_set():
@@ -117,15 +114,6 @@ def agglomerate(vectors, edges, cannot_link, anchors, distance, cancelled=None):
     return labels
 
 
-def _anchored_start(anchors):
-    """Every face its own cluster, except faces pinned to one person: one cluster, labelled by the first."""
-    labels = np.arange(len(anchors))
-    pinned = np.flatnonzero(anchors >= 0)
-    people, first = np.unique(anchors[pinned], return_index=True)
-    labels[pinned] = pinned[first][np.searchsorted(people, anchors[pinned])]
-    return labels
-
-
 def _relabel(labels, pairs, n):
     """Pairs of faces or clusters as unique pairs (a < b) of the clusters that now hold them."""
     if not len(pairs):
@@ -137,17 +125,12 @@ def _relabel(labels, pairs, n):
 
 
 class _ClusterState:
-    """Per cluster (indexed by its label): size, sum of vectors, sum of squared norms, anchor person."""
+    """Per cluster (indexed by its label): size, sum of vectors, sum of squared norms."""
 
-    def __init__(self, vectors, labels, anchors):
-        n = len(vectors)
-        v = vectors.astype(np.float64)
-        self.size = np.bincount(labels, minlength=n).astype(np.float64)
-        self.sum = np.zeros((n, v.shape[1]))
-        np.add.at(self.sum, labels, v)
-        self.sq = np.bincount(labels, weights=np.einsum("ij,ij->i", v, v), minlength=n)
-        self.anchor = np.full(n, -1, np.int64)
-        self.anchor[labels[anchors >= 0]] = anchors[anchors >= 0]
+    def __init__(self, vectors):
+        self.sum = vectors.astype(np.float64)
+        self.size = np.ones(len(vectors))
+        self.sq = np.einsum("ij,ij->i", self.sum, self.sum)
 
     def rms_sq(self, a, b):
         """Mean squared distance between the members of clusters a and b."""
@@ -161,15 +144,13 @@ class _ClusterState:
         self.size[keep] += self.size[gone]
         self.sum[keep] += self.sum[gone]
         self.sq[keep] += self.sq[gone]
-        self.anchor[keep] = np.maximum(self.anchor[keep], self.anchor[gone])  # at most one is set
 
 
 def _reciprocal_merges(state, links, cannot, distance, n):
     """(keep, gone) pairs: linked clusters within `distance` that are each other's closest allowed link."""
     a, b = links[:, 0], links[:, 1]
     d = state.rms_sq(a, b)
-    anchors_agree = (state.anchor[a] < 0) | (state.anchor[b] < 0) | (state.anchor[a] == state.anchor[b])
-    allowed = (d <= distance ** 2) & anchors_agree & ~np.isin(a * n + b, cannot[:, 0] * n + cannot[:, 1])
+    allowed = (d <= distance ** 2) & ~np.isin(a * n + b, cannot[:, 0] * n + cannot[:, 1])
     a, b, d = a[allowed], b[allowed], d[allowed]
     if not len(a):
         return np.zeros((0, 2), np.int64)
@@ -183,30 +164,20 @@ def _reciprocal_merges(state, links, cannot, distance, n):
     return np.stack([a[mutual], b[mutual]], axis=1)
 
 
-def match_people(labels, current, anchors):
+def match_people(labels, current):
     """Which existing person each new cluster continues: {cluster: person id}, clusters left out are new.
 
-    A cluster holding faces pinned to a person is that person. The others go by largest overlap of
-    unpinned faces: the (cluster, person) pair sharing the most faces first, each cluster and each
-    person used once, so a person keeps its ID (and with it its name) when its membership changes. A
-    person whose pinned faces stand apart from the rest thus spans two clusters: the pinned one and the
-    one holding most of its other faces.
+    By largest overlap: the (cluster, person) pair sharing the most faces first, each cluster and each
+    person used once, so a person keeps its ID (and with it its name) when its membership changes.
     """
-    matched = {}
-    pinned = (labels >= 0) & (anchors >= 0)
-    for cluster_label, person in set(zip(labels[pinned].tolist(), anchors[pinned].tolist())):
-        matched[cluster_label] = person
-    both = (labels >= 0) & (current >= 0) & (anchors < 0)
+    both = (labels >= 0) & (current >= 0)
     if not both.any():
-        return matched
+        return {}
     pairs, counts = np.unique(np.stack([labels[both], current[both]], axis=1), axis=0, return_counts=True)
-    used = set()
+    matched, used = {}, set()
     for k in np.argsort(-counts, kind="stable"):
         cluster_label, person = pairs[k].tolist()
-        if cluster_label in matched:
-            if matched[cluster_label] == person:
-                used.add(person)  # its pinned cluster also holds most of its other faces
-        elif person not in used:
+        if cluster_label not in matched and person not in used:
             matched[cluster_label] = person
             used.add(person)
     return matched

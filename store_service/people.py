@@ -392,23 +392,27 @@ class People:
                    if f in store._row]
         self._added = 0
         return {"ids": ids, "vectors": store._matrix[:n].copy(), "photo": photo, "persons": persons,
-                "anchors": np.where(pinned, persons, NO_PERSON), "removed": removed, "generation": self._generation}
+                "pinned": pinned, "removed": removed, "generation": self._generation}
 
     def _cluster(self, snapshot, cancelled):
-        s = self.settings
-        return clusters.cluster(
-            snapshot["vectors"], _cannot_link(snapshot), snapshot["anchors"], s["PEOPLE_CLUSTER_DISTANCE"],
+        """A cluster label per face. Pinned faces are left out (NO_CLUSTER): they stay where users put them."""
+        s, free = self.settings, np.flatnonzero(~snapshot["pinned"])
+        labels = np.full(len(snapshot["ids"]), clusters.NO_CLUSTER)
+        labels[free] = clusters.cluster(
+            snapshot["vectors"][free], _same_photo_pairs(snapshot["photo"][free]), s["PEOPLE_CLUSTER_DISTANCE"],
             s["PEOPLE_NEIGHBOURS"], s["PEOPLE_EXACT_LIMIT"], s["PEOPLE_MIN_FACES"], cancelled)
+        return labels
 
     def _apply(self, who, snapshot, labels, started):
         """Write the new grouping: clusters continue the people they overlap most, the rest are new."""
-        matched = clusters.match_people(labels, snapshot["persons"], snapshot["anchors"])
+        matched = clusters.match_people(labels, snapshot["persons"])
         removed = set(snapshot["removed"])
         with self.store._transaction():
             for label in np.unique(labels[labels >= 0]).tolist():
                 if label not in matched:
                     matched[label] = self._new_person()
             new = np.array([matched.get(label, NO_PERSON) for label in labels.tolist()], np.int64)
+            new[snapshot["pinned"]] = snapshot["persons"][snapshot["pinned"]]
             evicted = [i for i, p in enumerate(new.tolist()) if (i, p) in removed]
             new[evicted] = NO_PERSON  # a face a user removed never goes back
             new[_photo_clashes(new, snapshot)] = NO_PERSON
@@ -459,9 +463,9 @@ def _summary(row, cover):
 def _photo_clashes(persons, snapshot):
     """Rows to leave unknown so that no person holds two faces of one photo (pinned faces stay).
 
-    Clusters never hold two, but a person may span its pinned cluster and one other (match_people)."""
+    A cluster never holds two, but its person's pinned faces may share a photo with it."""
     seen, clashes = set(), []
-    for i in np.argsort(snapshot["anchors"] == NO_PERSON, kind="stable").tolist():  # pinned first
+    for i in np.argsort(~snapshot["pinned"], kind="stable").tolist():  # pinned first
         key = (persons[i], snapshot["photo"][i])
         if persons[i] != NO_PERSON and key in seen:
             clashes.append(i)
@@ -469,16 +473,12 @@ def _photo_clashes(persons, snapshot):
     return clashes
 
 
-def _cannot_link(snapshot):
-    """(m, 2) face index pairs never in one cluster: faces of one photo, and a removed face with the
-    pinned faces of the person it was removed from (one of them: pinned faces start as one cluster)."""
+def _same_photo_pairs(photos):
+    """(m, 2) index pairs of faces of one photo: never one cluster."""
     by_photo = {}
-    for i, p in enumerate(snapshot["photo"].tolist()):
+    for i, p in enumerate(photos.tolist()):
         by_photo.setdefault(p, []).append(i)
     pairs = [pair for rows in by_photo.values() if len(rows) > 1 for pair in combinations(rows, 2)]
-    anchors = snapshot["anchors"]
-    first_pinned = {p: i for i, p in reversed(list(enumerate(anchors.tolist()))) if p != NO_PERSON}
-    pairs += [(i, first_pinned[p]) for i, p in snapshot["removed"] if p in first_pinned]
     return np.array(pairs, np.int64).reshape(-1, 2)
 
 

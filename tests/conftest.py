@@ -141,3 +141,28 @@ def keyed_services(tmp_path_factory):
         for service in (detect, store):
             if service.proc and service.proc.poll() is None:
                 service.stop()
+
+
+# People tests: a few labelled photos per person, described once per session (a few seconds of dlib).
+# These web photos are small: their faces are found with MIN_FACE_PX 40 (README, "Decoding").
+PEOPLE_MIN_FACE_PX = 40
+PEOPLE_PHOTOS = {
+    "ben": [f"celeb5/Ben_Afflek/{n}.jpg" for n in (1, 2, 4, 5, 6, 8)],
+    "elton": [f"celeb5/Elton_John/{n}.jpg" for n in (2, 3, 4, 6, 8, 15)],
+    "madonna": [f"celeb5/Madonna/{n}.jpg" for n in (1, 2, 3, 4, 5, 6)],
+}
+
+
+@pytest.fixture(scope="session")
+def people_faces(models):
+    """{person: [(photo path, descriptor of the photo's largest face)]}."""
+    from detect_service.faces import analyse_photo
+
+    described = {}
+    for person, paths in PEOPLE_PHOTOS.items():
+        described[person] = []
+        for path in paths:
+            _, faces = analyse_photo(models, photo(path), PEOPLE_MIN_FACE_PX)
+            largest = max(faces, key=lambda f: f.box["width"] * f.box["height"])
+            described[person].append((path, largest.descriptor))
+    return described

@@ -1,0 +1,315 @@
+"""How well facerec groups faces into people, on every labelled set in ../shared/data/faces/.
+
+    make bench-people
+
+Each set is `<set>/<identity>/<file>`; folders starting with `_` are unlabelled and skipped. A photo's
+largest face carries its folder's identity; its other faces (people in the background) are stored too
+but left out of the scores. Descriptors come from detect_service.faces with faces of 40 px or more,
+computed once and cached in bench/.cache/ (keyed by the dlib build).
+
+Per set, the faces go into a real FaceStore (SQLite under a temporary folder) photo by photo in two
+orders: shuffled (seed 0), and chronological: EXIF DateTimeOriginal where a photo has one, else by
+file name (the name alone, not its folder: "1.jpg" of every identity before "10.jpg"). Scored:
+
+- incremental: the people as placed on arrival (POST /faces' path);
+- re-clustered: after POST /people/recluster's path;
+- jAlbum: every match within 0.36 merged transitively, what jAlbum's client does.
+
+Pairwise precision, recall and F1 over labelled faces (two faces are a predicted pair when in one
+person), people per identity (distinct people among its placed faces), share of faces left unknown.
+Then the algorithms side by side (pooled over the sets), and the time to re-cluster 100 k faces (real
+descriptors plus jittered copies). Prints tables and writes bench/people-results.json.
+"""
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from detect_service.faces import Models, analyse_photo  # noqa: E402
+from facerec.config import DEFAULTS  # noqa: E402
+from store_service import clusters  # noqa: E402
+from store_service.people import NO_PERSON  # noqa: E402
+from store_service.store import FaceStore  # noqa: E402
+
+FACES = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")) / "data" / "faces"
+CACHE = REPO / "bench" / ".cache"
+RESULTS = REPO / "bench" / "people-results.json"
+JALBUM_DISTANCE = 0.36  # jAlbum's max-distance, merged transitively
+BIG = 100_000  # faces in the timing run
+JITTER = 0.15  # length of the noise added to each copy: within one person's spread (about 0.4 apart)
+EXIF_DATE = 0x9003  # DateTimeOriginal
+# Most of these web photos are small: at the service's default of 100 px half of celeb5's faces are
+# not found at all. 40 px finds them (MIN_FACE_PX goes down to 20).
+MIN_FACE_PX = 40
+
+
+# ---- descriptors ----------------------------------------------------------------------------------
+
+
+def labelled_sets():
+    return sorted(d for d in FACES.iterdir() if d.is_dir() and any(p.is_dir() and not p.name.startswith("_") for p in d.iterdir()))
+
+
+def faces_of_set(folder, models):
+    """[{"photo", "identity" (None for a background face), "descriptor", "when"}] of a labelled set."""
+    out = []
+    for identity in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        for path in sorted(identity.iterdir()):
+            try:
+                _, found = analyse_photo(models, path.read_bytes(), MIN_FACE_PX)
+            except Exception as e:  # noqa: BLE001 (a file the pipeline refuses is reported and skipped)
+                print(f"  skipped {path.name}: {type(e).__name__}", file=sys.stderr)
+                continue
+            largest = max(range(len(found)), key=lambda i: found[i].box["width"] * found[i].box["height"], default=None)
+            for i, face in enumerate(found):
+                out.append({"photo": f"{identity.name}/{path.name}", "identity": identity.name if i == largest else None,
+                            "descriptor": face.descriptor.tolist(), "when": taken_at(path)})
+    return out
+
+
+def taken_at(path):
+    """The sort key of the chronological order: (EXIF date or "~" after every date, file name)."""
+    try:
+        with Image.open(path) as image:
+            date = image.getexif().get(EXIF_DATE) or image.getexif().get_ifd(0x8769).get(EXIF_DATE)
+    except OSError:
+        date = None
+    return [str(date) if date else "~", path.name]
+
+
+def all_faces():
+    models = Models()
+    cache = CACHE / f"descriptors-{models.build.replace(' ', '_')}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    sets = {}
+    for folder in labelled_sets():
+        print(f"describing {folder.name} ...", file=sys.stderr)
+        sets[folder.name] = faces_of_set(folder, models)
+    CACHE.mkdir(exist_ok=True)
+    cache.write_text(json.dumps(sets))
+    return sets
+
+
+# ---- scores ---------------------------------------------------------------------------------------
+
+
+def pair_counts(identities, persons):
+    """(true positives, predicted pairs, true pairs) over the labelled faces; None persons are alone."""
+    labelled = [(i, p) for i, p in zip(identities, persons) if i is not None]
+    tp = predicted = true = 0
+    for a in range(len(labelled)):
+        for b in range(a + 1, len(labelled)):
+            same_id = labelled[a][0] == labelled[b][0]
+            same_p = labelled[a][1] is not None and labelled[a][1] == labelled[b][1]
+            tp += same_id and same_p
+            predicted += same_p
+            true += same_id
+    return tp, predicted, true
+
+
+def scores(identities, persons):
+    tp, predicted, true = pair_counts(identities, persons)
+    precision = tp / predicted if predicted else 1.0
+    recall = tp / true if true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    labelled = [(i, p) for i, p in zip(identities, persons) if i is not None]
+    per_identity = {}
+    for i, p in labelled:
+        per_identity.setdefault(i, set()).update([] if p is None else [p])
+    return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3),
+            "people_per_identity": round(float(np.mean([len(s) for s in per_identity.values()])), 2),
+            "unknown": round(sum(p is None for _, p in labelled) / len(labelled), 3), "pairs": true}
+
+
+def pooled(rows):
+    tp, predicted, true = (sum(r[k] for r in rows) for k in range(3))
+    precision, recall = tp / predicted if predicted else 1.0, tp / true
+    return {"precision": round(precision, 3), "f1": round(2 * precision * recall / (precision + recall), 3) if tp else 0.0}
+
+
+# ---- the store's two paths, and jAlbum's ----------------------------------------------------------
+
+
+def through_store(faces, order):
+    """(persons after incremental placement, persons after a re-cluster), per face, in the input's order."""
+    photos = {}
+    for k in order:
+        photos.setdefault(faces[k]["photo"], []).append(k)
+    box = {"left": 0, "top": 0, "width": 100, "height": 100}
+    with tempfile.TemporaryDirectory() as folder:
+        store = FaceStore(os.path.join(folder, "faces.sqlite3"), settings={"PEOPLE_RECLUSTER_AFTER": 0})
+        ids = {}
+        for photo, members in photos.items():
+            stored = store.add_faces(photo, [{"descriptor": faces[k]["descriptor"], "box": box} for k in members], 0.36, 1)
+            ids.update({k: s["id"] for k, s in zip(members, stored)})
+        incremental = persons_in(store, ids, len(faces))
+        store.people.recluster()
+        reclustered = persons_in(store, ids, len(faces))
+        store.close()
+    return incremental, reclustered
+
+
+def persons_in(store, ids, n):
+    person = dict(store._db.execute("SELECT id, person_id FROM faces"))
+    return [person[ids[k]] for k in range(n)]
+
+
+def distances(vectors):
+    return np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+
+
+def transitive(vectors, distance):
+    """Union of every pair within `distance`: jAlbum's grouping."""
+    return groups(distances(vectors) <= distance)
+
+
+def groups(adjacent):
+    """Connected components of a boolean adjacency matrix, as a label per face."""
+    parent = list(range(len(adjacent)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in zip(*np.nonzero(np.triu(adjacent, 1))):
+        parent[root(a)] = root(b)
+    return [root(i) for i in range(len(adjacent))]
+
+
+def dbscan(vectors, eps, min_points=2):
+    """DBSCAN: faces with min_points within eps (themselves included) are cores; noise stays unknown."""
+    near = distances(vectors) <= eps
+    core = near.sum(1) >= min_points
+    labels = groups(near & core[:, None] & core[None, :])
+    return [labels[i] if core[i] else next((labels[j] for j in np.flatnonzero(near[i] & core)), None)
+            for i in range(len(vectors))]
+
+
+def chinese_whispers(vectors, distance, rounds=20, seed=0):
+    """dlib's Chinese whispers: each face takes the label most of its neighbours within `distance` hold."""
+    rng = np.random.default_rng(seed)
+    d = distances(vectors)
+    near = [np.flatnonzero((row <= distance) & (np.arange(len(d)) != i)) for i, row in enumerate(d)]
+    labels = np.arange(len(vectors))
+    for _ in range(rounds):
+        for i in rng.permutation(len(vectors)):
+            if len(near[i]):
+                values, counts = np.unique(labels[near[i]], return_counts=True)
+                labels[i] = values[np.argmax(counts)]
+    return labels.tolist()
+
+
+def linkage(vectors, photos, distance):
+    """facerec's re-cluster (RMS-average linkage, one-photo constraint), without a store."""
+    index = {}
+    for i, p in enumerate(photos):
+        index.setdefault(p, []).append(i)
+    cannot = np.array([(a, b) for rows in index.values() for a in rows for b in rows if a < b], np.int64).reshape(-1, 2)
+    labels = clusters.cluster(vectors, cannot, distance, DEFAULTS["PEOPLE_NEIGHBOURS"],
+                              DEFAULTS["PEOPLE_EXACT_LIMIT"], DEFAULTS["PEOPLE_MIN_FACES"])
+    return [None if label == clusters.NO_CLUSTER else int(label) for label in labels]
+
+
+ALGORITHMS = {
+    "transitive 0.36 (jAlbum)": lambda v, p: transitive(v, 0.36),
+    "transitive 0.5": lambda v, p: transitive(v, 0.5),
+    "transitive 0.6": lambda v, p: transitive(v, 0.6),
+    "DBSCAN 0.5": lambda v, p: dbscan(v, 0.5),
+    "Chinese whispers 0.6": lambda v, p: chinese_whispers(v, 0.6),
+    "avg linkage 0.5": lambda v, p: linkage(v, p, 0.5),
+    "avg linkage 0.6 (chosen)": lambda v, p: linkage(v, p, 0.6),
+}
+
+
+# ---- the 100 k timing -----------------------------------------------------------------------------
+
+
+def time_big(vectors):
+    """Seconds to re-cluster BIG faces in a real store (snapshot, cluster, write), and to place one face."""
+    rng = np.random.default_rng(0)
+    copies = vectors[rng.integers(len(vectors), size=BIG)]
+    noise = rng.normal(size=copies.shape)
+    copies = (copies + noise / np.linalg.norm(noise, axis=1, keepdims=True) * JITTER).astype("<f4")
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "faces.sqlite3")
+        FaceStore(path).close()  # the schema
+        db = sqlite3.connect(path)
+        db.executemany("INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height, created_at)"
+                       " VALUES (?, ?, ?, 0, 0, 100, 100, 'bench')", ((f"{i:064x}", v.tobytes(), f"photo{i}") for i, v in enumerate(copies)))
+        db.commit()
+        db.close()
+        store = FaceStore(path, settings={"PEOPLE_RECLUSTER_AFTER": 0})
+        result = store.people.recluster()
+        place = []
+        for i, v in enumerate(copies[:50] + 0.01):
+            start = time.perf_counter()
+            store.add_faces(f"new{i}", [{"descriptor": v, "box": {"left": 0, "top": 0, "width": 9, "height": 9}}], 0.36, 10)
+            place.append(time.perf_counter() - start)
+        store.close()
+    return {"faces": BIG, "recluster_s": result["seconds"], "people": result["people"], "unknown": result["unknown"],
+            "add_faces_median_ms": round(1000 * float(np.median(place)), 2)}
+
+
+# ---- the run --------------------------------------------------------------------------------------
+
+
+def main():
+    sets = all_faces()
+    results = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core", "sets": {},
+               "algorithms": {}}
+    counts = {name: [] for name in ALGORITHMS}
+    for name, faces in sets.items():
+        identities = [f["identity"] for f in faces]
+        if len({i for i in identities if i}) < 2 or not pair_counts(identities, identities)[2]:
+            continue  # no two faces of one person: nothing to score
+        vectors = np.array([f["descriptor"] for f in faces], np.float32)
+        shuffled = np.random.default_rng(0).permutation(len(faces)).tolist()
+        chronological = sorted(range(len(faces)), key=lambda k: faces[k]["when"])
+        row = {"faces": len(faces), "identities": len({i for i in identities if i})}
+        for order_name, order in (("shuffled", shuffled), ("chronological", chronological)):
+            incremental, reclustered = through_store(faces, order)
+            row[f"incremental {order_name}"] = scores(identities, incremental)
+            row[f"re-clustered {order_name}"] = scores(identities, reclustered)
+        row["jAlbum 0.36"] = scores(identities, transitive(vectors, JALBUM_DISTANCE))
+        results["sets"][name] = row
+        photos = [f["photo"] for f in faces]
+        for algorithm, run in ALGORITHMS.items():
+            counts[algorithm].append(pair_counts(identities, run(vectors, photos)))
+    results["algorithms"] = {name: pooled(rows) for name, rows in counts.items()}
+    every = np.array([f["descriptor"] for faces in sets.values() for f in faces], np.float32)
+    results["100k"] = time_big(every)
+    print_tables(results)
+    RESULTS.write_text(json.dumps(results, indent=1))
+
+
+def print_tables(results):
+    print(f"People, {results['date']}, {results['machine']} machine. Precision / recall / F1; people per identity; unknown share")
+    print(f"| set (faces, identities) | path | P | R | F1 | people/identity | unknown |")
+    print("|---|---|---|---|---|---|---|")
+    for name, row in results["sets"].items():
+        for path in ("incremental shuffled", "incremental chronological", "re-clustered shuffled", "re-clustered chronological", "jAlbum 0.36"):
+            s = row[path]
+            print(f"| {name} ({row['faces']}, {row['identities']}) | {path} | {s['precision']:.3f} | {s['recall']:.3f} "
+                  f"| {s['f1']:.3f} | {s['people_per_identity']} | {s['unknown']:.1%} |")
+    print("\n| algorithm (pooled over the sets) | precision | F1 |\n|---|---|---|")
+    for name, s in results["algorithms"].items():
+        print(f"| {name} | {s['precision']:.3f} | {s['f1']:.3f} |")
+    big = results["100k"]
+    print(f"\nRe-cluster of {big['faces']:,} faces: {big['recluster_s']} s ({big['people']} people, {big['unknown']} unknown);"
+          f" a new face placed at that size: {big['add_faces_median_ms']} ms (median add_faces)")
+
+
+if __name__ == "__main__":
+    main()
