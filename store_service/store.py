@@ -166,6 +166,11 @@ class FaceStore:
                     " created_at, thumbnail, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(face, v.tobytes(), photo_sha256, *box, now, jpeg, q) for face, (v, box, jpeg, q) in new.items()],
                 )
+                # A face stored before faces had thumbnails gets one when its photo comes again.
+                self._db.executemany(
+                    "UPDATE faces SET thumbnail = ?, quality = ? WHERE id = ? AND thumbnail IS NULL",
+                    [(jpeg, q, face) for face, (_, _, jpeg, q), c in zip(ids, parsed, created) if not c and jpeg],
+                )
                 placed, persons = self.people.place(photo_sha256, ids, vectors, created)
             for face, (v, *_) in new.items():
                 self._append(face, v)

@@ -119,6 +119,15 @@ def test_a_face_without_a_thumbnail(store):
         store.thumbnail("0" * 64)
 
 
+def test_a_face_stored_without_a_thumbnail_gets_one_when_its_photo_comes_again(store):
+    face = add(store)
+    thumbnail = a_jpeg()
+    assert add(store, thumbnail=base64.b64encode(thumbnail).decode(), quality=0.5) == face
+    assert store.thumbnail(face) == thumbnail
+    add(store, thumbnail=base64.b64encode(encode_jpeg(np.zeros((8, 8, 3), np.uint8))).decode())
+    assert store.thumbnail(face) == thumbnail  # one it has is kept
+
+
 @pytest.mark.parametrize(
     "extra",
     [
