@@ -211,13 +211,14 @@ def chinese_whispers(vectors, distance, rounds=20, seed=0):
     return labels.tolist()
 
 
-def linkage(vectors, photos, distance):
+def linkage(vectors, photos, distance, centroid_distance=None):
     """facerec's re-cluster (RMS-average linkage, one-photo constraint), without a store."""
     index = {}
     for i, p in enumerate(photos):
         index.setdefault(p, []).append(i)
     cannot = np.array([(a, b) for rows in index.values() for a in rows for b in rows if a < b], np.int64).reshape(-1, 2)
-    labels = clusters.cluster(vectors, cannot, distance, DEFAULTS["PEOPLE_NEIGHBOURS"],
+    centroid_distance = DEFAULTS["PEOPLE_CENTROID_DISTANCE"] if centroid_distance is None else centroid_distance
+    labels = clusters.cluster(vectors, cannot, distance, centroid_distance, DEFAULTS["PEOPLE_NEIGHBOURS"],
                               DEFAULTS["PEOPLE_EXACT_LIMIT"], DEFAULTS["PEOPLE_MIN_FACES"])
     return [None if label == clusters.NO_CLUSTER else int(label) for label in labels]
 

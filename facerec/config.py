@@ -52,6 +52,11 @@ DEFAULTS = {
     # own same-person bound (95-98 % of same-person pairs, 0.2-0.3 % of others, FINDINGS.md); averaged
     # over whole clusters it merged no two people in our labelled sets.
     "PEOPLE_CLUSTER_DISTANCE": 0.6,
+    # ... or while their centroids are within 0.48. The RMS distance counts each cluster's own spread,
+    # so two halves of one person who looks different from photo to photo (spread 0.38 in celeb5) stay
+    # apart at 0.6 even when their centres lie 0.39 apart; the nearest centres of two different people
+    # in our labelled sets lay 0.53 apart.
+    "PEOPLE_CENTROID_DISTANCE": 0.48,
     # Each face links to its 10 nearest neighbours: enough to join every face of a person, few enough
     # that 100 k faces make about 1 M links.
     "PEOPLE_NEIGHBOURS": 10,
@@ -59,17 +64,19 @@ DEFAULTS = {
     "PEOPLE_EXACT_LIMIT": 20000,
     # A cluster of fewer than 2 faces is no person: a face alone stays unknown.
     "PEOPLE_MIN_FACES": 2,
-    # A new face joins a person when its mean distance to that person's 3 nearest faces is within 0.55
-    # (a little under 0.6: one new face has less evidence than a cluster) ...
-    "PEOPLE_JOIN_DISTANCE": 0.55,
+    # A new face joins a person when its mean distance to that person's 3 nearest faces is within 0.6,
+    # dlib's bound (3 faces, not 1: one odd face of a person decides nothing; 0.55 or 0.57 left more
+    # faces of celeb5 unknown, for no gain in precision; `make bench-people`) ...
+    "PEOPLE_JOIN_DISTANCE": 0.6,
     "PEOPLE_JOIN_NEAREST": 3,
-    # ... and at least 0.05 less than to any other person: between two people it stays unknown.
+    # ... and at least 0.05 less than to any other person: between two people it stays unknown
+    # (0.08 changed nothing on the labelled sets but lost a few faces to unknown).
     "PEOPLE_MARGIN": 0.05,
-    # Faces farther than 0.7 count as 0.7 in that mean (0.7: beyond anything that could join).
+    # Faces farther than 0.7 count as 0.7 in that mean (0.7: beyond anything that could join at 0.6).
     "PEOPLE_NEAR": 0.7,
-    # A new face that joins nobody pairs with an unknown face of another photo within 0.5 into a new
-    # person (stricter than 0.6: two single faces, and at 0.5 different people almost never meet).
-    "PEOPLE_PAIR_DISTANCE": 0.5,
+    # A new face that joins nobody pairs with an unknown face of another photo within 0.55 into a new
+    # person (stricter than 0.6: two single faces; 0.5 left a third of celeb5's faces unknown at first).
+    "PEOPLE_PAIR_DISTANCE": 0.55,
     # Re-cluster in the background after this many new faces (0 = only on POST /people/recluster).
     "PEOPLE_RECLUSTER_AFTER": 1000,
     # Default and largest `limit` of GET /people and GET /people/audit.

@@ -22,14 +22,14 @@ class Cancelled(Exception):
     """The store is closing: a background re-cluster stops between two rounds."""
 
 
-def cluster(vectors, cannot_link, distance, neighbours, exact_limit, min_size, cancelled=None):
+def cluster(vectors, cannot_link, distance, centroid_distance, neighbours, exact_limit, min_size, cancelled=None):
     """A cluster label per face (NO_CLUSTER for faces left alone).
 
     `cannot_link` is an (m, 2) array of face index pairs that never share a cluster. Clusters smaller
     than `min_size` are dropped.
     """
     edges = neighbour_graph(vectors, neighbours, distance, exact_limit)
-    labels = agglomerate(vectors, edges, cannot_link, distance, cancelled)
+    labels = agglomerate(vectors, edges, cannot_link, distance, centroid_distance, cancelled)
     sizes = np.bincount(labels, minlength=len(labels))
     return np.where(sizes[labels] < min_size, NO_CLUSTER, labels)
 
@@ -40,8 +40,7 @@ def neighbour_graph(vectors, k, radius, exact_limit):
         pairs = _knn(vectors, np.arange(len(vectors)), np.arange(len(vectors)), k, radius)
     else:
         pairs = _knn_in_cells(vectors, k, radius)
-    pairs = np.sort(pairs, axis=1)
-    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+    return _unique_pairs(pairs, len(vectors))
 
 
 def _knn(vectors, queries, base, k, radius):
@@ -83,85 +82,112 @@ def _kmeans(vectors, count, seed=0):
     centroids = vectors[rng.choice(len(vectors), count, replace=False)].astype(np.float64)
     for _ in range(KMEANS_ROUNDS):
         home = np.argmin(-2 * vectors @ centroids.T.astype(np.float32) + (centroids ** 2).sum(1)[None, :], axis=1)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, home, vectors)
         counts = np.bincount(home, minlength=count)[:, None]
+        sums = np.zeros_like(centroids)
+        order = np.argsort(home, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts[:, 0])[:-1]])
+        filled = counts[:, 0] > 0
+        sums[filled] = np.add.reduceat(vectors[order], starts[filled], axis=0)
         centroids = np.where(counts > 0, sums / np.maximum(counts, 1), centroids)
     return centroids.astype(np.float32)
 
 
-def agglomerate(vectors, edges, cannot_link, distance, cancelled=None):
-    """Merge linked clusters, closest pair first, while their RMS distance is within `distance`.
+def agglomerate(vectors, edges, cannot_link, distance, centroid_distance, cancelled=None):
+    """Merge linked clusters, closest pair first, while their RMS distance is within `distance` or
+    their centroids within `centroid_distance`.
 
     Each round merges every pair of clusters that are each other's closest allowed neighbour (a
-    reciprocal nearest-neighbour round, so a round is a few vectorised numpy passes over the links).
+    reciprocal nearest-neighbour round: a few vectorised numpy passes over the links). Only the links
+    of clusters that merged are measured again.
     """
     n = len(vectors)
     labels = np.arange(n)  # every face its own cluster, labelled by its index
     state = _ClusterState(vectors)
-    links, cannot = _relabel(labels, edges, n), _relabel(labels, cannot_link, n)
+    links, cannot = _unique_pairs(edges, n), _unique_pairs(cannot_link, n)
+    d, centroids = state.distances_sq(links[:, 0], links[:, 1])
     while len(links):
         if cancelled is not None and cancelled.is_set():
             raise Cancelled
-        merges = _reciprocal_merges(state, links, cannot, distance, n)
+        close = (d <= distance ** 2) | (centroids <= centroid_distance ** 2)
+        merges = _reciprocal_merges(links[close], d[close], cannot, n)
         if not len(merges):
             break
         target = np.arange(n)
         target[merges[:, 1]] = merges[:, 0]
         state.merge(merges)
         labels = target[labels]
-        links, cannot = _relabel(target, links, n), _relabel(target, cannot, n)
+        moved = np.zeros(n, bool)
+        moved[merges.ravel()] = True
+        moved = moved[links[:, 0]] | moved[links[:, 1]]
+        fresh = _unique_pairs(target[links[moved]], n)
+        fresh_d, fresh_centroids = state.distances_sq(fresh[:, 0], fresh[:, 1])
+        links = np.concatenate([links[~moved], fresh])
+        d, centroids = np.concatenate([d[~moved], fresh_d]), np.concatenate([centroids[~moved], fresh_centroids])
+        cannot = _unique_pairs(target[cannot], n)
     return labels
 
 
-def _relabel(labels, pairs, n):
-    """Pairs of faces or clusters as unique pairs (a < b) of the clusters that now hold them."""
+def _unique_pairs(pairs, n):
+    """Unique pairs (a < b), none of a node with itself."""
     if not len(pairs):
         return np.zeros((0, 2), np.int64)
-    mapped = np.sort(labels[pairs], axis=1)
-    mapped = mapped[mapped[:, 0] != mapped[:, 1]]
-    keys = np.unique(mapped[:, 0] * n + mapped[:, 1])
+    pairs = np.sort(pairs, axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    keys = np.unique(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
     return np.stack([keys // n, keys % n], axis=1)
 
 
 class _ClusterState:
-    """Per cluster (indexed by its label): size, sum of vectors, sum of squared norms."""
+    """Per cluster (indexed by its label): size, sum of vectors, sum of squared norms (float64, exact
+    enough to merge), and from them its centroid (float32, for fast distances) and spread."""
 
     def __init__(self, vectors):
         self.sum = vectors.astype(np.float64)
         self.size = np.ones(len(vectors))
         self.sq = np.einsum("ij,ij->i", self.sum, self.sum)
+        self.centroid = vectors.astype(np.float32)
+        self.centroid_sq = self.sq.copy()
+        self.spread = np.zeros(len(vectors))  # mean squared distance of the members to the centroid
 
-    def rms_sq(self, a, b):
-        """Mean squared distance between the members of clusters a and b."""
-        mu_a, mu_b = self.sum[a] / self.size[a, None], self.sum[b] / self.size[b, None]
-        var_a = self.sq[a] / self.size[a] - np.einsum("ij,ij->i", mu_a, mu_a)
-        var_b = self.sq[b] / self.size[b] - np.einsum("ij,ij->i", mu_b, mu_b)
-        return ((mu_a - mu_b) ** 2).sum(1) + var_a + var_b
+    def distances_sq(self, a, b):
+        """(mean squared distance between the members, squared distance between the centroids) of clusters a and b."""
+        dot = np.einsum("ij,ij->i", self.centroid[a], self.centroid[b])
+        centroids = np.maximum(self.centroid_sq[a] + self.centroid_sq[b] - 2 * dot, 0)
+        return centroids + self.spread[a] + self.spread[b], centroids
 
     def merge(self, merges):
         keep, gone = merges[:, 0], merges[:, 1]
         self.size[keep] += self.size[gone]
         self.sum[keep] += self.sum[gone]
         self.sq[keep] += self.sq[gone]
+        mean = self.sum[keep] / self.size[keep, None]
+        self.centroid[keep] = mean
+        self.centroid_sq[keep] = np.einsum("ij,ij->i", mean, mean)
+        self.spread[keep] = self.sq[keep] / self.size[keep] - self.centroid_sq[keep]
 
 
-def _reciprocal_merges(state, links, cannot, distance, n):
-    """(keep, gone) pairs: linked clusters within `distance` that are each other's closest allowed link."""
+def _reciprocal_merges(links, d, cannot, n):
+    """(keep, gone) pairs: clusters that are each other's closest link, and no cannot-link between."""
     a, b = links[:, 0], links[:, 1]
-    d = state.rms_sq(a, b)
-    allowed = (d <= distance ** 2) & ~np.isin(a * n + b, cannot[:, 0] * n + cannot[:, 1])
+    allowed = ~np.isin(a * n + b, cannot[:, 0] * n + cannot[:, 1])
     a, b, d = a[allowed], b[allowed], d[allowed]
-    if not len(a):
-        return np.zeros((0, 2), np.int64)
-    best = np.full(n, -1)
-    ends, order = np.concatenate([a, b]), np.tile(np.arange(len(a)), 2)
-    by_distance = np.lexsort((order, np.concatenate([d, d]), ends))  # per cluster, its closest link first
-    first = np.ones(len(ends), bool)
-    first[1:] = ends[by_distance][1:] != ends[by_distance][:-1]
-    best[ends[by_distance][first]] = order[by_distance][first]
-    mutual = (best[a] == np.arange(len(a))) & (best[b] == np.arange(len(a)))
-    return np.stack([a[mutual], b[mutual]], axis=1)
+    closest = np.full(n, np.inf)
+    np.minimum.at(closest, a, d)
+    np.minimum.at(closest, b, d)
+    mutual = (d == closest[a]) & (d == closest[b])
+    merges = np.stack([a[mutual], b[mutual]], axis=1)
+    if len(np.unique(merges)) < merges.size:  # equal distances: a cluster in two pairs; keep its first
+        merges = _first_pairs(merges)
+    return merges
+
+
+def _first_pairs(merges):
+    seen, kept = set(), []
+    for keep, gone in merges.tolist():
+        if keep not in seen and gone not in seen:
+            kept.append((keep, gone))
+            seen.update((keep, gone))
+    return np.array(kept, np.int64).reshape(-1, 2)
 
 
 def match_people(labels, current):
