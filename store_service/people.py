@@ -80,7 +80,7 @@ class People:
         placed, changes = [], {}
         for face, vector, new in zip(ids, vectors, created):
             scores = self._person_scores(vector, persons, self.store._row.get(face))
-            if new:
+            if new and face not in changes:  # one descriptor twice in a photo is one face, placed once
                 person, distance = self._place_new(face, vector, photo, persons, scores, taken, changes)
             else:
                 person = self._current_person(face)
