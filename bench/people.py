@@ -37,7 +37,6 @@ sys.path.insert(0, str(REPO))
 from detect_service.faces import Models, analyse_photo  # noqa: E402
 from facerec.config import DEFAULTS  # noqa: E402
 from store_service import clusters  # noqa: E402
-from store_service.people import NO_PERSON  # noqa: E402
 from store_service.store import FaceStore  # noqa: E402
 
 FACES = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")) / "data" / "faces"

@@ -8,7 +8,7 @@ from facerec.config import load_config
 from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
 
-from .people import Conflict, InvalidCorrection, NotInPerson, UnknownPerson
+from .corrections import Conflict, InvalidCorrection, NotInPerson, UnknownPerson
 from .store import FaceStore, InvalidFace, NoThumbnail, UnknownFace
 
 

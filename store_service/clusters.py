@@ -19,7 +19,7 @@ KMEANS_ROUNDS = 8  # Lloyd iterations: the cells only bound the search, they nee
 
 
 class Cancelled(Exception):
-    """The store is closing: a background re-cluster stops between two rounds."""
+    """The store is closing: a background re-cluster stops between two steps (well under a second)."""
 
 
 def cluster(vectors, cannot_link, distance, centroid_distance, neighbours, exact_limit, min_size, cancelled=None):
@@ -28,22 +28,22 @@ def cluster(vectors, cannot_link, distance, centroid_distance, neighbours, exact
     `cannot_link` is an (m, 2) array of face index pairs that never share a cluster. Clusters smaller
     than `min_size` are dropped.
     """
-    edges = neighbour_graph(vectors, neighbours, distance, exact_limit)
+    edges = neighbour_graph(vectors, neighbours, distance, exact_limit, cancelled)
     labels = agglomerate(vectors, edges, cannot_link, distance, centroid_distance, cancelled)
     sizes = np.bincount(labels, minlength=len(labels))
     return np.where(sizes[labels] < min_size, NO_CLUSTER, labels)
 
 
-def neighbour_graph(vectors, k, radius, exact_limit):
+def neighbour_graph(vectors, k, radius, exact_limit, cancelled=None):
     """(e, 2) unique pairs i < j: each face's k nearest neighbours within `radius`."""
     if len(vectors) <= exact_limit:
-        pairs = _knn(vectors, np.arange(len(vectors)), np.arange(len(vectors)), k, radius)
+        pairs = _knn(vectors, np.arange(len(vectors)), np.arange(len(vectors)), k, radius, cancelled)
     else:
-        pairs = _knn_in_cells(vectors, k, radius)
+        pairs = _knn_in_cells(vectors, k, radius, cancelled)
     return _unique_pairs(pairs, len(vectors))
 
 
-def _knn(vectors, queries, base, k, radius):
+def _knn(vectors, queries, base, k, radius, cancelled=None):
     """(query, neighbour) index pairs: each query's k nearest among `base` (itself excluded) within radius."""
     k = min(k, len(base) - 1)
     if k < 1:
@@ -52,6 +52,7 @@ def _knn(vectors, queries, base, k, radius):
     base_vectors = vectors[base]
     base_sq = np.einsum("ij,ij->i", base_vectors, base_vectors)
     for start in range(0, len(queries), BLOCK):
+        _stop_if(cancelled)
         q = queries[start:start + BLOCK]
         qv = vectors[q]
         sq = base_sq[None, :] - 2 * qv @ base_vectors.T + np.einsum("ij,ij->i", qv, qv)[:, None]
@@ -62,7 +63,7 @@ def _knn(vectors, queries, base, k, radius):
     return np.concatenate(found)
 
 
-def _knn_in_cells(vectors, k, radius):
+def _knn_in_cells(vectors, k, radius, cancelled=None):
     """Approximate k nearest neighbours: each face searches the faces of its nearest k-means cells."""
     centroids = _kmeans(vectors, max(2, len(vectors) // CELL_SIZE))
     sq = -2 * vectors @ centroids.T + np.einsum("ij,ij->i", centroids, centroids)[None, :]
@@ -73,7 +74,7 @@ def _knn_in_cells(vectors, k, radius):
         queries = np.flatnonzero((nearest_cells == cell).any(axis=1))
         base = np.flatnonzero(home == cell)
         if len(base) > 1:
-            found.append(_knn(vectors, queries, base, k, radius))
+            found.append(_knn(vectors, queries, base, k, radius, cancelled))
     return np.concatenate(found) if found else np.zeros((0, 2), np.int64)
 
 
@@ -106,8 +107,7 @@ def agglomerate(vectors, edges, cannot_link, distance, centroid_distance, cancel
     links, cannot = _unique_pairs(edges, n), _unique_pairs(cannot_link, n)
     d, centroids = state.distances_sq(links[:, 0], links[:, 1])
     while len(links):
-        if cancelled is not None and cancelled.is_set():
-            raise Cancelled
+        _stop_if(cancelled)
         close = (d <= distance ** 2) | (centroids <= centroid_distance ** 2)
         merges = _reciprocal_merges(links[close], d[close], cannot, n)
         if not len(merges):
@@ -125,6 +125,12 @@ def agglomerate(vectors, edges, cannot_link, distance, centroid_distance, cancel
         d, centroids = np.concatenate([d[~moved], fresh_d]), np.concatenate([centroids[~moved], fresh_centroids])
         cannot = _unique_pairs(target[cannot], n)
     return labels
+
+
+def _stop_if(cancelled):
+    """Between two steps (a block of the neighbour search, a round of merges): stop when asked to."""
+    if cancelled is not None and cancelled.is_set():
+        raise Cancelled
 
 
 def _unique_pairs(pairs, n):

@@ -6,7 +6,7 @@ from werkzeug.exceptions import BadRequest
 
 from facerec.auth import HEADER
 
-from .people import UnknownPerson
+from .corrections import UnknownPerson
 
 bp = Blueprint("people", __name__)
 # Who made a correction, for the audit log: this header when the client names its user ...

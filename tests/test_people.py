@@ -4,7 +4,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from store_service.people import Conflict, NotInPerson
+from store_service.corrections import Conflict, NotInPerson
 from store_service.store import MIGRATIONS, SCHEMA_VERSION, FaceStore, face_id
 from test_store import descriptors, near
 

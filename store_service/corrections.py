@@ -1,0 +1,224 @@
+"""Users' corrections to people, each audited with the rows it changed as they were, and undo.
+
+A mixin of store_service/people.py's People: the same store, connection and lock. Every correction
+runs under the lock in one transaction with its audit row; undo writes the before-image back.
+"""
+import json
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+NO_PERSON = -1  # a face in no person, in the store's in-memory array of each row's person
+
+
+class UnknownPerson(KeyError):
+    def __str__(self):
+        return f"no person with id {self.args[0]!r}"
+
+
+class NotInPerson(KeyError):
+    def __str__(self):
+        return f"face {self.args[0]!r} is not in person {self.args[1]!r}"
+
+
+class InvalidCorrection(ValueError):
+    """A correction whose arguments are not as described."""
+
+
+class Conflict(RuntimeError):
+    """A correction that would break a promise (two faces of one photo in one person), or nothing to undo."""
+
+
+def now():
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Corrections:
+    """Rename, hide, merge, remove, assign, delete; the audit log; undo."""
+
+    def _person_row(self, person):
+        row = self.db.execute("SELECT name, hidden FROM people WHERE id = ?", (person,)).fetchone()
+        if row is None:
+            raise UnknownPerson(person)
+        return row
+
+
+    def update_person(self, who, person, changes):
+        """Rename and/or hide: `changes` holds "name" (a string or None) and/or "hidden" (a bool)."""
+        with self._correction(who, "update", {"person": person, **changes}) as before:
+            self._person_row(person)
+            before.people(person)
+            for column in ("name", "hidden"):
+                if column in changes:
+                    self.db.execute(f"UPDATE people SET {column} = ? WHERE id = ?", (changes[column], person))
+
+    def merge(self, who, person, others):
+        """The faces of `others` join `person` (all pinned, so the merge survives a re-cluster); they go."""
+        if not others or person in others or len(set(others)) != len(others):
+            raise InvalidCorrection("merge at least one other person, each once, not the person itself")
+        with self._correction(who, "merge", {"person": person, "people": others}) as before:
+            for p in [person, *others]:
+                self._person_row(p)
+            self._check_photos_apart([person, *others])
+            before.people(person, *others)
+            before.faces("person_id IN (%s)" % ",".join("?" * (len(others) + 1)), [person, *others])
+            before.links_added(self.db.execute(
+                "SELECT DISTINCT face_id, ? FROM cannot_link WHERE person_id IN (%s)" % ",".join("?" * len(others))
+                + " AND face_id NOT IN (SELECT face_id FROM cannot_link WHERE person_id = ?)",
+                [person, *others, person]).fetchall())
+            self.db.executemany("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", before.added)
+            name = self.db.execute("SELECT name FROM people WHERE id IN (%s) AND name IS NOT NULL ORDER BY id = ? DESC"
+                                   % ",".join("?" * (len(others) + 1)), [person, *others, person]).fetchone()
+            self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name and name[0], person))
+            self._move_faces(before, person, pinned=True)
+            self.db.executemany("DELETE FROM people WHERE id = ?", [(p,) for p in others])
+
+    def remove_face(self, who, person, face):
+        """The face leaves the person for good (a cannot-link) and becomes unknown."""
+        with self._correction(who, "remove", {"person": person, "face": face}) as before:
+            self._person_row(person)
+            if self._face_person(face) != person:
+                raise NotInPerson(face, person)
+            before.faces("id = ?", [face])
+            before.links_added([(face, person)])
+            self.db.execute("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", (face, person))
+            self._move_faces(before, None, pinned=False)
+
+    def assign_face(self, who, face, person):
+        """The face joins `person` and is pinned there; None: it leaves its person for good."""
+        current = self._face_person_unlocked(face)
+        if person is None:
+            if current is None:
+                return
+            return self.remove_face(who, current, face)
+        with self._correction(who, "assign", {"face": face, "person": person}) as before:
+            self._person_row(person)
+            self._face_person(face)
+            self._check_face_fits(face, person)
+            before.faces("id = ?", [face])
+            before.links_removed([(face, person)])
+            self.db.execute("DELETE FROM cannot_link WHERE face_id = ? AND person_id = ?", (face, person))
+            self._move_faces(before, person, pinned=True)
+
+    def delete_person(self, who, person):
+        """The person goes; its faces become unknown (and free to form a person again)."""
+        with self._correction(who, "delete", {"person": person}) as before:
+            self._person_row(person)
+            before.people(person)
+            before.faces("person_id = ?", [person])
+            self._move_faces(before, None, pinned=False)
+            self.db.execute("DELETE FROM people WHERE id = ?", (person,))
+
+    def undo(self, who):
+        """Put back the rows the last correction not yet undone changed; Conflict when there is none."""
+        with self.store._lock:
+            row = self.db.execute(
+                "SELECT id, action, before FROM audit WHERE before IS NOT NULL AND undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                raise Conflict("there is no correction to undo")
+            entry, action, before = row[0], row[1], json.loads(row[2])
+            with self.store._transaction():
+                moved = _Before.restore(self.db, before)
+                self.db.execute("UPDATE audit SET undone = 1 WHERE id = ?", (entry,))
+                self._log(who, "undo", {"audit_id": entry, "action": action}, None)
+            self._remember(moved)
+            self._generation += 1
+            return {"audit_id": entry, "action": action}
+
+    def audit(self, page, limit):
+        with self.store._lock:
+            total = self.db.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+            rows = self.db.execute("SELECT id, at, who, action, detail, undone FROM audit ORDER BY id DESC LIMIT ? OFFSET ?",
+                                   (limit, (page - 1) * limit)).fetchall()
+        return [{"id": i, "at": at, "who": who, "action": a, "detail": json.loads(d), "undone": bool(u)}
+                for i, at, who, a, d, u in rows], total
+
+    @contextmanager
+    def _correction(self, who, action, detail):
+        """with self._correction(...) as before: the lock, one transaction, the audit row with the
+        before-image, then the in-memory persons and a new generation."""
+        with self.store._lock:
+            before = _Before(self.db)
+            with self.store._transaction():
+                yield before
+                self._log(who, action, detail, before.to_json())
+            self._remember(before.moved)
+            self._generation += 1
+
+    def _log(self, who, action, detail, before):
+        self.db.execute("INSERT INTO audit (at, who, action, detail, before) VALUES (?, ?, ?, ?, ?)",
+                        (now(), who, action, json.dumps(detail), before))
+
+    def _move_faces(self, before, person, pinned):
+        """Every face in the before-image goes to `person` (None: unknown), pinned or not."""
+        faces = [face for face, _, _ in before.face_rows]
+        self.db.executemany("UPDATE faces SET person_id = ?, pinned = ? WHERE id = ?",
+                            [(person, int(pinned), f) for f in faces])
+        before.moved = {face: person for face in faces}
+
+    def _remember(self, moved):
+        """The store's in-memory person of each moved face (faces deleted meanwhile are skipped)."""
+        for face, person in moved.items():
+            if face in self.store._row:
+                self.store._persons[self.store._row[face]] = NO_PERSON if person is None else person
+
+    def _face_person(self, face):
+        row = self.db.execute("SELECT person_id FROM faces WHERE id = ?", (face,)).fetchone()
+        if row is None:
+            from .store import UnknownFace  # store.py imports this module
+
+            raise UnknownFace(face)
+        return row[0]
+
+    def _face_person_unlocked(self, face):
+        with self.store._lock:
+            return self._face_person(face)
+
+    def _check_face_fits(self, face, person):
+        clash = self.db.execute(
+            "SELECT o.id FROM faces f JOIN faces o ON o.photo_sha256 = f.photo_sha256 AND o.id != f.id"
+            " WHERE f.id = ? AND o.person_id = ?", (face, person)).fetchone()
+        if clash:
+            raise Conflict(f"face {clash[0]} of the same photo is already person {person}; one photo shows a person once")
+
+    def _check_photos_apart(self, people):
+        clash = self.db.execute(
+            "SELECT photo_sha256 FROM faces WHERE person_id IN (%s) GROUP BY photo_sha256 HAVING COUNT(*) > 1"
+            % ",".join("?" * len(people)), people).fetchone()
+        if clash:
+            raise Conflict(f"photo {clash[0]} shows more than one of these people; one photo shows a person once")
+
+
+class _Before:
+    """The rows a correction changes, as they were: what undo writes back."""
+
+    def __init__(self, db):
+        self.db, self.people_rows, self.face_rows, self.added, self.removed = db, [], [], [], []
+        self.moved = {}  # {face: person} for the store's matrix, once committed
+
+    def people(self, *people):
+        self.people_rows += [list(r) for r in self.db.execute(
+            "SELECT id, name, hidden, created_at FROM people WHERE id IN (%s)" % ",".join("?" * len(people)), people)]
+
+    def faces(self, where, args):
+        self.face_rows += [list(r) for r in self.db.execute(f"SELECT id, person_id, pinned FROM faces WHERE {where}", args)]
+
+    def links_added(self, links):
+        self.added += [list(link) for link in links]
+
+    def links_removed(self, links):
+        self.removed += [list(link) for link in links if self.db.execute(
+            "SELECT 1 FROM cannot_link WHERE face_id = ? AND person_id = ?", link).fetchone()]
+
+    def to_json(self):
+        return json.dumps({"people": self.people_rows, "faces": self.face_rows,
+                           "links_added": self.added, "links_removed": self.removed})
+
+    @staticmethod
+    def restore(db, before):
+        """Write a before-image back; returns {face: person} for the store's matrix, once committed."""
+        db.executemany("INSERT OR REPLACE INTO people (id, name, hidden, created_at) VALUES (?, ?, ?, ?)", before["people"])
+        db.executemany("UPDATE faces SET person_id = ?, pinned = ? WHERE id = ?",
+                       [(person, pinned, face) for face, person, pinned in before["faces"]])
+        db.executemany("DELETE FROM cannot_link WHERE face_id = ? AND person_id = ?", before["links_added"])
+        db.executemany("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", before["links_removed"])
+        return {face: person for face, person, _ in before["faces"]}
