@@ -9,7 +9,9 @@ SHARED ?= ../shared
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
 
+# scripts/install-chromium.sh: Debian's chromium for tests/test_web.py (at once when it is there already).
 test: $(VENV)/.installed-test
+	sh scripts/install-chromium.sh
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) -m pytest
 
 # The fuzz targets of tests/test_fuzz.py with many examples (make test runs them briefly).

@@ -3,6 +3,7 @@ from flask import Flask
 
 from facerec.auth import require_api_key
 from facerec.config import load_config
+from facerec.cors import allow_origins
 from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
 
@@ -17,7 +18,8 @@ def create_app(test_config=None):
     load_config(app, test_config)
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"]
     app.json.sort_keys = False
-    require_api_key(app)  # first: a bad key setting fails before any model or database is opened
+    allow_origins(app)  # before the key check: a browser's CORS preflight carries no key
+    require_api_key(app)  # a bad key setting fails before any model is loaded
     min_face = app.config["MIN_FACE_PX"]
     if isinstance(min_face, bool) or not isinstance(min_face, (int, float)) or not 20 <= min_face <= 2000:
         raise ValueError(f"MIN_FACE_PX must be a number of pixels from 20 to 2000, not {min_face!r}")

@@ -7,6 +7,7 @@ import dlib
 import numpy as np
 
 from .images import decode_image
+from .thumbnails import face_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ class Face:
     box: dict  # upright, full-resolution pixels, clamped to the photo
     landmarks: list  # [[x, y], ...] upright, full-resolution pixels
     descriptor: np.ndarray  # 128 float32
+    thumbnail: bytes  # a small aligned JPEG of the face (thumbnails.py)
+    quality: float  # 0..1, how good a picture of the face it is (thumbnails.py)
 
 
 class Models:
@@ -55,23 +58,26 @@ def dlib_build():
 
 
 def find_faces(models, pixels, upsample=0, scale=(1.0, 1.0), min_face_px=0):
-    """Every face in `pixels` (upright RGB), described; boxes and landmarks scaled by `scale`.
+    """Every face in `pixels` (upright RGB), described and pictured; boxes and landmarks scaled by `scale`.
 
     All faces of the photo are encoded in one call to the encoder.
     """
-    height, width = pixels.shape[:2]
     rects = [r for r in models.detector(pixels, upsample) if _side(r, scale) >= min_face_px]
     shapes = dlib.full_object_detections([models.predictor(pixels, r) for r in rects])
     descriptors = models.encoder.compute_face_descriptor(pixels, shapes) if rects else []
+    return [_face(pixels, rect, shape, descriptor, scale) for rect, shape, descriptor in zip(rects, shapes, descriptors)]
+
+
+def _face(pixels, rect, shape, descriptor, scale):
     sx, sy = scale
-    return [
-        Face(
-            box=_clamped_box(rect, width, height, scale),
-            landmarks=[[round(p.x * sx), round(p.y * sy)] for p in shape.parts()],
-            descriptor=np.asarray(descriptor, dtype=np.float32),
-        )
-        for rect, shape, descriptor in zip(rects, shapes, descriptors)
-    ]
+    thumbnail, quality = face_thumbnail(pixels, shape, _side(rect, scale))
+    return Face(
+        box=_clamped_box(rect, pixels.shape[1], pixels.shape[0], scale),
+        landmarks=[[round(p.x * sx), round(p.y * sy)] for p in shape.parts()],
+        descriptor=np.asarray(descriptor, dtype=np.float32),
+        thumbnail=thumbnail,
+        quality=quality,
+    )
 
 
 def _side(rect, scale):
@@ -89,7 +95,6 @@ def _clamped_box(rect, width, height, scale):
         "width": round((right - left) * sx),
         "height": round((bottom - top) * sy),
     }
-
 
 
 def analyse_photo(models, data, min_face_px=100, max_pixels=64_000_000):

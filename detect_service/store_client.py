@@ -1,4 +1,6 @@
 """The detect service's side of the store's REST API (JSON, never pickle)."""
+import base64
+
 import requests
 
 
@@ -20,7 +22,15 @@ class StoreClient:
         """Store one photo's faces (all or none); per face, its ID and its matches."""
         body = {
             "photo_sha256": photo_sha256,
-            "faces": [{"descriptor": f.descriptor.tolist(), "box": f.box} for f in faces],
+            "faces": [
+                {
+                    "descriptor": f.descriptor.tolist(),
+                    "box": f.box,
+                    "thumbnail": base64.b64encode(f.thumbnail).decode("ascii"),
+                    "quality": f.quality,
+                }
+                for f in faces
+            ],
         }
         return self._call("POST", "/faces", json=body)["faces"]
 

@@ -12,7 +12,13 @@ from werkzeug.exceptions import Unauthorized
 
 HEADER = "X-API-Key"
 # /health is what load balancers and compose's health checks poll; the spec describes, it reveals nothing.
-OPEN_PATHS = frozenset({"/health", "/openapi.json"})
+# The store's people page (/ and its files under /web/) holds no data: it asks for a key and sends it.
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/"})
+OPEN_PREFIX = "/web/"
+
+
+def is_open(path):
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIX)
 
 
 def require_api_key(app):
@@ -24,7 +30,7 @@ def require_api_key(app):
 
     @app.before_request
     def check_api_key():
-        if request.path in OPEN_PATHS:
+        if is_open(request.path):
             return
         key = request.headers.get(HEADER)
         if key is None:

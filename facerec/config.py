@@ -6,6 +6,11 @@ Any key can be overridden by an environment variable of the same name prefixed w
 import json
 import os
 
+# The largest face thumbnail, in bytes: what the detect service makes (detect_service/thumbnails.py) and
+# the store accepts. Part of the contract between the two services, not a setting. 8 KB keeps a page
+# of 100 faces under 1 MB and a photo's faces well inside MAX_STORE_REQUEST_BYTES.
+THUMBNAIL_MAX_BYTES = 8 * 1024
+
 DEFAULTS = {
     # Where each service listens (read by the gunicorn config files).
     "DETECT_BIND": "127.0.0.1:5000",
@@ -77,6 +82,12 @@ DEFAULTS = {
     "PEOPLE_RECLUSTER_AFTER": 1000,
     # Default and largest `limit` of GET /people and GET /people/audit.
     "PEOPLE_PAGE_LIMIT": 200,
+    # Store: where the web page (served at the store's /) sends photos: the detect service, as the
+    # browser reaches it.
+    "DETECT_URL": "http://127.0.0.1:5000",
+    # Detect: the origins whose pages may call it from a browser (CORS; facerec/cors.py): the store's
+    # web page at its default address, by either name. A comma-separated string or a JSON list.
+    "CORS_ORIGINS": ["http://127.0.0.1:5001", "http://localhost:5001"],
 }
 
 

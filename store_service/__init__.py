@@ -9,7 +9,7 @@ from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
 
 from .corrections import Conflict, InvalidCorrection, NotInPerson, UnknownPerson
-from .store import FaceStore, InvalidFace, UnknownFace
+from .store import FaceStore, InvalidFace, NoThumbnail, UnknownFace
 
 
 def create_app(test_config=None):
@@ -21,11 +21,12 @@ def create_app(test_config=None):
     # Opened here, in the worker after gunicorn forks: never share a SQLite connection across a fork.
     app.extensions["face_store"] = FaceStore(os.path.join(app.config["DATA_DIR"], "faces.sqlite3"), settings=app.config)
     register_error_handlers(app, {UnknownFace: 404, InvalidFace: 400, UnknownPerson: 404, NotInPerson: 404,
-                                  InvalidCorrection: 400, Conflict: 409})
+                                  NoThumbnail: 404, InvalidCorrection: 400, Conflict: 409})
 
-    from . import people_views, views
+    from . import people_views, views, web
 
     app.register_blueprint(views.bp)
     app.register_blueprint(people_views.bp)
+    app.register_blueprint(web.bp)
     serve_openapi(app)
     return app

@@ -3,6 +3,8 @@
 One process owns the database and is its only writer; one lock orders every read and write, so the
 matrix and the table never disagree. A face is in the matrix only after its row is committed.
 """
+import base64
+import binascii
 import fcntl
 import hashlib
 import os
@@ -13,6 +15,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import numpy as np
+
+from facerec.config import THUMBNAIL_MAX_BYTES
 
 from .index import DIM, Index
 from .people import NO_PERSON, People
@@ -79,7 +83,12 @@ class UnknownFace(KeyError):
 
 
 class InvalidFace(ValueError):
-    """A descriptor or box that cannot be stored."""
+    """A descriptor, box, thumbnail or quality that cannot be stored."""
+
+
+class NoThumbnail(KeyError):
+    def __str__(self):
+        return f"the face {self.args[0]!r} has no thumbnail (it was stored before faces had them)"
 
 
 def canonical(descriptor):
@@ -140,25 +149,32 @@ class FaceStore:
     def add_faces(self, photo_sha256, faces, max_distance, limit):
         """Store one photo's faces in one transaction, each placed in a person or left unknown: all or none.
 
-        `faces` is a list of {"descriptor", "box"}. Returns, per face, {"id", "created", "matches",
-        "person", "person_distance"}: the stored faces within `max_distance`, nearest first, and the
-        face's person (None: unknown) with its distance to that person's faces (people.py).
+        `faces` is a list of {"descriptor", "box"}, each optionally with "thumbnail" (base64 JPEG) and
+        "quality". Returns, per face, {"id", "created", "matches", "person", "person_distance"}: the
+        stored faces within `max_distance`, nearest first, and the face's person (None: unknown) with
+        its distance to that person's faces (people.py).
         """
-        vectors, boxes = zip(*map(_parse_face, faces)) if faces else ((), ())
+        parsed = [_parse_face(f) for f in faces]
+        vectors = [p[0] for p in parsed]
         ids = [hashlib.sha256(v.tobytes()).hexdigest() for v in vectors]
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         with self._lock:
             created = [face not in self._index for face in ids]
-            new = {face: (v, box) for face, v, box, c in zip(ids, vectors, boxes, created) if c}
+            new = {face: p for face, p, c in zip(ids, parsed, created) if c}
             with self._transaction():
                 self._db.executemany(
-                    "INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(face, v.tobytes(), photo_sha256, *box, now) for face, (v, box) in new.items()],
+                    "INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height,"
+                    " created_at, thumbnail, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(face, v.tobytes(), photo_sha256, *box, now, jpeg, q) for face, (v, box, jpeg, q) in new.items()],
+                )
+                # A face stored before faces had thumbnails gets one when its photo comes again.
+                self._db.executemany(
+                    "UPDATE faces SET thumbnail = ?, quality = ? WHERE id = ? AND thumbnail IS NULL",
+                    [(jpeg, q, face) for face, (_, _, jpeg, q), c in zip(ids, parsed, created) if not c and jpeg],
                 )
                 placed, persons = self.people.place(photo_sha256, ids, vectors, created)
             if new:
-                self._index.add(list(new), np.array([v for v, _ in new.values()]))
+                self._index.add(list(new), np.array([v for v, *_ in new.values()]))
             self.people.commit_places(persons)
             return [
                 {"id": face, "created": c, "matches": self._search(v, max_distance, limit, exclude=face), **place}
@@ -175,6 +191,16 @@ class FaceStore:
         face, photo, left, top, width, height, created_at = row
         box = {"left": left, "top": top, "width": width, "height": height}
         return {"id": face, "photo_sha256": photo, "box": box, "created_at": created_at}
+
+    def thumbnail(self, face):
+        """The face's thumbnail, JPEG bytes."""
+        with self._lock:
+            row = self._db.execute("SELECT thumbnail FROM faces WHERE id = ?", (face,)).fetchone()
+        if row is None:
+            raise UnknownFace(face)
+        if row[0] is None:
+            raise NoThumbnail(face)
+        return row[0]
 
     def similar(self, face, max_distance, limit):
         """Stored faces within `max_distance` of `face`, nearest first, without `face` itself."""
@@ -240,7 +266,8 @@ BOX_MAX = 2**31 - 1
 
 
 def _parse_face(face):
-    """(canonical descriptor, (left, top, width, height)) of one {"descriptor", "box"}."""
+    """(canonical descriptor, (left, top, width, height), thumbnail JPEG or None, quality or None) of
+    one {"descriptor", "box", "thumbnail", "quality"}; the last two are optional."""
     try:
         box = tuple(int(face["box"][k]) for k in ("left", "top", "width", "height"))
         descriptor = face["descriptor"]
@@ -250,4 +277,30 @@ def _parse_face(face):
         raise InvalidFace(
             f'a face is {{"descriptor": [128 numbers], "box": {{left, top, width, height}}}}, whole numbers 0..{BOX_MAX}'
         )
-    return canonical(descriptor), box
+    return canonical(descriptor), box, _parse_thumbnail(face.get("thumbnail")), _parse_quality(face.get("quality"))
+
+
+# Every JPEG starts with the SOI marker and its first segment's marker, and ends with EOI.
+JPEG_START, JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+
+
+def _parse_thumbnail(value):
+    """A face's thumbnail: base64 of a JPEG of at most THUMBNAIL_MAX_BYTES, or None."""
+    if value is None:
+        return None
+    try:
+        jpeg = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except (binascii.Error, ValueError):  # ValueError: characters beyond ASCII
+        jpeg = b""
+    if not (jpeg.startswith(JPEG_START) and jpeg.endswith(JPEG_END) and len(jpeg) <= THUMBNAIL_MAX_BYTES):
+        raise InvalidFace(f"a face's thumbnail is a JPEG of at most {THUMBNAIL_MAX_BYTES} bytes, in base64")
+    return jpeg
+
+
+def _parse_quality(value):
+    """A face's quality: a number from 0 to 1, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidFace("a face's quality is a number from 0 to 1")
+    return float(value)

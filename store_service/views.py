@@ -1,7 +1,7 @@
 """The store's HTTP edge: parse, call the FaceStore, answer JSON."""
 import math
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest
 
 bp = Blueprint("store", __name__)
@@ -32,6 +32,17 @@ def add_faces():
 @bp.get("/faces/<face_id>")
 def get_face(face_id):
     return store().get(face_id)
+
+
+@bp.get("/faces/<face_id>/thumbnail.jpg")
+def thumbnail(face_id):
+    """The face's thumbnail. A face ID names one descriptor, whose thumbnail never changes: the ID is
+    the ETag, and a browser that has it asks again only after a day."""
+    response = Response(store().thumbnail(face_id), mimetype="image/jpeg")
+    response.set_etag(face_id)
+    response.cache_control.private = True  # a picture of a person: no shared cache keeps it
+    response.cache_control.max_age = 24 * 3600
+    return response.make_conditional(request)
 
 
 @bp.get("/faces/<face_id>/similar")

@@ -109,8 +109,9 @@ def services(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
                FACEREC_DETECT_WORKERS="2")
     store = Service("store", env)
-    env["FACEREC_STORE_URL"] = store.url
     detect = Service("detect", env)
+    # Each finds the other; the store's people page posts photos to the detect service, which allows it.
+    env.update(FACEREC_STORE_URL=store.url, FACEREC_DETECT_URL=detect.url, FACEREC_CORS_ORIGINS=store.url)
     try:
         store.start()
         detect.start()
@@ -118,6 +119,27 @@ def services(tmp_path_factory):
     finally:  # a service that never became ready is stopped too, or it outlives the test run
         for service in (detect, store):
             if service.proc is not None and service.proc.poll() is None:
+                service.stop()
+
+
+# End to end: both services as real gunicorn processes, each with its own key.
+@pytest.fixture(scope="module")
+def keyed_services(tmp_path_factory):
+    base = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DETECT_WORKERS="1",
+                FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")))
+    key_file = tmp_path_factory.mktemp("keys") / "detect-keys"
+    key_file.write_text("detect-key\n")
+    store = Service("store", dict(base, FACEREC_API_KEYS='["store-key"]'))
+    detect = Service("detect", dict(base, FACEREC_API_KEY_FILE=str(key_file), FACEREC_STORE_URL=store.url,
+                                    FACEREC_STORE_API_KEY="store-key", FACEREC_CORS_ORIGINS=store.url))
+    store.env["FACEREC_DETECT_URL"] = detect.url
+    store.start()
+    try:
+        detect.start()
+        yield store, detect
+    finally:
+        for service in (detect, store):
+            if service.proc and service.proc.poll() is None:
                 service.stop()
 
 

@@ -1,10 +1,8 @@
 """Optional API keys (facerec/auth.py): Flask test clients, then both services for real with keys."""
-import os
-
 import pytest
 import requests
 
-from conftest import REPO, Service, photo
+from conftest import photo
 from detect_service import create_app as create_detect_app
 from facerec.auth import key_matches, parse_keys
 from store_service import create_app as create_store_app
@@ -119,26 +117,6 @@ def test_detect_requires_its_key_but_not_for_health():
     # With the right key the request reaches the view: these bytes are no image.
     assert client.post("/detect", data=b"not an image", headers={"X-API-Key": "detect-key"}).status_code == 415
     assert client.get("/health").status_code == 503  # open; 503 because nothing listens on port 9
-
-
-# End to end: both services as real gunicorn processes, each with its own key.
-@pytest.fixture(scope="module")
-def keyed_services(tmp_path_factory):
-    base = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DETECT_WORKERS="1",
-                FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")))
-    key_file = tmp_path_factory.mktemp("keys") / "detect-keys"
-    key_file.write_text("detect-key\n")
-    store = Service("store", dict(base, FACEREC_API_KEYS='["store-key"]'))
-    detect = Service("detect", dict(base, FACEREC_API_KEY_FILE=str(key_file), FACEREC_STORE_URL=store.url,
-                                    FACEREC_STORE_API_KEY="store-key"))
-    store.start()
-    try:
-        detect.start()
-        yield store, detect
-    finally:
-        for service in (detect, store):
-            if service.proc and service.proc.poll() is None:
-                service.stop()
 
 
 def test_detect_stores_faces_through_a_keyed_store(keyed_services):
