@@ -296,7 +296,7 @@ def main():
 
 def print_tables(results):
     print(f"People, {results['date']}, {results['machine']} machine. Precision / recall / F1; people per identity; unknown share")
-    print(f"| set (faces, identities) | path | P | R | F1 | people/identity | unknown |")
+    print("| set (faces, identities) | path | P | R | F1 | people/identity | unknown |")
     print("|---|---|---|---|---|---|---|")
     for name, row in results["sets"].items():
         for path in ("incremental shuffled", "incremental chronological", "re-clustered shuffled", "re-clustered chronological", "jAlbum 0.36"):

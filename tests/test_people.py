@@ -54,7 +54,7 @@ def test_a_new_face_joins_its_person_on_arrival(store, people_faces):
 
 
 def test_two_faces_of_one_photo_are_never_one_person(store, people_faces):
-    faces = add_people(store, people_faces, ("ben", "elton"))
+    add_people(store, people_faces, ("ben", "elton"))
     store.people.recluster()
     # Two real photos of Ben, stored as if they were one photo of two people.
     (_, a), (_, b) = people_faces["ben"][:2]

@@ -1,5 +1,4 @@
 """The store's HTTP edge (Flask test client over a real SQLite file)."""
-import numpy as np
 import pytest
 
 from test_store import BOX, descriptors, near
