@@ -7,7 +7,9 @@ import json
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-NO_PERSON = -1  # a face in no person, in the store's in-memory array of each row's person
+from .index import NO_LABEL
+
+NO_PERSON = NO_LABEL  # a face in no person: the label of its row in the store's index
 
 
 class UnknownPerson(KeyError):
@@ -40,7 +42,6 @@ class Corrections:
         if row is None:
             raise UnknownPerson(person)
         return row
-
 
     def update_person(self, who, person, changes):
         """Rename and/or hide: `changes` holds "name" (a string or None) and/or "hidden" (a bool)."""

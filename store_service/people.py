@@ -53,9 +53,10 @@ class People(Corrections):
             "SELECT DISTINCT person_id FROM faces WHERE photo_sha256 = ? AND person_id IS NOT NULL", (photo,))}
         placed, changes = [], {}
         for face, vector, new in zip(ids, vectors, created):
-            scores = self._person_scores(vector, persons, self.store._index.rows.get(face))
+            nearby = self._nearby(vector)
+            scores = self._person_scores(nearby, persons, self.store._index.rows.get(face))
             if new and face not in changes:  # one descriptor twice in a photo is one face, placed once
-                person, distance = self._place_new(face, vector, photo, persons, scores, taken, changes)
+                person, distance = self._place_new(face, nearby, photo, persons, scores, taken, changes)
             else:
                 person = self._current_person(face)
                 distance = scores.get(person, _nearest(scores)[1]) if scores else None
@@ -69,7 +70,7 @@ class People(Corrections):
         if self.settings["PEOPLE_RECLUSTER_AFTER"] and self._added >= self.settings["PEOPLE_RECLUSTER_AFTER"]:
             self._start_background()
 
-    def _place_new(self, face, vector, photo, persons, scores, taken, changes):
+    def _place_new(self, face, nearby, photo, persons, scores, taken, changes):
         best, distance = _nearest(scores)
         runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
         join = self.settings["PEOPLE_JOIN_DISTANCE"]
@@ -78,7 +79,7 @@ class People(Corrections):
                 return None, distance  # near a person, but not clearly that one: unknown
             self._set_person(face, best, changes, taken)
             return best, distance
-        partner, pair_distance = self._unknown_partner(vector, photo, persons)
+        partner, pair_distance = self._unknown_partner(nearby, photo, persons)
         if partner is None or (distance is not None and distance - pair_distance < self.settings["PEOPLE_MARGIN"]):
             return None, distance
         person = self._new_person()
@@ -87,23 +88,31 @@ class People(Corrections):
         persons[self.store._index.rows[partner]] = person
         return person, pair_distance
 
-    def _person_scores(self, vector, persons, exclude=None):
+    def _nearby(self, vector):
+        """(rows, distances) of the stored faces within PEOPLE_NEAR or PEOPLE_PAIR_DISTANCE, whichever is
+        farther: one scan of the index serves both the person scores and the search for a partner."""
+        return self.store._index.within(vector, max(self.settings["PEOPLE_NEAR"], self.settings["PEOPLE_PAIR_DISTANCE"]))
+
+    def _person_scores(self, nearby, persons, exclude=None):
         """{person: distance}: the mean distance to its PEOPLE_JOIN_NEAREST nearest faces, for every
         person with a face within PEOPLE_NEAR (faces beyond it count as PEOPLE_NEAR)."""
         near, k = self.settings["PEOPLE_NEAR"], self.settings["PEOPLE_JOIN_NEAREST"]
-        rows, d = self.store._index.within(vector, near)
-        keep = (persons[rows] != NO_PERSON) & (rows != (-1 if exclude is None else exclude))
+        rows, d = nearby
+        keep = (d <= near) & (persons[rows] != NO_PERSON) & (rows != (-1 if exclude is None else exclude))
         rows, d = rows[keep], d[keep]
         scores = {}
         for person in np.unique(persons[rows]).tolist():
             nearest = np.sort(d[persons[rows] == person])[:k]
-            counted = min(k, int(np.count_nonzero(persons == person)) - (exclude is not None and persons[exclude] == person))
+            # A person with fewer than k faces in all is averaged over those; counting them scans every
+            # row, so only when fewer than k lie near (k near ones are k of its faces).
+            counted = k if len(nearest) == k else min(
+                k, int(np.count_nonzero(persons == person)) - (exclude is not None and persons[exclude] == person))
             scores[person] = (nearest.sum() + near * max(counted - len(nearest), 0)) / max(counted, len(nearest))
         return scores
 
-    def _unknown_partner(self, vector, photo, persons):
+    def _unknown_partner(self, nearby, photo, persons):
         """The nearest unknown face of another photo within PEOPLE_PAIR_DISTANCE, and its distance."""
-        rows, d = self.store._index.within(vector, self.settings["PEOPLE_PAIR_DISTANCE"])
+        rows, d = nearby
         for k in np.argsort(d):
             face = self.store._index.ids[rows[k]]
             if persons[rows[k]] == NO_PERSON and d[k] <= self.settings["PEOPLE_PAIR_DISTANCE"] and self._photo(face) != photo:
