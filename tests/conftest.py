@@ -4,6 +4,7 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -112,12 +113,20 @@ def services(tmp_path_factory):
     detect = Service("detect", env)
     # Each finds the other; the store's people page posts photos to the detect service, which allows it.
     env.update(FACEREC_STORE_URL=store.url, FACEREC_DETECT_URL=detect.url, FACEREC_CORS_ORIGINS=store.url)
-    try:
-        store.start()
-        detect.start()
+    with running(store, detect):
         yield store, detect
-    finally:  # a service that never became ready is stopped too, or it outlives the test run
-        for service in (detect, store):
+
+
+@contextmanager
+def running(*services):
+    """The services started in turn, and all stopped after, even one that never became ready (or it
+    would outlive the test run)."""
+    try:
+        for service in services:
+            service.start()
+        yield
+    finally:
+        for service in reversed(services):
             if service.proc is not None and service.proc.poll() is None:
                 service.stop()
 
@@ -133,14 +142,8 @@ def keyed_services(tmp_path_factory):
     detect = Service("detect", dict(base, FACEREC_API_KEY_FILE=str(key_file), FACEREC_STORE_URL=store.url,
                                     FACEREC_STORE_API_KEY="store-key", FACEREC_CORS_ORIGINS=store.url))
     store.env["FACEREC_DETECT_URL"] = detect.url
-    store.start()
-    try:
-        detect.start()
+    with running(store, detect):
         yield store, detect
-    finally:
-        for service in (detect, store):
-            if service.proc and service.proc.poll() is None:
-                service.stop()
 
 
 # People tests: a few labelled photos per person, described once per session (a few seconds of dlib).
