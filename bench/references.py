@@ -20,7 +20,7 @@ _models = {}
 
 
 def original(data):
-    """The original facerec service (seed 001, FINDINGS.md): full decode (OpenCV applies EXIF
+    """The original facerec service (seed 001): full decode (OpenCV applies EXIF
     orientation), HOG upsample 1, 68-point landmarks, encoding, faces under 100 px dropped."""
     if "original" not in _models:
         models = default_models_dir()

@@ -104,7 +104,7 @@ def off_hub(fn, *args):
     """Run CPU-bound work in gevent's native thread pool when under gevent.
 
     dlib releases the GIL, so the hub, and with it gunicorn's heartbeat greenlet, keeps running
-    during a long detection (a starved heartbeat gets the whole worker killed: FINDINGS.md).
+    during a long detection (a starved heartbeat gets the whole worker killed: gunicorn issues 1955, 2246, 2608).
     The pool holds one thread: a worker works on one photo at a time, as many workers as cores.
     """
     from gevent import get_hub, monkey

@@ -20,7 +20,7 @@ DEFAULTS = {
     # Store: SQLite file lives in DATA_DIR.
     "DATA_DIR": "data",
     # Plain Euclidean distance between dlib descriptors. 0.36 is the original service's and jAlbum's
-    # value: on real photos almost never a wrong match, but it misses most same-person pairs (README).
+    # value: on real photos almost never a wrong match, but it misses most same-person pairs (docs/api.md).
     "MAX_DISTANCE": 0.36,
     # Default and largest `limit` of a similarity query.
     "SIMILAR_LIMIT": 100,
@@ -32,24 +32,24 @@ DEFAULTS = {
     # 5 = the CC0 five-point model. 68 = the 68-point model (iBUG 300-W data, no commercial use).
     "LANDMARKS": 5,
     # Every face at least this many pixels wide in the original photo is searched for, 20 to 2000
-    # (README, "Decoding": the photo is scanned at 80 / MIN_FACE_PX of its size).
+    # (docs/detection.md: the photo is scanned at 80 / MIN_FACE_PX of its size).
     "MIN_FACE_PX": 100,
     # Photos one detect worker holds (in work or waiting); more get 503 with Retry-After at once.
     "MAX_QUEUED_PHOTOS": 4,
-    # Limits on what an upload may be (README, "Limits").
+    # Limits on what an upload may be (docs/operations.md).
     "MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 64_000_000,
     "MAX_STORE_REQUEST_BYTES": 4 * 1024 * 1024,
-    # Optional API keys (README, "API keys"; facerec/auth.py). Unset = every route open.
+    # Optional API keys (docs/operations.md; facerec/auth.py). Unset = every route open.
     # A comma-separated string or a JSON list of keys, and/or a file with one key per line.
     "API_KEYS": None,
     "API_KEY_FILE": None,
     # The key the detect service sends to the store in X-API-Key: one of the store's keys.
     "STORE_API_KEY": None,
-    # People (README, "People"; store_service/people.py and clusters.py). All distances are plain
+    # People (docs/people.md; store_service/people.py and clusters.py). All distances are plain
     # Euclidean between dlib descriptors, measured by `make bench-people`.
     # A re-cluster merges two clusters while the RMS distance between their faces is within 0.6: dlib's
-    # own same-person bound (95-98 % of same-person pairs, 0.2-0.3 % of others, FINDINGS.md); averaged
+    # own same-person bound (95-98 % of same-person pairs, 0.2-0.3 % of others, docs/api.md); averaged
     # over whole clusters it merged no two people in our labelled sets.
     "PEOPLE_CLUSTER_DISTANCE": 0.6,
     # ... or while their centroids are within 0.48. The RMS distance counts each cluster's own spread,

@@ -2,7 +2,7 @@
 # Installs dlib 20.0.1 into the virtual environment whose python is $1.
 #
 # The fast build: compiled from source by clang 16 against OpenBLAS. Encoding takes ~16 ms a face instead
-# of ~95 ms, and HOG detection is ~20 % faster than the prebuilt wheel (FINDINGS.md; Debian's GCC 12 build
+# of ~95 ms, and HOG detection is ~20 % faster than the prebuilt wheel (measured on this project's machine; Debian's GCC 12 build
 # detects 2x slower, so not that one). It needs two Debian packages (installed here when running as root)
 # and ~9 minutes of two cores the first time; pip caches the built wheel, so later installs take seconds.
 #

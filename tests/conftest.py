@@ -147,7 +147,7 @@ def keyed_services(tmp_path_factory):
 
 
 # People tests: a few labelled photos per person, described once per session (a few seconds of dlib).
-# These web photos are small: their faces are found with MIN_FACE_PX 40 (README, "Decoding").
+# These web photos are small: their faces are found with MIN_FACE_PX 40 (docs/detection.md).
 PEOPLE_MIN_FACE_PX = 40
 PEOPLE_PHOTOS = {
     "ben": [f"celeb5/Ben_Afflek/{n}.jpg" for n in (1, 2, 4, 5, 6, 8)],

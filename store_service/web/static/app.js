@@ -21,7 +21,7 @@ function status(message) {
   $("#status").textContent = message;
 }
 
-// API keys: each service has its own (README, "API keys"); a key typed once is kept in this browser.
+// API keys: each service has its own (docs/operations.md, "API keys"); a key typed once is kept in this browser.
 const keyFor = (base) => localStorage.getItem(`facerec-key:${base}`);
 let keyWantedFor = null;
 
