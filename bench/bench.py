@@ -36,8 +36,8 @@ import references
 from services import DETECT, FACES, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
 
 import dlib  # noqa: E402  (after services, which puts the repo on sys.path)
-from detect_service.faces import Models, analyse_photo
-from detect_service.images import decode_image
+from facerec.vision.faces import Models, analyse_photo
+from facerec.vision.images import decode_image
 
 CORES = os.cpu_count()
 CLASSES = [("1-2.5 MP (1080p)", 1, 2.5), ("2.5-8 MP", 2.5, 8), (">= 8 MP (12 MP)", 8, 1000)]

@@ -4,7 +4,7 @@
 
 Each set is `<set>/<identity>/<file>`; folders starting with `_` are unlabelled and skipped. A photo's
 largest face carries its folder's identity; its other faces (people in the background) are stored too
-but left out of the scores. Descriptors come from detect_service.faces with faces of 40 px or more,
+but left out of the scores. Descriptors come from facerec.vision.faces with faces of 40 px or more,
 computed once and cached in bench/.cache/ (keyed by the dlib build).
 
 Per set, the faces go into a real FaceStore (SQLite under a temporary folder) photo by photo in two
@@ -34,7 +34,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from detect_service.faces import Models, analyse_photo  # noqa: E402
+from facerec.vision.faces import Models, analyse_photo  # noqa: E402
 from facerec.config import DEFAULTS  # noqa: E402
 from store_service import clusters  # noqa: E402
 from store_service.store import FaceStore  # noqa: E402

@@ -12,8 +12,8 @@ import numpy as np
 
 from services import REPO  # noqa: F401  (puts the repo on sys.path)
 
-from detect_service.faces import MODEL_FILES, default_models_dir
-from detect_service.images import _TO_UPRIGHT, read_header
+from facerec.vision.faces import MODEL_FILES, default_models_dir
+from facerec.vision.images import _TO_UPRIGHT, read_header
 
 MIN_FACE_PX = 100  # the original service dropped smaller faces
 _models = {}

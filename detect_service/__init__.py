@@ -6,10 +6,10 @@ from facerec.config import load_config
 from facerec.cors import allow_origins
 from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
+from facerec.vision.faces import Models
+from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage
 
 from . import views
-from .faces import Models
-from .images import ImageError, ImageTooLarge, UnsupportedImage
 from .store_client import StoreClient
 
 

@@ -4,8 +4,9 @@ from contextlib import contextmanager
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
-from .faces import analyse_photo
-from .images import box_to_stored
+from facerec.vision.faces import analyse_photo
+from facerec.vision.images import box_to_stored
+
 from .store_client import StoreUnavailable
 
 bp = Blueprint("detect", __name__)

@@ -6,7 +6,7 @@ Any key can be overridden by an environment variable of the same name prefixed w
 import json
 import os
 
-# The largest face thumbnail, in bytes: what the detect service makes (detect_service/thumbnails.py) and
+# The largest face thumbnail, in bytes: what the detect service makes (facerec/vision/thumbnails.py) and
 # the store accepts. Part of the contract between the two services, not a setting. 8 KB keeps a page
 # of 100 faces under 1 MB and a photo's faces well inside MAX_STORE_REQUEST_BYTES.
 THUMBNAIL_MAX_BYTES = 8 * 1024

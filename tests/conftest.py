@@ -11,7 +11,7 @@ import pytest
 import requests
 from PIL import Image
 
-from detect_service.faces import Models
+from facerec.vision.faces import Models
 from facerec.run import command
 from store_service import create_app as create_store_app
 
@@ -159,7 +159,7 @@ PEOPLE_PHOTOS = {
 @pytest.fixture(scope="session")
 def people_faces(models):
     """{person: [(photo path, descriptor of the photo's largest face)]}."""
-    from detect_service.faces import analyse_photo
+    from facerec.vision.faces import analyse_photo
 
     described = {}
     for person, paths in PEOPLE_PHOTOS.items():

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from detect_service.faces import MODEL_FILES, default_models_dir
+from facerec.vision.faces import MODEL_FILES, default_models_dir
 from facerec.config import DEFAULTS
 from facerec.run import SERVICES, command
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corpus import good_formats
-from detect_service.images import ImageError, decode_image
+from facerec.vision.images import ImageError, decode_image
 from store_service import create_app as create_store_app
 
 settings.register_profile("brief", max_examples=60, deadline=None, database=None,

@@ -12,8 +12,8 @@ import requests
 
 from conftest import REPO
 from corpus import UNDO, face_image, good_formats, hostile, oriented, oriented_as, png_bomb, sixteen_bit_tiff
-from detect_service.faces import analyse_photo
-from detect_service.images import ImageError, ImageTooLarge, UnsupportedImage, decode_image
+from facerec.vision.faces import analyse_photo
+from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage, decode_image
 
 STATUS = {UnsupportedImage: 415, ImageTooLarge: 413, ImageError: 422}
 # Where face_recognition puts the face in the half-size Obama photo (455×568): left 175..309, top 71..205.
@@ -99,7 +99,7 @@ def test_png_bomb_is_refused_fast_and_without_memory(tmp_path):
     assert bomb.stat().st_size < 1_000_000  # a real bomb: 400 MB of pixels in a few hundred KB
     script = """
 import json, resource, sys, time
-from detect_service.images import ImageTooLarge, decode_image
+from facerec.vision.images import ImageTooLarge, decode_image
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.monotonic()

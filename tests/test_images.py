@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import photo, with_orientation
-from detect_service.images import (
+from facerec.vision.images import (
     HOG_WINDOW_PX,
     ImageError,
     ImageTooLarge,

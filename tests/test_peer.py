@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import FR_IMAGES
-from detect_service.faces import Models, analyse_photo, find_faces
-from detect_service.images import decode_image
+from facerec.vision.faces import Models, analyse_photo, find_faces
+from facerec.vision.images import decode_image
 
 
 def faces_in(models, name, upsample=1):

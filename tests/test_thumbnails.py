@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import photo
-from detect_service.faces import analyse_photo
-from detect_service.thumbnails import SIZE_PX, encode_jpeg, frontal_score
+from facerec.vision.faces import analyse_photo
+from facerec.vision.thumbnails import SIZE_PX, encode_jpeg, frontal_score
 from facerec.config import THUMBNAIL_MAX_BYTES
 from store_service.store import FaceStore, InvalidFace, NoThumbnail, UnknownFace
 from test_store import BOX, descriptors

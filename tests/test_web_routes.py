@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from detect_service import create_app as create_detect_app
-from detect_service.thumbnails import SIZE_PX, encode_jpeg
+from facerec.vision.thumbnails import SIZE_PX, encode_jpeg
 from store_service import create_app as create_store_app
 from test_store import BOX, descriptors
 
