@@ -159,7 +159,7 @@ def through_store(faces, order):
 
 
 def persons_in(store, ids, n):
-    person = dict(store._db.execute("SELECT id, person_id FROM faces"))
+    person = dict(store.db.execute("SELECT id, person_id FROM faces"))
     return [person[ids[k]] for k in range(n)]
 
 

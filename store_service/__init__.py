@@ -8,8 +8,8 @@ from facerec.config import load_config
 from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
 
-from .corrections import Conflict, InvalidCorrection, NotInPerson, UnknownPerson
-from .store import FaceStore, InvalidFace, NoThumbnail, UnknownFace
+from .exceptions import Conflict, InvalidCorrection, InvalidFace, NoThumbnail, NotInPerson, UnknownFace, UnknownPerson
+from .store import FaceStore
 
 
 def create_app(test_config=None):

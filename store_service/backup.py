@@ -10,7 +10,7 @@ import argparse
 import sqlite3
 import sys
 
-from .store import exclusive_lock
+from .db import exclusive_lock
 
 
 def backup(source, target):

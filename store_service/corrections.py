@@ -1,49 +1,34 @@
 """Users' corrections to people, each audited with the rows it changed as they were, and undo.
 
-A mixin of store_service/people.py's People: the same store, connection and lock. Every correction
-runs under the lock in one transaction with its audit row; undo writes the before-image back.
+Every correction runs under the database's lock in one transaction with its audit row; undo writes the
+before-image back. `generation` counts corrections, so a re-cluster computed before one knows it is stale.
 """
 import json
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
-from .index import NO_LABEL
-
-NO_PERSON = NO_LABEL  # a face in no person: the label of its row in the store's index
+from .db import NO_PERSON, Database, utc_now
+from .exceptions import Conflict, InvalidCorrection, NotInPerson, UnknownFace, UnknownPerson
 
 
-class UnknownPerson(KeyError):
-    def __str__(self):
-        return f"no person with id {self.args[0]!r}"
-
-
-class NotInPerson(KeyError):
-    def __str__(self):
-        return f"face {self.args[0]!r} is not in person {self.args[1]!r}"
-
-
-class InvalidCorrection(ValueError):
-    """A correction whose arguments are not as described."""
-
-
-class Conflict(RuntimeError):
-    """A correction that would break a promise (two faces of one photo in one person), or nothing to undo."""
-
-
-def now():
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+def person_row(db: Database, person: int) -> tuple:
+    """(name, hidden) of a person; the caller holds the lock."""
+    row = db.execute("SELECT name, hidden FROM people WHERE id = ?", (person,)).fetchone()
+    if row is None:
+        raise UnknownPerson(person)
+    return row
 
 
 class Corrections:
     """Rename, hide, merge, remove, assign, delete; the audit log; undo."""
 
-    def _person_row(self, person):
-        row = self.db.execute("SELECT name, hidden FROM people WHERE id = ?", (person,)).fetchone()
-        if row is None:
-            raise UnknownPerson(person)
-        return row
+    def __init__(self, db: Database):
+        self.db = db
+        self.generation = 0  # bumped by every correction and undo
 
-    def update_person(self, who, person, changes):
+    def _person_row(self, person):
+        return person_row(self.db, person)
+
+    def update_person(self, who: str, person: int, changes: dict) -> None:
         """Rename and/or hide: `changes` holds "name" (a string or None) and/or "hidden" (a bool)."""
         with self._correction(who, "update", {"person": person, **changes}) as before:
             self._person_row(person)
@@ -52,7 +37,7 @@ class Corrections:
                 if column in changes:
                     self.db.execute(f"UPDATE people SET {column} = ? WHERE id = ?", (changes[column], person))
 
-    def merge(self, who, person, others):
+    def merge(self, who: str, person: int, others: list[int]) -> None:
         """The faces of `others` join `person` (all pinned, so the merge survives a re-cluster); they go."""
         if not others or person in others or len(set(others)) != len(others):
             raise InvalidCorrection("merge at least one other person, each once, not the person itself")
@@ -73,7 +58,7 @@ class Corrections:
             self._move_faces(before, person, pinned=True)
             self.db.executemany("DELETE FROM people WHERE id = ?", [(p,) for p in others])
 
-    def remove_face(self, who, person, face):
+    def remove_face(self, who: str, person: int, face: str) -> None:
         """The face leaves the person for good (a cannot-link) and becomes unknown."""
         with self._correction(who, "remove", {"person": person, "face": face}) as before:
             self._person_row(person)
@@ -84,9 +69,10 @@ class Corrections:
             self.db.execute("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", (face, person))
             self._move_faces(before, None, pinned=False)
 
-    def assign_face(self, who, face, person):
+    def assign_face(self, who: str, face: str, person: int | None) -> None:
         """The face joins `person` and is pinned there; None: it leaves its person for good."""
-        current = self._face_person_unlocked(face)
+        with self.db.lock:
+            current = self._face_person(face)
         if person is None:
             if current is None:
                 return
@@ -100,7 +86,7 @@ class Corrections:
             self.db.execute("DELETE FROM cannot_link WHERE face_id = ? AND person_id = ?", (face, person))
             self._move_faces(before, person, pinned=True)
 
-    def delete_person(self, who, person):
+    def delete_person(self, who: str, person: int) -> None:
         """The person goes; its faces become unknown (and free to form a person again)."""
         with self._correction(who, "delete", {"person": person}) as before:
             self._person_row(person)
@@ -109,24 +95,24 @@ class Corrections:
             self._move_faces(before, None, pinned=False)
             self.db.execute("DELETE FROM people WHERE id = ?", (person,))
 
-    def undo(self, who):
+    def undo(self, who: str) -> dict:
         """Put back the rows the last correction not yet undone changed; Conflict when there is none."""
-        with self.store._lock:
+        with self.db.lock:
             row = self.db.execute(
                 "SELECT id, action, before FROM audit WHERE before IS NOT NULL AND undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
             if row is None:
                 raise Conflict("there is no correction to undo")
             entry, action, before = row[0], row[1], json.loads(row[2])
-            with self.store._transaction():
+            with self.db.transaction():
                 moved = _Before.restore(self.db, before)
                 self.db.execute("UPDATE audit SET undone = 1 WHERE id = ?", (entry,))
-                self._log(who, "undo", {"audit_id": entry, "action": action}, None)
+                self.log(who, "undo", {"audit_id": entry, "action": action}, None)
             self._remember(moved)
-            self._generation += 1
+            self.generation += 1
             return {"audit_id": entry, "action": action}
 
-    def audit(self, page, limit):
-        with self.store._lock:
+    def audit(self, page: int, limit: int) -> tuple[list[dict], int]:
+        with self.db.lock:
             total = self.db.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
             rows = self.db.execute("SELECT id, at, who, action, detail, undone FROM audit ORDER BY id DESC LIMIT ? OFFSET ?",
                                    (limit, (page - 1) * limit)).fetchall()
@@ -137,17 +123,17 @@ class Corrections:
     def _correction(self, who, action, detail):
         """with self._correction(...) as before: the lock, one transaction, the audit row with the
         before-image, then the in-memory persons and a new generation."""
-        with self.store._lock:
+        with self.db.lock:
             before = _Before(self.db)
-            with self.store._transaction():
+            with self.db.transaction():
                 yield before
-                self._log(who, action, detail, before.to_json())
+                self.log(who, action, detail, before.to_json())
             self._remember(before.moved)
-            self._generation += 1
+            self.generation += 1
 
-    def _log(self, who, action, detail, before):
+    def log(self, who: str, action: str, detail: dict, before: str | None) -> None:
         self.db.execute("INSERT INTO audit (at, who, action, detail, before) VALUES (?, ?, ?, ?, ?)",
-                        (now(), who, action, json.dumps(detail), before))
+                        (utc_now(), who, action, json.dumps(detail), before))
 
     def _move_faces(self, before, person, pinned):
         """Every face in the before-image goes to `person` (None: unknown), pinned or not."""
@@ -158,21 +144,16 @@ class Corrections:
 
     def _remember(self, moved):
         """The store's in-memory person of each moved face (faces deleted meanwhile are skipped)."""
+        index = self.db.index
         for face, person in moved.items():
-            if face in self.store._index.rows:
-                self.store._index.labels[self.store._index.rows[face]] = NO_PERSON if person is None else person
+            if face in index.rows:
+                index.labels[index.rows[face]] = NO_PERSON if person is None else person
 
     def _face_person(self, face):
         row = self.db.execute("SELECT person_id FROM faces WHERE id = ?", (face,)).fetchone()
         if row is None:
-            from .store import UnknownFace  # store.py imports this module
-
             raise UnknownFace(face)
         return row[0]
-
-    def _face_person_unlocked(self, face):
-        with self.store._lock:
-            return self._face_person(face)
 
     def _check_face_fits(self, face, person):
         clash = self.db.execute(

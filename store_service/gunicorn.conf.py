@@ -16,4 +16,7 @@ graceful_timeout = 30
 # Never preload: SQLite must be opened after the fork, in the worker.
 preload_app = False
 accesslog = "-"
+# No control socket: its default path ($HOME/.gunicorn/gunicorn.ctl) is one per user, so every service
+# and every instance on a machine would fight over it, and nothing here uses gunicornc.
+control_socket_disable = True
 wsgi_app = "store_service:create_app()"

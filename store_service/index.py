@@ -41,18 +41,18 @@ class Index:
     def __contains__(self, face):
         return face in self.rows
 
-    def vector(self, face):
+    def vector(self, face: str) -> np.ndarray:
         return self._matrix[self.rows[face]].copy()
 
     @property
-    def vectors(self):
+    def vectors(self) -> np.ndarray:
         return self._matrix[: len(self.ids)]
 
     @property
-    def labels(self):
+    def labels(self) -> np.ndarray:
         return self._labels[: len(self.ids)]
 
-    def add(self, ids, vectors, labels=NO_LABEL):
+    def add(self, ids: list[str], vectors: np.ndarray, labels=NO_LABEL) -> None:
         """Append faces (IDs not yet in the index), their float32 descriptors and labels."""
         n, end = len(self.ids), len(self.ids) + len(ids)
         if end > len(self._matrix):
@@ -67,7 +67,7 @@ class Index:
         if end >= self._refit_at:
             self.fit_axes()
 
-    def remove(self, face):
+    def remove(self, face: str) -> None:
         # Move the last row into the hole, so the live rows stay one contiguous block.
         i, last = self.rows.pop(face), len(self.ids) - 1
         if i != last:
@@ -77,7 +77,7 @@ class Index:
             self.ids[i], self.rows[moved] = moved, i
         self.ids.pop()
 
-    def fit_axes(self):
+    def fit_axes(self) -> None:
         """The PREFIX principal axes of (a sample of) the stored descriptors, and every face's projection."""
         n = len(self.ids)
         sample = self._matrix[: n : max(1, n // 20_000)]
@@ -87,7 +87,7 @@ class Index:
         self._project(0, n)
         self._refit_at = 2 * n + 1024  # refit as the faces double: amortised O(1) a face
 
-    def search(self, vector, max_distance, limit, exclude=None):
+    def search(self, vector: np.ndarray, max_distance: float, limit: int, exclude: str | None = None) -> list:
         """[(id, distance)] within `max_distance` of `vector`, nearest first, at most `limit`, without `exclude`."""
         rows, sq = self._candidates(vector, max_distance)
         if len(rows) > limit + 1:  # one more than asked, in case `exclude` is among them; SLACK keeps ties
@@ -96,7 +96,7 @@ class Index:
         hits = [(self.ids[rows[k]], float(exact[k])) for k in np.argsort(exact, kind="stable")]
         return [(face, d) for face, d in hits if face != exclude][:limit]
 
-    def within(self, vector, radius):
+    def within(self, vector: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """(rows, float64 distances) of every face within `radius` of `vector`, in no order."""
         return self._exact(self._candidates(vector, radius)[0], vector, radius)
 

@@ -1,6 +1,6 @@
 """People: which stored faces are one person (corrections.py: what users correct, audited).
 
-Over the store's one SQLite connection and lock (the store is the single writer). Every face belongs
+Over the database's one connection and lock (db.py; the store is the single writer). Every face belongs
 to at most one person. A new face joins a person as it arrives (`place`, inside the store's insert
 transaction) only when clearly closer to that person than to any other; a re-cluster (`recluster`)
 groups all faces again with clusters.py and keeps each person's ID, name and corrections.
@@ -17,22 +17,25 @@ from itertools import combinations
 
 import numpy as np
 
+from facerec.config import DEFAULTS
+
 from . import clusters
-from .corrections import NO_PERSON, Corrections, UnknownPerson, now
+from .corrections import Corrections, person_row
+from .db import NO_PERSON, Database, utc_now
+from .exceptions import UnknownPerson
 
 # A re-cluster is computed on a snapshot, outside the lock; when a correction lands meanwhile, it is
 # computed again, and after this many tries it is computed holding the lock.
 STALE_RETRIES = 2
 
 
-class People(Corrections):
-    def __init__(self, store, settings=None):
-        from facerec.config import DEFAULTS
+class People:
+    """Placing new faces, reading people, re-clustering; `corrections` is what users change by hand."""
 
-        self.store, self.db = store, store._db
+    def __init__(self, db: Database, corrections: Corrections, settings=None):
+        self.db, self.corrections = db, corrections
         self.settings = {k: v for k, v in DEFAULTS.items() if k.startswith("PEOPLE_")}
         self.settings.update({k: v for k, v in (settings or {}).items() if k.startswith("PEOPLE_")})
-        self._generation = 0  # bumped by every correction: a re-cluster computed before one is stale
         self._recluster_lock = threading.Lock()  # one re-cluster at a time
         self._added = 0  # faces added since the last re-cluster
         self._background = None
@@ -41,20 +44,20 @@ class People(Corrections):
     # -- placing new faces (inside the store's insert transaction and lock) ------------------------
 
     def place(self, photo, ids, vectors, created):
-        """Each face's {"person", "person_distance"}, and {face: person} for the store's matrix once committed.
+        """Each face's {"person", "person_distance"}, and {face: person} for the index once committed.
 
         Called after the photo's new rows are inserted, before they enter the matrix: new faces are
         compared with the stored ones. A new face joins the nearest person when its distance is within
         PEOPLE_JOIN_DISTANCE and PEOPLE_MARGIN closer than the next person, and that person holds no
         face of this photo; else it may pair with an unknown face into a new person; else it stays unknown.
         """
-        persons = self.store._index.labels.copy()
+        persons = self.db.index.labels.copy()
         taken = {p for (p,) in self.db.execute(
             "SELECT DISTINCT person_id FROM faces WHERE photo_sha256 = ? AND person_id IS NOT NULL", (photo,))}
         placed, changes = [], {}
         for face, vector, new in zip(ids, vectors, created):
             nearby = self._nearby(vector)
-            scores = self._person_scores(nearby, persons, self.store._index.rows.get(face))
+            scores = self._person_scores(nearby, persons, self.db.index.rows.get(face))
             if new and face not in changes:  # one descriptor twice in a photo is one face, placed once
                 person, distance = self._place_new(face, nearby, photo, persons, scores, taken, changes)
             else:
@@ -66,7 +69,7 @@ class People(Corrections):
 
     def commit_places(self, changes):
         for face, person in changes.items():
-            self.store._index.labels[self.store._index.rows[face]] = person
+            self.db.index.labels[self.db.index.rows[face]] = person
         if self.settings["PEOPLE_RECLUSTER_AFTER"] and self._added >= self.settings["PEOPLE_RECLUSTER_AFTER"]:
             self._start_background()
 
@@ -85,13 +88,13 @@ class People(Corrections):
         person = self._new_person()
         self._set_person(partner, person, changes, taken)
         self._set_person(face, person, changes, taken)
-        persons[self.store._index.rows[partner]] = person
+        persons[self.db.index.rows[partner]] = person
         return person, pair_distance
 
     def _nearby(self, vector):
         """(rows, distances) of the stored faces within PEOPLE_NEAR or PEOPLE_PAIR_DISTANCE, whichever is
         farther: one scan of the index serves both the person scores and the search for a partner."""
-        return self.store._index.within(vector, max(self.settings["PEOPLE_NEAR"], self.settings["PEOPLE_PAIR_DISTANCE"]))
+        return self.db.index.within(vector, max(self.settings["PEOPLE_NEAR"], self.settings["PEOPLE_PAIR_DISTANCE"]))
 
     def _person_scores(self, nearby, persons, exclude=None):
         """{person: distance}: the mean distance to its PEOPLE_JOIN_NEAREST nearest faces, for every
@@ -114,7 +117,7 @@ class People(Corrections):
         """The nearest unknown face of another photo within PEOPLE_PAIR_DISTANCE, and its distance."""
         rows, d = nearby
         for k in np.argsort(d):
-            face = self.store._index.ids[rows[k]]
+            face = self.db.index.ids[rows[k]]
             if persons[rows[k]] == NO_PERSON and d[k] <= self.settings["PEOPLE_PAIR_DISTANCE"] and self._photo(face) != photo:
                 return face, float(d[k])
         return None, None
@@ -131,9 +134,9 @@ class People(Corrections):
         taken.add(person)
 
     def _new_person(self):
-        return self.db.execute("INSERT INTO people (created_at) VALUES (?)", (now(),)).lastrowid
+        return self.db.execute("INSERT INTO people (created_at) VALUES (?)", (utc_now(),)).lastrowid
 
-    def forget_face(self, face):
+    def forget_face(self, face: str) -> None:
         """Inside the store's delete transaction: the face's links go, and its person if left empty."""
         self.db.execute("DELETE FROM cannot_link WHERE face_id = ?", (face,))
         self._drop_empty_people()
@@ -146,9 +149,9 @@ class People(Corrections):
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def list_people(self, page, limit, include_hidden=False):
+    def list_people(self, page: int, limit: int, include_hidden: bool = False) -> tuple[list[dict], int]:
         """({"id", "name", "hidden", "count", "cover_face_id"} of one page, largest first; total)."""
-        with self.store._lock:
+        with self.db.lock:
             total = self.db.execute("SELECT COUNT(*) FROM people WHERE ? OR hidden = 0", (include_hidden,)).fetchone()[0]
             rows = self.db.execute(
                 "SELECT p.id, p.name, p.hidden, COUNT(f.id) AS count FROM people p LEFT JOIN faces f ON f.person_id = p.id"
@@ -163,18 +166,18 @@ class People(Corrections):
             " ORDER BY quality IS NULL, quality DESC, box_width * box_height DESC, id LIMIT 1", (person,)).fetchone()
         return row and row[0]
 
-    def get_person(self, person):
-        with self.store._lock:
-            name, hidden = self._person_row(person)
+    def get_person(self, person: int) -> dict:
+        with self.db.lock:
+            name, hidden = person_row(self.db, person)
             faces = self.db.execute(
                 "SELECT id, photo_sha256, box_left, box_top, box_width, box_height FROM faces WHERE person_id = ?"
                 " ORDER BY created_at, id", (person,)).fetchall()
         return {"id": person, "name": name, "hidden": bool(hidden), "faces": [
-            {"id": f, "photo_sha256": p, "box": {"left": l, "top": t, "width": w, "height": h}}
-            for f, p, l, t, w, h in faces]}
+            {"id": f, "photo_sha256": p, "box": {"left": x, "top": y, "width": w, "height": h}}
+            for f, p, x, y, w, h in faces]}
 
-    def summary(self, person):
-        with self.store._lock:
+    def summary(self, person: int) -> dict:
+        with self.db.lock:
             row = self.db.execute(
                 "SELECT p.id, p.name, p.hidden, COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id"
                 " WHERE p.id = ? GROUP BY p.id", (person,)).fetchone()
@@ -184,27 +187,27 @@ class People(Corrections):
 
     # -- re-clustering -----------------------------------------------------------------------------
 
-    def recluster(self, who="background", cancelled=None):
+    def recluster(self, who: str = "background", cancelled=None) -> dict:
         """Group every face again; returns {"faces", "people", "unknown", "changed", "seconds"}."""
         started = time.monotonic()
         with self._recluster_lock:
             for _ in range(STALE_RETRIES):
                 snapshot = self._snapshot()
                 labels = self._cluster(snapshot, cancelled)
-                with self.store._lock:
-                    if snapshot["generation"] == self._generation:
+                with self.db.lock:
+                    if snapshot["generation"] == self.corrections.generation:
                         return self._apply(who, snapshot, labels, started)
-            with self.store._lock:  # corrections kept landing: compute holding the lock
+            with self.db.lock:  # corrections kept landing: compute holding the lock
                 snapshot = self._snapshot_locked()
                 return self._apply(who, snapshot, self._cluster(snapshot, cancelled), started)
 
     def _snapshot(self):
-        with self.store._lock:
+        with self.db.lock:
             return self._snapshot_locked()
 
     def _snapshot_locked(self):
         """What a re-cluster needs, copied, so it can be computed without the lock."""
-        index = self.store._index
+        index = self.db.index
         rows = self.db.execute("SELECT id, photo_sha256, pinned FROM faces").fetchall()
         photo, pinned = np.empty(len(index), object), np.zeros(len(index), bool)
         for face, p, pin in rows:
@@ -213,7 +216,7 @@ class People(Corrections):
                    if f in index.rows]
         self._added = 0
         return {"ids": list(index.ids), "vectors": index.vectors.copy(), "photo": photo, "persons": index.labels.copy(),
-                "pinned": pinned, "removed": removed, "generation": self._generation}
+                "pinned": pinned, "removed": removed, "generation": self.corrections.generation}
 
     def _cluster(self, snapshot, cancelled):
         """A cluster label per face. Pinned faces are left out (NO_CLUSTER): they stay where users put them."""
@@ -229,7 +232,7 @@ class People(Corrections):
         """Write the new grouping: clusters continue the people they overlap most, the rest are new."""
         matched = clusters.match_people(labels, snapshot["persons"])
         removed = set(snapshot["removed"])
-        with self.store._transaction():
+        with self.db.transaction():
             for label in np.unique(labels[labels >= 0]).tolist():
                 if label not in matched:
                     matched[label] = self._new_person()
@@ -242,11 +245,11 @@ class People(Corrections):
             self.db.executemany("UPDATE faces SET person_id = ? WHERE id = ?",
                                 [(None if new[i] == NO_PERSON else int(new[i]), snapshot["ids"][i]) for i in changed])
             self._drop_empty_people()
-            self._log(who, "recluster", {"changed": len(changed)}, None)
+            self.corrections.log(who, "recluster", {"changed": len(changed)}, None)
         for i in changed:
-            row = self.store._index.rows.get(snapshot["ids"][i])  # None: deleted meanwhile
+            row = self.db.index.rows.get(snapshot["ids"][i])  # None: deleted meanwhile
             if row is not None:
-                self.store._index.labels[row] = new[i]
+                self.db.index.labels[row] = new[i]
         people = len(set(new.tolist()) - {NO_PERSON})
         return {"faces": len(new), "people": people, "unknown": int(np.count_nonzero(new == NO_PERSON)),
                 "changed": len(changed), "seconds": round(time.monotonic() - started, 3)}
@@ -263,7 +266,7 @@ class People(Corrections):
         except clusters.Cancelled:
             pass
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop a background re-cluster (between two steps of it) and wait for it."""
         self._cancel.set()
         if self._background is not None:

@@ -6,7 +6,7 @@ from werkzeug.exceptions import BadRequest
 
 from facerec.auth import HEADER
 
-from .corrections import UnknownPerson
+from .exceptions import UnknownPerson
 
 bp = Blueprint("people", __name__)
 # Who made a correction, for the audit log: this header when the client names its user ...
@@ -19,6 +19,10 @@ NAME_MAX = 200  # characters in a person's name
 
 def people():
     return current_app.extensions["face_store"].people
+
+
+def corrections():
+    return current_app.extensions["face_store"].corrections
 
 
 @bp.get("/people")
@@ -36,7 +40,7 @@ def get_person(person_id):
 @bp.patch("/people/<person_id>")
 def update_person(person_id):
     person, changes = parse_person(person_id), parse_changes(json_body())
-    people().update_person(who(), person, changes)
+    corrections().update_person(who(), person, changes)
     return people().summary(person)
 
 
@@ -45,14 +49,14 @@ def merge(person_id):
     person, others = parse_person(person_id), json_body().get("people")
     if not isinstance(others, list) or not all(is_id(p) for p in others):
         raise BadRequest('expected JSON {"people": [person IDs to merge into this one]}')
-    people().merge(who(), person, others)
+    corrections().merge(who(), person, others)
     return people().summary(person)
 
 
 @bp.post("/people/<person_id>/faces/<face_id>/remove")
 def remove_face(person_id, face_id):
     person = parse_person(person_id)
-    people().remove_face(who(), person, face_id)
+    corrections().remove_face(who(), person, face_id)
     return people().summary(person)
 
 
@@ -61,14 +65,14 @@ def assign_face(face_id):
     body = json_body()
     if "person" not in body or not (body["person"] is None or is_id(body["person"])):
         raise BadRequest('expected JSON {"person": a person ID, or null for none}')
-    people().assign_face(who(), face_id, body["person"])
+    corrections().assign_face(who(), face_id, body["person"])
     return {"id": face_id, "person": body["person"]}
 
 
 @bp.delete("/people/<person_id>")
 def delete_person(person_id):
     person = parse_person(person_id)
-    people().delete_person(who(), person)
+    corrections().delete_person(who(), person)
     return {"success": True, "id": person}
 
 
@@ -79,13 +83,13 @@ def recluster():
 
 @bp.post("/people/undo")
 def undo():
-    return {"undone": people().undo(who())}
+    return {"undone": corrections().undo(who())}
 
 
 @bp.get("/people/audit")
 def audit():
     page, limit = parse_page()
-    entries, total = people().audit(page, limit)
+    entries, total = corrections().audit(page, limit)
     return {"entries": entries, "page": page, "total": total}
 
 

@@ -1,11 +1,14 @@
 """People, the core without HTTP: real faces (celeb5), real dlib descriptors, a real SQLite file."""
 import sqlite3
+import threading
 
 import numpy as np
 import pytest
 
-from store_service.corrections import Conflict, NotInPerson
-from store_service.store import MIGRATIONS, SCHEMA_VERSION, FaceStore, face_id
+from store_service import clusters
+from store_service.db import MIGRATIONS, SCHEMA_VERSION
+from store_service.exceptions import Conflict, NotInPerson
+from store_service.store import FaceStore, face_id
 from test_store import descriptors, near
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
@@ -28,7 +31,7 @@ def add_people(store, people_faces, names=("ben", "elton", "madonna")):
 
 
 def person_of(store, face):
-    return store._db.execute("SELECT person_id FROM faces WHERE id = ?", (face,)).fetchone()[0]
+    return store.db.execute("SELECT person_id FROM faces WHERE id = ?", (face,)).fetchone()[0]
 
 
 def people_of(store, faces):
@@ -70,20 +73,20 @@ def test_a_removed_face_never_returns_after_a_recluster(store, people_faces):
     faces = add_people(store, people_faces)
     store.people.recluster()
     ben = person_of(store, faces["ben"][0])
-    store.people.remove_face("test", ben, faces["ben"][0])
+    store.corrections.remove_face("test", ben, faces["ben"][0])
     assert person_of(store, faces["ben"][0]) is None
     store.people.recluster()
     assert person_of(store, faces["ben"][0]) != ben
     assert person_of(store, faces["ben"][1]) == ben  # the rest of Ben stays Ben
     with pytest.raises(NotInPerson):
-        store.people.remove_face("test", ben, faces["ben"][0])
+        store.corrections.remove_face("test", ben, faces["ben"][0])
 
 
 def test_an_assigned_face_stays_where_the_user_put_it(store, people_faces):
     faces = add_people(store, people_faces)
     store.people.recluster()
     ben, elton = person_of(store, faces["ben"][0]), person_of(store, faces["elton"][0])
-    store.people.assign_face("test", faces["elton"][0], ben)
+    store.corrections.assign_face("test", faces["elton"][0], ben)
     for _ in range(2):
         store.people.recluster()
         assert person_of(store, faces["elton"][0]) == ben
@@ -94,9 +97,9 @@ def test_merges_names_and_ids_survive_a_recluster(store, people_faces):
     faces = add_people(store, people_faces)
     store.people.recluster()
     ben, elton, madonna = (person_of(store, ids[0]) for ids in faces.values())
-    store.people.update_person("test", ben, {"name": "Ben and Elton"})
-    store.people.update_person("test", madonna, {"name": "Madonna", "hidden": True})
-    store.people.merge("test", ben, [elton])
+    store.corrections.update_person("test", ben, {"name": "Ben and Elton"})
+    store.corrections.update_person("test", madonna, {"name": "Madonna", "hidden": True})
+    store.corrections.merge("test", ben, [elton])
     store.people.recluster()
     assert people_of(store, faces["ben"] + faces["elton"]) == {ben}
     assert people_of(store, faces["madonna"]) == {madonna}
@@ -132,15 +135,15 @@ def test_undo_puts_back_the_last_correction_and_then_the_one_before(store, peopl
     faces = add_people(store, people_faces, ("ben", "elton"))
     store.people.recluster()
     ben, elton = person_of(store, faces["ben"][0]), person_of(store, faces["elton"][0])
-    store.people.update_person("ann", ben, {"name": "Ben"})
-    store.people.merge("bob", ben, [elton])
-    assert store.people.undo("carol")["action"] == "merge"
+    store.corrections.update_person("ann", ben, {"name": "Ben"})
+    store.corrections.merge("bob", ben, [elton])
+    assert store.corrections.undo("carol")["action"] == "merge"
     assert people_of(store, faces["elton"]) == {elton} and store.people.summary(ben)["name"] == "Ben"
-    store.people.undo("carol")
+    store.corrections.undo("carol")
     assert store.people.summary(ben)["name"] is None
     with pytest.raises(Conflict):
-        store.people.undo("carol")
-    entries, total = store.people.audit(1, 10)
+        store.corrections.undo("carol")
+    entries, total = store.corrections.audit(1, 10)
     assert [(e["who"], e["action"], e["undone"]) for e in entries[:4]] == [
         ("carol", "undo", False), ("carol", "undo", False), ("bob", "merge", True), ("ann", "update", True)]
 
@@ -154,9 +157,9 @@ def test_a_merge_of_people_sharing_a_photo_is_refused(store, people_faces):
     ben, elton = person_of(store, first["id"]), person_of(store, second["id"])
     assert None not in (ben, elton) and ben != elton
     with pytest.raises(Conflict):
-        store.people.merge("test", ben, [elton])
+        store.corrections.merge("test", ben, [elton])
     with pytest.raises(Conflict):
-        store.people.assign_face("test", second["id"], ben)
+        store.corrections.assign_face("test", second["id"], ben)
 
 
 def test_a_database_left_by_version_4_is_migrated_and_its_faces_grouped(tmp_path, people_faces):
@@ -177,10 +180,26 @@ def test_a_database_left_by_version_4_is_migrated_and_its_faces_grouped(tmp_path
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_closing_the_store_stops_a_background_recluster(tmp_path, people_faces):
-    store = FaceStore(str(tmp_path / "faces.sqlite3"), settings={"PEOPLE_RECLUSTER_AFTER": 3})
-    add_people(store, people_faces, ("ben",))
+def test_closing_the_store_cancels_a_running_background_recluster_and_applies_none_of_it(
+        tmp_path, people_faces, monkeypatch):
+    started = threading.Event()
+    real_graph = clusters.neighbour_graph
+
+    def long_graph(vectors, k, radius, exact_limit, cancelled=None):
+        """A re-cluster that runs until it is cancelled (or 30 s, when closing cannot cancel it)."""
+        started.set()
+        cancelled.wait(30)
+        return real_graph(vectors, k, radius, exact_limit, cancelled)
+
+    monkeypatch.setattr(clusters, "neighbour_graph", long_graph)
+    path = str(tmp_path / "faces.sqlite3")
+    store = FaceStore(path, settings={"PEOPLE_RECLUSTER_AFTER": 3})
+    add_people(store, people_faces, ("ben",))  # more than 3 faces: a background re-cluster starts
+    assert started.wait(30)
+    persons = store.db.execute("SELECT id, person_id FROM faces ORDER BY id").fetchall()
     background = store.people._background
-    assert background is not None
     store.close()
     assert not background.is_alive()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM audit WHERE action = 'recluster'").fetchone()[0] == 0
+    assert db.execute("SELECT id, person_id FROM faces ORDER BY id").fetchall() == persons

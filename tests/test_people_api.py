@@ -61,7 +61,7 @@ def test_list_people_largest_first_with_a_cover_face(client, people_faces):
 def test_the_cover_is_the_best_quality_face(client, store_app):
     ben, _ = ids(client)
     faces = [f["id"] for f in client.get(f"/people/{ben}").json["faces"]]
-    db = store_app.extensions["face_store"]._db
+    db = store_app.extensions["face_store"].db
     db.execute("UPDATE faces SET quality = 0.9 WHERE id = ?", (faces[3],))
     db.execute("UPDATE faces SET quality = 0.2 WHERE id = ?", (faces[1],))
     assert people(client)["people"][0]["cover_face_id"] == faces[3]

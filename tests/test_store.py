@@ -5,7 +5,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from store_service.store import MIGRATIONS, SCHEMA_VERSION, FaceStore, InvalidFace, UnknownFace, canonical, face_id
+from store_service.db import MIGRATIONS, SCHEMA_VERSION
+from store_service.exceptions import InvalidFace, UnknownFace
+from store_service.store import FaceStore, canonical, face_id
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
 

@@ -12,7 +12,8 @@ from conftest import photo
 from facerec.vision.faces import analyse_photo
 from facerec.vision.thumbnails import SIZE_PX, encode_jpeg, frontal_score
 from facerec.config import THUMBNAIL_MAX_BYTES
-from store_service.store import FaceStore, InvalidFace, NoThumbnail, UnknownFace
+from store_service.exceptions import InvalidFace, NoThumbnail, UnknownFace
+from store_service.store import FaceStore
 from test_store import BOX, descriptors
 
 OBAMA = "face_recognition_test_images/obama.jpg"

@@ -1,0 +1,158 @@
+"""The store's database: one SQLite connection, the lock that orders its use, its schema, and the
+in-memory index that mirrors its faces.
+
+One process owns the database and is its only writer (an exclusive file lock); within it, one lock
+orders every read and write, so the index and the table never disagree. A face enters the index only
+after its row is committed.
+"""
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import numpy as np
+
+from .index import DIM, NO_LABEL, Index
+
+NO_PERSON = NO_LABEL  # a face in no person: the label of its row in the index
+
+# Migration N takes a database from schema version N to N + 1; PRAGMA user_version records where a
+# database stands, so each runs once. Append, never edit: databases out there hold the older versions.
+MIGRATIONS = [
+    """
+    CREATE TABLE faces (
+        id TEXT PRIMARY KEY,              -- SHA-256 hex of the descriptor's canonical bytes
+        descriptor BLOB NOT NULL,         -- 128 little-endian float32
+        photo_sha256 TEXT NOT NULL,
+        box_left INTEGER NOT NULL, box_top INTEGER NOT NULL,
+        box_width INTEGER NOT NULL, box_height INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    # Version 2: find a photo's faces without a full scan.
+    "CREATE INDEX faces_by_photo ON faces (photo_sha256)",
+    # Versions 3 and 4: a small aligned JPEG of the face, and how good a picture of the face it is
+    # (higher is better), so people can be shown without the original photo. NULL for older faces.
+    "ALTER TABLE faces ADD COLUMN thumbnail BLOB",
+    "ALTER TABLE faces ADD COLUMN quality REAL",
+    # Versions 5 to 10: people (people.py). A face belongs to at most one person; `pinned` marks a face
+    # a user put there, which a re-cluster never moves.
+    """
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a deleted person's ID is never reused
+        name TEXT,
+        hidden INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    )
+    """,
+    "ALTER TABLE faces ADD COLUMN person_id INTEGER REFERENCES people (id)",
+    "ALTER TABLE faces ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX faces_by_person ON faces (person_id)",
+    # A face a user took out of a person never goes back to it.
+    """
+    CREATE TABLE cannot_link (
+        face_id TEXT NOT NULL,
+        person_id INTEGER NOT NULL,
+        PRIMARY KEY (face_id, person_id)
+    ) WITHOUT ROWID
+    """,
+    # Every correction: who, what, when, and the rows it changed as they were before (for undo).
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL,   -- JSON: the correction's arguments
+        before TEXT,            -- JSON: the rows as they were; NULL for what cannot be undone
+        undone INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def utc_now():
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Database:
+    """`lock` orders every use of `execute` and of `index`; `transaction()` writes all or nothing."""
+
+    def __init__(self, path: str, lock_timeout: float = 30):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._writer = exclusive_lock(path + ".lock", lock_timeout)
+        self.lock = threading.Lock()
+        # The one connection, used from gunicorn's threads under self.lock.
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not just a crash
+        self._migrate()
+        self.index = self._load_index()
+
+    def execute(self, sql: str, args=()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, args)
+
+    def executemany(self, sql: str, rows) -> sqlite3.Cursor:
+        return self._conn.executemany(sql, rows)
+
+    @contextmanager
+    def transaction(self):
+        """BEGIN IMMEDIATE … COMMIT; ROLLBACK on any error, a failed COMMIT included. The caller holds `lock`."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def close(self):
+        with self.lock:
+            self._conn.close()
+            self._writer.close()  # releases the writer's lock
+
+    def _migrate(self):
+        version = self.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"the database has schema version {version}; this facerec knows up to {SCHEMA_VERSION}")
+        for number in range(version, SCHEMA_VERSION):
+            with self.transaction():  # a migration and its version number commit together
+                self.execute(MIGRATIONS[number])
+                self.execute(f"PRAGMA user_version={number + 1}")
+
+    def _load_index(self):
+        """Every descriptor in an Index, with each face's person as its label (NO_PERSON for none), read
+        a chunk of rows at a time: a million rows fetched at once would be ~700 MB of short-lived Python
+        objects, and the heap would keep most of it."""
+        index = Index(capacity=self.execute("SELECT count(*) FROM faces").fetchone()[0])
+        rows = self.execute("SELECT id, descriptor, person_id FROM faces")
+        while chunk := rows.fetchmany(8192):
+            ids, blobs, persons = zip(*chunk)
+            index.add(list(ids), np.frombuffer(b"".join(blobs), "<f4").reshape(-1, DIM),
+                      [NO_PERSON if p is None else p for p in persons])
+        index.fit_axes()
+        return index
+
+
+def exclusive_lock(path, timeout):
+    """Hold an exclusive lock on `path` for as long as the returned file stays open.
+
+    The in-memory index mirrors the table only if one process writes it. When a store's arbiter is
+    killed, its orphaned worker may serve for a moment longer; its successor waits here until it is gone.
+    """
+    handle = open(path, "a")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise RuntimeError(f"another store process holds {path}") from None
+            time.sleep(0.1)
