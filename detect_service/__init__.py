@@ -28,7 +28,7 @@ def create_app(test_config=None):
     app.extensions["store"] = StoreClient(
         app.config["STORE_URL"], app.config["STORE_TIMEOUT"], app.config["STORE_API_KEY"]
     )
-    app.extensions["photo_queue"] = views.PhotoQueue(app.config["MAX_QUEUED_PHOTOS"])
+    app.extensions["photo_queue"] = views.PhotoQueue(app.config["MAX_QUEUE_SECONDS"])
     register_error_handlers(app, {UnsupportedImage: 415, ImageTooLarge: 413, ImageError: 422})
 
     app.register_blueprint(views.bp)

@@ -16,6 +16,9 @@ graceful_timeout = 30
 # One BLAS thread per worker: the workers already fill the cores.
 raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
 accesslog = "-"
+# No control socket: its default path ($HOME/.gunicorn/gunicorn.ctl) is one per user, so every service
+# and every instance on a machine would fight over it, and nothing here uses gunicornc.
+control_socket_disable = True
 wsgi_app = "detect_service:create_app()"
 
 

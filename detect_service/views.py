@@ -1,4 +1,5 @@
 """The detect service's HTTP edge: read the upload, run the pipeline, store the faces, answer JSON."""
+import time
 from contextlib import contextmanager
 
 from flask import Blueprint, current_app, request
@@ -45,9 +46,9 @@ def jalbum_detect():
             {
                 "token": s["id"],
                 "rectangle": box_to_stored(f.box, photo.orientation, photo.width, photo.height),
-                "age": 0,
-                "quality": 0,
-                "gender": 0,
+                "age": 0,  # never estimated
+                "quality": round(f.quality, 3),
+                "gender": 0,  # never estimated
             }
             for f, s in zip(faces, stored)
         ],
@@ -69,7 +70,7 @@ def uploaded_bytes():
 
 def detect_and_store():
     config = current_app.config
-    with current_app.extensions["photo_queue"].slot():
+    with current_app.extensions["photo_queue"].turn():
         photo, faces = off_hub(
             analyse_photo, current_app.extensions["models"], uploaded_bytes(), config["MIN_FACE_PX"], config["MAX_IMAGE_PIXELS"]
         )
@@ -81,22 +82,40 @@ def detect_and_store():
 
 
 class PhotoQueue:
-    """The photos one worker holds, in work or waiting for it. Past the limit a request is answered
-    503 at once, so a flood meets a quick "retry later" rather than client time-outs.
+    """The photos one worker holds, admitted by how long they would wait, and worked on one at a time.
 
-    Greenlets of one worker switch only at I/O, so the count needs no lock.
+    A photo is admitted while the photos ahead of it would take at most `max_wait` seconds, at this
+    worker's recent time per photo; past that it is answered 503 at once, so a burst from one client
+    (jAlbum sends 20 at once and never retries) is served whole, while a flood meets a quick "retry
+    later" rather than client time-outs. A waiting photo stays in its socket: its bytes are read when
+    its turn comes, so waiting photos cost no memory. Greenlets of one worker switch only at I/O, so
+    the counts need no lock.
     """
 
-    def __init__(self, limit):
-        self.limit, self.held = limit, 0
+    def __init__(self, max_wait: float, seconds_per_photo: float = 1.0):
+        from gevent.lock import Semaphore
+
+        self.max_wait, self.seconds_per_photo, self.held = max_wait, seconds_per_photo, 0
+        self._turn = Semaphore(1)
+
+    def expected_wait(self) -> float:
+        """Seconds until a photo admitted now would be worked on."""
+        return self.held * self.seconds_per_photo
 
     @contextmanager
-    def slot(self):
-        if self.held >= self.limit:
-            raise ServiceUnavailable(f"busy: {self.held} photos are waiting on this worker; retry shortly", retry_after=2)
+    def turn(self):
+        wait = self.expected_wait()
+        if wait > self.max_wait:
+            raise ServiceUnavailable(
+                f"busy: {self.held} photos wait on this worker, about {wait:.0f} s of work; retry shortly",
+                retry_after=max(1, round(wait - self.max_wait)))
         self.held += 1
         try:
-            yield
+            with self._turn:
+                started = time.monotonic()
+                yield
+                # A moving average over the last ten or so photos follows a change of photo sizes.
+                self.seconds_per_photo += 0.1 * (time.monotonic() - started - self.seconds_per_photo)
         finally:
             self.held -= 1
 

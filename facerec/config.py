@@ -34,8 +34,10 @@ DEFAULTS = {
     # Every face at least this many pixels wide in the original photo is searched for, 20 to 2000
     # (docs/detection.md: the photo is scanned at 80 / MIN_FACE_PX of its size).
     "MIN_FACE_PX": 100,
-    # Photos one detect worker holds (in work or waiting); more get 503 with Retry-After at once.
-    "MAX_QUEUED_PHOTOS": 4,
+    # Detect: a photo is admitted while the photos ahead of it on its worker would take at most this many
+    # seconds (at the worker's recent time per photo); past it, 503 with Retry-After at once. 60 s lets a
+    # client's burst of 50 photos of 2 s each wait its turn on two workers, and answers a flood at once.
+    "MAX_QUEUE_SECONDS": 60,
     # Limits on what an upload may be (docs/operations.md).
     "MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 64_000_000,

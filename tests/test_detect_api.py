@@ -8,18 +8,28 @@ from detect_service import create_app
 @pytest.fixture(scope="module")
 def detect_app():
     # No store listens on port 9: the edge cases below never reach it, or must answer 503 when they do.
-    return create_app({"TESTING": True, "STORE_URL": "http://127.0.0.1:9", "STORE_TIMEOUT": 2, "MAX_QUEUED_PHOTOS": 2})
+    return create_app({"TESTING": True, "STORE_URL": "http://127.0.0.1:9", "STORE_TIMEOUT": 2, "MAX_QUEUE_SECONDS": 2})
 
 
-def test_a_full_queue_is_answered_at_once_with_retry_after(detect_app):
+def test_a_queue_longer_than_its_seconds_is_answered_at_once_with_retry_after(detect_app):
     queue = detect_app.extensions["photo_queue"]
-    queue.held = 2  # two photos already held by this worker
+    queue.held, queue.seconds_per_photo = 5, 1.0  # 5 s of photos ahead, 2 s allowed
     try:
         response = detect_app.test_client().post("/detect", data=photo("face_recognition_test_images/obama.jpg"))
     finally:
         queue.held = 0
-    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
-    assert "busy" in response.json["message"]
+    assert response.status_code == 503 and response.headers["Retry-After"] == "3"
+    assert "busy" in response.json["message"] and "5 s" in response.json["message"]
+
+
+def test_a_queue_within_its_seconds_admits_the_photo(detect_app):
+    queue = detect_app.extensions["photo_queue"]
+    queue.held, queue.seconds_per_photo = 1, 1.0  # 1 s ahead, 2 s allowed: admitted (the store is down: 503)
+    try:
+        response = detect_app.test_client().post("/detect", data=photo("face_recognition_test_images/obama.jpg"))
+    finally:
+        queue.held = 0
+    assert response.status_code == 503 and "nothing was stored" in response.json["message"]
 
 
 def test_the_queue_frees_its_slot_after_each_photo(detect_app):
