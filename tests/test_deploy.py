@@ -1,16 +1,18 @@
 """What can be checked of the deployment without a Docker engine: the compose file runs what `make run`
 runs, on the same ports, with settings that exist; the model files are the documented ones."""
 import hashlib
+import os
 import re
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
-from conftest import REPO
+from conftest import REPO, photo
 from facerec.vision.faces import MODEL_FILES, default_models_dir
 from facerec.config import DEFAULTS
-from facerec.run import SERVICES, command
+from facerec.run import SERVICES, Service, command, running
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
 
@@ -55,3 +57,25 @@ def test_makefile_targets_the_readme_names():
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"^run:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_two_instances_run_side_by_side_on_one_machine(tmp_path):
+    """Two store + detect pairs for one user: each serves its own photos, and no gunicorn master takes a
+    per-user control socket that the others would collide on."""
+    home = tmp_path / "home"
+    home.mkdir()
+    pairs = []
+    for n in range(2):
+        env = dict(os.environ, PYTHONPATH=str(REPO), HOME=str(home), FACEREC_DETECT_WORKERS="1",
+                   FACEREC_DATA_DIR=str(tmp_path / f"data{n}"))
+        env.pop("XDG_RUNTIME_DIR", None)
+        store = Service("store", env)
+        env["FACEREC_STORE_URL"] = store.url
+        pairs += [store, Service("detect", env)]
+    with running(*pairs):
+        for store, detect in zip(pairs[::2], pairs[1::2]):
+            response = requests.post(detect.url + "/detect", data=photo("face_recognition_test_images/obama.jpg"),
+                                     timeout=60)
+            assert response.status_code == 200 and len(response.json()["faces"]) == 1
+            assert requests.get(store.url + "/health", timeout=5).json()["faces"] == 1
+        assert not list(home.rglob("*.ctl"))
