@@ -1,58 +1,50 @@
-"""Start both services for a benchmark, exactly as `make run` does, on their own ports and data folder."""
+"""Start the services for a benchmark with facerec/run.py's Service, exactly as `make run` does, on their
+own ports and data folder."""
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from facerec.run import command  # noqa: E402
+from facerec.run import Service  # noqa: E402
 
 FACES = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")) / "data" / "faces"
-DETECT, STORE = "http://127.0.0.1:5200", "http://127.0.0.1:5201"
+BINDS = {"detect": "127.0.0.1:5200", "store": "127.0.0.1:5201"}
+DETECT, STORE = (f"http://{BINDS[name]}" for name in ("detect", "store"))
 
 
 def start_services(data_dir, names=("store", "detect"), **settings):
-    """The services over `data_dir`, with FACEREC_<name> settings; returns their Popen objects once ready."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=data_dir, FACEREC_STORE_BIND="127.0.0.1:5201",
-               FACEREC_DETECT_BIND="127.0.0.1:5200", FACEREC_STORE_URL=STORE)
+    """The services over `data_dir`, with FACEREC_<name> settings; returns their Services once ready."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=data_dir, FACEREC_STORE_URL=STORE)
     env.update({f"FACEREC_{k}": str(v) for k, v in settings.items()})
-    procs = [subprocess.Popen(command(n), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for n in names]
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if requests.get((DETECT if "detect" in names else STORE) + "/health", timeout=2).ok:
-                return procs
-        except (requests.ConnectionError, requests.Timeout):  # still starting, or loading a large store
-            pass
-        time.sleep(0.3)
-    stop_services(procs)
-    raise SystemExit(f"facerec's {' and '.join(names)} did not start")
+    services = [Service(name, env, bind=BINDS[name], quiet=True) for name in names]
+    try:
+        for service in services:
+            service.start(timeout=180)  # a store of a million faces loads for a while
+    except (RuntimeError, TimeoutError) as e:
+        stop_services(services)
+        raise SystemExit(f"facerec's {' and '.join(names)} did not start: {e}") from None
+    return services
 
 
-def stop_services(procs):
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait()
+def stop_services(services):
+    for service in services:
+        if service.proc is not None and service.proc.poll() is None:
+            service.stop()
 
 
 def peak_rss_mb(pid):
-    """The most memory the process `pid` has held (VmHWM), in MB."""
+    """The most memory the process `pid` has held (VmHWM: psutil does not report it), in MB."""
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
 
 
 def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+    return psutil.Process(pid).memory_info().rss / 2**20
 
 
-def worker_pids(master):
-    """The gunicorn workers of the arbiter `master`."""
-    with open(f"/proc/{master.pid}/task/{master.pid}/children") as children:
-        return [int(pid) for pid in children.read().split()]
+def worker_pids(service):
+    """The gunicorn workers of `service`."""
+    return service.worker_pids()

@@ -1,18 +1,12 @@
 import io
 import os
-import signal
-import socket
-import subprocess
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
 from PIL import Image
 
 from facerec.vision.faces import Models
-from facerec.run import command
+from facerec.run import Service, running
 from store_service import create_app as create_store_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,46 +58,6 @@ def store_client(store_app):
     return store_app.test_client()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """One service as a real gunicorn process tree, started exactly as `make run` starts it."""
-
-    def __init__(self, name, env):
-        self.name, self.env = name, env
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env[f"FACEREC_{name.upper()}_BIND"] = f"127.0.0.1:{self.port}"
-        self.proc = None
-
-    def start(self, wait=True):
-        self.proc = subprocess.Popen(command(self.name), cwd=REPO, env=self.env, start_new_session=True)
-        if wait:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"{self.name} exited with {self.proc.returncode}"
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except (requests.ConnectionError, requests.Timeout):  # still starting, or a busy machine
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} was not ready within {timeout} s")
-
-    def stop(self, sig=signal.SIGTERM):
-        """Signal the whole process group (arbiter and workers) and wait for it."""
-        os.killpg(self.proc.pid, sig)
-        self.proc.wait(timeout=40)
-
-
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
     """Both services as real gunicorn processes on free ports, over a temporary data directory."""
@@ -115,20 +69,6 @@ def services(tmp_path_factory):
     env.update(FACEREC_STORE_URL=store.url, FACEREC_DETECT_URL=detect.url, FACEREC_CORS_ORIGINS=store.url)
     with running(store, detect):
         yield store, detect
-
-
-@contextmanager
-def running(*services):
-    """The services started in turn, and all stopped after, even one that never became ready (or it
-    would outlive the test run)."""
-    try:
-        for service in services:
-            service.start()
-        yield
-    finally:
-        for service in reversed(services):
-            if service.proc is not None and service.proc.poll() is None:
-                service.stop()
 
 
 # End to end: both services as real gunicorn processes, each with its own key.

@@ -89,7 +89,9 @@ def test_hostile_input_is_refused_or_decoded(models, name):
     else:
         assert not statuses or None in statuses, f"{name} decoded, but must be refused"
         assert decoded_well(photo)
-    assert time.monotonic() - started < 2
+    # Each takes milliseconds; a bomb decoded rather than refused took 15 s. Only that kind of regression,
+    # not a busy machine, can break this bound.
+    assert time.monotonic() - started < 10
 
 
 def test_png_bomb_is_refused_fast_and_without_memory(tmp_path):
@@ -116,26 +118,12 @@ print(json.dumps({"outcome": outcome, "seconds": seconds, "grew_kb": after - bef
                          timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert "20000×20000" in result["outcome"]
-    assert result["seconds"] < 1
+    assert result["seconds"] < 5  # refused from the header in milliseconds; decoded, it took 15 s and 1.2 GB
     assert result["grew_kb"] < 100 * 1024  # ru_maxrss is in KiB on Linux
 
 
 # Through the real services: every non-random entry, a few of the bit flips, every format.
 SERVED = [n for n in hostile() if "bitflip" not in n] + [f"{k}-bitflip-{i}" for k in ("jpeg", "png") for i in range(4)]
-
-
-def worker_pids(arbiter):
-    """The PIDs of the gunicorn arbiter's children: its workers."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == arbiter:
-            pids.add(int(entry))
-    return pids
 
 
 def face_count(store):
@@ -144,14 +132,14 @@ def face_count(store):
 
 def test_hostile_uploads_through_the_services(services):
     store, detect = services
-    workers = worker_pids(detect.proc.pid)
+    workers = set(detect.worker_pids())
     assert len(workers) == 2
     for name in SERVED:
         data, statuses = hostile()[name]
         count = face_count(store)
         started = time.monotonic()
         response = requests.post(detect.url + "/detect", data=data, timeout=30)
-        assert time.monotonic() - started < 10, name
+        assert time.monotonic() - started < 20, name  # milliseconds each; a decoded bomb takes 15 s or more
         if response.status_code >= 400:
             assert response.status_code in statuses, (name, response.text)
             body = response.json()
@@ -160,7 +148,7 @@ def test_hostile_uploads_through_the_services(services):
         else:
             assert response.status_code == 200 and (not statuses or None in statuses), (name, response.text)
     assert requests.get(detect.url + "/health", timeout=5).status_code == 200
-    assert worker_pids(detect.proc.pid) == workers  # no worker died and was replaced
+    assert set(detect.worker_pids()) == workers  # no worker died and was replaced
 
 
 @pytest.mark.parametrize("name", ["jpeg-cmyk", "png-16bit", "tiff-16bit", "gif-animated", "webp-animated", "heic"])
