@@ -35,8 +35,8 @@ def post_request(worker, req, environ, resp):
     """Keep a worker's memory flat over days of photos: hand the heap pages a photo freed back to the OS.
 
     A photo's buffers (tens of MB) come and go; glibc keeps freed heap pages, and fragmentation keeps the
-    heap growing. Trimming after each request keeps RSS flat. (A fixed 256 KB mmap threshold did too,
-    but then every one of dlib's scratch images is a fresh mmap: 120 ms more on a 12 MP photo.)
+    heap growing. Trimming after each request keeps RSS flat. (A fixed mmap threshold did too, but then
+    every one of dlib's scratch images is a fresh mmap, which made large photos slower: docs/performance.md.)
     """
     LIBC.malloc_trim(0)
 

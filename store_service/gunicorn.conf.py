@@ -8,8 +8,8 @@ workers = 1
 worker_class = "gthread"
 threads = 4
 # One BLAS thread a search: a query is a memory-bound matrix-vector product, which a second thread does
-# not speed up, and on a busy machine its hand-offs cost more than the product (100 k faces: p50 9 ms
-# with two threads, 1.5 ms with one; bench/bench.py). Concurrent queries run on the gthreads instead.
+# not speed up, and on a busy machine its hand-offs cost more than the product (docs/performance.md).
+# Concurrent queries run on the gthreads instead.
 raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
 timeout = 60
 graceful_timeout = 30
