@@ -109,14 +109,23 @@ def no_server_error(response):
     assert response.status_code < 400 or response.is_json
 
 
+def refused_stores_nothing(store_client, send):
+    """`send()`'s answer is no server error, and when it refuses (4xx), no face was stored."""
+    before = store_client.get("/health").json["faces"]
+    response = send()
+    no_server_error(response)
+    if response.status_code >= 400:
+        assert store_client.get("/health").json["faces"] == before, response.get_data(as_text=True)
+
+
 @given(bodies, queries)
 def test_storing_any_json_never_fails_the_server(store_client, body, query):
-    no_server_error(store_client.post("/faces?" + urlencode(query), json=body))
+    refused_stores_nothing(store_client, lambda: store_client.post("/faces?" + urlencode(query), json=body))
 
 
 @given(st.binary(max_size=300))
 def test_storing_any_bytes_never_fails_the_server(store_client, body):
-    no_server_error(store_client.post("/faces", data=body, content_type="application/json"))
+    refused_stores_nothing(store_client, lambda: store_client.post("/faces", data=body, content_type="application/json"))
 
 
 @given(face_ids, queries, st.booleans())
