@@ -56,6 +56,8 @@ def main(argv=None):
             return run_ingest(args, store, bar)
         return run_export(args, store, bar)
     except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
         print("\nfacerec: interrupted; run the same command again to go on", file=sys.stderr)
         return 130
     finally:
