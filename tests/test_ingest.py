@@ -1,6 +1,7 @@
 """`facerec ingest` and `facerec export` as a user runs them: a real folder (photos, a sub-folder, a broken
 JPEG, a text file, the real video clip) through both services as real processes, killed half-way with
 kill -9 and run again; then exported after a rename and a merge, and the crops checked to be the faces."""
+
 import csv
 import json
 import os
@@ -17,10 +18,11 @@ import dlib
 import numpy as np
 import pytest
 import requests
+from conftest import PEOPLE_PHOTOS, REPO, SHARED, photo, with_orientation
 
-from conftest import FACES, PEOPLE_PHOTOS, REPO, SHARED, Service, photo, running, with_orientation
 from facerec.cli.ingest import FIRST_WINDOW, Window
 from facerec.cli.video import frames
+from facerec.run import Service, running
 
 CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
 # The clip's frames at 1 a second: the first frame at or after each whole second (29.97 frames a second).
@@ -31,15 +33,27 @@ MIN_FACE_PX = "40"
 
 def facerec(*args, cwd, env, **kwargs):
     """The facerec command as a process (the same code as .venv/bin/facerec)."""
-    return subprocess.Popen([sys.executable, "-m", "facerec.cli", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "facerec.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Both services, and the environment the facerec command runs in, pointed at them."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-               FACEREC_DETECT_WORKERS="2", FACEREC_MIN_FACE_PX=MIN_FACE_PX)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
+        FACEREC_DETECT_WORKERS="2",
+        FACEREC_MIN_FACE_PX=MIN_FACE_PX,
+    )
     store, detect = Service("store", env), Service("detect", env)
     env.update(FACEREC_STORE_URL=store.url, FACEREC_DETECT_URL=detect.url, FACEREC_CORS_ORIGINS=store.url)
     cli_env = dict(env, FACEREC_STORE=store.url, FACEREC_DETECT=detect.url)
@@ -58,7 +72,9 @@ def library(tmp_path_factory):
         for path in paths:
             folder = root / "sub" if person == "madonna" else root
             (folder / f"{person}-{os.path.basename(path)}").write_bytes(photo(path))
-    (root / "sub" / "obama-turned.jpg").write_bytes(with_orientation(photo("face_recognition_test_images/obama.jpg"), 6))
+    (root / "sub" / "obama-turned.jpg").write_bytes(
+        with_orientation(photo("face_recognition_test_images/obama.jpg"), 6)
+    )
     good = photo("face_recognition_test_images/biden.jpg")
     (root / "broken.jpg").write_bytes(good[: len(good) // 2])
     (root / "notes.txt").write_text("not a photo\n")
@@ -103,7 +119,9 @@ def test_ingest_killed_half_way_then_run_again_stores_each_photo_and_frame_once(
     store, detect, env = stack
     work, folder = library
     clip_sha = __import__("hashlib").sha256(CLIP.read_bytes()).hexdigest()
-    first = facerec("ingest", folder, "--json", "--jobs", "1", cwd=work, env=env)  # one at a time: a kill lands mid-clip
+    first = facerec(
+        "ingest", folder, "--json", "--jobs", "1", cwd=work, env=env
+    )  # one at a time: a kill lands mid-clip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill -9 once some of the clip's frames are stored, not all
         stored = requests.get(f"{store.url}/photos", params={"source_sha256": clip_sha}, timeout=5).json()["photos"]
@@ -124,8 +142,14 @@ def test_ingest_killed_half_way_then_run_again_stores_each_photo_and_frame_once(
     assert clip["status"] == "done" and clip["frames_stored_before"] >= 3
     assert clip["frames"] + clip["frames_stored_before"] == len(CLIP_TIMES)  # no frame sent twice
     assert lines[path(folder, "broken.jpg")]["status"] == "failed"
-    assert "422" in lines[path(folder, "broken.jpg")]["reason"] and "truncated" in lines[path(folder, "broken.jpg")]["reason"]
-    assert lines[path(folder, "sub", "fake.jpg")]["status"] == "failed" and "415" in lines[path(folder, "sub", "fake.jpg")]["reason"]
+    assert (
+        "422" in lines[path(folder, "broken.jpg")]["reason"]
+        and "truncated" in lines[path(folder, "broken.jpg")]["reason"]
+    )
+    assert (
+        lines[path(folder, "sub", "fake.jpg")]["status"] == "failed"
+        and "415" in lines[path(folder, "sub", "fake.jpg")]["reason"]
+    )
     assert lines[path(folder, "notes.txt")]["status"] == "ignored"
     photos = [p for p, line in lines.items() if line["kind"] == "photo" and line["status"] in ("done", "skipped")]
     assert len(photos) == sum(len(v) for v in PEOPLE_PHOTOS.values()) + 1
@@ -140,12 +164,19 @@ def test_ingest_killed_half_way_then_run_again_stores_each_photo_and_frame_once(
     assert sorted(t for s, sha, t in rows if sha == clip_sha) == CLIP_TIMES
     assert {s for s, sha, t in rows if t is None} == set(photos)
     faces = db.execute("SELECT source, source_sha256, time FROM faces").fetchall()
-    assert faces and all(s in photos or (s == path(folder, "clip.mp4") and sha == clip_sha and t in CLIP_TIMES)
-                         for s, sha, t in faces)
+    assert faces and all(
+        s in photos or (s == path(folder, "clip.mp4") and sha == clip_sha and t in CLIP_TIMES) for s, sha, t in faces
+    )
     # Each face's source is served, by the face and by its person.
-    face_id, person = db.execute("SELECT id, person_id FROM faces WHERE time IS NOT NULL AND person_id IS NOT NULL").fetchone()
+    face_id, person = db.execute(
+        "SELECT id, person_id FROM faces WHERE time IS NOT NULL AND person_id IS NOT NULL"
+    ).fetchone()
     served = requests.get(f"{store.url}/faces/{face_id}", timeout=5).json()
-    assert served["source"] == path(folder, "clip.mp4") and served["source_sha256"] == clip_sha and served["time"] in CLIP_TIMES
+    assert (
+        served["source"] == path(folder, "clip.mp4")
+        and served["source_sha256"] == clip_sha
+        and served["time"] in CLIP_TIMES
+    )
     assert len(served["landmarks"]) == 5
     in_person = {f["id"]: f for f in requests.get(f"{store.url}/people/{person}", timeout=5).json()["faces"]}
     assert in_person[face_id]["time"] == served["time"]
@@ -159,9 +190,13 @@ def test_ingest_killed_half_way_then_run_again_stores_each_photo_and_frame_once(
 def test_faces_of_one_video_frame_are_never_one_person(stack, library):
     """The cannot-link rule holds for a frame as for a photo: its faces share photo_sha256."""
     db = database(stack)
-    clashes = db.execute("SELECT photo_sha256, person_id FROM faces WHERE time IS NOT NULL AND person_id IS NOT NULL"
-                         " GROUP BY photo_sha256, person_id HAVING count(*) > 1").fetchall()
-    per_frame = db.execute("SELECT count(DISTINCT photo_sha256), count(DISTINCT time) FROM faces WHERE time IS NOT NULL").fetchone()
+    clashes = db.execute(
+        "SELECT photo_sha256, person_id FROM faces WHERE time IS NOT NULL AND person_id IS NOT NULL"
+        " GROUP BY photo_sha256, person_id HAVING count(*) > 1"
+    ).fetchall()
+    per_frame = db.execute(
+        "SELECT count(DISTINCT photo_sha256), count(DISTINCT time) FROM faces WHERE time IS NOT NULL"
+    ).fetchone()
     assert clashes == [] and per_frame[0] == per_frame[1]
 
 
@@ -184,8 +219,10 @@ def exported(out):
 def check_export(store, out, db):
     """The export matches the store: folders, one crop per face, annotations, montages."""
     people = {p["id"]: p for p in requests.get(f"{store.url}/people?hidden=true", timeout=5).json()["people"]}
-    faces = db.execute("SELECT id, person_id, source, source_sha256, time, box_left, box_top, box_width, box_height,"
-                       " quality FROM faces").fetchall()
+    faces = db.execute(
+        "SELECT id, person_id, source, source_sha256, time, box_left, box_top, box_width, box_height,"
+        " quality FROM faces"
+    ).fetchall()
     folder_of = {p: (people[p]["name"] or f"person-{p}") for p in people}
     annotations, folders, crops = exported(out)
     with_faces = {folder_of[f[1]] for f in faces if f[1] is not None}
@@ -225,8 +262,11 @@ def test_export_after_a_rename_and_a_merge_matches_the_store_and_crops_are_the_f
     biggest = people[0]
     assert requests.patch(f"{store.url}/people/{biggest}", json={"name": "Performer"}, timeout=5).ok
     # Two people to merge: any two that no photo shows together (else the store rightly answers 409).
-    a, b = next((a, b) for a, b in combinations(people[1:], 2)
-                if requests.post(f"{store.url}/people/{a}/merge", json={"people": [b]}, timeout=5).ok)
+    a, b = next(
+        (a, b)
+        for a, b in combinations(people[1:], 2)
+        if requests.post(f"{store.url}/people/{a}/merge", json={"people": [b]}, timeout=5).ok
+    )
     run = facerec("export", str(out), cwd=work, env=env)
     assert run.wait(timeout=120) == 0, run.stderr.read()
     annotations, crops = check_export(store, out, db)

@@ -2,6 +2,7 @@
 
 A client of the two services over HTTP, like any other: it never imports them.
 """
+
 import argparse
 import os
 import sys
@@ -18,23 +19,38 @@ DETECT_URL, STORE_URL = "http://127.0.0.1:5000", "http://127.0.0.1:5001"
 
 def parser():
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", default=os.environ.get("FACEREC_STORE", STORE_URL),
-                        help=f"the store service (default {STORE_URL}, or $FACEREC_STORE)")
-    common.add_argument("--api-key", default=os.environ.get("FACEREC_API_KEY"),
-                        help="sent as X-API-Key to both services (default: $FACEREC_API_KEY)")
+    common.add_argument(
+        "--store",
+        default=os.environ.get("FACEREC_STORE", STORE_URL),
+        help=f"the store service (default {STORE_URL}, or $FACEREC_STORE)",
+    )
+    common.add_argument(
+        "--api-key",
+        default=os.environ.get("FACEREC_API_KEY"),
+        help="sent as X-API-Key to both services (default: $FACEREC_API_KEY)",
+    )
     p = argparse.ArgumentParser(prog="facerec", description="Photos and videos in, a labelled face dataset out.")
     commands = p.add_subparsers(dest="command", required=True)
-    ingest = commands.add_parser("ingest", parents=[common], help="send photos, folders and videos to the detect service")
+    ingest = commands.add_parser(
+        "ingest", parents=[common], help="send photos, folders and videos to the detect service"
+    )
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="photo or video files, and folders (walked)")
-    ingest.add_argument("--detect", default=os.environ.get("FACEREC_DETECT", DETECT_URL),
-                        help=f"the detect service (default {DETECT_URL}, or $FACEREC_DETECT)")
+    ingest.add_argument(
+        "--detect",
+        default=os.environ.get("FACEREC_DETECT", DETECT_URL),
+        help=f"the detect service (default {DETECT_URL}, or $FACEREC_DETECT)",
+    )
     ingest.add_argument("--fps", type=positive, default=1.0, help="video frames sampled a second (default 1)")
     ingest.add_argument("--jobs", type=int, default=32, help="most requests in flight at once (default 32)")
     ingest.add_argument("--json", action="store_true", help="one JSON line per file on standard output")
     out = commands.add_parser("export", parents=[common], help="write the store's people as folders of face crops")
     out.add_argument("dir", metavar="DIR")
-    out.add_argument("--sources", default=".", metavar="ROOT",
-                     help="where relative source paths are found (default: the current folder)")
+    out.add_argument(
+        "--sources",
+        default=".",
+        metavar="ROOT",
+        help="where relative source paths are found (default: the current folder)",
+    )
     return p
 
 
@@ -110,9 +126,12 @@ def run_export(args, store, bar):
         return 2
     if bar is not None:
         bar.close()
-    print(f"{counts['faces']} faces exported to {args.dir}: {counts['people']} people, {counts['unknown']} faces"
-          f" of no person; crops from the original files: {counts['original']}, from the store's thumbnails:"
-          f" {counts['thumbnail']}, without a picture: {counts['missing']}", file=sys.stderr)
+    print(
+        f"{counts['faces']} faces exported to {args.dir}: {counts['people']} people, {counts['unknown']} faces"
+        f" of no person; crops from the original files: {counts['original']}, from the store's thumbnails:"
+        f" {counts['thumbnail']}, without a picture: {counts['missing']}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ landmarks, person, ID and quality. Everything comes from the store's API; a crop
 original photo or video frame when its file is where ingest found it and unchanged (same SHA-256),
 else it is the store's thumbnail of the face. Exporting again replaces what the last export wrote.
 """
+
 import csv
 import heapq
 import json
@@ -32,8 +33,19 @@ MARGIN = 0.25
 CROP_JPEG_QUALITY = 92
 MONTAGE_FACES, MONTAGE_COLUMNS, TILE_PX = 25, 5, 128
 FACES_PAGE, PEOPLE_PAGE = 500, 200
-COLUMNS = ["id", "person", "source", "source_sha256", "time", "box_left", "box_top", "box_width", "box_height",
-           "quality", "landmarks"]
+COLUMNS = [
+    "id",
+    "person",
+    "source",
+    "source_sha256",
+    "time",
+    "box_left",
+    "box_top",
+    "box_width",
+    "box_height",
+    "quality",
+    "landmarks",
+]
 
 
 def all_people(store):
@@ -60,13 +72,16 @@ def all_faces(store):
 
 def folder_names(people):
     """{person ID: folder name}: the name where it is a usable and unique one, else person-<ID>."""
+
     def usable(name):
         name = re.sub(r"[\x00-\x1f/\\]", "_", name or "").strip()
         return None if not name or name.startswith(".") or name in (UNKNOWN, MONTAGES, *ANNOTATIONS) else name
 
     names = {p: usable(n) for p, n in people.items()}
     taken = [n.casefold() for n in names.values() if n]
-    return {p: (n if taken.count(n.casefold()) == 1 else f"{n} ({p})") if n else f"person-{p}" for p, n in names.items()}
+    return {
+        p: (n if taken.count(n.casefold()) == 1 else f"{n} ({p})") if n else f"person-{p}" for p, n in names.items()
+    }
 
 
 def crop_name(face):
@@ -128,10 +143,13 @@ def tile(picture):
     """The picture within TILE_PX × TILE_PX, ratio kept, on grey."""
     out = np.full((TILE_PX, TILE_PX, 3), 64, np.uint8)
     scale = TILE_PX / max(picture.shape[:2])
-    small = cv2.resize(picture, (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale))),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        picture,
+        (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale))),
+        interpolation=cv2.INTER_AREA,
+    )
     y, x = (TILE_PX - small.shape[0]) // 2, (TILE_PX - small.shape[1]) // 2
-    out[y:y + small.shape[0], x:x + small.shape[1]] = small
+    out[y : y + small.shape[0], x : x + small.shape[1]] = small
     return out
 
 
@@ -141,14 +159,21 @@ def montage(tiles):
     grid = np.full((rows * TILE_PX, columns * TILE_PX, 3), 32, np.uint8)
     for i, t in enumerate(tiles):
         r, c = divmod(i, MONTAGE_COLUMNS)
-        grid[r * TILE_PX:(r + 1) * TILE_PX, c * TILE_PX:(c + 1) * TILE_PX] = t
+        grid[r * TILE_PX : (r + 1) * TILE_PX, c * TILE_PX : (c + 1) * TILE_PX] = t
     return grid
 
 
 def annotation(face, person):
-    return {"source": face.get("source"), "source_sha256": face.get("source_sha256"), "time": face.get("time"),
-            "box": face["box"], "landmarks": face.get("landmarks"), "person": person, "id": face["id"],
-            "quality": face.get("quality")}
+    return {
+        "source": face.get("source"),
+        "source_sha256": face.get("source_sha256"),
+        "time": face.get("time"),
+        "box": face["box"],
+        "landmarks": face.get("landmarks"),
+        "person": person,
+        "id": face["id"],
+        "quality": face.get("quality"),
+    }
 
 
 def export(store, out_dir, root=".", progress=None):
@@ -176,8 +201,11 @@ def export(store, out_dir, root=".", progress=None):
             counts[where] += 1
             if picture is not None:
                 os.makedirs(os.path.join(staging, folder or UNKNOWN), exist_ok=True)
-                cv2.imwrite(os.path.join(staging, folder or UNKNOWN, crop_name(face)), picture,
-                            [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY])
+                cv2.imwrite(
+                    os.path.join(staging, folder or UNKNOWN, crop_name(face)),
+                    picture,
+                    [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY],
+                )
                 if folder:
                     keep_best(best.setdefault(folder, []), face, picture)
             counts["unknown"] += folder is None
@@ -219,17 +247,30 @@ def write_annotations(folder, annotations):
         writer.writerow(COLUMNS)
         for a in annotations:
             box = a["box"]
-            writer.writerow([a["id"], a["person"] or "", a["source"] or "", a["source_sha256"] or "",
-                             "" if a["time"] is None else a["time"], box["left"], box["top"], box["width"],
-                             box["height"], "" if a["quality"] is None else a["quality"],
-                             "" if a["landmarks"] is None else json.dumps(a["landmarks"])])
+            writer.writerow(
+                [
+                    a["id"],
+                    a["person"] or "",
+                    a["source"] or "",
+                    a["source_sha256"] or "",
+                    "" if a["time"] is None else a["time"],
+                    box["left"],
+                    box["top"],
+                    box["width"],
+                    box["height"],
+                    "" if a["quality"] is None else a["quality"],
+                    "" if a["landmarks"] is None else json.dumps(a["landmarks"]),
+                ]
+            )
 
 
 def check_target(out_dir):
     """Export writes into a new or empty folder, or one it wrote before (it replaces only what it wrote)."""
     if os.path.isdir(out_dir) and not os.path.exists(os.path.join(out_dir, MANIFEST)):
         if set(os.listdir(out_dir)) - {STAGING}:
-            raise FileExistsError(f"{out_dir} holds files that facerec export did not write; choose a new or empty folder")
+            raise FileExistsError(
+                f"{out_dir} holds files that facerec export did not write; choose a new or empty folder"
+            )
     os.makedirs(out_dir, exist_ok=True)
 
 

@@ -1,4 +1,5 @@
 """The CLI's side of the services' REST APIs: JSON over HTTP, retries, 503 with Retry-After."""
+
 import threading
 import time
 
@@ -63,7 +64,11 @@ class Service:
             else:
                 if response.ok:
                     self.last_success = time.monotonic()
-                    return response.json() if response.headers.get("Content-Type", "").startswith("application/json") else response.content
+                    return (
+                        response.json()
+                        if response.headers.get("Content-Type", "").startswith("application/json")
+                        else response.content
+                    )
                 reason = f"{response.status_code} {error_message(response)}"
                 if response.status_code == 503:
                     wait = retry_after(response, BACKOFF[min(attempt, len(BACKOFF) - 1)])

@@ -5,6 +5,7 @@ SHA-256, a video frame by the video's SHA-256 and the frame's time) and queues t
 threads post them to the detect service, as many at once as it takes (`Window`). Whatever is killed
 when, a run started again skips what the store holds and sends the rest: nothing twice, nothing lost.
 """
+
 import hashlib
 import json
 import os
@@ -136,6 +137,8 @@ class Ingest:
                 self._produce(f)
             except Unreachable as e:
                 self.stopped = str(e)
+            except Refused as e:  # the store refused to say what it holds: a wrong key, say
+                self.stopped = f"{self.store.url}: {e}"
             except VideoError as e:
                 f.errors.append(str(e))
             except OSError as e:
@@ -202,9 +205,13 @@ class Ingest:
                 if not self.stopped:
                     faces = self._send(data, params)
             except Refused as e:
+                if e.status == 401:  # a wrong or missing key: every request would fail alike
+                    self.stopped = f"{self.detect.url}: {e}"
                 error = f"the frame at {params['time']} s: {e}" if "time" in params else str(e)
             except Unreachable as e:
                 self.stopped = str(e)
+            except Exception as e:  # an answer not as the API describes: this photo fails, the run goes on
+                error = f"{type(e).__name__}: {e}"
             with self.lock:
                 f.pending -= 1
                 if faces is not None:
@@ -222,8 +229,14 @@ class Ingest:
         while True:
             self.window.acquire()
             try:
-                answer = self.detect.call("POST", "/detect", raise_busy=True, params=params, data=data,
-                                          headers={"Content-Type": "application/octet-stream"})
+                answer = self.detect.call(
+                    "POST",
+                    "/detect",
+                    raise_busy=True,
+                    params=params,
+                    data=data,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
             except Busy as e:
                 self.window.release(busy=True)
                 self.detect.check_progress(started, str(e))

@@ -2,6 +2,7 @@
 
 Ingest and export read frames the same way, so the frame export cuts a face from is the one ingest sent.
 """
+
 import cv2
 
 EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
