@@ -33,14 +33,13 @@ import time
 from pathlib import Path
 
 import cv2
+import dlib  # noqa: E402  (after services, which puts the repo on sys.path)
 import numpy as np
+import references
 import requests
 from PIL import Image
-
-import references
 from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
 
-import dlib  # noqa: E402  (after services, which puts the repo on sys.path)
 from facerec.vision.faces import Models, analyse_photo
 from facerec.vision.images import decode_image
 
@@ -382,7 +381,7 @@ def ingest_bench(photos, report, rounds=3, copies=200):
         folder = Path(tmp) / "photos"
         folder.mkdir()
         for i, (path, _) in enumerate(photos):
-            os.symlink(path, folder / f"{i:03d}-{path.name}")
+            os.symlink(path.resolve(), folder / f"{i:03d}-{path.name}")
         for _ in range(rounds):
             _, wall, _ = facerec_pass(photos, 2, 4)
             ingest_wall, window = ingest_pass(folder)
