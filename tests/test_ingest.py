@@ -307,3 +307,16 @@ def test_the_facerec_command_is_installed_next_to_python():
     command = os.path.join(os.path.dirname(sys.executable), "facerec")
     result = subprocess.run([command, "ingest", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--fps" in result.stdout
+
+
+def test_ingest_says_at_once_when_the_services_are_not_there(tmp_path):
+    run = facerec(
+        "ingest",
+        str(tmp_path),
+        "--detect",
+        "http://127.0.0.1:9",
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 2 and "http://127.0.0.1:9 does not answer" in err and "make run" in err

@@ -32,7 +32,7 @@ STAGING = ".facerec-export-new"
 MARGIN = 0.25
 CROP_JPEG_QUALITY = 92
 MONTAGE_FACES, MONTAGE_COLUMNS, TILE_PX = 25, 5, 128
-FACES_PAGE, PEOPLE_PAGE = 500, 200
+FACES_PAGE, PEOPLE_PAGE = 1000, 200  # the most the store's API gives at once
 COLUMNS = [
     "id",
     "person",
@@ -74,7 +74,7 @@ def folder_names(people):
     """{person ID: folder name}: the name where it is a usable and unique one, else person-<ID>."""
 
     def usable(name):
-        name = re.sub(r"[\x00-\x1f/\\]", "_", name or "").strip()
+        name = re.sub(r"[\x00-\x1f/\\]", "_", name or "").strip()[:100]  # a file name holds 255 bytes
         return None if not name or name.startswith(".") or name in (UNKNOWN, MONTAGES, *ANNOTATIONS) else name
 
     names = {p: usable(n) for p, n in people.items()}
