@@ -320,3 +320,31 @@ def test_ingest_says_at_once_when_the_services_are_not_there(tmp_path):
     )
     _, err = run.communicate(timeout=60)
     assert run.returncode == 2 and "http://127.0.0.1:9 does not answer" in err and "make run" in err
+
+
+def test_a_detect_service_that_answers_503_is_waited_out(tmp_path):
+    """With MAX_QUEUE_SECONDS 0 a worker takes one photo at a time and answers 503 to the rest: ingest
+    narrows its window, waits each Retry-After, and still sends every photo once."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path / "data"),
+        FACEREC_DETECT_WORKERS="1",
+        FACEREC_MAX_QUEUE_SECONDS="0",
+        FACEREC_MIN_FACE_PX=MIN_FACE_PX,
+    )
+    store, detect = Service("store", env), Service("detect", env)
+    env["FACEREC_STORE_URL"] = store.url
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in PEOPLE_PHOTOS["ben"]:
+        (folder / os.path.basename(path)).write_bytes(photo(path))
+    with running(store, detect):
+        run = facerec(
+            "ingest", str(folder), "--json", "--store", store.url, "--detect", detect.url, cwd=tmp_path, env=env
+        )
+        out, err = run.communicate(timeout=300)
+        stored = requests.get(f"{store.url}/health", timeout=5).json()["faces"]
+    assert run.returncode == 0, err
+    assert [line["status"] for line in json_lines(out)] == ["done"] * len(PEOPLE_PHOTOS["ben"])
+    assert "busy (503)" in err and stored == len(PEOPLE_PHOTOS["ben"])

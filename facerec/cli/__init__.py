@@ -111,7 +111,7 @@ def run_ingest(args, store, bar):
     run.run(files)
     if bar is not None:
         bar.close()
-    text, status = summary(files, run.stopped)
+    text, status = summary(files, run.stopped, run.busy)
     print(text, file=sys.stderr)
     return status
 

@@ -115,6 +115,7 @@ class Ingest:
         self.lock = threading.Lock()
         self.seen = {}  # sha256 -> path, this run
         self.stopped = None  # why the run stopped early
+        self.busy = 0  # 503s: how often the detect service asked to wait
         self.senders = [threading.Thread(target=self._send_loop, daemon=True) for _ in range(jobs)]
 
     # -- the main thread: files in, photos and frames queued ---------------------------------------
@@ -239,6 +240,8 @@ class Ingest:
                 )
             except Busy as e:
                 self.window.release(busy=True)
+                with self.lock:
+                    self.busy += 1
                 self.detect.check_progress(started, str(e))
                 time.sleep(e.wait)
                 continue
@@ -291,7 +294,7 @@ def json_line(f):
     return json.dumps(line)
 
 
-def summary(files, stopped=None):
+def summary(files, stopped=None, busy=0):
     """(text for a person, exit status): 0 all done or skipped, 1 some failed, 2 the run stopped."""
     by = {}
     for f in files:
@@ -302,7 +305,8 @@ def summary(files, stopped=None):
         f" {count.get('failed', 0)} failed, {count.get('ignored', 0)} ignored (not photos or videos)"
         + (f", {count['unfinished']} unfinished" if "unfinished" in count else ""),
         f"sent {sum(f.sent for f in files if f.kind == 'photo')} photos and"
-        f" {sum(f.sent for f in files if f.kind == 'video')} video frames: {sum(f.faces for f in files)} faces found",
+        f" {sum(f.sent for f in files if f.kind == 'video')} video frames: {sum(f.faces for f in files)} faces found"
+        + (f"; the detect service was busy (503) {busy} times, each waited out" if busy else ""),
     ]
     lines += [f"failed: {f.path}: {f.reason}" for f in by.get("failed", [])]
     if stopped:
