@@ -1,4 +1,5 @@
-# make run   sets up .venv and runs both services in the foreground (Ctrl-C stops both).
+# make run   sets up .venv (with the facerec command, .venv/bin/facerec) and runs both services in the
+#            foreground (Ctrl-C stops both).
 # make test  sets up .venv and runs the whole test suite.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
@@ -32,10 +33,12 @@ bench-people: $(VENV)/.installed
 load: $(VENV)/.installed
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/load.py
 
-$(VENV)/.installed: requirements.txt scripts/install-dlib.sh
+# The last step puts the facerec command (facerec/cli) in $(VENV)/bin/facerec, running this checkout's code.
+$(VENV)/.installed: requirements.txt scripts/install-dlib.sh pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	sh scripts/install-dlib.sh $(PYTHON)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt

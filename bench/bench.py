@@ -12,30 +12,35 @@
 4. The store: insert rate over HTTP, and /similar latency at 10 k, 100 k and 1 M faces (real
    descriptors plus jittered copies), its start-up time and memory per face.
 5. A detect worker's peak memory on a 36 MP JPEG.
+6. `facerec ingest`: a folder of the same photos against part 2's 2-worker throughput, the real clip
+   (frames, faces, people, seconds), and its peak memory over the clip repeated 200 times.
 
 Prints a table and writes bench/results.json.
 """
 import argparse
 import concurrent.futures
+import hashlib
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import cv2
+import dlib  # noqa: E402  (after services, which puts the repo on sys.path)
 import numpy as np
+import references
 import requests
 from PIL import Image
+from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
 
-import references
-from services import DETECT, FACES, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
-
-import dlib  # noqa: E402  (after services, which puts the repo on sys.path)
 from facerec.vision.faces import Models, analyse_photo
 from facerec.vision.images import decode_image
 
@@ -201,8 +206,6 @@ def similar_latency(ids, rng, queries=400):
 
 def bulk_insert(path, vectors):
     """Faces written straight into the store's table, as the store would write them (bench set-up only)."""
-    import hashlib
-
     db = sqlite3.connect(path)
     rows = ((hashlib.sha256(v.tobytes()).hexdigest(), v.tobytes(), "bench", 0, 0, 100, 100, "2026-01-01T00:00:00")
             for v in vectors.astype("<f4"))
@@ -273,6 +276,129 @@ def peak_on_36mp():
             stop_services(procs)
 
 
+# ---- 6: facerec ingest -----------------------------------------------------------------------------
+
+CLIP = FACES.parent / "video" / "short_hamilton_clip.mp4"
+
+
+def ingest_pass(folder, workers=2):
+    """facerec ingest's run over `folder` (in this process, timed from the first file to the last
+    answer; the command's start-up, about a second, is not counted), on fresh services."""
+    from facerec.cli.http import Service
+    from facerec.cli.ingest import Ingest, find_files
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        procs = start_services(data_dir, DETECT_WORKERS=workers)
+        try:
+            session = requests.Session()
+            for _ in range(workers * 2):  # as facerec_pass warms its workers
+                session.post(DETECT + "/detect", data=WARM_UP.read_bytes(), timeout=120).raise_for_status()
+            files = find_files([str(folder)])
+            run = Ingest(Service(DETECT), Service(STORE))
+            start = time.perf_counter()
+            run.run(files)
+            wall = time.perf_counter() - start
+        finally:
+            stop_services(procs)
+    assert all(f.outcome == "done" for f in files), [(f.path, f.reason) for f in files if f.outcome != "done"]
+    return wall, run.window.limit
+
+
+def cli(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "facerec.cli", *args], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **kwargs)
+
+
+def clip_pass():
+    """The real clip through `facerec ingest` (faces from 40 px, as in the clip's audience): frames, faces,
+    people after ingest and after a re-cluster, and each person's frames."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        procs = start_services(data_dir, DETECT_WORKERS=2, MIN_FACE_PX=40)
+        try:
+            start = time.perf_counter()
+            run = cli("ingest", str(CLIP), "--json", "--detect", DETECT, "--store", STORE)
+            line = json.loads(run.communicate()[0].splitlines()[-1])
+            wall = time.perf_counter() - start
+            people = requests.get(STORE + "/people", timeout=30).json()
+            reclustered = requests.post(STORE + "/people/recluster", timeout=300).json()
+            times = [sorted(f["time"] for f in requests.get(f"{STORE}/people/{p['id']}", timeout=30).json()["faces"])
+                     for p in requests.get(STORE + "/people", timeout=30).json()["people"]]
+            export_dir = Path(__file__).parent / ".cache" / "clip-export"
+            shutil.rmtree(export_dir, ignore_errors=True)
+            cli("export", str(export_dir), "--store", STORE).wait()
+        finally:
+            stop_services(procs)
+    return {"frames": line["frames"], "faces": line["faces"], "wall_s": wall, "people_after_ingest": people["total"],
+            "people_after_recluster": reclustered["people"], "unknown_after_recluster": reclustered["unknown"],
+            "times_by_person": times, "export": str(export_dir)}
+
+
+def long_video(path, copies):
+    """The clip `copies` times over, as one MPEG-4 file."""
+    capture = cv2.VideoCapture(str(CLIP))
+    fps, frames = capture.get(cv2.CAP_PROP_FPS), []
+    while (frame := capture.read()[1]) is not None:
+        frames.append(frame)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for _ in range(copies):
+        for frame in frames:
+            writer.write(frame)
+    writer.release()
+
+
+def long_video_pass(copies, limit_s=600):
+    """facerec ingest over the clip `copies` times over: its RSS every second, peak, frames, wall."""
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "long.mp4"
+        long_video(video, copies)
+        procs = start_services(tmp, DETECT_WORKERS=2)
+        try:
+            start = time.perf_counter()
+            run = cli("ingest", str(video), "--json", "--detect", DETECT, "--store", STORE)
+            samples = []
+            while run.poll() is None and time.perf_counter() - start < limit_s:
+                samples.append(rss_mb(run.pid))
+                time.sleep(1)
+            peak = peak_rss_mb(run.pid) if run.poll() is None else None
+            if run.poll() is None:
+                run.kill()
+            out = run.communicate()[0]
+            wall = time.perf_counter() - start
+        finally:
+            stop_services(procs)
+    line = json.loads(out.splitlines()[-1]) if out.strip() else {}
+    tenth = samples[max(1, len(samples) // 10)] if samples else None
+    return {"copies": copies, "video_s": copies * 9.2, "frames": line.get("frames"), "wall_s": wall,
+            "finished": bool(line), "rss_at_10pct_mb": tenth, "rss_last_mb": samples[-1] if samples else None,
+            "rss_max_sampled_mb": max(samples) if samples else None, "peak_mb": peak}
+
+
+def ingest_bench(photos, report, rounds=3, copies=200):
+    """Part 6 into `report`: per round, part 2's 2-worker pass and an ingest of the same photos, side by side."""
+    # Distinct photos, the warm-up photo left out: ingest rightly sends a photo the store holds only once.
+    distinct = {hashlib.sha256(WARM_UP.read_bytes()).hexdigest(): None}
+    for path, mp in photos:
+        distinct.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), (path, mp))
+    photos = [p for p in distinct.values() if p]
+    out = {"photos": len(photos), "rounds": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "photos"
+        folder.mkdir()
+        for i, (path, _) in enumerate(photos):
+            os.symlink(path.resolve(), folder / f"{i:03d}-{path.name}")
+        for _ in range(rounds):
+            _, wall, _ = facerec_pass(photos, 2, 4)
+            ingest_wall, window = ingest_pass(folder)
+            out["rounds"].append({"clients_photos_per_s": len(photos) / wall, "ingest_photos_per_s": len(photos) / ingest_wall,
+                                  "ratio": wall / ingest_wall, "window": window})
+            print(f"ingest round: {out['rounds'][-1]}", flush=True)
+    out["ratio_median"] = statistics.median(r["ratio"] for r in out["rounds"])
+    out["clip"] = clip_pass()
+    print(f"clip: {out['clip']}", flush=True)
+    out["long_video"] = long_video_pass(copies)
+    report["ingest"] = out
+
+
 # ---- the run ---------------------------------------------------------------------------------------
 
 
@@ -280,7 +406,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", default=str(FACES), help="a folder of photos (default: the shared sets)")
     parser.add_argument("--min-mp", type=float, default=1.0)
-    parser.add_argument("--parts", default="photos,dlib,store", help="which of photos, dlib, store to run")
+    parser.add_argument("--parts", default="photos,dlib,store,ingest", help="which of photos, dlib, store, ingest to run")
+    parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
     args = parser.parse_args()
     parts = args.parts.split(",")
     out = Path(__file__).parent / "results.json"
@@ -295,6 +422,9 @@ def main():
         report["detect_36mp"] = peak_on_36mp()
     if "store" in parts:
         report["store"] = store_bench(real_descriptors())
+    if "ingest" in parts:
+        ingest_bench(photos_of(args.photos, args.min_mp), report, copies=args.copies)
+        out.write_text(json.dumps(report, indent=2))
     print_table(report)
     out.write_text(json.dumps(report, indent=2))
 
@@ -332,6 +462,8 @@ def print_table(report):
         print(f"\ndlib {d['build']}: encoding {d['encode_ms_per_face']:.1f} ms/face (batch of {d['faces_in_batch']}),"
               f" HOG on the 1080p photo {d['hog_1080p_ms']:.0f} ms")
         print(f"36 MP JPEG: detect worker peak {m['peak_mb']:.0f} MB (before it {m['before_mb']:.0f} MB), {m['faces']} faces")
+    if "ingest" in report:
+        print_ingest(report["ingest"])
     if "store" in report:
         s = report["store"]
         print(f"\nstore: {s['insert_faces_per_s']:.0f} faces/s inserted over HTTP (4 a request, durable commits)")
@@ -340,6 +472,22 @@ def print_table(report):
             print(f"  {size:>9,} faces: /similar p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms;"
                   f" start-up {v['start_s']:.1f} s; {v['kb_per_face']:.2f} KB/face above the empty store"
                   + (f", {v['marginal_kb_per_face']:.2f} KB for each face past 10 k" if "marginal_kb_per_face" in v else ""))
+
+
+def print_ingest(i):
+    print(f"\nfacerec ingest, a folder of {i['photos']} photos, beside part 2's 4 clients on 2 workers (photos/s):")
+    for r in i["rounds"]:
+        print(f"  clients {r['clients_photos_per_s']:5.2f}   ingest {r['ingest_photos_per_s']:5.2f}   ratio {r['ratio']:.2f}"
+              f"   (window {r['window']})")
+    print(f"  median ratio {i['ratio_median']:.2f}")
+    c = i["clip"]
+    print(f"the clip ({CLIP.name}, faces from 40 px): {c['frames']} frames, {c['faces']} faces, {c['wall_s']:.1f} s;"
+          f" people {c['people_after_ingest']} after ingest, {c['people_after_recluster']} after a re-cluster"
+          f" ({c['unknown_after_recluster']} faces unknown); each person's frames (s): {c['times_by_person']}")
+    v = i["long_video"]
+    print(f"a {v['video_s'] / 60:.0f}-minute video (the clip {v['copies']} times): {v['frames']} frames in {v['wall_s']:.0f} s"
+          f"{'' if v['finished'] else ' (stopped at the time limit)'}; facerec ingest's RSS {v['rss_at_10pct_mb']:.0f} MB"
+          f" at 10 %, {v['rss_last_mb']:.0f} MB at the end, at most {v['rss_max_sampled_mb']:.0f} MB")
 
 
 def print_photos(report):

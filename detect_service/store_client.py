@@ -18,16 +18,19 @@ class StoreClient:
                 raise ValueError('STORE_API_KEY must be a string; quote a key that reads as JSON: \'"12345"\'')
             self.session.headers["X-API-Key"] = api_key
 
-    def add_faces(self, photo_sha256, faces):
-        """Store one photo's faces (all or none); per face, its ID and its matches."""
+    def add_faces(self, photo_sha256, faces, origin):
+        """Store one photo's faces (all or none); per face, its ID and its matches. `origin`: the
+        photo's source, source_sha256 and time, those the client gave."""
         body = {
             "photo_sha256": photo_sha256,
+            **origin,
             "faces": [
                 {
                     "descriptor": f.descriptor.tolist(),
                     "box": f.box,
                     "thumbnail": base64.b64encode(f.thumbnail).decode("ascii"),
                     "quality": f.quality,
+                    "landmarks": f.landmarks,
                 }
                 for f in faces
             ],

@@ -1,10 +1,12 @@
 """The detect service's HTTP edge: read the upload, run the pipeline, store the faces, answer JSON."""
+import re
 import time
 from contextlib import contextmanager
 
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
+from facerec.config import SOURCE_MAX, TIME_MAX
 from facerec.vision.faces import analyse_photo
 from facerec.vision.images import box_to_stored
 
@@ -23,7 +25,7 @@ def health():
 
 @bp.post("/detect")
 def detect():
-    photo, faces, stored = detect_and_store()
+    photo, faces, stored = detect_and_store(origin())
     return {
         "image": photo.summary(),
         "faces": [
@@ -68,14 +70,34 @@ def uploaded_bytes():
     return data
 
 
-def detect_and_store():
+def origin():
+    """Where the photo comes from, kept with its faces (facerec ingest sends it): `source` (a path or
+    name), `source_sha256` (of the file it came from, when that is not the photo: a video) and `time`
+    (seconds into that video). Checked here, before any work; the store checks them again."""
+    found = {k: request.args[k] for k in ("source", "source_sha256", "time") if k in request.args}
+    if len(found.get("source", "")) > SOURCE_MAX:
+        raise BadRequest(f"source is at most {SOURCE_MAX} characters")
+    if "source_sha256" in found and not re.fullmatch("[0-9a-f]{64}", found["source_sha256"]):
+        raise BadRequest("source_sha256 is a SHA-256 in lowercase hex")
+    if "time" in found:
+        try:
+            found["time"] = float(found["time"])
+        except ValueError:
+            found["time"] = -1.0
+        if not 0 <= found["time"] <= TIME_MAX:
+            raise BadRequest(f"time is a number of seconds from 0 to {TIME_MAX}")
+    return found
+
+
+def detect_and_store(origin=None):
     config = current_app.config
     with current_app.extensions["photo_queue"].turn():
         photo, faces = off_hub(
             analyse_photo, current_app.extensions["models"], uploaded_bytes(), config["MIN_FACE_PX"], config["MAX_IMAGE_PIXELS"]
         )
     try:
-        stored = current_app.extensions["store"].add_faces(photo.sha256, faces) if faces else []
+        # Even a photo without faces: the store notes every photo it is sent.
+        stored = current_app.extensions["store"].add_faces(photo.sha256, faces, origin or {})
     except StoreUnavailable as e:
         raise ServiceUnavailable(f"{e}; nothing was stored, try again", retry_after=5) from None
     return photo, faces, stored

@@ -10,6 +10,10 @@ import os
 # the store accepts. Part of the contract between the two services, not a setting. 8 KB keeps a page
 # of 100 faces under 1 MB and a photo's faces well inside MAX_STORE_REQUEST_BYTES.
 THUMBNAIL_MAX_BYTES = 8 * 1024
+# A photo's `source` (a path, as facerec ingest was given it) and `time` (seconds into a video), as both
+# services accept them: a path far longer than any file system's, and a video of some 115 days.
+SOURCE_MAX = 4096
+TIME_MAX = 10_000_000
 
 DEFAULTS = {
     # Where each service listens (read by the gunicorn config files).

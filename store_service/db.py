@@ -71,6 +71,26 @@ MIGRATIONS = [
         undone INTEGER NOT NULL DEFAULT 0
     )
     """,
+    # Versions 11 to 16: where each face comes from (facerec ingest), and its landmarks. `source` is the
+    # path a client gave; `source_sha256` the file's (a photo's own, or a video's) and `time` the
+    # frame's seconds into that video. NULL for older faces (their source_sha256 reads as photo_sha256).
+    "ALTER TABLE faces ADD COLUMN source TEXT",
+    "ALTER TABLE faces ADD COLUMN source_sha256 TEXT",
+    "ALTER TABLE faces ADD COLUMN time REAL",
+    "ALTER TABLE faces ADD COLUMN landmarks TEXT",  # JSON [[x, y], ...], upright full-resolution pixels
+    # Every photo or frame the detect service stored, faces or none: how ingest knows what it need not
+    # send again. A photo is known by its SHA-256, a video frame by the video's and its time.
+    """
+    CREATE TABLE photos (
+        sha256 TEXT NOT NULL,         -- of the picture the detect service decoded (a frame: its JPEG)
+        source TEXT,
+        source_sha256 TEXT NOT NULL,
+        time REAL,                    -- NULL for a photo
+        faces INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    )
+    """,
+    "CREATE UNIQUE INDEX photos_by_source ON photos (source_sha256, ifnull(time, -1))",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

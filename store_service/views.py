@@ -4,7 +4,10 @@ import math
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest
 
+from .store import parse_origin
+
 bp = Blueprint("store", __name__)
+FACES_PAGE_MAX = 1000  # faces in one page of GET /faces
 
 
 def store():
@@ -25,8 +28,30 @@ def add_faces():
     photo = str(body.get("photo_sha256", ""))
     if not photo.isascii():  # JSON may carry lone surrogates ("\ud800"), which SQLite cannot store as UTF-8
         raise BadRequest("photo_sha256 is the photo's SHA-256 in hex")
-    faces = store().add_faces(photo, body["faces"], parse_max_distance(), parse_limit())
+    faces = store().add_faces(photo, body["faces"], parse_max_distance(), parse_limit(), parse_origin(body))
     return {"faces": faces}
+
+
+@bp.get("/faces")
+def list_faces():
+    """Every face, a page at a time in ID order: `after` the last ID of the page before."""
+    after = request.args.get("after", "")
+    if not after.isascii():
+        raise BadRequest("after is a face ID")
+    raw = request.args.get("limit", str(FACES_PAGE_MAX))
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= FACES_PAGE_MAX):
+        raise BadRequest(f"limit is a whole number from 1 to {FACES_PAGE_MAX}, not {raw!r}")
+    faces, next_after = store().page(after, int(raw))
+    return {"faces": faces, "next": next_after}
+
+
+@bp.get("/photos")
+def photos():
+    """The photos, or a video's frames, stored from one file: how facerec ingest knows what to skip."""
+    sha = request.args.get("source_sha256")
+    if not sha:
+        raise BadRequest("the source_sha256 query parameter is required")
+    return {"photos": store().photos(sha)}
 
 
 @bp.get("/faces/<face_id>")

@@ -54,7 +54,7 @@ def test_list_people_largest_first_with_a_cover_face(client, people_faces):
     assert [p["count"] for p in body["people"]] == [6, 6]
     person = client.get(f"/people/{body['people'][0]['id']}").json
     assert body["people"][0]["cover_face_id"] in {f["id"] for f in person["faces"]}
-    assert set(person) == {"id", "name", "hidden", "faces"} and set(person["faces"][0]) == {"id", "photo_sha256", "box"}
+    assert set(person) == {"id", "name", "hidden", "faces"} and set(person["faces"][0]) == {"id", "photo_sha256", "box", "source", "source_sha256", "time"}
     assert people(client, "?limit=1&page=2")["people"][0]["id"] == body["people"][1]["id"]
 
 
