@@ -8,10 +8,11 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from facerec.run import Service  # noqa: E402
+from facerec.run import Service, free_port  # noqa: E402
 
 FACES = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")) / "data" / "faces"
-BINDS = {"detect": "127.0.0.1:5200", "store": "127.0.0.1:5201"}
+# Free ports, chosen once per benchmark run: two benchmarks on one machine never talk to each other's services.
+BINDS = {name: f"127.0.0.1:{free_port()}" for name in ("detect", "store")}
 DETECT, STORE = (f"http://{BINDS[name]}" for name in ("detect", "store"))
 
 
