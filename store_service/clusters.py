@@ -16,20 +16,25 @@ BLOCK = 2048
 CELL_SIZE = 2000
 CELLS_SEARCHED = 2
 KMEANS_ROUNDS = 8  # Lloyd iterations: the cells only bound the search, they need not converge
+# The cross pairs that decide a merge: all of them up to 4,096, else up to 64 faces of the smaller
+# cluster and 4,096 pairs in all, which estimate a share to within a few percent at any cluster size.
+PAIRS = 4096
+SAMPLE = 64
+CHUNK = 65536  # cross pairs measured at once: two 32 MB blocks of vectors
 
 
 class Cancelled(Exception):
     """The store is closing: a background re-cluster stops between two steps (well under a second)."""
 
 
-def cluster(vectors, cannot_link, distance, centroid_distance, neighbours, exact_limit, min_size, cancelled=None):
+def cluster(vectors, cannot_link, distance, share, neighbours, exact_limit, min_size, cancelled=None):
     """A cluster label per face (NO_CLUSTER for faces left alone).
 
     `cannot_link` is an (m, 2) array of face index pairs that never share a cluster. Clusters smaller
     than `min_size` are dropped.
     """
     edges = neighbour_graph(vectors, neighbours, distance, exact_limit, cancelled)
-    labels = agglomerate(vectors, edges, cannot_link, distance, centroid_distance, cancelled)
+    labels = agglomerate(vectors, edges, cannot_link, distance, share, cancelled)
     sizes = np.bincount(labels, minlength=len(labels))
     return np.where(sizes[labels] < min_size, NO_CLUSTER, labels)
 
@@ -93,37 +98,47 @@ def _kmeans(vectors, count, seed=0):
     return centroids.astype(np.float32)
 
 
-def agglomerate(vectors, edges, cannot_link, distance, centroid_distance, cancelled=None):
-    """Merge linked clusters, closest pair first, while their RMS distance is within `distance` or
-    their centroids within `centroid_distance`.
+def agglomerate(vectors, edges, cannot_link, distance, share, cancelled=None):
+    """Merge linked clusters, closest pair first, when at least `share` of the pairs between their faces
+    lie within `distance`.
 
-    Each round merges every pair of clusters that are each other's closest allowed neighbour (a
-    reciprocal nearest-neighbour round: a few vectorised numpy passes over the links). Only the links
-    of clusters that merged are measured again.
+    The order is by RMS distance between the clusters' faces (cheap, from centroids and spreads); the
+    decision is the share of their cross pairs within `distance` (on up to SAMPLE faces of each), which
+    estimates how often a face of one and a face of the other look like one person, whatever the
+    clusters' sizes. Each round merges every pair of clusters that are each other's closest open
+    link and pass; a link that fails stays closed until one of its clusters changes.
     """
     n = len(vectors)
     labels = np.arange(n)  # every face its own cluster, labelled by its index
     state = _ClusterState(vectors)
-    links, cannot = _unique_pairs(edges, n), _unique_pairs(cannot_link, n)
-    d, centroids = state.distances_sq(links[:, 0], links[:, 1])
+    members = _Members(vectors, distance)
+    cannot = _unique_pairs(cannot_link, n)
+    links = _allowed(_unique_pairs(edges, n), cannot, n)
+    d = state.distances_sq(links[:, 0], links[:, 1])
+    closed = np.zeros(len(links), bool)
     while len(links):
         _stop_if(cancelled)
-        close = (d <= distance ** 2) | (centroids <= centroid_distance ** 2)
-        merges = _reciprocal_merges(links[close], d[close], cannot, n)
-        if not len(merges):
+        candidates = _reciprocal(links, d, closed, n)
+        if not len(candidates):
             break
+        members.update(labels)
+        passed = members.shares(links[candidates], state.size) >= share
+        closed[candidates[~passed]] = True
+        merges = links[candidates[passed]]
+        if not len(merges):
+            continue
         target = np.arange(n)
         target[merges[:, 1]] = merges[:, 0]
         state.merge(merges)
         labels = target[labels]
+        cannot = _unique_pairs(target[cannot], n)
         moved = np.zeros(n, bool)
         moved[merges.ravel()] = True
         moved = moved[links[:, 0]] | moved[links[:, 1]]
-        fresh = _unique_pairs(target[links[moved]], n)
-        fresh_d, fresh_centroids = state.distances_sq(fresh[:, 0], fresh[:, 1])
+        fresh = _allowed(_unique_pairs(target[links[moved]], n), cannot, n)
         links = np.concatenate([links[~moved], fresh])
-        d, centroids = np.concatenate([d[~moved], fresh_d]), np.concatenate([centroids[~moved], fresh_centroids])
-        cannot = _unique_pairs(target[cannot], n)
+        d = np.concatenate([d[~moved], state.distances_sq(fresh[:, 0], fresh[:, 1])])
+        closed = np.concatenate([closed[~moved], np.zeros(len(fresh), bool)])
     return labels
 
 
@@ -135,11 +150,10 @@ def _stop_if(cancelled):
 
 def _unique_pairs(pairs, n):
     """Unique pairs (a < b), none of a node with itself."""
-    if not len(pairs):
-        return np.zeros((0, 2), np.int64)
     pairs = np.sort(pairs, axis=1)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    keys = np.unique(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
+    keys = np.sort(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
+    keys = keys[np.diff(keys, prepend=-1) != 0]  # sorting beats np.unique's hashing here
     return np.stack([keys // n, keys % n], axis=1)
 
 
@@ -156,10 +170,11 @@ class _ClusterState:
         self.spread = np.zeros(len(vectors))  # mean squared distance of the members to the centroid
 
     def distances_sq(self, a, b):
-        """(mean squared distance between the members, squared distance between the centroids) of clusters a and b."""
-        dot = np.einsum("ij,ij->i", self.centroid[a], self.centroid[b])
-        centroids = np.maximum(self.centroid_sq[a] + self.centroid_sq[b] - 2 * dot, 0)
-        return centroids + self.spread[a] + self.spread[b], centroids
+        """The mean squared distance between the members of clusters a and b."""
+        dot = np.concatenate([np.zeros(0)] + [
+            np.einsum("ij,ij->i", self.centroid[a[s:s + CHUNK]], self.centroid[b[s:s + CHUNK]])
+            for s in range(0, len(a), CHUNK)])  # in chunks: 1 M links at once would be 1 GB of gathered rows
+        return np.maximum(self.centroid_sq[a] + self.centroid_sq[b] - 2 * dot, 0) + self.spread[a] + self.spread[b]
 
     def merge(self, merges):
         keep, gone = merges[:, 0], merges[:, 1]
@@ -172,28 +187,63 @@ class _ClusterState:
         self.spread[keep] = self.sq[keep] / self.size[keep] - self.centroid_sq[keep]
 
 
-def _reciprocal_merges(links, d, cannot, n):
-    """(keep, gone) pairs: clusters that are each other's closest link, and no cannot-link between."""
-    a, b = links[:, 0], links[:, 1]
-    allowed = ~np.isin(a * n + b, cannot[:, 0] * n + cannot[:, 1])
-    a, b, d = a[allowed], b[allowed], d[allowed]
+def _allowed(links, cannot, n):
+    """The links between clusters that no cannot-link keeps apart."""
+    return links[~np.isin(links[:, 0] * n + links[:, 1], cannot[:, 0] * n + cannot[:, 1])]
+
+
+def _reciprocal(links, d, closed, n):
+    """Indices of the open links whose two clusters are each other's closest open link."""
+    open_ = np.flatnonzero(~closed)
+    a, b, d = links[open_, 0], links[open_, 1], d[open_]
     closest = np.full(n, np.inf)
     np.minimum.at(closest, a, d)
     np.minimum.at(closest, b, d)
-    mutual = (d == closest[a]) & (d == closest[b])
-    merges = np.stack([a[mutual], b[mutual]], axis=1)
-    if len(np.unique(merges)) < merges.size:  # equal distances: a cluster in two pairs; keep its first
-        merges = _first_pairs(merges)
-    return merges
+    mutual = open_[(d == closest[a]) & (d == closest[b])]
+    ends = links[mutual].ravel()
+    if len(np.unique(ends)) < len(ends):  # equal distances: a cluster in two pairs; keep its first
+        seen, kept = set(), []
+        for k, (x, y) in zip(mutual.tolist(), links[mutual].tolist()):
+            if x not in seen and y not in seen:
+                kept.append(k)
+                seen.update((x, y))
+        mutual = np.array(kept, np.int64)
+    return mutual
 
 
-def _first_pairs(merges):
-    seen, kept = set(), []
-    for keep, gone in merges.tolist():
-        if keep not in seen and gone not in seen:
-            kept.append((keep, gone))
-            seen.update((keep, gone))
-    return np.array(kept, np.int64).reshape(-1, 2)
+class _Members:
+    """The faces of each cluster, each cluster's in one random order fixed at the start, so that its
+    first SAMPLE faces are a random sample of it; and the share of cross pairs within a distance."""
+
+    def __init__(self, vectors, distance, seed=0):
+        self.vectors = np.ascontiguousarray(vectors, np.float32)
+        self.sq = np.einsum("ij,ij->i", self.vectors, self.vectors)
+        self.rank = np.random.default_rng(seed).permutation(len(vectors))
+        self.cut = distance ** 2
+
+    def update(self, labels):
+        self.order = np.argsort(labels.astype(np.int64) * len(labels) + self.rank)
+        self.start = np.searchsorted(labels[self.order], np.arange(len(labels)))
+
+    def shares(self, pairs, size):
+        """For each pair of clusters, the share of pairs (a face of one, a face of the other) within the
+        distance: over all of them when the smaller has up to SAMPLE faces and they make up to PAIRS,
+        else over a sample of them."""
+        small = size[pairs[:, 0]] > size[pairs[:, 1]]
+        a, b = np.where(small, pairs[:, 1], pairs[:, 0]), np.where(small, pairs[:, 0], pairs[:, 1])  # a: the smaller
+        count_a = np.minimum(size[a], SAMPLE).astype(np.int64)
+        count_b = np.minimum(size[b], PAIRS // count_a).astype(np.int64)
+        counts = count_a * count_b
+        pair = np.repeat(np.arange(len(pairs)), counts)
+        offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        face_a = self.order[self.start[a][pair] + offset // count_b[pair]]
+        face_b = self.order[self.start[b][pair] + offset % count_b[pair]]
+        within = np.empty(len(pair), bool)
+        for s in range(0, len(pair), CHUNK):
+            x, y = face_a[s:s + CHUNK], face_b[s:s + CHUNK]
+            sq = self.sq[x] + self.sq[y] - 2 * np.einsum("ij,ij->i", self.vectors[x], self.vectors[y])
+            within[s:s + CHUNK] = sq <= self.cut
+        return np.bincount(pair, weights=within, minlength=len(pairs)) / counts
 
 
 def match_people(labels, current):

@@ -226,7 +226,7 @@ class People:
         labels = np.full(len(snapshot["ids"]), clusters.NO_CLUSTER)
         labels[free] = clusters.cluster(
             snapshot["vectors"][free], _same_photo_pairs(snapshot["photo"][free]), s["PEOPLE_CLUSTER_DISTANCE"],
-            s["PEOPLE_CENTROID_DISTANCE"],
+            s["PEOPLE_CLUSTER_SHARE"],
             s["PEOPLE_NEIGHBOURS"], s["PEOPLE_EXACT_LIMIT"], s["PEOPLE_MIN_FACES"], cancelled)
         return labels
 
