@@ -43,6 +43,9 @@ FACES = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")) / "data" 
 CACHE = REPO / "bench" / ".cache"
 RESULTS = REPO / "bench" / "people-results.json"
 JALBUM_DISTANCE = 0.36  # jAlbum's max-distance, merged transitively
+MERGED = 0.1  # two identities count as merged when one person holds at least this share of each
+PATHS = ("incremental shuffled", "incremental chronological", "re-clustered shuffled", "re-clustered chronological",
+         "textbook 0.6", "jAlbum 0.36")
 BIG = 100_000  # faces in the timing run
 JITTER = 0.15  # length of the noise added to each copy: within one person's spread (about 0.4 apart)
 EXIF_DATE = 0x9003  # DateTimeOriginal
@@ -127,13 +130,31 @@ def scores(identities, persons):
         per_identity.setdefault(i, set()).update([] if p is None else [p])
     return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3),
             "people_per_identity": round(float(np.mean([len(s) for s in per_identity.values()])), 2),
-            "unknown": round(sum(p is None for _, p in labelled) / len(labelled), 3), "pairs": true}
+            "unknown": round(sum(p is None for _, p in labelled) / len(labelled), 3), "counts": [tp, predicted, true],
+            "merged": merged(labelled)}
 
 
-def pooled(rows):
-    tp, predicted, true = (sum(r[k] for r in rows) for k in range(3))
+def merged(labelled):
+    """Pairs of identities that one person holds a real part of: at least 2 faces and MERGED of each."""
+    size, held = {}, {}
+    for i, p in labelled:
+        size[i] = size.get(i, 0) + 1
+        if p is not None:
+            held.setdefault(p, {}).setdefault(i, 0)
+            held[p][i] += 1
+    pairs = set()
+    for counts in held.values():
+        big = sorted(i for i, c in counts.items() if c >= 2 and c >= MERGED * size[i])
+        pairs.update(f"{a} + {b}" for k, a in enumerate(big) for b in big[k + 1:])
+    return sorted(pairs)
+
+
+def pooled(counts):
+    """Precision, recall and F1 of the pairs of several sets together."""
+    tp, predicted, true = (sum(c[k] for c in counts) for k in range(3))
     precision, recall = tp / predicted if predicted else 1.0, tp / true
-    return {"precision": round(precision, 3), "f1": round(2 * precision * recall / (precision + recall), 3) if tp else 0.0}
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3)}
 
 
 # ---- the store's two paths, and jAlbum's ----------------------------------------------------------
@@ -210,16 +231,27 @@ def chinese_whispers(vectors, distance, rounds=20, seed=0):
     return labels.tolist()
 
 
-def linkage(vectors, photos, distance, centroid_distance=None):
-    """facerec's re-cluster (RMS-average linkage, one-photo constraint), without a store."""
+def linkage(vectors, photos, distance, share=None):
+    """facerec's re-cluster (share of cross pairs within `distance`, one-photo constraint), without a store."""
     index = {}
     for i, p in enumerate(photos):
         index.setdefault(p, []).append(i)
     cannot = np.array([(a, b) for rows in index.values() for a in rows for b in rows if a < b], np.int64).reshape(-1, 2)
-    centroid_distance = DEFAULTS["PEOPLE_CENTROID_DISTANCE"] if centroid_distance is None else centroid_distance
-    labels = clusters.cluster(vectors, cannot, distance, centroid_distance, DEFAULTS["PEOPLE_NEIGHBOURS"],
+    share = DEFAULTS["PEOPLE_CLUSTER_SHARE"] if share is None else share
+    labels = clusters.cluster(vectors, cannot, distance, share, DEFAULTS["PEOPLE_NEIGHBOURS"],
                               DEFAULTS["PEOPLE_EXACT_LIMIT"], DEFAULTS["PEOPLE_MIN_FACES"])
     return [None if label == clusters.NO_CLUSTER else int(label) for label in labels]
+
+
+def textbook(vectors, distance=0.6):
+    """The textbook: scikit-learn's average linkage on precomputed Euclidean distances, cut at `distance`;
+    a cluster of one face is no person, as in ours."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    labels = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
+                                     distance_threshold=distance).fit_predict(distances(vectors))
+    sizes = np.bincount(labels)
+    return [int(label) if sizes[label] > 1 else None for label in labels]
 
 
 ALGORITHMS = {
@@ -282,11 +314,13 @@ def main():
             incremental, reclustered = through_store(faces, order)
             row[f"incremental {order_name}"] = scores(identities, incremental)
             row[f"re-clustered {order_name}"] = scores(identities, reclustered)
+        row["textbook 0.6"] = scores(identities, textbook(vectors))
         row["jAlbum 0.36"] = scores(identities, transitive(vectors, JALBUM_DISTANCE))
         results["sets"][name] = row
         photos = [f["photo"] for f in faces]
         for algorithm, run in ALGORITHMS.items():
             counts[algorithm].append(pair_counts(identities, run(vectors, photos)))
+    results["pooled"] = {path: pooled([row[path]["counts"] for row in results["sets"].values()]) for path in PATHS}
     results["algorithms"] = {name: pooled(rows) for name, rows in counts.items()}
     every = np.array([f["descriptor"] for faces in sets.values() for f in faces], np.float32)
     results["100k"] = time_big(every)
@@ -296,16 +330,19 @@ def main():
 
 def print_tables(results):
     print(f"People, {results['date']}, {results['machine']} machine. Precision / recall / F1; people per identity; unknown share")
-    print("| set (faces, identities) | path | P | R | F1 | people/identity | unknown |")
-    print("|---|---|---|---|---|---|---|")
+    print("| set (faces, identities) | path | P | R | F1 | people/identity | unknown | merged |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, row in results["sets"].items():
-        for path in ("incremental shuffled", "incremental chronological", "re-clustered shuffled", "re-clustered chronological", "jAlbum 0.36"):
+        for path in PATHS:
             s = row[path]
             print(f"| {name} ({row['faces']}, {row['identities']}) | {path} | {s['precision']:.3f} | {s['recall']:.3f} "
-                  f"| {s['f1']:.3f} | {s['people_per_identity']} | {s['unknown']:.1%} |")
-    print("\n| algorithm (pooled over the sets) | precision | F1 |\n|---|---|---|")
+                  f"| {s['f1']:.3f} | {s['people_per_identity']} | {s['unknown']:.1%} | {', '.join(s['merged']) or '-'} |")
+    print("\n| path (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
+    for path, s in results["pooled"].items():
+        print(f"| {path} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
+    print("\n| algorithm (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
     for name, s in results["algorithms"].items():
-        print(f"| {name} | {s['precision']:.3f} | {s['f1']:.3f} |")
+        print(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
     big = results["100k"]
     print(f"\nRe-cluster of {big['faces']:,} faces: {big['recluster_s']} s ({big['people']} people, {big['unknown']} unknown);"
           f" a new face placed at that size: {big['add_faces_median_ms']} ms (median add_faces)")
