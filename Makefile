@@ -26,7 +26,7 @@ bench: $(VENV)/.installed-bench
 
 # How well faces are grouped into people, on every labelled set (not part of make test): writes
 # bench/people-results.json.
-bench-people: $(VENV)/.installed
+bench-people: $(VENV)/.installed-bench
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/people.py
 
 # Ten minutes of mixed load at saturation, bad uploads included (not part of make test).
