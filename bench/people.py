@@ -20,22 +20,26 @@ person), people per identity (distinct people among its placed faces), share of 
 Then the algorithms side by side (pooled over the sets), and the time to re-cluster 100 k faces (real
 descriptors plus jittered copies). Prints tables and writes bench/people-results.json.
 """
+
 import json
 import os
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import requests
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from facerec.vision.faces import Models, analyse_photo  # noqa: E402
 from facerec.config import DEFAULTS  # noqa: E402
+from facerec.run import Service, running  # noqa: E402
+from facerec.vision.faces import Models, analyse_photo  # noqa: E402
 from store_service import clusters  # noqa: E402
 from store_service.store import FaceStore  # noqa: E402
 
@@ -44,9 +48,16 @@ CACHE = REPO / "bench" / ".cache"
 RESULTS = REPO / "bench" / "people-results.json"
 JALBUM_DISTANCE = 0.36  # jAlbum's max-distance, merged transitively
 MERGED = 0.1  # two identities count as merged when one person holds at least this share of each
-PATHS = ("incremental shuffled", "incremental chronological", "re-clustered shuffled", "re-clustered chronological",
-         "textbook 0.6", "jAlbum 0.36")
+PATHS = (
+    "incremental shuffled",
+    "incremental chronological",
+    "re-clustered shuffled",
+    "re-clustered chronological",
+    "textbook 0.6",
+    "jAlbum 0.36",
+)
 BIG = 100_000  # faces in the timing run
+IDLE_QUERIES = 500  # /similar queries of the idle baseline
 JITTER = 0.15  # length of the noise added to each copy: within one person's spread (about 0.4 apart)
 EXIF_DATE = 0x9003  # DateTimeOriginal
 # Most of these web photos are small: at the service's default of 100 px half of celeb5's faces are
@@ -58,7 +69,9 @@ MIN_FACE_PX = 40
 
 
 def labelled_sets():
-    return sorted(d for d in FACES.iterdir() if d.is_dir() and any(p.is_dir() and not p.name.startswith("_") for p in d.iterdir()))
+    return sorted(
+        d for d in FACES.iterdir() if d.is_dir() and any(p.is_dir() and not p.name.startswith("_") for p in d.iterdir())
+    )
 
 
 def faces_of_set(folder, models):
@@ -73,8 +86,14 @@ def faces_of_set(folder, models):
                 continue
             largest = max(range(len(found)), key=lambda i: found[i].box["width"] * found[i].box["height"], default=None)
             for i, face in enumerate(found):
-                out.append({"photo": f"{identity.name}/{path.name}", "identity": identity.name if i == largest else None,
-                            "descriptor": face.descriptor.tolist(), "when": taken_at(path)})
+                out.append(
+                    {
+                        "photo": f"{identity.name}/{path.name}",
+                        "identity": identity.name if i == largest else None,
+                        "descriptor": face.descriptor.tolist(),
+                        "when": taken_at(path),
+                    }
+                )
     return out
 
 
@@ -128,10 +147,15 @@ def scores(identities, persons):
     per_identity = {}
     for i, p in labelled:
         per_identity.setdefault(i, set()).update([] if p is None else [p])
-    return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3),
-            "people_per_identity": round(float(np.mean([len(s) for s in per_identity.values()])), 2),
-            "unknown": round(sum(p is None for _, p in labelled) / len(labelled), 3), "counts": [tp, predicted, true],
-            "merged": merged(labelled)}
+    return {
+        "precision": round(precision, 3),
+        "recall": round(recall, 3),
+        "f1": round(f1, 3),
+        "people_per_identity": round(float(np.mean([len(s) for s in per_identity.values()])), 2),
+        "unknown": round(sum(p is None for _, p in labelled) / len(labelled), 3),
+        "counts": [tp, predicted, true],
+        "merged": merged(labelled),
+    }
 
 
 def merged(labelled):
@@ -145,7 +169,7 @@ def merged(labelled):
     pairs = set()
     for counts in held.values():
         big = sorted(i for i, c in counts.items() if c >= 2 and c >= MERGED * size[i])
-        pairs.update(f"{a} + {b}" for k, a in enumerate(big) for b in big[k + 1:])
+        pairs.update(f"{a} + {b}" for k, a in enumerate(big) for b in big[k + 1 :])
     return sorted(pairs)
 
 
@@ -170,7 +194,9 @@ def through_store(faces, order):
         store = FaceStore(os.path.join(folder, "faces.sqlite3"), settings={"PEOPLE_RECLUSTER_AFTER": 0})
         ids = {}
         for photo, members in photos.items():
-            stored = store.add_faces(photo, [{"descriptor": faces[k]["descriptor"], "box": box} for k in members], 0.36, 1)
+            stored = store.add_faces(
+                photo, [{"descriptor": faces[k]["descriptor"], "box": box} for k in members], 0.36, 1
+            )
             ids.update({k: s["id"] for k, s in zip(members, stored)})
         incremental = persons_in(store, ids, len(faces))
         store.people.recluster()
@@ -213,8 +239,10 @@ def dbscan(vectors, eps, min_points=2):
     near = distances(vectors) <= eps
     core = near.sum(1) >= min_points
     labels = groups(near & core[:, None] & core[None, :])
-    return [labels[i] if core[i] else next((labels[j] for j in np.flatnonzero(near[i] & core)), None)
-            for i in range(len(vectors))]
+    return [
+        labels[i] if core[i] else next((labels[j] for j in np.flatnonzero(near[i] & core)), None)
+        for i in range(len(vectors))
+    ]
 
 
 def chinese_whispers(vectors, distance, rounds=20, seed=0):
@@ -238,8 +266,15 @@ def linkage(vectors, photos, distance, share=None):
         index.setdefault(p, []).append(i)
     cannot = np.array([(a, b) for rows in index.values() for a in rows for b in rows if a < b], np.int64).reshape(-1, 2)
     share = DEFAULTS["PEOPLE_CLUSTER_SHARE"] if share is None else share
-    labels = clusters.cluster(vectors, cannot, distance, share, DEFAULTS["PEOPLE_NEIGHBOURS"],
-                              DEFAULTS["PEOPLE_EXACT_LIMIT"], DEFAULTS["PEOPLE_MIN_FACES"])
+    labels = clusters.cluster(
+        vectors,
+        cannot,
+        distance,
+        share,
+        DEFAULTS["PEOPLE_NEIGHBOURS"],
+        DEFAULTS["PEOPLE_EXACT_LIMIT"],
+        DEFAULTS["PEOPLE_MIN_FACES"],
+    )
     return [None if label == clusters.NO_CLUSTER else int(label) for label in labels]
 
 
@@ -248,8 +283,9 @@ def textbook(vectors, distance=0.6):
     a cluster of one face is no person, as in ours."""
     from sklearn.cluster import AgglomerativeClustering
 
-    labels = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
-                                     distance_threshold=distance).fit_predict(distances(vectors))
+    labels = AgglomerativeClustering(
+        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=distance
+    ).fit_predict(distances(vectors))
     sizes = np.bincount(labels)
     return [int(label) if sizes[label] > 1 else None for label in labels]
 
@@ -269,29 +305,82 @@ ALGORITHMS = {
 
 
 def time_big(vectors):
-    """Seconds to re-cluster BIG faces in a real store (snapshot, cluster, write), and to place one face."""
+    """A re-cluster of BIG faces in a real store service, twice (the first moves every face into a
+    person, the second few): its seconds, and /similar's latency meanwhile against idle, over HTTP; then
+    the time to place one new face at that size (in-process add_faces)."""
     rng = np.random.default_rng(0)
     copies = vectors[rng.integers(len(vectors), size=BIG)]
     noise = rng.normal(size=copies.shape)
     copies = (copies + noise / np.linalg.norm(noise, axis=1, keepdims=True) * JITTER).astype("<f4")
+    ids = [f"{i:064x}" for i in range(BIG)]
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "faces.sqlite3")
         FaceStore(path).close()  # the schema
         db = sqlite3.connect(path)
-        db.executemany("INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height, created_at)"
-                       " VALUES (?, ?, ?, 0, 0, 100, 100, 'bench')", ((f"{i:064x}", v.tobytes(), f"photo{i}") for i, v in enumerate(copies)))
+        db.executemany(
+            "INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height, created_at)"
+            " VALUES (?, ?, ?, 0, 0, 100, 100, 'bench')",
+            ((ids[i], v.tobytes(), f"photo{i}") for i, v in enumerate(copies)),
+        )
         db.commit()
         db.close()
+        env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=folder, FACEREC_PEOPLE_RECLUSTER_AFTER="0")
+        with running(Service("store", env, quiet=True)) as (service,):  # on a free port: benches run side by side
+            session = requests.Session()
+            result = {
+                "faces": BIG,
+                "idle": latency([similar_ms(session, service.url, ids, rng) for _ in range(IDLE_QUERIES)]),
+            }
+            for run in ("first", "again"):
+                result[run] = under_recluster(session, service.url, ids, rng)
         store = FaceStore(path, settings={"PEOPLE_RECLUSTER_AFTER": 0})
-        result = store.people.recluster()
         place = []
         for i, v in enumerate(copies[:50] + 0.01):
             start = time.perf_counter()
-            store.add_faces(f"new{i}", [{"descriptor": v, "box": {"left": 0, "top": 0, "width": 9, "height": 9}}], 0.36, 10)
+            store.add_faces(
+                f"new{i}", [{"descriptor": v, "box": {"left": 0, "top": 0, "width": 9, "height": 9}}], 0.36, 10
+            )
             place.append(time.perf_counter() - start)
         store.close()
-    return {"faces": BIG, "recluster_s": result["seconds"], "people": result["people"], "unknown": result["unknown"],
-            "add_faces_median_ms": round(1000 * float(np.median(place)), 2)}
+    result["add_faces_median_ms"] = round(1000 * float(np.median(place)), 2)
+    return result
+
+
+def under_recluster(session, url, ids, rng):
+    """POST /people/recluster's answer, and the latency of /similar queries sent one after another until
+    it came."""
+    done = []
+    worker = threading.Thread(target=lambda: done.append(post_json(f"{url}/people/recluster")))
+    worker.start()
+    during = []
+    while worker.is_alive():
+        during.append(similar_ms(session, url, ids, rng))
+    worker.join()
+    return {**done[0], **latency(during)}
+
+
+def similar_ms(session, url, ids, rng):
+    """Milliseconds of one GET /faces/<id>/similar for a random stored face."""
+    start = time.perf_counter()
+    session.get(f"{url}/faces/{ids[rng.integers(len(ids))]}/similar", timeout=600).raise_for_status()
+    return (time.perf_counter() - start) * 1000
+
+
+def post_json(url):
+    """POST on a session of its own (a requests session is not for two threads at once); the JSON answer."""
+    with requests.Session() as session:
+        answer = session.post(url, timeout=1200)
+        answer.raise_for_status()
+        return answer.json()
+
+
+def latency(ms):
+    return {
+        "queries": len(ms),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "max_ms": round(float(np.max(ms)), 1),
+    }
 
 
 # ---- the run --------------------------------------------------------------------------------------
@@ -299,8 +388,12 @@ def time_big(vectors):
 
 def main():
     sets = all_faces()
-    results = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core", "sets": {},
-               "algorithms": {}}
+    results = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()}-core",
+        "sets": {},
+        "algorithms": {},
+    }
     counts = {name: [] for name in ALGORITHMS}
     for name, faces in sets.items():
         identities = [f["identity"] for f in faces]
@@ -329,14 +422,18 @@ def main():
 
 
 def print_tables(results):
-    print(f"People, {results['date']}, {results['machine']} machine. Precision / recall / F1; people per identity; unknown share")
+    print(
+        f"People, {results['date']}, {results['machine']} machine. Precision / recall / F1; people per identity; unknown share"
+    )
     print("| set (faces, identities) | path | P | R | F1 | people/identity | unknown | merged |")
     print("|---|---|---|---|---|---|---|---|")
     for name, row in results["sets"].items():
         for path in PATHS:
             s = row[path]
-            print(f"| {name} ({row['faces']}, {row['identities']}) | {path} | {s['precision']:.3f} | {s['recall']:.3f} "
-                  f"| {s['f1']:.3f} | {s['people_per_identity']} | {s['unknown']:.1%} | {', '.join(s['merged']) or '-'} |")
+            print(
+                f"| {name} ({row['faces']}, {row['identities']}) | {path} | {s['precision']:.3f} | {s['recall']:.3f} "
+                f"| {s['f1']:.3f} | {s['people_per_identity']} | {s['unknown']:.1%} | {', '.join(s['merged']) or '-'} |"
+            )
     print("\n| path (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
     for path, s in results["pooled"].items():
         print(f"| {path} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
@@ -344,8 +441,21 @@ def print_tables(results):
     for name, s in results["algorithms"].items():
         print(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
     big = results["100k"]
-    print(f"\nRe-cluster of {big['faces']:,} faces: {big['recluster_s']} s ({big['people']} people, {big['unknown']} unknown);"
-          f" a new face placed at that size: {big['add_faces_median_ms']} ms (median add_faces)")
+    print(
+        f"\nRe-cluster of {big['faces']:,} faces in the store service, /similar meanwhile (ms, over HTTP, one query at a time):"
+    )
+    print(
+        "| | seconds | people | unknown | changed | queries | p50 | p99 | max | p99 / idle p99 |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    idle = big["idle"]
+    print(f"| idle | | | | | {idle['queries']} | {idle['p50_ms']} | {idle['p99_ms']} | {idle['max_ms']} | 1 |")
+    for run in ("first", "again"):
+        r = big[run]
+        print(
+            f"| {run} re-cluster | {r['seconds']} | {r['people']} | {r['unknown']} | {r['changed']} | {r['queries']} "
+            f"| {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['p99_ms'] / idle['p99_ms']:.2f} |"
+        )
+    print(f"A new face placed at that size: {big['add_faces_median_ms']} ms (median add_faces)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ first, while the RMS distance between their members stays within the cluster dis
 cannot-link (two faces of one photo) forbids it. The RMS distance between two clusters needs no pairwise
 distances: for squared Euclidean distances, mean ‖a − b‖² over a ∈ A, b ∈ B = ‖μA − μB‖² + σA² + σB².
 """
+
 import numpy as np
 
 NO_CLUSTER = -1
@@ -58,12 +59,12 @@ def _knn(vectors, queries, base, k, radius, cancelled=None):
     base_sq = np.einsum("ij,ij->i", base_vectors, base_vectors)
     for start in range(0, len(queries), BLOCK):
         _stop_if(cancelled)
-        q = queries[start:start + BLOCK]
+        q = queries[start : start + BLOCK]
         qv = vectors[q]
         sq = base_sq[None, :] - 2 * qv @ base_vectors.T + np.einsum("ij,ij->i", qv, qv)[:, None]
         sq[base[None, :] == q[:, None]] = np.inf  # a face is not its own neighbour
         nearest = np.argpartition(sq, k - 1, axis=1)[:, :k]
-        close = np.take_along_axis(sq, nearest, axis=1) <= radius ** 2
+        close = np.take_along_axis(sq, nearest, axis=1) <= radius**2
         found.append(np.stack([np.repeat(q, k)[close.ravel()], base[nearest[close]]], axis=1))
     return np.concatenate(found)
 
@@ -87,7 +88,7 @@ def _kmeans(vectors, count, seed=0):
     rng = np.random.default_rng(seed)
     centroids = vectors[rng.choice(len(vectors), count, replace=False)].astype(np.float64)
     for _ in range(KMEANS_ROUNDS):
-        home = np.argmin(-2 * vectors @ centroids.T.astype(np.float32) + (centroids ** 2).sum(1)[None, :], axis=1)
+        home = np.argmin(-2 * vectors @ centroids.T.astype(np.float32) + (centroids**2).sum(1)[None, :], axis=1)
         counts = np.bincount(home, minlength=count)[:, None]
         sums = np.zeros_like(centroids)
         order = np.argsort(home, kind="stable")
@@ -171,9 +172,13 @@ class _ClusterState:
 
     def distances_sq(self, a, b):
         """The mean squared distance between the members of clusters a and b."""
-        dot = np.concatenate([np.zeros(0)] + [
-            np.einsum("ij,ij->i", self.centroid[a[s:s + CHUNK]], self.centroid[b[s:s + CHUNK]])
-            for s in range(0, len(a), CHUNK)])  # in chunks: 1 M links at once would be 1 GB of gathered rows
+        dot = np.concatenate(
+            [np.zeros(0)]
+            + [
+                np.einsum("ij,ij->i", self.centroid[a[s : s + CHUNK]], self.centroid[b[s : s + CHUNK]])
+                for s in range(0, len(a), CHUNK)
+            ]
+        )  # in chunks: 1 M links at once would be 1 GB of gathered rows
         return np.maximum(self.centroid_sq[a] + self.centroid_sq[b] - 2 * dot, 0) + self.spread[a] + self.spread[b]
 
     def merge(self, merges):
@@ -219,7 +224,7 @@ class _Members:
         self.vectors = np.ascontiguousarray(vectors, np.float32)
         self.sq = np.einsum("ij,ij->i", self.vectors, self.vectors)
         self.rank = np.random.default_rng(seed).permutation(len(vectors))
-        self.cut = distance ** 2
+        self.cut = distance**2
 
     def update(self, labels):
         self.order = np.argsort(labels.astype(np.int64) * len(labels) + self.rank)
@@ -240,9 +245,9 @@ class _Members:
         face_b = self.order[self.start[b][pair] + offset % count_b[pair]]
         within = np.empty(len(pair), bool)
         for s in range(0, len(pair), CHUNK):
-            x, y = face_a[s:s + CHUNK], face_b[s:s + CHUNK]
+            x, y = face_a[s : s + CHUNK], face_b[s : s + CHUNK]
             sq = self.sq[x] + self.sq[y] - 2 * np.einsum("ij,ij->i", self.vectors[x], self.vectors[y])
-            within[s:s + CHUNK] = sq <= self.cut
+            within[s : s + CHUNK] = sq <= self.cut
         return np.bincount(pair, weights=within, minlength=len(pairs)) / counts
 
 

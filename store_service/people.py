@@ -11,6 +11,7 @@ What users are promised, whatever re-clusters and new faces do:
 - a face a user assigned stays there (faces.pinned), and so do the faces of merged people;
 - names, hidden flags and merges survive a re-cluster.
 """
+
 import json
 import os
 import subprocess
@@ -60,8 +61,12 @@ class People:
         face of this photo; else it may pair with an unknown face into a new person; else it stays unknown.
         """
         persons = self.db.index.labels.copy()
-        taken = {p for (p,) in self.db.execute(
-            "SELECT DISTINCT person_id FROM faces WHERE photo_sha256 = ? AND person_id IS NOT NULL", (photo,))}
+        taken = {
+            p
+            for (p,) in self.db.execute(
+                "SELECT DISTINCT person_id FROM faces WHERE photo_sha256 = ? AND person_id IS NOT NULL", (photo,)
+            )
+        }
         placed, changes = [], {}
         for face, vector, new in zip(ids, vectors, created):
             nearby = self._nearby(vector)
@@ -74,7 +79,8 @@ class People:
             placed.append({"person": person, "person_distance": None if distance is None else float(distance)})
         self.db.execute(
             "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            (ADDED, sum(created)))
+            (ADDED, sum(created)),
+        )
         return placed, changes
 
     def commit_places(self, changes):
@@ -89,14 +95,20 @@ class People:
         runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
         join, share = self.settings["PEOPLE_JOIN_DISTANCE"], self.settings["PEOPLE_CLUSTER_SHARE"]
         if best is not None and distance <= join:
-            if (runner_up - distance < self.settings["PEOPLE_MARGIN"] or best in taken
-                    or self._shares(nearby, persons).get(best, 0) < share):
+            if (
+                runner_up - distance < self.settings["PEOPLE_MARGIN"]
+                or best in taken
+                or self._shares(nearby, persons).get(best, 0) < share
+            ):
                 return None, distance  # near a person, but not clearly that one, or not as a re-cluster would: unknown
             self._set_person(face, best, changes, taken)
             return best, distance
         partner, pair_distance = self._unknown_partner(nearby, photo, persons)
-        if (partner is None or (distance is not None and distance - pair_distance < self.settings["PEOPLE_MARGIN"])
-                or self._pair_joins_someone(nearby, partner, persons)):
+        if (
+            partner is None
+            or (distance is not None and distance - pair_distance < self.settings["PEOPLE_MARGIN"])
+            or self._pair_joins_someone(nearby, partner, persons)
+        ):
             return None, distance
         person = self._new_person()
         self._set_person(partner, person, changes, taken)
@@ -121,8 +133,13 @@ class People:
             nearest = np.sort(d[persons[rows] == person])[:k]
             # A person with fewer than k faces in all is averaged over those; counting them scans every
             # row, so only when fewer than k lie near (k near ones are k of its faces).
-            counted = k if len(nearest) == k else min(
-                k, int(np.count_nonzero(persons == person)) - (exclude is not None and persons[exclude] == person))
+            counted = (
+                k
+                if len(nearest) == k
+                else min(
+                    k, int(np.count_nonzero(persons == person)) - (exclude is not None and persons[exclude] == person)
+                )
+            )
             scores[person] = (nearest.sum() + near * max(counted - len(nearest), 0)) / max(counted, len(nearest))
         return scores
 
@@ -139,15 +156,21 @@ class People:
         then they are no new person."""
         partner_nearby = self.db.index.within(self.db.index.vector(partner), self.settings["PEOPLE_CLUSTER_DISTANCE"])
         mine, theirs = self._shares(nearby, persons), self._shares(partner_nearby, persons)
-        return any((mine.get(p, 0) + theirs.get(p, 0)) / 2 >= self.settings["PEOPLE_CLUSTER_SHARE"]
-                   for p in mine.keys() | theirs.keys())
+        return any(
+            (mine.get(p, 0) + theirs.get(p, 0)) / 2 >= self.settings["PEOPLE_CLUSTER_SHARE"]
+            for p in mine.keys() | theirs.keys()
+        )
 
     def _unknown_partner(self, nearby, photo, persons):
         """The nearest unknown face of another photo within PEOPLE_PAIR_DISTANCE, and its distance."""
         rows, d = nearby
         for k in np.argsort(d):
             face = self.db.index.ids[rows[k]]
-            if persons[rows[k]] == NO_PERSON and d[k] <= self.settings["PEOPLE_PAIR_DISTANCE"] and self._photo(face) != photo:
+            if (
+                persons[rows[k]] == NO_PERSON
+                and d[k] <= self.settings["PEOPLE_PAIR_DISTANCE"]
+                and self._photo(face) != photo
+            ):
                 return face, float(d[k])
         return None, None
 
@@ -174,25 +197,31 @@ class People:
         """People with no face, no name and not hidden are nobody a user cares about."""
         self.db.execute(
             "DELETE FROM people WHERE name IS NULL AND hidden = 0"
-            " AND id NOT IN (SELECT person_id FROM faces WHERE person_id IS NOT NULL)")
+            " AND id NOT IN (SELECT person_id FROM faces WHERE person_id IS NOT NULL)"
+        )
 
     # -- reading -----------------------------------------------------------------------------------
 
     def list_people(self, page: int, limit: int, include_hidden: bool = False) -> tuple[list[dict], int]:
         """({"id", "name", "hidden", "count", "cover_face_id"} of one page, largest first; total)."""
         with self.db.lock:
-            total = self.db.execute("SELECT COUNT(*) FROM people WHERE ? OR hidden = 0", (include_hidden,)).fetchone()[0]
+            total = self.db.execute("SELECT COUNT(*) FROM people WHERE ? OR hidden = 0", (include_hidden,)).fetchone()[
+                0
+            ]
             rows = self.db.execute(
                 "SELECT p.id, p.name, p.hidden, COUNT(f.id) AS count FROM people p LEFT JOIN faces f ON f.person_id = p.id"
                 " WHERE ? OR p.hidden = 0 GROUP BY p.id ORDER BY count DESC, p.id LIMIT ? OFFSET ?",
-                (include_hidden, limit, (page - 1) * limit)).fetchall()
+                (include_hidden, limit, (page - 1) * limit),
+            ).fetchall()
             return [_summary(row, self._cover(row[0])) for row in rows], total
 
     def _cover(self, person):
         """The face that best shows a person: the highest quality, else (quality unknown) the largest box."""
         row = self.db.execute(
             "SELECT id FROM faces WHERE person_id = ?"
-            " ORDER BY quality IS NULL, quality DESC, box_width * box_height DESC, id LIMIT 1", (person,)).fetchone()
+            " ORDER BY quality IS NULL, quality DESC, box_width * box_height DESC, id LIMIT 1",
+            (person,),
+        ).fetchone()
         return row and row[0]
 
     def get_person(self, person: int) -> dict:
@@ -211,7 +240,9 @@ class People:
         with self.db.lock:
             row = self.db.execute(
                 "SELECT p.id, p.name, p.hidden, COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id"
-                " WHERE p.id = ? GROUP BY p.id", (person,)).fetchone()
+                " WHERE p.id = ? GROUP BY p.id",
+                (person,),
+            ).fetchone()
             if row is None:
                 raise UnknownPerson(person)
             return _summary(row, self._cover(person))
@@ -245,8 +276,12 @@ class People:
             with open(log, "wb") as errors:
                 child = subprocess.Popen(
                     [*RECLUSTER, self._path, out, json.dumps(self.settings)],
-                    cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
-                    env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"))
+                    cwd=REPO,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"),
+                )
                 _wait(child, cancelled)
             if child.returncode:
                 with open(log, "rb") as errors:
@@ -258,8 +293,16 @@ class People:
         """Whether the people the plan puts faces in are all still there (a face deleted meanwhile may
         have taken its person with it)."""
         wanted = set(plan["persons"][plan["persons"] >= 0].tolist())
-        found = {p for (p,) in self.db.execute(
-            "SELECT id FROM people WHERE id IN (%s)" % ",".join("?" * len(wanted)), list(wanted))} if wanted else set()
+        found = (
+            {
+                p
+                for (p,) in self.db.execute(
+                    "SELECT id FROM people WHERE id IN (%s)" % ",".join("?" * len(wanted)), list(wanted)
+                )
+            }
+            if wanted
+            else set()
+        )
         return wanted == found
 
     def _apply(self, who, plan, started):
@@ -267,8 +310,10 @@ class People:
         with self.db.transaction():
             created = [self._new_person() for _ in range(int(plan["new_people"]))]
             faces = plan["ids"].astype(str).tolist()
-            persons = [created[recluster.NEW - p] if p <= recluster.NEW else None if p == NO_PERSON else p
-                       for p in plan["persons"].tolist()]
+            persons = [
+                created[recluster.NEW - p] if p <= recluster.NEW else None if p == NO_PERSON else p
+                for p in plan["persons"].tolist()
+            ]
             self.db.executemany("UPDATE faces SET person_id = ? WHERE id = ?", zip(persons, faces))
             self._drop_empty_people()
             self.corrections.log(who, "recluster", {"changed": len(faces)}, None)
@@ -276,8 +321,13 @@ class People:
             row = self.db.index.rows.get(face)  # None: deleted meanwhile
             if row is not None:
                 self.db.index.labels[row] = NO_PERSON if person is None else person
-        return {"faces": int(plan["faces"]), "people": int(plan["people"]), "unknown": int(plan["unknown"]),
-                "changed": len(faces), "seconds": round(time.monotonic() - started, 3)}
+        return {
+            "faces": int(plan["faces"]),
+            "people": int(plan["people"]),
+            "unknown": int(plan["unknown"]),
+            "changed": len(faces),
+            "seconds": round(time.monotonic() - started, 3),
+        }
 
     def _start_background(self):
         if self._background is None or not self._background.is_alive():

@@ -7,6 +7,7 @@ person changes and their new person (an existing ID, or NEW - k for the k-th per
 store then writes that in one short transaction (people.py). Apart from the store's process, its numpy
 and Python never hold the store's GIL, so queries are answered meanwhile.
 """
+
 import json
 import os
 import sqlite3
@@ -30,9 +31,14 @@ def plan(path, settings):
     free = np.flatnonzero(~pinned)
     labels = np.full(len(persons), clusters.NO_CLUSTER)
     labels[free] = clusters.cluster(
-        faces["vectors"][free], same_photo_pairs(faces["photos"][free]), settings["PEOPLE_CLUSTER_DISTANCE"],
-        settings["PEOPLE_CLUSTER_SHARE"], settings["PEOPLE_NEIGHBOURS"], settings["PEOPLE_EXACT_LIMIT"],
-        settings["PEOPLE_MIN_FACES"])
+        faces["vectors"][free],
+        same_photo_pairs(faces["photos"][free]),
+        settings["PEOPLE_CLUSTER_DISTANCE"],
+        settings["PEOPLE_CLUSTER_SHARE"],
+        settings["PEOPLE_NEIGHBOURS"],
+        settings["PEOPLE_EXACT_LIMIT"],
+        settings["PEOPLE_MIN_FACES"],
+    )
     matched = clusters.match_people(labels, persons)
     fresh = sorted(set(np.unique(labels[labels >= 0]).tolist()) - set(matched))
     matched.update({label: NEW - k for k, label in enumerate(fresh)})
@@ -41,8 +47,14 @@ def plan(path, settings):
     new[[i for i, p in enumerate(new.tolist()) if (i, p) in faces["removed"]]] = NO_PERSON  # removed: never back
     new[photo_clashes(new, faces["photos"], pinned)] = NO_PERSON
     changed = np.flatnonzero(new != persons)
-    return {"ids": faces["ids"][changed], "persons": new[changed], "new_people": len(fresh), "faces": len(new),
-            "people": len(set(new.tolist()) - {NO_PERSON}), "unknown": int(np.count_nonzero(new == NO_PERSON))}
+    return {
+        "ids": faces["ids"][changed],
+        "persons": new[changed],
+        "new_people": len(fresh),
+        "faces": len(new),
+        "people": len(set(new.tolist()) - {NO_PERSON}),
+        "unknown": int(np.count_nonzero(new == NO_PERSON)),
+    }
 
 
 def _snapshot(path):
@@ -58,10 +70,14 @@ def _snapshot(path):
         db.close()
     ids, blobs, photos, pinned, persons = zip(*rows) if rows else ((),) * 5
     row = {face: i for i, face in enumerate(ids)}
-    return {"ids": np.array(ids, "S64"), "vectors": np.frombuffer(b"".join(blobs), "<f4").reshape(-1, DIM),
-            "photos": np.array(photos, object), "pinned": np.array(pinned, bool),
-            "persons": np.array([NO_PERSON if p is None else p for p in persons], np.int64),
-            "removed": {(row[face], person) for face, person in removed if face in row}}
+    return {
+        "ids": np.array(ids, "S64"),
+        "vectors": np.frombuffer(b"".join(blobs), "<f4").reshape(-1, DIM),
+        "photos": np.array(photos, object),
+        "pinned": np.array(pinned, bool),
+        "persons": np.array([NO_PERSON if p is None else p for p in persons], np.int64),
+        "removed": {(row[face], person) for face, person in removed if face in row},
+    }
 
 
 def photo_clashes(persons, photos, pinned):

@@ -1,4 +1,5 @@
 """People, the core without HTTP: real faces (celeb5), real dlib descriptors, a real SQLite file."""
+
 import sqlite3
 import sys
 import threading
@@ -7,12 +8,12 @@ import time
 import numpy as np
 import psutil
 import pytest
+from test_store import descriptors, near
 
 from store_service import people
 from store_service.db import MIGRATIONS, SCHEMA_VERSION
 from store_service.exceptions import Conflict, NotInPerson
 from store_service.store import FaceStore, face_id
-from test_store import descriptors, near
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
 
@@ -53,9 +54,9 @@ def test_a_new_face_joins_its_person_on_arrival(store, people_faces):
     faces = add_people(store, people_faces, ("ben", "elton"))
     store.people.recluster()
     ben = person_of(store, faces["ben"][0])
-    (path, vector), = people_faces["ben"][-1:]
+    ((path, vector),) = people_faces["ben"][-1:]
     store.delete(face_id(vector))
-    placed, = add_photo(store, "again", vector)
+    (placed,) = add_photo(store, "again", vector)
     assert placed["person"] == ben and 0 < placed["person_distance"] <= 0.55
 
 
@@ -128,8 +129,8 @@ def test_a_face_between_two_people_stays_unknown(store):
     for i, centre in enumerate((a, a, b, b)):  # two people 0.7 apart, two faces each
         add_photo(store, f"p{i}", near(centre, 0.05, i))
     store.people.recluster()
-    between, = add_photo(store, "between", mid)  # 0.35 from both: near enough, but not clearly either
-    closer, = add_photo(store, "closer", (mid + a * 3) / 4)  # 0.09 from a, 0.61 from b
+    (between,) = add_photo(store, "between", mid)  # 0.35 from both: near enough, but not clearly either
+    (closer,) = add_photo(store, "closer", (mid + a * 3) / 4)  # 0.09 from a, 0.61 from b
     assert between["person"] is None and between["person_distance"] < 0.55
     assert closer["person"] == person_of(store, face_id(near(a, 0.05, 0)))
 
@@ -148,7 +149,11 @@ def test_undo_puts_back_the_last_correction_and_then_the_one_before(store, peopl
         store.corrections.undo("carol")
     entries, total = store.corrections.audit(1, 10)
     assert [(e["who"], e["action"], e["undone"]) for e in entries[:4]] == [
-        ("carol", "undo", False), ("carol", "undo", False), ("bob", "merge", True), ("ann", "update", True)]
+        ("carol", "undo", False),
+        ("carol", "undo", False),
+        ("bob", "merge", True),
+        ("ann", "update", True),
+    ]
 
 
 def test_a_merge_of_people_sharing_a_photo_is_refused(store, people_faces):
@@ -171,8 +176,11 @@ def test_a_database_left_by_version_4_is_migrated_and_its_faces_grouped(tmp_path
     for migration in MIGRATIONS[:4]:
         old.execute(migration)
     for path_, v in people_faces["ben"]:
-        old.execute("INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height, created_at)"
-                    " VALUES (?, ?, ?, 1, 2, 3, 4, 'then')", (face_id(v), v.astype("<f4").tobytes(), path_))
+        old.execute(
+            "INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height, created_at)"
+            " VALUES (?, ?, ?, 1, 2, 3, 4, 'then')",
+            (face_id(v), v.astype("<f4").tobytes(), path_),
+        )
     old.execute("PRAGMA user_version=4")
     old.commit()
     old.close()
@@ -186,9 +194,11 @@ def test_a_database_left_by_version_4_is_migrated_and_its_faces_grouped(tmp_path
 def slow_recluster(monkeypatch, tmp_path):
     """Re-clusters whose process writes its pid to the returned file, sleeps 20 s, then plans no change."""
     marker = tmp_path / "recluster.pid"
-    code = (f"import os, pathlib, sys, time, numpy as np; pathlib.Path({str(marker)!r}).write_text(str(os.getpid()));"
-            " time.sleep(20); np.savez(sys.argv[2], ids=np.zeros(0, 'S64'), persons=np.zeros(0, np.int64),"
-            " new_people=0, faces=0, people=0, unknown=0)")
+    code = (
+        f"import os, pathlib, sys, time, numpy as np; pathlib.Path({str(marker)!r}).write_text(str(os.getpid()));"
+        " time.sleep(20); np.savez(sys.argv[2], ids=np.zeros(0, 'S64'), persons=np.zeros(0, np.int64),"
+        " new_people=0, faces=0, people=0, unknown=0)"
+    )
     monkeypatch.setattr(people, "RECLUSTER", [sys.executable, "-c", code])
     return marker
 
@@ -202,7 +212,8 @@ def started_pid(marker):
 
 
 def test_closing_the_store_kills_a_running_background_recluster_and_applies_none_of_it(
-        tmp_path, people_faces, monkeypatch):
+    tmp_path, people_faces, monkeypatch
+):
     marker = slow_recluster(monkeypatch, tmp_path)
     path = str(tmp_path / "faces.sqlite3")
     store = FaceStore(path, settings={"PEOPLE_RECLUSTER_AFTER": 3})
