@@ -181,6 +181,32 @@ def pooled(counts):
     return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3)}
 
 
+def share_figures(identities, vectors, distance=0.6):
+    """What PEOPLE_CLUSTER_SHARE means on a set: the share of pairs within `distance` among the faces of
+    one identity (the lowest, the median), between the faces of two identities (the highest, also among
+    identities of 10 faces or more), and from one face to the other faces of its own identity (the share
+    of faces under 0.4) or to another identity (the highest)."""
+    labelled = [k for k, i in enumerate(identities) if i is not None]
+    names = np.array([identities[k] for k in labelled])
+    near = distances(vectors[labelled]) <= distance
+    people = [np.flatnonzero(names == n) for n in sorted(set(names))]
+    within = [near[np.ix_(p, p)][np.triu_indices(len(p), 1)].mean() for p in people if len(p) > 1]
+    between = [(near[np.ix_(p, q)].mean(), min(len(p), len(q))) for i, p in enumerate(people) for q in people[i + 1 :]]
+    own, other = [], []
+    for p in (p for p in people if len(p) > 2):
+        for k in p:
+            own.append((near[k, p].sum() - 1) / (len(p) - 1))
+            other.append(max(near[k, q].mean() for q in people if q is not p))
+    return {
+        "same_lowest": round(min(within), 3),
+        "same_median": round(float(np.median(within)), 3),
+        "different_highest": round(max(b for b, _ in between), 3),
+        "different_highest_10": round(max((b for b, n in between if n >= 10), default=0), 3),
+        "face_own_under_share": round(sum(o < DEFAULTS["PEOPLE_CLUSTER_SHARE"] for o in own) / max(len(own), 1), 3),
+        "face_other_highest": round(max(other, default=0), 3),
+    }
+
+
 # ---- the store's two paths, and jAlbum's ----------------------------------------------------------
 
 
@@ -407,6 +433,7 @@ def main():
             incremental, reclustered = through_store(faces, order)
             row[f"incremental {order_name}"] = scores(identities, incremental)
             row[f"re-clustered {order_name}"] = scores(identities, reclustered)
+        row["shares"] = share_figures(identities, vectors)
         row["textbook 0.6"] = scores(identities, textbook(vectors))
         row["jAlbum 0.36"] = scores(identities, transitive(vectors, JALBUM_DISTANCE))
         results["sets"][name] = row
@@ -434,6 +461,20 @@ def print_tables(results):
                 f"| {name} ({row['faces']}, {row['identities']}) | {path} | {s['precision']:.3f} | {s['recall']:.3f} "
                 f"| {s['f1']:.3f} | {s['people_per_identity']} | {s['unknown']:.1%} | {', '.join(s['merged']) or '-'} |"
             )
+    print(
+        "\nShares of face pairs within 0.6: same person (lowest, median), two people (highest; among people of"
+        " 10+ faces), one face to its own person (share under PEOPLE_CLUSTER_SHARE) and to another (highest)"
+    )
+    print(
+        "| set | same: lowest | same: median | two people: highest | of 10+ faces | face: own under | face: other highest |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, row in results["sets"].items():
+        f = row["shares"]
+        print(
+            f"| {name} | {f['same_lowest']:.2f} | {f['same_median']:.2f} | {f['different_highest']:.2f} "
+            f"| {f['different_highest_10']:.2f} | {f['face_own_under_share']:.1%} | {f['face_other_highest']:.2f} |"
+        )
     print("\n| path (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
     for path, s in results["pooled"].items():
         print(f"| {path} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
