@@ -153,7 +153,7 @@ def scores(identities, persons):
         "f1": round(f1, 3),
         "people_per_identity": round(float(np.mean([len(s) for s in per_identity.values()])), 2),
         "unknown": round(sum(p is None for _, p in labelled) / len(labelled), 3),
-        "counts": [tp, predicted, true],
+        "counts": [int(tp), int(predicted), int(true)],
         "merged": merged(labelled),
     }
 

@@ -1,10 +1,11 @@
 """Grouping face descriptors into people: pure numpy, no database, no HTTP.
 
 A re-cluster is constrained average linkage over a k-nearest-neighbour graph. Each face is linked to
-its nearest neighbours within the cluster distance; clusters joined by a link merge, closest pair
-first, while the RMS distance between their members stays within the cluster distance and no
-cannot-link (two faces of one photo) forbids it. The RMS distance between two clusters needs no pairwise
-distances: for squared Euclidean distances, mean ‖a − b‖² over a ∈ A, b ∈ B = ‖μA − μB‖² + σA² + σB².
+its nearest neighbours within the cluster distance; clusters joined by a link are taken closest pair
+first (by the RMS distance between their members, which needs no pairwise distances: mean ‖a − b‖²
+over a ∈ A, b ∈ B = ‖μA − μB‖² + σA² + σB²), and merge when a large enough share of the pairs between
+their members lies within the cluster distance and no cannot-link (two faces of one photo) forbids it.
+A share, unlike the distance between the means, means the same whatever the clusters' sizes.
 """
 
 import numpy as np
