@@ -25,32 +25,28 @@ SAMPLE = 64
 CHUNK = 65536  # cross pairs measured at once: two 32 MB blocks of vectors
 
 
-class Cancelled(Exception):
-    """The store is closing: a background re-cluster stops between two steps (well under a second)."""
-
-
-def cluster(vectors, cannot_link, distance, share, neighbours, exact_limit, min_size, cancelled=None):
+def cluster(vectors, cannot_link, distance, share, neighbours, exact_limit, min_size):
     """A cluster label per face (NO_CLUSTER for faces left alone).
 
     `cannot_link` is an (m, 2) array of face index pairs that never share a cluster. Clusters smaller
     than `min_size` are dropped.
     """
-    edges = neighbour_graph(vectors, neighbours, distance, exact_limit, cancelled)
-    labels = agglomerate(vectors, edges, cannot_link, distance, share, cancelled)
+    edges = neighbour_graph(vectors, neighbours, distance, exact_limit)
+    labels = agglomerate(vectors, edges, cannot_link, distance, share)
     sizes = np.bincount(labels, minlength=len(labels))
     return np.where(sizes[labels] < min_size, NO_CLUSTER, labels)
 
 
-def neighbour_graph(vectors, k, radius, exact_limit, cancelled=None):
+def neighbour_graph(vectors, k, radius, exact_limit):
     """(e, 2) unique pairs i < j: each face's k nearest neighbours within `radius`."""
     if len(vectors) <= exact_limit:
-        pairs = _knn(vectors, np.arange(len(vectors)), np.arange(len(vectors)), k, radius, cancelled)
+        pairs = _knn(vectors, np.arange(len(vectors)), np.arange(len(vectors)), k, radius)
     else:
-        pairs = _knn_in_cells(vectors, k, radius, cancelled)
+        pairs = _knn_in_cells(vectors, k, radius)
     return _unique_pairs(pairs, len(vectors))
 
 
-def _knn(vectors, queries, base, k, radius, cancelled=None):
+def _knn(vectors, queries, base, k, radius):
     """(query, neighbour) index pairs: each query's k nearest among `base` (itself excluded) within radius."""
     k = min(k, len(base) - 1)
     if k < 1:
@@ -59,7 +55,6 @@ def _knn(vectors, queries, base, k, radius, cancelled=None):
     base_vectors = vectors[base]
     base_sq = np.einsum("ij,ij->i", base_vectors, base_vectors)
     for start in range(0, len(queries), BLOCK):
-        _stop_if(cancelled)
         q = queries[start : start + BLOCK]
         qv = vectors[q]
         sq = base_sq[None, :] - 2 * qv @ base_vectors.T + np.einsum("ij,ij->i", qv, qv)[:, None]
@@ -70,7 +65,7 @@ def _knn(vectors, queries, base, k, radius, cancelled=None):
     return np.concatenate(found)
 
 
-def _knn_in_cells(vectors, k, radius, cancelled=None):
+def _knn_in_cells(vectors, k, radius):
     """Approximate k nearest neighbours: each face searches the faces of its nearest k-means cells."""
     centroids = _kmeans(vectors, max(2, len(vectors) // CELL_SIZE))
     sq = -2 * vectors @ centroids.T + np.einsum("ij,ij->i", centroids, centroids)[None, :]
@@ -81,7 +76,7 @@ def _knn_in_cells(vectors, k, radius, cancelled=None):
         queries = np.flatnonzero((nearest_cells == cell).any(axis=1))
         base = np.flatnonzero(home == cell)
         if len(base) > 1:
-            found.append(_knn(vectors, queries, base, k, radius, cancelled))
+            found.append(_knn(vectors, queries, base, k, radius))
     return np.concatenate(found) if found else np.zeros((0, 2), np.int64)
 
 
@@ -100,13 +95,13 @@ def _kmeans(vectors, count, seed=0):
     return centroids.astype(np.float32)
 
 
-def agglomerate(vectors, edges, cannot_link, distance, share, cancelled=None):
+def agglomerate(vectors, edges, cannot_link, distance, share):
     """Merge linked clusters, closest pair first, when at least `share` of the pairs between their faces
     lie within `distance`.
 
     The order is by RMS distance between the clusters' faces (cheap, from centroids and spreads); the
-    decision is the share of their cross pairs within `distance` (on up to SAMPLE faces of each), which
-    estimates how often a face of one and a face of the other look like one person, whatever the
+    decision is the share of their cross pairs within `distance` (all of them, or a sample of PAIRS),
+    which estimates how often a face of one and a face of the other look like one person, whatever the
     clusters' sizes. Each round merges every pair of clusters that are each other's closest open
     link and pass; a link that fails stays closed until one of its clusters changes.
     """
@@ -119,7 +114,6 @@ def agglomerate(vectors, edges, cannot_link, distance, share, cancelled=None):
     d = state.distances_sq(links[:, 0], links[:, 1])
     closed = np.zeros(len(links), bool)
     while len(links):
-        _stop_if(cancelled)
         candidates = _reciprocal(links, d, closed, n)
         if not len(candidates):
             break
@@ -142,12 +136,6 @@ def agglomerate(vectors, edges, cannot_link, distance, share, cancelled=None):
         d = np.concatenate([d[~moved], state.distances_sq(fresh[:, 0], fresh[:, 1])])
         closed = np.concatenate([closed[~moved], np.zeros(len(fresh), bool)])
     return labels
-
-
-def _stop_if(cancelled):
-    """Between two steps (a block of the neighbour search, a round of merges): stop when asked to."""
-    if cancelled is not None and cancelled.is_set():
-        raise Cancelled
 
 
 def _unique_pairs(pairs, n):

@@ -2,8 +2,9 @@
 
 Over the database's one connection and lock (db.py; the store is the single writer). Every face belongs
 to at most one person. A new face joins a person as it arrives (`place`, inside the store's insert
-transaction) only when clearly closer to that person than to any other; a re-cluster (`recluster`)
-groups all faces again with clusters.py and keeps each person's ID, name and corrections.
+transaction) only when clearly closer to that person than to any other, and as a re-cluster would; a
+re-cluster (`recluster`) groups all faces again in a process of its own (recluster.py, clusters.py)
+and keeps each person's ID, name and corrections.
 
 What users are promised, whatever re-clusters and new faces do:
 - two faces of one photo are never one person;
@@ -25,7 +26,7 @@ import numpy as np
 
 from facerec.config import DEFAULTS
 
-from . import clusters, recluster
+from . import recluster
 from .corrections import Corrections, person_row
 from .db import NO_PERSON, Database, utc_now
 from .exceptions import UnknownPerson
@@ -36,6 +37,10 @@ STALE_RETRIES = 2
 REPO = Path(__file__).resolve().parent.parent  # where the re-cluster's process finds store_service
 RECLUSTER = [sys.executable, "-m", "store_service.recluster"]  # + database, plan file, settings
 ADDED = "faces since re-cluster"  # the counter (db.py's counters table) of faces stored since the last began
+
+
+class Cancelled(Exception):
+    """The store is closing: a re-cluster's process was killed, and nothing of it is written."""
 
 
 class People:
@@ -337,7 +342,7 @@ class People:
     def _recluster_in_background(self):
         try:
             self.recluster(cancelled=self._cancel)
-        except clusters.Cancelled:
+        except Cancelled:
             pass
 
     def stop(self) -> None:
@@ -357,7 +362,7 @@ def _wait(child, cancelled):
             if cancelled is not None and cancelled.is_set():
                 child.kill()
                 child.wait()
-                raise clusters.Cancelled from None
+                raise Cancelled from None
 
 
 def _nearest(scores):
