@@ -283,3 +283,24 @@ def test_two_near_people_of_100_faces_each_stay_two_as_faces_arrive_and_after_a_
         found = {name: [person_of(store, face) for face in ids] for name, ids in placed.items()}
         assert not (set(found["a"]) & set(found["b"])) - {None}, check
         assert all(max(map(found[name].count, set(found[name]) - {None})) >= 90 for name in found), check
+
+
+def test_a_face_near_only_a_few_odd_faces_of_a_person_stays_unknown(store):
+    """Its 3 nearest faces of the person are 0.45 away, but 17 of the person's 20 faces are beyond 0.6:
+    a re-cluster would not put it there (15 % of pairs within 0.6), so neither does arrival."""
+    rng = np.random.default_rng(5)
+    (centre,) = descriptors(1, 11)
+    axes = np.linalg.qr(rng.normal(size=(128, 128)))[0].T  # orthonormal directions
+    odd = centre + axes[0] * 0.45
+
+    def around(point, n, radius):
+        steps = rng.normal(size=(n, 128))
+        return (point + steps / np.linalg.norm(steps, axis=1, keepdims=True) * radius).astype(np.float32)
+
+    person = np.concatenate([around(odd, 3, 0.1), around(centre, 17, 0.25)])  # every pair within 0.6
+    ids = [add_photo(store, f"p{i}", v)[0]["id"] for i, v in enumerate(person)]
+    store.people.recluster()
+    assert len(people_of(store, ids)) == 1 and None not in people_of(store, ids)
+    face = (odd + axes[1] * 0.45).astype(np.float32)  # 0.45 from the 3 odd faces, 0.66+ from the rest
+    placed = add_photo(store, "new", face)[0]
+    assert placed["person"] is None and placed["person_distance"] < 0.5
