@@ -13,12 +13,15 @@ file name (the name alone, not its folder: "1.jpg" of every identity before "10.
 
 - incremental: the people as placed on arrival (POST /faces' path);
 - re-clustered: after POST /people/recluster's path;
+- textbook 0.6: scikit-learn's average linkage over Euclidean distances, cut at 0.6;
 - jAlbum: every match within 0.36 merged transitively, what jAlbum's client does.
 
 Pairwise precision, recall and F1 over labelled faces (two faces are a predicted pair when in one
-person), people per identity (distinct people among its placed faces), share of faces left unknown.
-Then the algorithms side by side (pooled over the sets), and the time to re-cluster 100 k faces (real
-descriptors plus jittered copies). Prints tables and writes bench/people-results.json.
+person), people per identity (distinct people among its placed faces), share of faces left unknown,
+pairs of identities merged; what the share threshold means on each set; the paths and the algorithms
+pooled over the sets. Then a re-cluster of 100 k faces (real descriptors plus jittered copies) in a
+store service, with /similar's latency meanwhile against idle. Prints tables and writes
+bench/people-results.json.
 """
 
 import json
