@@ -235,11 +235,24 @@ class People:
             faces = self.db.execute(
                 "SELECT id, photo_sha256, box_left, box_top, box_width, box_height, source,"
                 " coalesce(source_sha256, photo_sha256), time FROM faces WHERE person_id = ? ORDER BY created_at, id",
-                (person,)).fetchall()
-        return {"id": person, "name": name, "hidden": bool(hidden), "faces": [
-            {"id": f, "photo_sha256": p, "box": {"left": x, "top": y, "width": w, "height": h},
-             "source": source, "source_sha256": sha, "time": at}
-            for f, p, x, y, w, h, source, sha, at in faces]}
+                (person,),
+            ).fetchall()
+        return {
+            "id": person,
+            "name": name,
+            "hidden": bool(hidden),
+            "faces": [
+                {
+                    "id": f,
+                    "photo_sha256": p,
+                    "box": {"left": x, "top": y, "width": w, "height": h},
+                    "source": source,
+                    "source_sha256": sha,
+                    "time": at,
+                }
+                for f, p, x, y, w, h, source, sha, at in faces
+            ],
+        }
 
     def summary(self, person: int) -> dict:
         with self.db.lock:
