@@ -25,9 +25,9 @@ bench: $(VENV)/.installed-bench
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/bench.py $(ARGS)
 
 # How well faces are grouped into people, on every labelled set (not part of make test): writes
-# bench/people-results.json.
-bench-people: $(VENV)/.installed
-	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/people.py
+# bench/people-results.json. One BLAS thread, as in the store service (store_service/gunicorn.conf.py).
+bench-people: $(VENV)/.installed-bench
+	OPENBLAS_NUM_THREADS=1 PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/people.py
 
 # Ten minutes of mixed load at saturation, bad uploads included (not part of make test).
 load: $(VENV)/.installed

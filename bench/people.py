@@ -13,29 +13,36 @@ file name (the name alone, not its folder: "1.jpg" of every identity before "10.
 
 - incremental: the people as placed on arrival (POST /faces' path);
 - re-clustered: after POST /people/recluster's path;
+- textbook 0.6: scikit-learn's average linkage over Euclidean distances, cut at 0.6;
 - jAlbum: every match within 0.36 merged transitively, what jAlbum's client does.
 
 Pairwise precision, recall and F1 over labelled faces (two faces are a predicted pair when in one
-person), people per identity (distinct people among its placed faces), share of faces left unknown.
-Then the algorithms side by side (pooled over the sets), and the time to re-cluster 100 k faces (real
-descriptors plus jittered copies). Prints tables and writes bench/people-results.json.
+person), people per identity (distinct people among its placed faces), share of faces left unknown,
+pairs of identities merged; what the share threshold means on each set; the paths and the algorithms
+pooled over the sets. Then a re-cluster of 100 k faces (real descriptors plus jittered copies) in a
+store service, with /similar's latency meanwhile against idle. Prints tables and writes
+bench/people-results.json.
 """
+
 import json
 import os
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import requests
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from facerec.vision.faces import Models, analyse_photo  # noqa: E402
 from facerec.config import DEFAULTS  # noqa: E402
+from facerec.run import Service, running  # noqa: E402
+from facerec.vision.faces import Models, analyse_photo  # noqa: E402
 from store_service import clusters  # noqa: E402
 from store_service.store import FaceStore  # noqa: E402
 
@@ -43,7 +50,17 @@ FACES = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")) / "data" 
 CACHE = REPO / "bench" / ".cache"
 RESULTS = REPO / "bench" / "people-results.json"
 JALBUM_DISTANCE = 0.36  # jAlbum's max-distance, merged transitively
+MERGED = 0.1  # two identities count as merged when one person holds at least this share of each
+PATHS = (
+    "incremental shuffled",
+    "incremental chronological",
+    "re-clustered shuffled",
+    "re-clustered chronological",
+    "textbook 0.6",
+    "jAlbum 0.36",
+)
 BIG = 100_000  # faces in the timing run
+IDLE_QUERIES = 500  # /similar queries of the idle baseline
 JITTER = 0.15  # length of the noise added to each copy: within one person's spread (about 0.4 apart)
 EXIF_DATE = 0x9003  # DateTimeOriginal
 # Most of these web photos are small: at the service's default of 100 px half of celeb5's faces are
@@ -55,7 +72,9 @@ MIN_FACE_PX = 40
 
 
 def labelled_sets():
-    return sorted(d for d in FACES.iterdir() if d.is_dir() and any(p.is_dir() and not p.name.startswith("_") for p in d.iterdir()))
+    return sorted(
+        d for d in FACES.iterdir() if d.is_dir() and any(p.is_dir() and not p.name.startswith("_") for p in d.iterdir())
+    )
 
 
 def faces_of_set(folder, models):
@@ -70,8 +89,14 @@ def faces_of_set(folder, models):
                 continue
             largest = max(range(len(found)), key=lambda i: found[i].box["width"] * found[i].box["height"], default=None)
             for i, face in enumerate(found):
-                out.append({"photo": f"{identity.name}/{path.name}", "identity": identity.name if i == largest else None,
-                            "descriptor": face.descriptor.tolist(), "when": taken_at(path)})
+                out.append(
+                    {
+                        "photo": f"{identity.name}/{path.name}",
+                        "identity": identity.name if i == largest else None,
+                        "descriptor": face.descriptor.tolist(),
+                        "when": taken_at(path),
+                    }
+                )
     return out
 
 
@@ -125,15 +150,64 @@ def scores(identities, persons):
     per_identity = {}
     for i, p in labelled:
         per_identity.setdefault(i, set()).update([] if p is None else [p])
-    return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3),
-            "people_per_identity": round(float(np.mean([len(s) for s in per_identity.values()])), 2),
-            "unknown": round(sum(p is None for _, p in labelled) / len(labelled), 3), "pairs": true}
+    return {
+        "precision": round(precision, 3),
+        "recall": round(recall, 3),
+        "f1": round(f1, 3),
+        "people_per_identity": round(float(np.mean([len(s) for s in per_identity.values()])), 2),
+        "unknown": round(sum(p is None for _, p in labelled) / len(labelled), 3),
+        "counts": [int(tp), int(predicted), int(true)],
+        "merged": merged(labelled),
+    }
 
 
-def pooled(rows):
-    tp, predicted, true = (sum(r[k] for r in rows) for k in range(3))
+def merged(labelled):
+    """Pairs of identities that one person holds a real part of: at least 2 faces and MERGED of each."""
+    size, held = {}, {}
+    for i, p in labelled:
+        size[i] = size.get(i, 0) + 1
+        if p is not None:
+            held.setdefault(p, {}).setdefault(i, 0)
+            held[p][i] += 1
+    pairs = set()
+    for counts in held.values():
+        big = sorted(i for i, c in counts.items() if c >= 2 and c >= MERGED * size[i])
+        pairs.update(f"{a} + {b}" for k, a in enumerate(big) for b in big[k + 1 :])
+    return sorted(pairs)
+
+
+def pooled(counts):
+    """Precision, recall and F1 of the pairs of several sets together."""
+    tp, predicted, true = (sum(c[k] for c in counts) for k in range(3))
     precision, recall = tp / predicted if predicted else 1.0, tp / true
-    return {"precision": round(precision, 3), "f1": round(2 * precision * recall / (precision + recall), 3) if tp else 0.0}
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3)}
+
+
+def share_figures(identities, vectors, distance=0.6):
+    """What PEOPLE_CLUSTER_SHARE means on a set: the share of pairs within `distance` among the faces of
+    one identity (the lowest, the median), between the faces of two identities (the highest, also among
+    identities of 10 faces or more), and from one face to the other faces of its own identity (the share
+    of faces under 0.4) or to another identity (the highest)."""
+    labelled = [k for k, i in enumerate(identities) if i is not None]
+    names = np.array([identities[k] for k in labelled])
+    near = distances(vectors[labelled]) <= distance
+    people = [np.flatnonzero(names == n) for n in sorted(set(names))]
+    within = [near[np.ix_(p, p)][np.triu_indices(len(p), 1)].mean() for p in people if len(p) > 1]
+    between = [(near[np.ix_(p, q)].mean(), min(len(p), len(q))) for i, p in enumerate(people) for q in people[i + 1 :]]
+    own, other = [], []
+    for p in (p for p in people if len(p) > 2):
+        for k in p:
+            own.append((near[k, p].sum() - 1) / (len(p) - 1))
+            other.append(max(near[k, q].mean() for q in people if q is not p))
+    return {
+        "same_lowest": round(min(within), 3),
+        "same_median": round(float(np.median(within)), 3),
+        "different_highest": round(max(b for b, _ in between), 3),
+        "different_highest_10": round(max((b for b, n in between if n >= 10), default=0), 3),
+        "face_own_under_share": round(sum(o < DEFAULTS["PEOPLE_CLUSTER_SHARE"] for o in own) / max(len(own), 1), 3),
+        "face_other_highest": round(max(other, default=0), 3),
+    }
 
 
 # ---- the store's two paths, and jAlbum's ----------------------------------------------------------
@@ -149,7 +223,9 @@ def through_store(faces, order):
         store = FaceStore(os.path.join(folder, "faces.sqlite3"), settings={"PEOPLE_RECLUSTER_AFTER": 0})
         ids = {}
         for photo, members in photos.items():
-            stored = store.add_faces(photo, [{"descriptor": faces[k]["descriptor"], "box": box} for k in members], 0.36, 1)
+            stored = store.add_faces(
+                photo, [{"descriptor": faces[k]["descriptor"], "box": box} for k in members], 0.36, 1
+            )
             ids.update({k: s["id"] for k, s in zip(members, stored)})
         incremental = persons_in(store, ids, len(faces))
         store.people.recluster()
@@ -192,8 +268,10 @@ def dbscan(vectors, eps, min_points=2):
     near = distances(vectors) <= eps
     core = near.sum(1) >= min_points
     labels = groups(near & core[:, None] & core[None, :])
-    return [labels[i] if core[i] else next((labels[j] for j in np.flatnonzero(near[i] & core)), None)
-            for i in range(len(vectors))]
+    return [
+        labels[i] if core[i] else next((labels[j] for j in np.flatnonzero(near[i] & core)), None)
+        for i in range(len(vectors))
+    ]
 
 
 def chinese_whispers(vectors, distance, rounds=20, seed=0):
@@ -210,16 +288,35 @@ def chinese_whispers(vectors, distance, rounds=20, seed=0):
     return labels.tolist()
 
 
-def linkage(vectors, photos, distance, centroid_distance=None):
-    """facerec's re-cluster (RMS-average linkage, one-photo constraint), without a store."""
+def linkage(vectors, photos, distance, share=None):
+    """facerec's re-cluster (share of cross pairs within `distance`, one-photo constraint), without a store."""
     index = {}
     for i, p in enumerate(photos):
         index.setdefault(p, []).append(i)
     cannot = np.array([(a, b) for rows in index.values() for a in rows for b in rows if a < b], np.int64).reshape(-1, 2)
-    centroid_distance = DEFAULTS["PEOPLE_CENTROID_DISTANCE"] if centroid_distance is None else centroid_distance
-    labels = clusters.cluster(vectors, cannot, distance, centroid_distance, DEFAULTS["PEOPLE_NEIGHBOURS"],
-                              DEFAULTS["PEOPLE_EXACT_LIMIT"], DEFAULTS["PEOPLE_MIN_FACES"])
+    share = DEFAULTS["PEOPLE_CLUSTER_SHARE"] if share is None else share
+    labels = clusters.cluster(
+        vectors,
+        cannot,
+        distance,
+        share,
+        DEFAULTS["PEOPLE_NEIGHBOURS"],
+        DEFAULTS["PEOPLE_EXACT_LIMIT"],
+        DEFAULTS["PEOPLE_MIN_FACES"],
+    )
     return [None if label == clusters.NO_CLUSTER else int(label) for label in labels]
+
+
+def textbook(vectors, distance=0.6):
+    """The textbook: scikit-learn's average linkage on precomputed Euclidean distances, cut at `distance`;
+    a cluster of one face is no person, as in ours."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    labels = AgglomerativeClustering(
+        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=distance
+    ).fit_predict(distances(vectors))
+    sizes = np.bincount(labels)
+    return [int(label) if sizes[label] > 1 else None for label in labels]
 
 
 ALGORITHMS = {
@@ -237,29 +334,82 @@ ALGORITHMS = {
 
 
 def time_big(vectors):
-    """Seconds to re-cluster BIG faces in a real store (snapshot, cluster, write), and to place one face."""
+    """A re-cluster of BIG faces in a real store service, twice (the first moves every face into a
+    person, the second few): its seconds, and /similar's latency meanwhile against idle, over HTTP; then
+    the time to place one new face at that size (in-process add_faces)."""
     rng = np.random.default_rng(0)
     copies = vectors[rng.integers(len(vectors), size=BIG)]
     noise = rng.normal(size=copies.shape)
     copies = (copies + noise / np.linalg.norm(noise, axis=1, keepdims=True) * JITTER).astype("<f4")
+    ids = [f"{i:064x}" for i in range(BIG)]
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "faces.sqlite3")
         FaceStore(path).close()  # the schema
         db = sqlite3.connect(path)
-        db.executemany("INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height, created_at)"
-                       " VALUES (?, ?, ?, 0, 0, 100, 100, 'bench')", ((f"{i:064x}", v.tobytes(), f"photo{i}") for i, v in enumerate(copies)))
+        db.executemany(
+            "INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height, created_at)"
+            " VALUES (?, ?, ?, 0, 0, 100, 100, 'bench')",
+            ((ids[i], v.tobytes(), f"photo{i}") for i, v in enumerate(copies)),
+        )
         db.commit()
         db.close()
+        env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=folder, FACEREC_PEOPLE_RECLUSTER_AFTER="0")
+        with running(Service("store", env, quiet=True)) as (service,):  # on a free port: benches run side by side
+            session = requests.Session()
+            result = {
+                "faces": BIG,
+                "idle": latency([similar_ms(session, service.url, ids, rng) for _ in range(IDLE_QUERIES)]),
+            }
+            for run in ("first", "again"):
+                result[run] = under_recluster(session, service.url, ids, rng)
         store = FaceStore(path, settings={"PEOPLE_RECLUSTER_AFTER": 0})
-        result = store.people.recluster()
         place = []
         for i, v in enumerate(copies[:50] + 0.01):
             start = time.perf_counter()
-            store.add_faces(f"new{i}", [{"descriptor": v, "box": {"left": 0, "top": 0, "width": 9, "height": 9}}], 0.36, 10)
+            store.add_faces(
+                f"new{i}", [{"descriptor": v, "box": {"left": 0, "top": 0, "width": 9, "height": 9}}], 0.36, 10
+            )
             place.append(time.perf_counter() - start)
         store.close()
-    return {"faces": BIG, "recluster_s": result["seconds"], "people": result["people"], "unknown": result["unknown"],
-            "add_faces_median_ms": round(1000 * float(np.median(place)), 2)}
+    result["add_faces_median_ms"] = round(1000 * float(np.median(place)), 2)
+    return result
+
+
+def under_recluster(session, url, ids, rng):
+    """POST /people/recluster's answer, and the latency of /similar queries sent one after another until
+    it came."""
+    done = []
+    worker = threading.Thread(target=lambda: done.append(post_json(f"{url}/people/recluster")))
+    worker.start()
+    during = []
+    while worker.is_alive():
+        during.append(similar_ms(session, url, ids, rng))
+    worker.join()
+    return {**done[0], **latency(during)}
+
+
+def similar_ms(session, url, ids, rng):
+    """Milliseconds of one GET /faces/<id>/similar for a random stored face."""
+    start = time.perf_counter()
+    session.get(f"{url}/faces/{ids[rng.integers(len(ids))]}/similar", timeout=600).raise_for_status()
+    return (time.perf_counter() - start) * 1000
+
+
+def post_json(url):
+    """POST on a session of its own (a requests session is not for two threads at once); the JSON answer."""
+    with requests.Session() as session:
+        answer = session.post(url, timeout=1200)
+        answer.raise_for_status()
+        return answer.json()
+
+
+def latency(ms):
+    return {
+        "queries": len(ms),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "max_ms": round(float(np.max(ms)), 1),
+    }
 
 
 # ---- the run --------------------------------------------------------------------------------------
@@ -267,8 +417,12 @@ def time_big(vectors):
 
 def main():
     sets = all_faces()
-    results = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core", "sets": {},
-               "algorithms": {}}
+    results = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()}-core",
+        "sets": {},
+        "algorithms": {},
+    }
     counts = {name: [] for name in ALGORITHMS}
     for name, faces in sets.items():
         identities = [f["identity"] for f in faces]
@@ -282,11 +436,14 @@ def main():
             incremental, reclustered = through_store(faces, order)
             row[f"incremental {order_name}"] = scores(identities, incremental)
             row[f"re-clustered {order_name}"] = scores(identities, reclustered)
+        row["shares"] = share_figures(identities, vectors)
+        row["textbook 0.6"] = scores(identities, textbook(vectors))
         row["jAlbum 0.36"] = scores(identities, transitive(vectors, JALBUM_DISTANCE))
         results["sets"][name] = row
         photos = [f["photo"] for f in faces]
         for algorithm, run in ALGORITHMS.items():
             counts[algorithm].append(pair_counts(identities, run(vectors, photos)))
+    results["pooled"] = {path: pooled([row[path]["counts"] for row in results["sets"].values()]) for path in PATHS}
     results["algorithms"] = {name: pooled(rows) for name, rows in counts.items()}
     every = np.array([f["descriptor"] for faces in sets.values() for f in faces], np.float32)
     results["100k"] = time_big(every)
@@ -295,20 +452,54 @@ def main():
 
 
 def print_tables(results):
-    print(f"People, {results['date']}, {results['machine']} machine. Precision / recall / F1; people per identity; unknown share")
-    print("| set (faces, identities) | path | P | R | F1 | people/identity | unknown |")
+    print(
+        f"People, {results['date']}, {results['machine']} machine. Precision / recall / F1; people per identity; unknown share"
+    )
+    print("| set (faces, identities) | path | P | R | F1 | people/identity | unknown | merged |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, row in results["sets"].items():
+        for path in PATHS:
+            s = row[path]
+            print(
+                f"| {name} ({row['faces']}, {row['identities']}) | {path} | {s['precision']:.3f} | {s['recall']:.3f} "
+                f"| {s['f1']:.3f} | {s['people_per_identity']} | {s['unknown']:.1%} | {', '.join(s['merged']) or '-'} |"
+            )
+    print(
+        "\nShares of face pairs within 0.6: same person (lowest, median), two people (highest; among people of"
+        " 10+ faces), one face to its own person (share under PEOPLE_CLUSTER_SHARE) and to another (highest)"
+    )
+    print(
+        "| set | same: lowest | same: median | two people: highest | of 10+ faces | face: own under | face: other highest |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, row in results["sets"].items():
-        for path in ("incremental shuffled", "incremental chronological", "re-clustered shuffled", "re-clustered chronological", "jAlbum 0.36"):
-            s = row[path]
-            print(f"| {name} ({row['faces']}, {row['identities']}) | {path} | {s['precision']:.3f} | {s['recall']:.3f} "
-                  f"| {s['f1']:.3f} | {s['people_per_identity']} | {s['unknown']:.1%} |")
-    print("\n| algorithm (pooled over the sets) | precision | F1 |\n|---|---|---|")
+        f = row["shares"]
+        print(
+            f"| {name} | {f['same_lowest']:.2f} | {f['same_median']:.2f} | {f['different_highest']:.2f} "
+            f"| {f['different_highest_10']:.2f} | {f['face_own_under_share']:.1%} | {f['face_other_highest']:.2f} |"
+        )
+    print("\n| path (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
+    for path, s in results["pooled"].items():
+        print(f"| {path} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
+    print("\n| algorithm (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
     for name, s in results["algorithms"].items():
-        print(f"| {name} | {s['precision']:.3f} | {s['f1']:.3f} |")
+        print(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
     big = results["100k"]
-    print(f"\nRe-cluster of {big['faces']:,} faces: {big['recluster_s']} s ({big['people']} people, {big['unknown']} unknown);"
-          f" a new face placed at that size: {big['add_faces_median_ms']} ms (median add_faces)")
+    print(
+        f"\nRe-cluster of {big['faces']:,} faces in the store service, /similar meanwhile (ms, over HTTP, one query at a time):"
+    )
+    print(
+        "| | seconds | people | unknown | changed | queries | p50 | p99 | max | p99 / idle p99 |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    idle = big["idle"]
+    print(f"| idle | | | | | {idle['queries']} | {idle['p50_ms']} | {idle['p99_ms']} | {idle['max_ms']} | 1 |")
+    for run in ("first", "again"):
+        r = big[run]
+        print(
+            f"| {run} re-cluster | {r['seconds']} | {r['people']} | {r['unknown']} | {r['changed']} | {r['queries']} "
+            f"| {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['p99_ms'] / idle['p99_ms']:.2f} |"
+        )
+    print(f"A new face placed at that size: {big['add_faces_median_ms']} ms (median add_faces)")
 
 
 if __name__ == "__main__":

@@ -54,15 +54,13 @@ DEFAULTS = {
     "STORE_API_KEY": None,
     # People (docs/people.md; store_service/people.py and clusters.py). All distances are plain
     # Euclidean between dlib descriptors, measured by `make bench-people`.
-    # A re-cluster merges two clusters while the RMS distance between their faces is within 0.6: dlib's
-    # own same-person bound (95-98 % of same-person pairs, 0.2-0.3 % of others, docs/api.md); averaged
-    # over whole clusters it merged no two people in our labelled sets.
+    # A re-cluster merges two clusters when at least 40 % of the pairs between their faces lie within
+    # 0.6, dlib's own same-person bound (docs/people.md: the faces of one person in our labelled sets
+    # have 63 % to 100 % of their pairs within 0.6; two different people at most 30 %, and at most 4 %
+    # for people of 10 photos or more). A share, unlike the distance between means, does not shrink as
+    # the clusters grow: it means the same at 2 and at 1,000 faces a person.
     "PEOPLE_CLUSTER_DISTANCE": 0.6,
-    # ... or while their centroids are within 0.48. The RMS distance counts each cluster's own spread,
-    # so two halves of one person who looks different from photo to photo (spread 0.38 in celeb5) stay
-    # apart at 0.6 even when their centres lie 0.39 apart; the nearest centres of two different people
-    # in our labelled sets lay 0.53 apart.
-    "PEOPLE_CENTROID_DISTANCE": 0.48,
+    "PEOPLE_CLUSTER_SHARE": 0.4,
     # Each face links to its 10 nearest neighbours: enough to join every face of a person, few enough
     # that 100 k faces make about 1 M links.
     "PEOPLE_NEIGHBOURS": 10,

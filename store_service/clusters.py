@@ -1,11 +1,13 @@
 """Grouping face descriptors into people: pure numpy, no database, no HTTP.
 
 A re-cluster is constrained average linkage over a k-nearest-neighbour graph. Each face is linked to
-its nearest neighbours within the cluster distance; clusters joined by a link merge, closest pair
-first, while the RMS distance between their members stays within the cluster distance and no
-cannot-link (two faces of one photo) forbids it. The RMS distance between two clusters needs no pairwise
-distances: for squared Euclidean distances, mean ‖a − b‖² over a ∈ A, b ∈ B = ‖μA − μB‖² + σA² + σB².
+its nearest neighbours within the cluster distance; clusters joined by a link are taken closest pair
+first (by the RMS distance between their members, which needs no pairwise distances: mean ‖a − b‖²
+over a ∈ A, b ∈ B = ‖μA − μB‖² + σA² + σB²), and merge when a large enough share of the pairs between
+their members lies within the cluster distance and no cannot-link (two faces of one photo) forbids it.
+A share, unlike the distance between the means, means the same whatever the clusters' sizes.
 """
+
 import numpy as np
 
 NO_CLUSTER = -1
@@ -16,34 +18,35 @@ BLOCK = 2048
 CELL_SIZE = 2000
 CELLS_SEARCHED = 2
 KMEANS_ROUNDS = 8  # Lloyd iterations: the cells only bound the search, they need not converge
+# The cross pairs that decide a merge: all of them up to 4,096, else up to 64 faces of the smaller
+# cluster and 4,096 pairs in all, which estimate a share to within a few percent at any cluster size.
+PAIRS = 4096
+SAMPLE = 64
+CHUNK = 65536  # cross pairs measured at once: two 32 MB blocks of vectors
 
 
-class Cancelled(Exception):
-    """The store is closing: a background re-cluster stops between two steps (well under a second)."""
-
-
-def cluster(vectors, cannot_link, distance, centroid_distance, neighbours, exact_limit, min_size, cancelled=None):
+def cluster(vectors, cannot_link, distance, share, neighbours, exact_limit, min_size):
     """A cluster label per face (NO_CLUSTER for faces left alone).
 
     `cannot_link` is an (m, 2) array of face index pairs that never share a cluster. Clusters smaller
     than `min_size` are dropped.
     """
-    edges = neighbour_graph(vectors, neighbours, distance, exact_limit, cancelled)
-    labels = agglomerate(vectors, edges, cannot_link, distance, centroid_distance, cancelled)
+    edges = neighbour_graph(vectors, neighbours, distance, exact_limit)
+    labels = agglomerate(vectors, edges, cannot_link, distance, share)
     sizes = np.bincount(labels, minlength=len(labels))
     return np.where(sizes[labels] < min_size, NO_CLUSTER, labels)
 
 
-def neighbour_graph(vectors, k, radius, exact_limit, cancelled=None):
+def neighbour_graph(vectors, k, radius, exact_limit):
     """(e, 2) unique pairs i < j: each face's k nearest neighbours within `radius`."""
     if len(vectors) <= exact_limit:
-        pairs = _knn(vectors, np.arange(len(vectors)), np.arange(len(vectors)), k, radius, cancelled)
+        pairs = _knn(vectors, np.arange(len(vectors)), np.arange(len(vectors)), k, radius)
     else:
-        pairs = _knn_in_cells(vectors, k, radius, cancelled)
+        pairs = _knn_in_cells(vectors, k, radius)
     return _unique_pairs(pairs, len(vectors))
 
 
-def _knn(vectors, queries, base, k, radius, cancelled=None):
+def _knn(vectors, queries, base, k, radius):
     """(query, neighbour) index pairs: each query's k nearest among `base` (itself excluded) within radius."""
     k = min(k, len(base) - 1)
     if k < 1:
@@ -52,18 +55,17 @@ def _knn(vectors, queries, base, k, radius, cancelled=None):
     base_vectors = vectors[base]
     base_sq = np.einsum("ij,ij->i", base_vectors, base_vectors)
     for start in range(0, len(queries), BLOCK):
-        _stop_if(cancelled)
-        q = queries[start:start + BLOCK]
+        q = queries[start : start + BLOCK]
         qv = vectors[q]
         sq = base_sq[None, :] - 2 * qv @ base_vectors.T + np.einsum("ij,ij->i", qv, qv)[:, None]
         sq[base[None, :] == q[:, None]] = np.inf  # a face is not its own neighbour
         nearest = np.argpartition(sq, k - 1, axis=1)[:, :k]
-        close = np.take_along_axis(sq, nearest, axis=1) <= radius ** 2
+        close = np.take_along_axis(sq, nearest, axis=1) <= radius**2
         found.append(np.stack([np.repeat(q, k)[close.ravel()], base[nearest[close]]], axis=1))
     return np.concatenate(found)
 
 
-def _knn_in_cells(vectors, k, radius, cancelled=None):
+def _knn_in_cells(vectors, k, radius):
     """Approximate k nearest neighbours: each face searches the faces of its nearest k-means cells."""
     centroids = _kmeans(vectors, max(2, len(vectors) // CELL_SIZE))
     sq = -2 * vectors @ centroids.T + np.einsum("ij,ij->i", centroids, centroids)[None, :]
@@ -74,7 +76,7 @@ def _knn_in_cells(vectors, k, radius, cancelled=None):
         queries = np.flatnonzero((nearest_cells == cell).any(axis=1))
         base = np.flatnonzero(home == cell)
         if len(base) > 1:
-            found.append(_knn(vectors, queries, base, k, radius, cancelled))
+            found.append(_knn(vectors, queries, base, k, radius))
     return np.concatenate(found) if found else np.zeros((0, 2), np.int64)
 
 
@@ -82,7 +84,7 @@ def _kmeans(vectors, count, seed=0):
     rng = np.random.default_rng(seed)
     centroids = vectors[rng.choice(len(vectors), count, replace=False)].astype(np.float64)
     for _ in range(KMEANS_ROUNDS):
-        home = np.argmin(-2 * vectors @ centroids.T.astype(np.float32) + (centroids ** 2).sum(1)[None, :], axis=1)
+        home = np.argmin(-2 * vectors @ centroids.T.astype(np.float32) + (centroids**2).sum(1)[None, :], axis=1)
         counts = np.bincount(home, minlength=count)[:, None]
         sums = np.zeros_like(centroids)
         order = np.argsort(home, kind="stable")
@@ -93,53 +95,55 @@ def _kmeans(vectors, count, seed=0):
     return centroids.astype(np.float32)
 
 
-def agglomerate(vectors, edges, cannot_link, distance, centroid_distance, cancelled=None):
-    """Merge linked clusters, closest pair first, while their RMS distance is within `distance` or
-    their centroids within `centroid_distance`.
+def agglomerate(vectors, edges, cannot_link, distance, share):
+    """Merge linked clusters, closest pair first, when at least `share` of the pairs between their faces
+    lie within `distance`.
 
-    Each round merges every pair of clusters that are each other's closest allowed neighbour (a
-    reciprocal nearest-neighbour round: a few vectorised numpy passes over the links). Only the links
-    of clusters that merged are measured again.
+    The order is by RMS distance between the clusters' faces (cheap, from centroids and spreads); the
+    decision is the share of their cross pairs within `distance` (all of them, or a sample of PAIRS),
+    which estimates how often a face of one and a face of the other look like one person, whatever the
+    clusters' sizes. Each round merges every pair of clusters that are each other's closest open
+    link and pass; a link that fails stays closed until one of its clusters changes.
     """
     n = len(vectors)
     labels = np.arange(n)  # every face its own cluster, labelled by its index
     state = _ClusterState(vectors)
-    links, cannot = _unique_pairs(edges, n), _unique_pairs(cannot_link, n)
-    d, centroids = state.distances_sq(links[:, 0], links[:, 1])
+    members = _Members(vectors, distance)
+    cannot = _unique_pairs(cannot_link, n)
+    links = _allowed(_unique_pairs(edges, n), cannot, n)
+    d = state.distances_sq(links[:, 0], links[:, 1])
+    closed = np.zeros(len(links), bool)
     while len(links):
-        _stop_if(cancelled)
-        close = (d <= distance ** 2) | (centroids <= centroid_distance ** 2)
-        merges = _reciprocal_merges(links[close], d[close], cannot, n)
-        if not len(merges):
+        candidates = _reciprocal(links, d, closed, n)
+        if not len(candidates):
             break
+        members.update(labels)
+        passed = members.shares(links[candidates], state.size) >= share
+        closed[candidates[~passed]] = True
+        merges = links[candidates[passed]]
+        if not len(merges):
+            continue
         target = np.arange(n)
         target[merges[:, 1]] = merges[:, 0]
         state.merge(merges)
         labels = target[labels]
+        cannot = _unique_pairs(target[cannot], n)
         moved = np.zeros(n, bool)
         moved[merges.ravel()] = True
         moved = moved[links[:, 0]] | moved[links[:, 1]]
-        fresh = _unique_pairs(target[links[moved]], n)
-        fresh_d, fresh_centroids = state.distances_sq(fresh[:, 0], fresh[:, 1])
+        fresh = _allowed(_unique_pairs(target[links[moved]], n), cannot, n)
         links = np.concatenate([links[~moved], fresh])
-        d, centroids = np.concatenate([d[~moved], fresh_d]), np.concatenate([centroids[~moved], fresh_centroids])
-        cannot = _unique_pairs(target[cannot], n)
+        d = np.concatenate([d[~moved], state.distances_sq(fresh[:, 0], fresh[:, 1])])
+        closed = np.concatenate([closed[~moved], np.zeros(len(fresh), bool)])
     return labels
-
-
-def _stop_if(cancelled):
-    """Between two steps (a block of the neighbour search, a round of merges): stop when asked to."""
-    if cancelled is not None and cancelled.is_set():
-        raise Cancelled
 
 
 def _unique_pairs(pairs, n):
     """Unique pairs (a < b), none of a node with itself."""
-    if not len(pairs):
-        return np.zeros((0, 2), np.int64)
     pairs = np.sort(pairs, axis=1)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    keys = np.unique(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
+    keys = np.sort(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
+    keys = keys[np.diff(keys, prepend=-1) != 0]  # sorting beats np.unique's hashing here
     return np.stack([keys // n, keys % n], axis=1)
 
 
@@ -156,10 +160,15 @@ class _ClusterState:
         self.spread = np.zeros(len(vectors))  # mean squared distance of the members to the centroid
 
     def distances_sq(self, a, b):
-        """(mean squared distance between the members, squared distance between the centroids) of clusters a and b."""
-        dot = np.einsum("ij,ij->i", self.centroid[a], self.centroid[b])
-        centroids = np.maximum(self.centroid_sq[a] + self.centroid_sq[b] - 2 * dot, 0)
-        return centroids + self.spread[a] + self.spread[b], centroids
+        """The mean squared distance between the members of clusters a and b."""
+        dot = np.concatenate(
+            [np.zeros(0)]
+            + [
+                np.einsum("ij,ij->i", self.centroid[a[s : s + CHUNK]], self.centroid[b[s : s + CHUNK]])
+                for s in range(0, len(a), CHUNK)
+            ]
+        )  # in chunks: 1 M links at once would be 1 GB of gathered rows
+        return np.maximum(self.centroid_sq[a] + self.centroid_sq[b] - 2 * dot, 0) + self.spread[a] + self.spread[b]
 
     def merge(self, merges):
         keep, gone = merges[:, 0], merges[:, 1]
@@ -172,28 +181,63 @@ class _ClusterState:
         self.spread[keep] = self.sq[keep] / self.size[keep] - self.centroid_sq[keep]
 
 
-def _reciprocal_merges(links, d, cannot, n):
-    """(keep, gone) pairs: clusters that are each other's closest link, and no cannot-link between."""
-    a, b = links[:, 0], links[:, 1]
-    allowed = ~np.isin(a * n + b, cannot[:, 0] * n + cannot[:, 1])
-    a, b, d = a[allowed], b[allowed], d[allowed]
+def _allowed(links, cannot, n):
+    """The links between clusters that no cannot-link keeps apart."""
+    return links[~np.isin(links[:, 0] * n + links[:, 1], cannot[:, 0] * n + cannot[:, 1])]
+
+
+def _reciprocal(links, d, closed, n):
+    """Indices of the open links whose two clusters are each other's closest open link."""
+    open_ = np.flatnonzero(~closed)
+    a, b, d = links[open_, 0], links[open_, 1], d[open_]
     closest = np.full(n, np.inf)
     np.minimum.at(closest, a, d)
     np.minimum.at(closest, b, d)
-    mutual = (d == closest[a]) & (d == closest[b])
-    merges = np.stack([a[mutual], b[mutual]], axis=1)
-    if len(np.unique(merges)) < merges.size:  # equal distances: a cluster in two pairs; keep its first
-        merges = _first_pairs(merges)
-    return merges
+    mutual = open_[(d == closest[a]) & (d == closest[b])]
+    ends = links[mutual].ravel()
+    if len(np.unique(ends)) < len(ends):  # equal distances: a cluster in two pairs; keep its first
+        seen, kept = set(), []
+        for k, (x, y) in zip(mutual.tolist(), links[mutual].tolist()):
+            if x not in seen and y not in seen:
+                kept.append(k)
+                seen.update((x, y))
+        mutual = np.array(kept, np.int64)
+    return mutual
 
 
-def _first_pairs(merges):
-    seen, kept = set(), []
-    for keep, gone in merges.tolist():
-        if keep not in seen and gone not in seen:
-            kept.append((keep, gone))
-            seen.update((keep, gone))
-    return np.array(kept, np.int64).reshape(-1, 2)
+class _Members:
+    """The faces of each cluster, each cluster's in one random order fixed at the start, so that its
+    first SAMPLE faces are a random sample of it; and the share of cross pairs within a distance."""
+
+    def __init__(self, vectors, distance, seed=0):
+        self.vectors = np.ascontiguousarray(vectors, np.float32)
+        self.sq = np.einsum("ij,ij->i", self.vectors, self.vectors)
+        self.rank = np.random.default_rng(seed).permutation(len(vectors))
+        self.cut = distance**2
+
+    def update(self, labels):
+        self.order = np.argsort(labels.astype(np.int64) * len(labels) + self.rank)
+        self.start = np.searchsorted(labels[self.order], np.arange(len(labels)))
+
+    def shares(self, pairs, size):
+        """For each pair of clusters, the share of pairs (a face of one, a face of the other) within the
+        distance: over all of them when the smaller has up to SAMPLE faces and they make up to PAIRS,
+        else over a sample of them."""
+        small = size[pairs[:, 0]] > size[pairs[:, 1]]
+        a, b = np.where(small, pairs[:, 1], pairs[:, 0]), np.where(small, pairs[:, 0], pairs[:, 1])  # a: the smaller
+        count_a = np.minimum(size[a], SAMPLE).astype(np.int64)
+        count_b = np.minimum(size[b], PAIRS // count_a).astype(np.int64)
+        counts = count_a * count_b
+        pair = np.repeat(np.arange(len(pairs)), counts)
+        offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        face_a = self.order[self.start[a][pair] + offset // count_b[pair]]
+        face_b = self.order[self.start[b][pair] + offset % count_b[pair]]
+        within = np.empty(len(pair), bool)
+        for s in range(0, len(pair), CHUNK):
+            x, y = face_a[s : s + CHUNK], face_b[s : s + CHUNK]
+            sq = self.sq[x] + self.sq[y] - 2 * np.einsum("ij,ij->i", self.vectors[x], self.vectors[y])
+            within[s : s + CHUNK] = sq <= self.cut
+        return np.bincount(pair, weights=within, minlength=len(pairs)) / counts
 
 
 def match_people(labels, current):

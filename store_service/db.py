@@ -91,6 +91,9 @@ MIGRATIONS = [
     )
     """,
     "CREATE UNIQUE INDEX photos_by_source ON photos (source_sha256, ifnull(time, -1))",
+    # Version 17: counts that outlive a restart, such as the faces stored since the last re-cluster
+    # began (people.py starts one in the background at PEOPLE_RECLUSTER_AFTER).
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

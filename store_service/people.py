@@ -2,8 +2,9 @@
 
 Over the database's one connection and lock (db.py; the store is the single writer). Every face belongs
 to at most one person. A new face joins a person as it arrives (`place`, inside the store's insert
-transaction) only when clearly closer to that person than to any other; a re-cluster (`recluster`)
-groups all faces again with clusters.py and keeps each person's ID, name and corrections.
+transaction) only when clearly closer to that person than to any other, and as a re-cluster would; a
+re-cluster (`recluster`) groups all faces again in a process of its own (recluster.py, clusters.py)
+and keeps each person's ID, name and corrections.
 
 What users are promised, whatever re-clusters and new faces do:
 - two faces of one photo are never one person;
@@ -11,15 +12,21 @@ What users are promised, whatever re-clusters and new faces do:
 - a face a user assigned stays there (faces.pinned), and so do the faces of merged people;
 - names, hidden flags and merges survive a re-cluster.
 """
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 
 from facerec.config import DEFAULTS
 
-from . import clusters
+from . import recluster
 from .corrections import Corrections, person_row
 from .db import NO_PERSON, Database, utc_now
 from .exceptions import UnknownPerson
@@ -27,6 +34,13 @@ from .exceptions import UnknownPerson
 # A re-cluster is computed on a snapshot, outside the lock; when a correction lands meanwhile, it is
 # computed again, and after this many tries it is computed holding the lock.
 STALE_RETRIES = 2
+REPO = Path(__file__).resolve().parent.parent  # where the re-cluster's process finds store_service
+RECLUSTER = [sys.executable, "-m", "store_service.recluster"]  # + database, plan file, settings
+ADDED = "faces since re-cluster"  # the counter (db.py's counters table) of faces stored since the last began
+
+
+class Cancelled(Exception):
+    """The store is closing: a re-cluster's process was killed, and nothing of it is written."""
 
 
 class People:
@@ -37,7 +51,7 @@ class People:
         self.settings = {k: v for k, v in DEFAULTS.items() if k.startswith("PEOPLE_")}
         self.settings.update({k: v for k, v in (settings or {}).items() if k.startswith("PEOPLE_")})
         self._recluster_lock = threading.Lock()  # one re-cluster at a time
-        self._added = 0  # faces added since the last re-cluster
+        self._path = self.db.execute("PRAGMA database_list").fetchone()[2]  # for the re-cluster's process
         self._background = None
         self._cancel = threading.Event()
 
@@ -52,8 +66,12 @@ class People:
         face of this photo; else it may pair with an unknown face into a new person; else it stays unknown.
         """
         persons = self.db.index.labels.copy()
-        taken = {p for (p,) in self.db.execute(
-            "SELECT DISTINCT person_id FROM faces WHERE photo_sha256 = ? AND person_id IS NOT NULL", (photo,))}
+        taken = {
+            p
+            for (p,) in self.db.execute(
+                "SELECT DISTINCT person_id FROM faces WHERE photo_sha256 = ? AND person_id IS NOT NULL", (photo,)
+            )
+        }
         placed, changes = [], {}
         for face, vector, new in zip(ids, vectors, created):
             nearby = self._nearby(vector)
@@ -64,26 +82,38 @@ class People:
                 person = self._current_person(face)
                 distance = scores.get(person, _nearest(scores)[1]) if scores else None
             placed.append({"person": person, "person_distance": None if distance is None else float(distance)})
-        self._added += sum(created)
+        self.db.execute(
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            (ADDED, sum(created)),
+        )
         return placed, changes
 
     def commit_places(self, changes):
         for face, person in changes.items():
             self.db.index.labels[self.db.index.rows[face]] = person
-        if self.settings["PEOPLE_RECLUSTER_AFTER"] and self._added >= self.settings["PEOPLE_RECLUSTER_AFTER"]:
+        after = self.settings["PEOPLE_RECLUSTER_AFTER"]
+        if after and self.db.execute("SELECT value FROM counters WHERE name = ?", (ADDED,)).fetchone()[0] >= after:
             self._start_background()
 
     def _place_new(self, face, nearby, photo, persons, scores, taken, changes):
         best, distance = _nearest(scores)
         runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
-        join = self.settings["PEOPLE_JOIN_DISTANCE"]
+        join, share = self.settings["PEOPLE_JOIN_DISTANCE"], self.settings["PEOPLE_CLUSTER_SHARE"]
         if best is not None and distance <= join:
-            if runner_up - distance < self.settings["PEOPLE_MARGIN"] or best in taken:
-                return None, distance  # near a person, but not clearly that one: unknown
+            if (
+                runner_up - distance < self.settings["PEOPLE_MARGIN"]
+                or best in taken
+                or self._shares(nearby, persons).get(best, 0) < share
+            ):
+                return None, distance  # near a person, but not clearly that one, or not as a re-cluster would: unknown
             self._set_person(face, best, changes, taken)
             return best, distance
         partner, pair_distance = self._unknown_partner(nearby, photo, persons)
-        if partner is None or (distance is not None and distance - pair_distance < self.settings["PEOPLE_MARGIN"]):
+        if (
+            partner is None
+            or (distance is not None and distance - pair_distance < self.settings["PEOPLE_MARGIN"])
+            or self._pair_joins_someone(nearby, partner, persons)
+        ):
             return None, distance
         person = self._new_person()
         self._set_person(partner, person, changes, taken)
@@ -108,17 +138,44 @@ class People:
             nearest = np.sort(d[persons[rows] == person])[:k]
             # A person with fewer than k faces in all is averaged over those; counting them scans every
             # row, so only when fewer than k lie near (k near ones are k of its faces).
-            counted = k if len(nearest) == k else min(
-                k, int(np.count_nonzero(persons == person)) - (exclude is not None and persons[exclude] == person))
+            counted = (
+                k
+                if len(nearest) == k
+                else min(
+                    k, int(np.count_nonzero(persons == person)) - (exclude is not None and persons[exclude] == person)
+                )
+            )
             scores[person] = (nearest.sum() + near * max(counted - len(nearest), 0)) / max(counted, len(nearest))
         return scores
+
+    def _shares(self, nearby, persons):
+        """{person: the share of its faces within PEOPLE_CLUSTER_DISTANCE}, for each person near: the
+        test a re-cluster applies to a face alone and a person."""
+        rows, d = nearby
+        near = persons[rows[d <= self.settings["PEOPLE_CLUSTER_DISTANCE"]]]
+        people, counts = np.unique(near[near != NO_PERSON], return_counts=True)
+        return {p: c / np.count_nonzero(persons == p) for p, c in zip(people.tolist(), counts.tolist())}
+
+    def _pair_joins_someone(self, nearby, partner, persons):
+        """Whether a new face and its partner, as a cluster of two, would join a person in a re-cluster:
+        then they are no new person."""
+        partner_nearby = self.db.index.within(self.db.index.vector(partner), self.settings["PEOPLE_CLUSTER_DISTANCE"])
+        mine, theirs = self._shares(nearby, persons), self._shares(partner_nearby, persons)
+        return any(
+            (mine.get(p, 0) + theirs.get(p, 0)) / 2 >= self.settings["PEOPLE_CLUSTER_SHARE"]
+            for p in mine.keys() | theirs.keys()
+        )
 
     def _unknown_partner(self, nearby, photo, persons):
         """The nearest unknown face of another photo within PEOPLE_PAIR_DISTANCE, and its distance."""
         rows, d = nearby
         for k in np.argsort(d):
             face = self.db.index.ids[rows[k]]
-            if persons[rows[k]] == NO_PERSON and d[k] <= self.settings["PEOPLE_PAIR_DISTANCE"] and self._photo(face) != photo:
+            if (
+                persons[rows[k]] == NO_PERSON
+                and d[k] <= self.settings["PEOPLE_PAIR_DISTANCE"]
+                and self._photo(face) != photo
+            ):
                 return face, float(d[k])
         return None, None
 
@@ -145,25 +202,31 @@ class People:
         """People with no face, no name and not hidden are nobody a user cares about."""
         self.db.execute(
             "DELETE FROM people WHERE name IS NULL AND hidden = 0"
-            " AND id NOT IN (SELECT person_id FROM faces WHERE person_id IS NOT NULL)")
+            " AND id NOT IN (SELECT person_id FROM faces WHERE person_id IS NOT NULL)"
+        )
 
     # -- reading -----------------------------------------------------------------------------------
 
     def list_people(self, page: int, limit: int, include_hidden: bool = False) -> tuple[list[dict], int]:
         """({"id", "name", "hidden", "count", "cover_face_id"} of one page, largest first; total)."""
         with self.db.lock:
-            total = self.db.execute("SELECT COUNT(*) FROM people WHERE ? OR hidden = 0", (include_hidden,)).fetchone()[0]
+            total = self.db.execute("SELECT COUNT(*) FROM people WHERE ? OR hidden = 0", (include_hidden,)).fetchone()[
+                0
+            ]
             rows = self.db.execute(
                 "SELECT p.id, p.name, p.hidden, COUNT(f.id) AS count FROM people p LEFT JOIN faces f ON f.person_id = p.id"
                 " WHERE ? OR p.hidden = 0 GROUP BY p.id ORDER BY count DESC, p.id LIMIT ? OFFSET ?",
-                (include_hidden, limit, (page - 1) * limit)).fetchall()
+                (include_hidden, limit, (page - 1) * limit),
+            ).fetchall()
             return [_summary(row, self._cover(row[0])) for row in rows], total
 
     def _cover(self, person):
         """The face that best shows a person: the highest quality, else (quality unknown) the largest box."""
         row = self.db.execute(
             "SELECT id FROM faces WHERE person_id = ?"
-            " ORDER BY quality IS NULL, quality DESC, box_width * box_height DESC, id LIMIT 1", (person,)).fetchone()
+            " ORDER BY quality IS NULL, quality DESC, box_width * box_height DESC, id LIMIT 1",
+            (person,),
+        ).fetchone()
         return row and row[0]
 
     def get_person(self, person: int) -> dict:
@@ -172,17 +235,32 @@ class People:
             faces = self.db.execute(
                 "SELECT id, photo_sha256, box_left, box_top, box_width, box_height, source,"
                 " coalesce(source_sha256, photo_sha256), time FROM faces WHERE person_id = ? ORDER BY created_at, id",
-                (person,)).fetchall()
-        return {"id": person, "name": name, "hidden": bool(hidden), "faces": [
-            {"id": f, "photo_sha256": p, "box": {"left": x, "top": y, "width": w, "height": h},
-             "source": source, "source_sha256": sha, "time": at}
-            for f, p, x, y, w, h, source, sha, at in faces]}
+                (person,),
+            ).fetchall()
+        return {
+            "id": person,
+            "name": name,
+            "hidden": bool(hidden),
+            "faces": [
+                {
+                    "id": f,
+                    "photo_sha256": p,
+                    "box": {"left": x, "top": y, "width": w, "height": h},
+                    "source": source,
+                    "source_sha256": sha,
+                    "time": at,
+                }
+                for f, p, x, y, w, h, source, sha, at in faces
+            ],
+        }
 
     def summary(self, person: int) -> dict:
         with self.db.lock:
             row = self.db.execute(
                 "SELECT p.id, p.name, p.hidden, COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id"
-                " WHERE p.id = ? GROUP BY p.id", (person,)).fetchone()
+                " WHERE p.id = ? GROUP BY p.id",
+                (person,),
+            ).fetchone()
             if row is None:
                 raise UnknownPerson(person)
             return _summary(row, self._cover(person))
@@ -190,89 +268,114 @@ class People:
     # -- re-clustering -----------------------------------------------------------------------------
 
     def recluster(self, who: str = "background", cancelled=None) -> dict:
-        """Group every face again; returns {"faces", "people", "unknown", "changed", "seconds"}."""
+        """Group every face again; returns {"faces", "people", "unknown", "changed", "seconds"}.
+
+        Computed by a process of its own on a snapshot of the database (recluster.py), so that queries
+        are answered meanwhile, then written in one transaction. When a correction lands meanwhile, it is
+        computed again, and after STALE_RETRIES tries holding the lock.
+        """
         started = time.monotonic()
         with self._recluster_lock:
             for _ in range(STALE_RETRIES):
-                snapshot = self._snapshot()
-                labels = self._cluster(snapshot, cancelled)
                 with self.db.lock:
-                    if snapshot["generation"] == self.corrections.generation:
-                        return self._apply(who, snapshot, labels, started)
+                    generation = self.corrections.generation
+                    self.db.execute("UPDATE counters SET value = 0 WHERE name = ?", (ADDED,))
+                plan = self._plan(cancelled)
+                with self.db.lock:
+                    if generation == self.corrections.generation and self._people_exist(plan):
+                        return self._apply(who, plan, started)
             with self.db.lock:  # corrections kept landing: compute holding the lock
-                snapshot = self._snapshot_locked()
-                return self._apply(who, snapshot, self._cluster(snapshot, cancelled), started)
+                return self._apply(who, self._plan(cancelled), started)
 
-    def _snapshot(self):
-        with self.db.lock:
-            return self._snapshot_locked()
+    def _plan(self, cancelled):
+        """recluster.py's plan for the database as it is now, from a process of its own."""
+        with tempfile.TemporaryDirectory() as folder:
+            out, log = os.path.join(folder, "plan.npz"), os.path.join(folder, "log")
+            with open(log, "wb") as errors:
+                child = subprocess.Popen(
+                    [*RECLUSTER, self._path, out, json.dumps(self.settings)],
+                    cwd=REPO,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"),
+                )
+                _wait(child, cancelled)
+            if child.returncode:
+                with open(log, "rb") as errors:
+                    raise RuntimeError(f"the re-cluster failed: {errors.read()[-2000:].decode(errors='replace')}")
+            with np.load(out) as plan:
+                return {key: plan[key] for key in plan.files}
 
-    def _snapshot_locked(self):
-        """What a re-cluster needs, copied, so it can be computed without the lock."""
-        index = self.db.index
-        rows = self.db.execute("SELECT id, photo_sha256, pinned FROM faces").fetchall()
-        photo, pinned = np.empty(len(index), object), np.zeros(len(index), bool)
-        for face, p, pin in rows:
-            photo[index.rows[face]], pinned[index.rows[face]] = p, bool(pin)
-        removed = [(index.rows[f], p) for f, p in self.db.execute("SELECT face_id, person_id FROM cannot_link")
-                   if f in index.rows]
-        self._added = 0
-        return {"ids": list(index.ids), "vectors": index.vectors.copy(), "photo": photo, "persons": index.labels.copy(),
-                "pinned": pinned, "removed": removed, "generation": self.corrections.generation}
+    def _people_exist(self, plan):
+        """Whether the people the plan puts faces in are all still there (a face deleted meanwhile may
+        have taken its person with it)."""
+        wanted = set(plan["persons"][plan["persons"] >= 0].tolist())
+        found = (
+            {
+                p
+                for (p,) in self.db.execute(
+                    "SELECT id FROM people WHERE id IN (%s)" % ",".join("?" * len(wanted)), list(wanted)
+                )
+            }
+            if wanted
+            else set()
+        )
+        return wanted == found
 
-    def _cluster(self, snapshot, cancelled):
-        """A cluster label per face. Pinned faces are left out (NO_CLUSTER): they stay where users put them."""
-        s, free = self.settings, np.flatnonzero(~snapshot["pinned"])
-        labels = np.full(len(snapshot["ids"]), clusters.NO_CLUSTER)
-        labels[free] = clusters.cluster(
-            snapshot["vectors"][free], _same_photo_pairs(snapshot["photo"][free]), s["PEOPLE_CLUSTER_DISTANCE"],
-            s["PEOPLE_CENTROID_DISTANCE"],
-            s["PEOPLE_NEIGHBOURS"], s["PEOPLE_EXACT_LIMIT"], s["PEOPLE_MIN_FACES"], cancelled)
-        return labels
-
-    def _apply(self, who, snapshot, labels, started):
-        """Write the new grouping: clusters continue the people they overlap most, the rest are new."""
-        matched = clusters.match_people(labels, snapshot["persons"])
-        removed = set(snapshot["removed"])
+    def _apply(self, who, plan, started):
+        """Write a plan in one transaction: the people it creates, then each changed face's person."""
         with self.db.transaction():
-            for label in np.unique(labels[labels >= 0]).tolist():
-                if label not in matched:
-                    matched[label] = self._new_person()
-            new = np.array([matched.get(label, NO_PERSON) for label in labels.tolist()], np.int64)
-            new[snapshot["pinned"]] = snapshot["persons"][snapshot["pinned"]]
-            evicted = [i for i, p in enumerate(new.tolist()) if (i, p) in removed]
-            new[evicted] = NO_PERSON  # a face a user removed never goes back
-            new[_photo_clashes(new, snapshot)] = NO_PERSON
-            changed = np.flatnonzero(new != snapshot["persons"])
-            self.db.executemany("UPDATE faces SET person_id = ? WHERE id = ?",
-                                [(None if new[i] == NO_PERSON else int(new[i]), snapshot["ids"][i]) for i in changed])
+            created = [self._new_person() for _ in range(int(plan["new_people"]))]
+            faces = plan["ids"].astype(str).tolist()
+            persons = [
+                created[recluster.NEW - p] if p <= recluster.NEW else None if p == NO_PERSON else p
+                for p in plan["persons"].tolist()
+            ]
+            self.db.executemany("UPDATE faces SET person_id = ? WHERE id = ?", zip(persons, faces))
             self._drop_empty_people()
-            self.corrections.log(who, "recluster", {"changed": len(changed)}, None)
-        for i in changed:
-            row = self.db.index.rows.get(snapshot["ids"][i])  # None: deleted meanwhile
+            self.corrections.log(who, "recluster", {"changed": len(faces)}, None)
+        for face, person in zip(faces, persons):
+            row = self.db.index.rows.get(face)  # None: deleted meanwhile
             if row is not None:
-                self.db.index.labels[row] = new[i]
-        people = len(set(new.tolist()) - {NO_PERSON})
-        return {"faces": len(new), "people": people, "unknown": int(np.count_nonzero(new == NO_PERSON)),
-                "changed": len(changed), "seconds": round(time.monotonic() - started, 3)}
+                self.db.index.labels[row] = NO_PERSON if person is None else person
+        return {
+            "faces": int(plan["faces"]),
+            "people": int(plan["people"]),
+            "unknown": int(plan["unknown"]),
+            "changed": len(faces),
+            "seconds": round(time.monotonic() - started, 3),
+        }
 
     def _start_background(self):
         if self._background is None or not self._background.is_alive():
-            self._added = 0
             self._background = threading.Thread(target=self._recluster_in_background, name="recluster", daemon=True)
             self._background.start()
 
     def _recluster_in_background(self):
         try:
             self.recluster(cancelled=self._cancel)
-        except clusters.Cancelled:
+        except Cancelled:
             pass
 
     def stop(self) -> None:
-        """Stop a background re-cluster (between two steps of it) and wait for it."""
+        """Stop a background re-cluster (its process is killed) and wait for it."""
         self._cancel.set()
         if self._background is not None:
             self._background.join()
+
+
+def _wait(child, cancelled):
+    """Wait for the re-cluster's process; kill it and raise Cancelled when the store closes meanwhile."""
+    while True:
+        try:
+            child.wait(timeout=0.1)
+            return
+        except subprocess.TimeoutExpired:
+            if cancelled is not None and cancelled.is_set():
+                child.kill()
+                child.wait()
+                raise Cancelled from None
 
 
 def _nearest(scores):
@@ -285,25 +388,3 @@ def _nearest(scores):
 def _summary(row, cover):
     person, name, hidden, count = row
     return {"id": person, "name": name, "hidden": bool(hidden), "count": count, "cover_face_id": cover}
-
-
-def _photo_clashes(persons, snapshot):
-    """Rows to leave unknown so that no person holds two faces of one photo (pinned faces stay).
-
-    A cluster never holds two, but its person's pinned faces may share a photo with it."""
-    seen, clashes = set(), []
-    for i in np.argsort(~snapshot["pinned"], kind="stable").tolist():  # pinned first
-        key = (persons[i], snapshot["photo"][i])
-        if persons[i] != NO_PERSON and key in seen:
-            clashes.append(i)
-        seen.add(key)
-    return clashes
-
-
-def _same_photo_pairs(photos):
-    """(m, 2) index pairs of faces of one photo: never one cluster."""
-    by_photo = {}
-    for i, p in enumerate(photos.tolist()):
-        by_photo.setdefault(p, []).append(i)
-    pairs = [pair for rows in by_photo.values() if len(rows) > 1 for pair in combinations(rows, 2)]
-    return np.array(pairs, np.int64).reshape(-1, 2)

@@ -1,0 +1,113 @@
+"""A re-cluster, computed in a process of its own: `python -m store_service.recluster DB OUT SETTINGS`.
+
+It reads a snapshot of the database (one read transaction on its own read-only connection: with WAL,
+the store's writes never wait for it), groups every face that no user pinned with clusters.py, matches
+the clusters with the people they continue, and writes to OUT (.npz) only what changes: the faces whose
+person changes and their new person (an existing ID, or NEW - k for the k-th person to create). The
+store then writes that in one short transaction (people.py). Apart from the store's process, its numpy
+and Python never hold the store's GIL, so queries are answered meanwhile.
+"""
+
+import json
+import os
+import sqlite3
+import sys
+from itertools import combinations
+
+import numpy as np
+
+from . import clusters
+from .db import NO_PERSON
+from .index import DIM
+
+NEW = -2  # NEW - k: the k-th person the store creates for a cluster that continues nobody
+
+
+def plan(path, settings):
+    """{"ids": faces whose person changes, "persons": their new person, "new_people", "faces", "people",
+    "unknown"} for the database at `path`, as of one snapshot of it."""
+    faces = _snapshot(path)
+    persons, pinned = faces["persons"], faces["pinned"]
+    free = np.flatnonzero(~pinned)
+    labels = np.full(len(persons), clusters.NO_CLUSTER)
+    labels[free] = clusters.cluster(
+        faces["vectors"][free],
+        same_photo_pairs(faces["photos"][free]),
+        settings["PEOPLE_CLUSTER_DISTANCE"],
+        settings["PEOPLE_CLUSTER_SHARE"],
+        settings["PEOPLE_NEIGHBOURS"],
+        settings["PEOPLE_EXACT_LIMIT"],
+        settings["PEOPLE_MIN_FACES"],
+    )
+    matched = clusters.match_people(labels, persons)
+    fresh = sorted(set(np.unique(labels[labels >= 0]).tolist()) - set(matched))
+    matched.update({label: NEW - k for k, label in enumerate(fresh)})
+    new = np.array([matched.get(label, NO_PERSON) for label in labels.tolist()], np.int64)
+    new[pinned] = persons[pinned]
+    new[[i for i, p in enumerate(new.tolist()) if (i, p) in faces["removed"]]] = NO_PERSON  # removed: never back
+    new[photo_clashes(new, faces["photos"], pinned)] = NO_PERSON
+    changed = np.flatnonzero(new != persons)
+    return {
+        "ids": faces["ids"][changed],
+        "persons": new[changed],
+        "new_people": len(fresh),
+        "faces": len(new),
+        "people": len(set(new.tolist()) - {NO_PERSON}),
+        "unknown": int(np.count_nonzero(new == NO_PERSON)),
+    }
+
+
+def _snapshot(path):
+    """Every face's ID, descriptor, photo, pinned flag and person, and the removed (face row, person)
+    pairs, read in one transaction."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        rows = db.execute("SELECT id, descriptor, photo_sha256, pinned, person_id FROM faces").fetchall()
+        removed = db.execute("SELECT face_id, person_id FROM cannot_link").fetchall()
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    ids, blobs, photos, pinned, persons = zip(*rows) if rows else ((),) * 5
+    row = {face: i for i, face in enumerate(ids)}
+    return {
+        "ids": np.array(ids, "S64"),
+        "vectors": np.frombuffer(b"".join(blobs), "<f4").reshape(-1, DIM),
+        "photos": np.array(photos, object),
+        "pinned": np.array(pinned, bool),
+        "persons": np.array([NO_PERSON if p is None else p for p in persons], np.int64),
+        "removed": {(row[face], person) for face, person in removed if face in row},
+    }
+
+
+def photo_clashes(persons, photos, pinned):
+    """Rows to leave unknown so that no person holds two faces of one photo (pinned faces stay).
+
+    A cluster never holds two, but its person's pinned faces may share a photo with it."""
+    seen, clashes = set(), []
+    for i in np.argsort(~pinned, kind="stable").tolist():  # pinned first
+        key = (persons[i], photos[i])
+        if persons[i] != NO_PERSON and key in seen:
+            clashes.append(i)
+        seen.add(key)
+    return clashes
+
+
+def same_photo_pairs(photos):
+    """(m, 2) index pairs of faces of one photo: never one cluster."""
+    by_photo = {}
+    for i, p in enumerate(photos.tolist()):
+        by_photo.setdefault(p, []).append(i)
+    pairs = [pair for rows in by_photo.values() if len(rows) > 1 for pair in combinations(rows, 2)]
+    return np.array(pairs, np.int64).reshape(-1, 2)
+
+
+def main(path, out, settings):
+    os.nice(10)  # background work: the store's queries come first on a busy machine
+    result = plan(path, json.loads(settings))
+    with open(out, "wb") as f:
+        np.savez(f, **result)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
