@@ -7,6 +7,7 @@ part is received), the frames detection ran on a second, the CPU the service's p
 their memory at the start and the end. Beside it, the reference: the seed's loop, detect and encode
 every face of every frame in one process, on the same frames.
 """
+
 import os
 import statistics
 import subprocess
@@ -28,10 +29,18 @@ STORE, STREAM = "http://127.0.0.1:5211", "http://127.0.0.1:5212"
 def start(data_dir):
     from facerec.run import command
 
-    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=data_dir, FACEREC_STORE_BIND=STORE[7:],
-               FACEREC_STREAM_BIND=STREAM[7:], FACEREC_STORE_URL=STORE)
-    procs = [subprocess.Popen(command(n), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for n in ("store", "stream")]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=data_dir,
+        FACEREC_STORE_BIND=STORE[7:],
+        FACEREC_STREAM_BIND=STREAM[7:],
+        FACEREC_STORE_URL=STORE,
+    )
+    procs = [
+        subprocess.Popen(command(n), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for n in ("store", "stream")
+    ]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -76,13 +85,15 @@ def view(url, seconds, results):
                 head_end = buffer.find(b"\r\n\r\n")
                 if head_end < 0:
                     break
-                headers = dict(line.split(": ", 1) for line in buffer[:head_end].decode().split("\r\n")[1:] if ": " in line)
+                headers = dict(
+                    line.split(": ", 1) for line in buffer[:head_end].decode().split("\r\n")[1:] if ": " in line
+                )
                 length = int(headers["Content-Length"])
                 if len(buffer) < head_end + 4 + length + 2:
                     break
                 latencies.append(time.monotonic() - float(headers["X-Frame-Read"]))
                 frames += 1
-                buffer = buffer[head_end + 4 + length + 2:]
+                buffer = buffer[head_end + 4 + length + 2 :]
             if time.monotonic() - started > seconds:
                 break
     results.append((frames / (time.monotonic() - started), latencies))
@@ -191,15 +202,19 @@ def stream_bench(seconds=120, short=45):
 
 def print_stream(report):
     print("\nStream service (the clip looping; output fps per viewer, latency read -> viewer)")
-    print(f"{'scenario':<22}{'fps out':>14}{'p50 ms':>9}{'p99 ms':>9}{'detect/s':>10}{'CPU cores':>11}{'RSS MB (every 10 s)':>24}")
+    print(
+        f"{'scenario':<22}{'fps out':>14}{'p50 ms':>9}{'p99 ms':>9}{'detect/s':>10}{'CPU cores':>11}{'RSS MB (every 10 s)':>24}"
+    )
     for name, r in report.items():
         if not isinstance(r, dict):
             print(f"{name}: {r}")
             continue
         fps = "/".join(str(f) for f in r["output_fps_each"])
         rss = f"{r['rss_mb_samples'][0]} .. {r['rss_mb_samples'][-1]}"
-        print(f"{name:<22}{fps:>14}{r['latency_p50_ms']:>9}{r['latency_p99_ms']:>9}{r['detection_fps_median']:>10}"
-              f"{r['cpu_cores']:>11}{rss:>24}")
+        print(
+            f"{name:<22}{fps:>14}{r['latency_p50_ms']:>9}{r['latency_p99_ms']:>9}{r['detection_fps_median']:>10}"
+            f"{r['cpu_cores']:>11}{rss:>24}"
+        )
 
 
 if __name__ == "__main__":

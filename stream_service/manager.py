@@ -121,6 +121,9 @@ class Streams:
 
     def start(self, source, name, loop=False, filter=None, store=False):
         """Open a source and play it; returns the stream once it plays (or after OPEN_WAIT seconds)."""
+        problem = reader.source_problem(source)
+        if problem:
+            raise SourceFailed(problem)
         with self.lock:
             if self.closed.is_set():
                 raise SourceFailed("the service is stopping")

@@ -25,6 +25,23 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 COLOURS = {"named": (80, 200, 60), "person": (0, 190, 255), "unknown": (60, 60, 230)}
 
 
+URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
+
+
+def source_problem(source):
+    """Why a source cannot be opened, when that shows without opening it (a missing file); else None."""
+    if "://" in source:
+        scheme = source.split("://", 1)[0].lower()
+        return None if scheme in URL_SCHEMES else f"a URL source is {', '.join(URL_SCHEMES)}, not {scheme}"
+    if not os.path.exists(source):
+        return f"there is no {source} on the server"
+    if not is_file(source):
+        return None
+    if not os.path.isfile(source) or not os.access(source, os.R_OK):
+        return f"{source} is not a file the service can read"
+    return None
+
+
 def is_file(source):
     return "://" not in source and not source.startswith("/dev/video")
 
