@@ -193,11 +193,14 @@ def test_a_person_named_in_the_store_is_named_on_the_video(live, performer):
         stop(service, stream)
 
 
-def test_a_source_that_does_not_open_is_refused_and_leaves_nothing(live):
+def test_a_source_that_does_not_open_is_refused_and_leaves_nothing(live, tmp_path):
     _, service = live
     before = requests.get(f"{service.url}/health", timeout=10).json()
-    response = requests.post(f"{service.url}/streams", json={"source": "/nonexistent/video.mp4"}, timeout=WAIT)
-    assert response.status_code == 422 and response.json()["status"] == 422
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_bytes(b"not a video at all" * 100)
+    for source in ("/nonexistent/video.mp4", str(not_a_video), "ftp://example.invalid/video.mp4"):
+        response = requests.post(f"{service.url}/streams", json={"source": source}, timeout=WAIT)
+        assert response.status_code == 422 and response.json()["status"] == 422, source
     assert requests.get(f"{service.url}/streams", timeout=10).json()["streams"] == []
     wait_for(lambda: requests.get(f"{service.url}/health", timeout=10).json()["readers"] == before["readers"],
              "no reader left")
