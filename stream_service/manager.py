@@ -8,7 +8,8 @@ skipped: nothing queues), follows the faces (tracks.py) and sends the reader wha
 thread (`_recognise`) asks the store who the faces are, so that a slow store never holds up the video.
 
 Processes are started with "spawn": the gunicorn worker runs threads, and a fork would copy their locks
-mid-use. Every child watches its parent and leaves when it is gone, so none outlives a killed service.
+mid-use. Each child holds the only other end of its pipe, so when the service's worker dies (even by
+kill -9) the pipe closes, the child's next message fails and it leaves: none outlives the service.
 """
 import collections
 import logging
@@ -134,7 +135,7 @@ class Streams:
             stream.conn, child = self.context.Pipe()
             stream.process = self.context.Process(
                 target=reader.run, name=f"facerec-stream-{stream.id}", daemon=True,
-                args=(child, os.getpid(), source, loop and reader.is_file(source), filter, stream.names,
+                args=(child, source, loop and reader.is_file(source), filter, stream.names,
                       self.config["STREAM_JPEG_QUALITY"]))
             stream.process.start()
             child.close()
@@ -243,7 +244,7 @@ class Streams:
         conn, child = self.context.Pipe()
         process = self.context.Process(
             target=worker.run, name="facerec-detect", daemon=True,
-            args=(child, os.getpid(), self.config["MODELS_DIR"], self.config["LANDMARKS"], self.config["STREAM_DETECT_WIDTH"]))
+            args=(child, self.config["MODELS_DIR"], self.config["LANDMARKS"], self.config["STREAM_DETECT_WIDTH"]))
         process.start()
         child.close()
         return Worker(process, conn)

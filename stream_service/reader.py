@@ -19,7 +19,7 @@ from .shared_frames import FrameRing, JpegSlots
 # difference stays under 15; its three cuts measure 24 to 28.
 CUT_DIFFERENCE = 20
 # With a privacy filter, how long a frame may wait for a detection that covers it (then it is blurred whole).
-PRIVACY_WAIT = 0.25
+PRIVACY_WAIT = 0.5
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # BGR: a named person, a person without a name, nobody known.
 COLOURS = {"named": (80, 200, 60), "person": (0, 190, 255), "unknown": (60, 60, 230)}
@@ -54,8 +54,9 @@ def open_capture(source):
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG, timeouts)
 
 
-def run(conn, parent, source, loop, blur, names, jpeg_quality):
-    """The process: returns when the source ends or fails, when told to stop, or when its parent is gone."""
+def run(conn, source, loop, blur, names, jpeg_quality):
+    """The process: returns when the source ends or fails, or when told to stop; and when the manager is
+    gone (its pipe closes: the next message fails), so that it never outlives the service."""
     cv2.setNumThreads(1)
     capture = open_capture(source)
     ok, frame = capture.read() if capture.isOpened() else (False, None)
@@ -69,7 +70,7 @@ def run(conn, parent, source, loop, blur, names, jpeg_quality):
     jpegs = JpegSlots(names["jpeg"], height * width * 3 + 65536, create=True)
     try:
         conn.send(("opened", width, height, fps))
-        _play(conn, parent, capture, frame, frames, jpegs, source, loop, fps, blur, jpeg_quality)
+        _play(conn, capture, frame, frames, jpegs, source, loop, fps, blur, jpeg_quality)
     except (BrokenPipeError, EOFError):
         pass  # the manager is gone: nobody to play for
     finally:
@@ -78,7 +79,7 @@ def run(conn, parent, source, loop, blur, names, jpeg_quality):
         jpegs.close(unlink=True)
 
 
-def _play(conn, parent, capture, frame, frames, jpegs, source, loop, fps, blur, jpeg_quality):
+def _play(conn, capture, frame, frames, jpegs, source, loop, fps, blur, jpeg_quality):
     paced = is_file(source)  # a file is played at its own frame rate; a live source paces itself
     shown = Shown(blur)
     seq, outputs, previous = 0, [], None
@@ -117,8 +118,6 @@ def _play(conn, parent, capture, frame, frames, jpegs, source, loop, fps, blur, 
             ok, frame = capture.read()
         if not ok:
             conn.send(("ended", "the file ended" if paced else "the source stopped sending frames"))
-            return
-        if os.getppid() != parent:
             return
         seq += 1
 

@@ -20,8 +20,9 @@ from .tracks import iou
 SAME_FACE_IOU = 0.3
 
 
-def run(conn, parent, models_dir, landmarks, detect_width):
-    """The process: answers each ("detect", ...) message with ("faces", ...) or ("gone", ...)."""
+def run(conn, models_dir, landmarks, detect_width):
+    """The process: answers each ("detect", ...) message with ("faces", ...) or ("gone", ...); returns
+    when told to stop, or when the manager is gone (its pipe closes)."""
     os.nice(10)
     cv2.setNumThreads(1)
     models = Models(models_dir, landmarks)
@@ -29,10 +30,6 @@ def run(conn, parent, models_dir, landmarks, detect_width):
     conn.send(("ready",))
     try:
         while True:
-            if not conn.poll(1.0):
-                if os.getppid() != parent:
-                    return
-                continue
             message = conn.recv()
             if message[0] == "stop":
                 return
