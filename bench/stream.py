@@ -10,7 +10,6 @@ every face of every frame in one process, on the same frames.
 
 import os
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -27,37 +26,14 @@ STORE, STREAM = "http://127.0.0.1:5211", "http://127.0.0.1:5212"
 
 
 def start(data_dir):
-    from facerec.run import command
+    """The store and the stream service, as `make run` starts them, on their own ports."""
+    from facerec.run import Service, running
 
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(REPO),
-        FACEREC_DATA_DIR=data_dir,
-        FACEREC_STORE_BIND=STORE[7:],
-        FACEREC_STREAM_BIND=STREAM[7:],
-        FACEREC_STORE_URL=STORE,
+    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=data_dir, FACEREC_STORE_URL=STORE)
+    return running(
+        Service("store", env, bind=STORE[len("http://") :], quiet=True),
+        Service("stream", env, bind=STREAM[len("http://") :], quiet=True),
     )
-    procs = [
-        subprocess.Popen(command(n), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for n in ("store", "stream")
-    ]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if all(requests.get(url + "/health", timeout=2).ok for url in (STORE, STREAM)):
-                return procs
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    stop(procs)
-    raise SystemExit("the store and stream services did not start")
-
-
-def stop(procs):
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait()
 
 
 def resized_clip(folder, width, height):
@@ -164,8 +140,9 @@ def scenario(service, source, seconds, viewers, warm_up=5):
 def reference(path, frames=90):
     """The seed's loop: every frame, HOG detection on the whole frame and every face encoded, one
     process. Frames a second."""
-    from facerec.vision.faces import Models
     import dlib
+
+    from facerec.vision.faces import Models
 
     models = Models()
     capture = cv2.VideoCapture(path)
@@ -188,13 +165,10 @@ def stream_bench(seconds=120, short=45):
     report = {}
     with tempfile.TemporaryDirectory() as folder:
         hd = resized_clip(folder, 1920, 1080)
-        procs = start(folder)
-        try:
-            report["640x360, 1 viewer"] = scenario(procs[1], str(CLIP), seconds, 1)
-            report["1920x1080, 1 viewer"] = scenario(procs[1], hd, short, 1)
-            report["640x360, 4 viewers"] = scenario(procs[1], str(CLIP), short, 4)
-        finally:
-            stop(procs)
+        with start(folder) as (_, service):
+            report["640x360, 1 viewer"] = scenario(service, str(CLIP), seconds, 1)
+            report["1920x1080, 1 viewer"] = scenario(service, hd, short, 1)
+            report["640x360, 4 viewers"] = scenario(service, str(CLIP), short, 4)
         report["reference fps, every frame detected and encoded, 640x360"] = reference(str(CLIP))
         report["reference fps, every frame detected and encoded, 1920x1080"] = reference(hd)
     return report

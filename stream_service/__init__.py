@@ -1,5 +1,6 @@
 """The stream service: live video in (a file, a camera, an RTSP or HTTP URL), annotated video and events
 out, each face named from the store's people."""
+
 import atexit
 
 from flask import Flask

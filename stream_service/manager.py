@@ -11,6 +11,7 @@ Processes are started with "spawn": the gunicorn worker runs threads, and a fork
 mid-use. Each child holds the only other end of its pipe, so when the service's worker dies (even by
 kill -9) the pipe closes, the child's next message fails and it leaves: none outlives the service.
 """
+
 import collections
 import logging
 import multiprocessing
@@ -57,7 +58,10 @@ class Stream:
         self.state, self.message = "starting", None
         self.started_at = utc_now()
         self.width = self.height = self.source_fps = None
-        self.names = {"frames": f"facerec-{os.getpid()}-{self.id}-frames", "jpeg": f"facerec-{os.getpid()}-{self.id}-jpeg"}
+        self.names = {
+            "frames": f"facerec-{os.getpid()}-{self.id}-frames",
+            "jpeg": f"facerec-{os.getpid()}-{self.id}-jpeg",
+        }
         self.process = self.conn = self.jpegs = None
         self.latest = -1  # the newest frame read
         self.given = -1  # the newest frame given to a worker
@@ -80,18 +84,40 @@ class Stream:
     def summary(self, details=False):
         latencies = np.array(self.latencies) * 1000
         out = {
-            "id": self.id, "name": self.name, "source": self.source, "loop": self.loop, "filter": self.filter,
-            "store": self.store, "state": self.state, "message": self.message, "started_at": self.started_at,
-            "width": self.width, "height": self.height, "source_fps": self.source_fps,
-            "fps": _rate(self.outputs), "detection_fps": _rate(self.detections), "viewers": self.viewers,
-            "latency_ms": {"p50": round(float(np.percentile(latencies, 50)), 1),
-                           "p99": round(float(np.percentile(latencies, 99)), 1)} if len(latencies) else None,
+            "id": self.id,
+            "name": self.name,
+            "source": self.source,
+            "loop": self.loop,
+            "filter": self.filter,
+            "store": self.store,
+            "state": self.state,
+            "message": self.message,
+            "started_at": self.started_at,
+            "width": self.width,
+            "height": self.height,
+            "source_fps": self.source_fps,
+            "fps": _rate(self.outputs),
+            "detection_fps": _rate(self.detections),
+            "viewers": self.viewers,
+            "latency_ms": {
+                "p50": round(float(np.percentile(latencies, 50)), 1),
+                "p99": round(float(np.percentile(latencies, 99)), 1),
+            }
+            if len(latencies)
+            else None,
         }
         if details:
             out["faces"] = [
-                {"track": t.id, "box": _box(t.box), "person": t.person, "name": t.name,
-                 "distance": t.distance, "since": t.since}
-                for t in self.tracks.live.values()]
+                {
+                    "track": t.id,
+                    "box": _box(t.box),
+                    "person": t.person,
+                    "name": t.name,
+                    "distance": t.distance,
+                    "since": t.since,
+                }
+                for t in self.tracks.live.values()
+            ]
         return out
 
 
@@ -129,14 +155,25 @@ class Streams:
             if self.closed.is_set():
                 raise SourceFailed("the service is stopping")
             if sum(s.running for s in self.streams.values()) >= self.config["STREAM_MAX_STREAMS"]:
-                raise TooManyStreams(f"{self.config['STREAM_MAX_STREAMS']} streams are running (STREAM_MAX_STREAMS): stop one first")
+                raise TooManyStreams(
+                    f"{self.config['STREAM_MAX_STREAMS']} streams are running (STREAM_MAX_STREAMS): stop one first"
+                )
             self._start_threads()
             stream = Stream(source, name, loop, filter, store)
             stream.conn, child = self.context.Pipe()
             stream.process = self.context.Process(
-                target=reader.run, name=f"facerec-stream-{stream.id}", daemon=True,
-                args=(child, source, loop and reader.is_file(source), filter, stream.names,
-                      self.config["STREAM_JPEG_QUALITY"]))
+                target=reader.run,
+                name=f"facerec-stream-{stream.id}",
+                daemon=True,
+                args=(
+                    child,
+                    source,
+                    loop and reader.is_file(source),
+                    filter,
+                    stream.names,
+                    self.config["STREAM_JPEG_QUALITY"],
+                ),
+            )
             stream.process.start()
             child.close()
             self.streams[stream.id] = stream
@@ -169,15 +206,18 @@ class Streams:
 
     def health(self):
         with self.lock:
-            return {"workers": [w.process.pid for w in self.workers if w.process.is_alive()],
-                    "worker_restarts": self.restarts,
-                    "readers": [s.process.pid for s in self.streams.values() if s.process.is_alive()]}
+            return {
+                "workers": [w.process.pid for w in self.workers if w.process.is_alive()],
+                "worker_restarts": self.restarts,
+                "readers": [s.process.pid for s in self.streams.values() if s.process.is_alive()],
+            }
 
     def next_jpeg(self, stream, after, timeout=10):
         """(seq, JPEG, read time) of the first frame newer than `after`; None once the stream has ended."""
         with stream.changed:
             stream.changed.wait_for(
-                lambda: not stream.running or self.closed.is_set() or (stream.jpeg and stream.jpeg[0] > after), timeout)
+                lambda: not stream.running or self.closed.is_set() or (stream.jpeg and stream.jpeg[0] > after), timeout
+            )
             if stream.jpeg and stream.jpeg[0] > after and stream.running and not self.closed.is_set():
                 return stream.jpeg
             return None
@@ -186,8 +226,13 @@ class Streams:
         """The events with an id above `after` ([] after `timeout` seconds); None once the stream is gone."""
         with stream.changed:
             stream.changed.wait_for(
-                lambda: stream.state == "stopped" or self.closed.is_set() or (stream.events and stream.events[-1]["id"] > after),
-                timeout)
+                lambda: (
+                    stream.state == "stopped"
+                    or self.closed.is_set()
+                    or (stream.events and stream.events[-1]["id"] > after)
+                ),
+                timeout,
+            )
             if stream.state == "stopped" or self.closed.is_set():
                 return None
             return [e for e in stream.events if e["id"] > after]
@@ -235,16 +280,21 @@ class Streams:
             return  # started with the first stream: a service nobody streams from holds no processes
         count = self.config["STREAM_WORKERS"] or len(os.sched_getaffinity(0))
         self.workers = [self._start_worker() for _ in range(count)]
-        self._threads = [threading.Thread(target=self._run, name="streams", daemon=True),
-                         threading.Thread(target=self._recognise, name="recognition", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._run, name="streams", daemon=True),
+            threading.Thread(target=self._recognise, name="recognition", daemon=True),
+        ]
         for thread in self._threads:
             thread.start()
 
     def _start_worker(self):
         conn, child = self.context.Pipe()
         process = self.context.Process(
-            target=worker.run, name="facerec-detect", daemon=True,
-            args=(child, self.config["MODELS_DIR"], self.config["LANDMARKS"], self.config["STREAM_DETECT_WIDTH"]))
+            target=worker.run,
+            name="facerec-detect",
+            daemon=True,
+            args=(child, self.config["MODELS_DIR"], self.config["LANDMARKS"], self.config["STREAM_DETECT_WIDTH"]),
+        )
         process.start()
         child.close()
         return Worker(process, conn)
@@ -362,12 +412,20 @@ class Streams:
         free = [w for w in self.workers if w.ready and w.job is None and w.process.is_alive()]
         if not free:
             return
-        waiting = sorted((s for s in self.streams.values() if s.state == "playing" and s.latest > s.given),
-                         key=lambda s: s.given_at)
+        waiting = sorted(
+            (s for s in self.streams.values() if s.state == "playing" and s.latest > s.given), key=lambda s: s.given_at
+        )
         for w, stream in zip(free, waiting):
             seq = stream.latest
-            job = ("detect", stream.id, stream.names["frames"], (stream.height, stream.width), seq,
-                   stream.tracks.known_boxes(), stream.store)
+            job = (
+                "detect",
+                stream.id,
+                stream.names["frames"],
+                (stream.height, stream.width),
+                seq,
+                stream.tracks.known_boxes(),
+                stream.store,
+            )
             if _send(w.conn, job):
                 w.job = (stream.id, seq)
                 stream.given, stream.given_at = seq, time.monotonic()
@@ -383,15 +441,26 @@ class Streams:
     def _event(self, stream, kind, track):
         with stream.changed:
             last = stream.events[-1]["id"] if stream.events else 0
-            stream.events.append({"id": last + 1, "type": kind, "time": utc_now(), "track": track.id,
-                                  "person": track.person, "name": track.name, "since": track.since})
+            stream.events.append(
+                {
+                    "id": last + 1,
+                    "type": kind,
+                    "time": utc_now(),
+                    "track": track.id,
+                    "person": track.person,
+                    "name": track.name,
+                    "since": track.since,
+                }
+            )
             stream.changed.notify_all()
 
     def _set_state(self, stream, state, message):
         with stream.changed:
             stream.state, stream.message = state, message
             last = stream.events[-1]["id"] if stream.events else 0
-            stream.events.append({"id": last + 1, "type": "state", "time": utc_now(), "state": state, "message": message})
+            stream.events.append(
+                {"id": last + 1, "type": "state", "time": utc_now(), "state": state, "message": message}
+            )
             stream.changed.notify_all()
 
     def _end(self, stream, state, message):
@@ -458,8 +527,10 @@ class Streams:
     def _due(self, every):
         if time.monotonic() - self._identified_at >= every:
             return True
-        return any(s.to_store or any(t.descriptors and not t.announced for t in s.tracks.live.values())
-                   for s in self.streams.values())
+        return any(
+            s.to_store or any(t.descriptors and not t.announced for t in s.tracks.live.values())
+            for s in self.streams.values()
+        )
 
     def _recognised(self, stream, tracks, answers):
         changed = False

@@ -5,6 +5,7 @@ It never waits for detection: the boxes drawn are the newest the manager has, so
 source's pace whatever the workers do. It talks to the manager (stream_service/manager.py) over one
 pipe: small messages ("opened", "frame", "ended", "failed") out, the faces to draw in.
 """
+
 import collections
 import os
 import time
@@ -84,10 +85,13 @@ def _play(conn, capture, frame, frames, jpegs, source, loop, fps, blur, jpeg_qua
     shown = Shown(blur)
     seq, outputs, previous = 0, [], None
     due = time.monotonic()
+    step = max(1, frame.shape[1] // 160)  # every step-th pixel is plenty for a 16x9 thumbnail, and cheap
     while True:
         read_at = time.monotonic()
         frames.put(seq, frame, read_at)
-        thumb = cv2.cvtColor(cv2.resize(frame, (16, 9), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        thumb = cv2.cvtColor(
+            cv2.resize(frame[::step, ::step], (16, 9), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
+        )
         cut = previous is not None and float(np.mean(cv2.absdiff(thumb, previous))) > CUT_DIFFERENCE
         previous = thumb
         while conn.poll():
@@ -210,5 +214,7 @@ def _blur(out, box):
     if right - left < 2 or bottom - top < 2:
         return
     region = out[top:bottom, left:right]
-    small = cv2.resize(region, (max(2, (right - left) // 16), max(2, (bottom - top) // 16)), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        region, (max(2, (right - left) // 16), max(2, (bottom - top) // 16)), interpolation=cv2.INTER_AREA
+    )
     out[top:bottom, left:right] = cv2.resize(small, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)

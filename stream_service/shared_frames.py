@@ -6,6 +6,7 @@ by sequence number. A slot holds its frame's sequence number, set to -1 while it
 that copies a slot checks the number before and after, so a slot overwritten meanwhile reads as gone
 (the newest frame wins), never as a torn frame.
 """
+
 from multiprocessing import shared_memory
 
 import numpy as np

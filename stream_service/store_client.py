@@ -1,4 +1,5 @@
 """The stream service's side of the store's REST API: who a face is, and (for "store": true) keeping it."""
+
 import base64
 import hashlib
 
@@ -16,7 +17,7 @@ class StoreClient:
         self.session = requests.Session()
         if api_key is not None:
             if not isinstance(api_key, str):  # FACEREC_* values are JSON: 12345 arrives as a number
-                raise ValueError('STORE_API_KEY must be a string; quote a key that reads as JSON: \'"12345"\'')
+                raise ValueError("STORE_API_KEY must be a string; quote a key that reads as JSON: '\"12345\"'")
             self.session.headers["X-API-Key"] = api_key
 
     def identify(self, descriptors):
@@ -29,12 +30,14 @@ class StoreClient:
         left, top, right, bottom = face["box"]
         body = {
             "photo_sha256": hashlib.sha256(frame_id.encode()).hexdigest(),
-            "faces": [{
-                "descriptor": face["descriptor"].tolist(),
-                "box": {"left": left, "top": top, "width": right - left, "height": bottom - top},
-                "thumbnail": base64.b64encode(face["thumbnail"]).decode("ascii"),
-                "quality": face["quality"],
-            }],
+            "faces": [
+                {
+                    "descriptor": face["descriptor"].tolist(),
+                    "box": {"left": left, "top": top, "width": right - left, "height": bottom - top},
+                    "thumbnail": base64.b64encode(face["thumbnail"]).decode("ascii"),
+                    "quality": face["quality"],
+                }
+            ],
         }
         return self._call("POST", "/faces", json=body)["faces"][0]
 

@@ -5,10 +5,11 @@ best first), then by how near they are. A followed face is described (encoded) o
 store from its mean descriptor; a face not seen for LOST_AFTER seconds, or a cut to a new shot, ends it.
 Pure bookkeeping, no processes and no HTTP: the manager calls it under its lock.
 """
+
 import itertools
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def _centre_distance(a, b):
 
 
 def utc_now():
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -71,15 +72,19 @@ class Tracks:
     def known_boxes(self):
         """Boxes of the faces that need no new descriptor now (the workers describe the others)."""
         now = self.clock()
-        return [t.box for t in self.live.values()
-                if t.descriptors and (len(t.descriptors) >= DESCRIPTORS or now - t.described < SPACING)]
+        return [
+            t.box
+            for t in self.live.values()
+            if t.descriptors and (len(t.descriptors) >= DESCRIPTORS or now - t.described < SPACING)
+        ]
 
     def update(self, faces):
         """Match one detection's faces ({"box", "descriptor"}); returns the tracks that got a new
         descriptor and the tracks that ended."""
         now = self.clock()
-        pairs = sorted(((iou(f["box"], t.box), i, t.id) for i, f in enumerate(faces) for t in self.live.values()),
-                       reverse=True)
+        pairs = sorted(
+            ((iou(f["box"], t.box), i, t.id) for i, f in enumerate(faces) for t in self.live.values()), reverse=True
+        )
         matched, used = {}, set()
         for overlap, i, track in pairs:
             if overlap < MATCH_IOU:
@@ -89,8 +94,12 @@ class Tracks:
                 used.add(track)
         # A face that moved fast between two detections overlaps little: the nearest face followed
         # within a box's width of it is still that face.
-        near = sorted((_centre_distance(f["box"], t.box), i, t.id) for i, f in enumerate(faces) for t in self.live.values()
-                      if i not in matched and t.id not in used)
+        near = sorted(
+            (_centre_distance(f["box"], t.box), i, t.id)
+            for i, f in enumerate(faces)
+            for t in self.live.values()
+            if i not in matched and t.id not in used
+        )
         for distance, i, track in near:
             if distance <= faces[i]["box"][2] - faces[i]["box"][0] and i not in matched and track not in used:
                 matched[i] = track
@@ -99,7 +108,12 @@ class Tracks:
         for i, face in enumerate(faces):
             track = self.live.get(matched.get(i))
             d = face["descriptor"]
-            if track is not None and d is not None and track.descriptors and np.linalg.norm(track.mean() - d) > SOMEONE_ELSE:
+            if (
+                track is not None
+                and d is not None
+                and track.descriptors
+                and np.linalg.norm(track.mean() - d) > SOMEONE_ELSE
+            ):
                 ended.append(self.live.pop(track.id))  # someone else stepped in: a new face
                 track = None
             if track is None:
@@ -123,6 +137,12 @@ class Tracks:
 
     def overlay(self, blur):
         """What the reader draws: per face its box, label, kind and whether it is blurred."""
-        return [{"box": t.box, "label": t.label(), "kind": t.kind(),
-                 "blur": blur == "blur-all" or (blur == "blur-unknown" and t.kind() != "named")}
-                for t in self.live.values()]
+        return [
+            {
+                "box": t.box,
+                "label": t.label(),
+                "kind": t.kind(),
+                "blur": blur == "blur-all" or (blur == "blur-unknown" and t.kind() != "named"),
+            }
+            for t in self.live.values()
+        ]

@@ -1,4 +1,5 @@
 """The stream service's HTTP edge: start, list and stop streams; the annotated video; the events."""
+
 import json
 import time
 
@@ -61,14 +62,23 @@ def mjpeg(stream_id):
         try:
             while (frame := manager.next_jpeg(stream, seq)) is not None:
                 seq, jpeg, read_at = frame
-                yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
-                       f"X-Frame-Seq: {seq}\r\nX-Frame-Read: {read_at:.6f}\r\n\r\n").encode() + jpeg + b"\r\n"
+                yield (
+                    (
+                        f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+                        f"X-Frame-Seq: {seq}\r\nX-Frame-Read: {read_at:.6f}\r\n\r\n"
+                    ).encode()
+                    + jpeg
+                    + b"\r\n"
+                )
                 stream.latencies.append(time.monotonic() - read_at)  # the part has left: it is written
         finally:
             stream.viewers -= 1
 
-    return Response(parts(), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return Response(
+        parts(),
+        mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 @bp.get("/streams/<stream_id>/events")
@@ -90,18 +100,25 @@ def events(stream_id):
                 yield f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
                 last = event["id"]
 
-    return Response(stream_with_context(messages()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return Response(
+        stream_with_context(messages()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 def parse_stream(body):
     """(source, name, loop, filter, store) of a POST /streams body, or 400."""
     if not isinstance(body, dict):
-        raise BadRequest('expected JSON {"source": "video.mp4 | /dev/video0 | rtsp://...", "name": "...", "loop": false,'
-                         ' "filter": null, "store": false}')
+        raise BadRequest(
+            'expected JSON {"source": "video.mp4 | /dev/video0 | rtsp://...", "name": "...", "loop": false,'
+            ' "filter": null, "store": false}'
+        )
     source, name = body.get("source"), body.get("name", body.get("source"))
     if not isinstance(source, str) or not source.strip() or len(source) > MAX_SOURCE_CHARS or "\0" in source:
-        raise BadRequest(f"source is a file path, a camera device (/dev/videoN) or a URL, at most {MAX_SOURCE_CHARS} characters")
+        raise BadRequest(
+            f"source is a file path, a camera device (/dev/videoN) or a URL, at most {MAX_SOURCE_CHARS} characters"
+        )
     if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
         raise BadRequest(f"name is a string of at most {MAX_NAME_CHARS} characters")
     loop, filter, store = body.get("loop", False), body.get("filter"), body.get("store", False)

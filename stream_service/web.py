@@ -3,6 +3,7 @@
 No build step: the files under web/ are what the browser gets. The page calls this service's API on its
 own origin: the video is an <img> on the MJPEG route, the events an EventSource.
 """
+
 import os
 
 from flask import Blueprint, send_from_directory

@@ -4,6 +4,7 @@ memory) and describes those the manager does not know yet.
 Workers are shared by every stream; each works on one frame at a time, niced below the readers and
 the web process, so that when the machine is short of CPU it is detection that slows, not the video.
 """
+
 import os
 
 import cv2
@@ -66,10 +67,16 @@ def find_faces(models, frame, detect_width, known, thumbnails=False):
     """
     height, width = frame.shape[:2]
     scale = min(1.0, detect_width / width)
-    small = frame if scale == 1 else cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    small = (
+        frame
+        if scale == 1
+        else cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    )
     rects = models.detector(cv2.cvtColor(small, cv2.COLOR_BGR2RGB), 0)
-    boxes = [_clamped((r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale), width, height)
-             for r in rects]
+    boxes = [
+        _clamped((r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale), width, height)
+        for r in rects
+    ]
     new = [i for i, box in enumerate(boxes) if not any(iou(box, k) > SAME_FACE_IOU for k in known)]
     faces = [{"box": box, "descriptor": None} for box in boxes]
     if new:

@@ -4,6 +4,7 @@ store, the real clip as a source; the live page in a real browser.
 The clip (640x360, 30 fps, 9 s) shows a performer in most shots. Its faces are found in-test with the
 same dlib models, on the very frames the service sent (each MJPEG part says its frame's number).
 """
+
 import itertools
 import os
 import signal
@@ -15,11 +16,11 @@ import numpy as np
 import psutil
 import pytest
 import requests
-
 from conftest import REPO, SHARED, Service, running
+from test_web import SCREENSHOTS, browser  # noqa: F401  (browser: the fixture, Debian's chromium)
+
 from facerec.vision.faces import find_faces
 from stream_service.reader import COLOURS
-from test_web import SCREENSHOTS, browser  # noqa: F401  (browser: the fixture, Debian's chromium)
 
 CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
 SHM = Path("/dev/shm")
@@ -41,8 +42,12 @@ def clip_frames():
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """The store and the stream service (two detection workers), as `make run` starts them."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-               FACEREC_STREAM_WORKERS="2")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
+        FACEREC_STREAM_WORKERS="2",
+    )
     store = Service("store", env)
     stream = Service("stream", env)
     env["FACEREC_STORE_URL"] = store.url
@@ -79,10 +84,10 @@ def video(service, stream):
                 length = int(headers["Content-Length"])
                 if len(buffer) < end + 4 + length + 2:
                     break
-                jpeg = buffer[end + 4:end + 4 + length]
-                assert jpeg[:2] == b"\xff\xd8" and buffer[end + 4 + length:end + 6 + length] == b"\r\n"
+                jpeg = buffer[end + 4 : end + 4 + length]
+                assert jpeg[:2] == b"\xff\xd8" and buffer[end + 4 + length : end + 6 + length] == b"\r\n"
                 yield int(headers["X-Frame-Seq"]), cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-                buffer = buffer[end + 6 + length:]
+                buffer = buffer[end + 6 + length :]
 
 
 def state(service, stream):
@@ -102,8 +107,10 @@ def wait_for(predicate, what, timeout=WAIT):
 def boxes_in(models, frame):
     """(left, top, right, bottom) of each face dlib finds in a frame, as the service looks for them
     (640 px wide, upsample 0)."""
-    return [(max(r.left(), 0), max(r.top(), 0), r.right(), r.bottom())
-            for r in models.detector(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 0)]
+    return [
+        (max(r.left(), 0), max(r.top(), 0), r.right(), r.bottom())
+        for r in models.detector(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 0)
+    ]
 
 
 def sharpness(image, box):
@@ -169,8 +176,15 @@ def performer(live, models, clip_frames):
     clip), stored as three photos (the store makes them one person)."""
     store, _ = live
     for i in (120, 150, 180):
-        body = {"photo_sha256": f"{i:064x}", "faces": [{"descriptor": descriptor_of(models, clip_frames[i]).tolist(),
-                                                       "box": {"left": 0, "top": 0, "width": 1, "height": 1}}]}
+        body = {
+            "photo_sha256": f"{i:064x}",
+            "faces": [
+                {
+                    "descriptor": descriptor_of(models, clip_frames[i]).tolist(),
+                    "box": {"left": 0, "top": 0, "width": 1, "height": 1},
+                }
+            ],
+        }
         assert requests.post(f"{store.url}/faces", json=body, timeout=10).status_code == 200
     (person,) = requests.get(f"{store.url}/people", timeout=10).json()["people"]
     return person["id"]
@@ -180,12 +194,16 @@ def test_a_person_named_in_the_store_is_named_on_the_video(live, performer):
     store, service = live
     stream = start(service, loop=True)
     try:
-        seen = wait_for(lambda: [f for f in state(service, stream)["faces"] if f["person"] == performer],
-                        "the performer recognised as the store's person")
+        seen = wait_for(
+            lambda: [f for f in state(service, stream)["faces"] if f["person"] == performer],
+            "the performer recognised as the store's person",
+        )
         assert seen[0]["name"] is None
         named = time.monotonic()
         assert requests.patch(f"{store.url}/people/{performer}", json={"name": "Lin-Manuel"}, timeout=10).ok
-        wait_for(lambda: any(f["name"] == "Lin-Manuel" for f in state(service, stream)["faces"]), "the name on the video")
+        wait_for(
+            lambda: any(f["name"] == "Lin-Manuel" for f in state(service, stream)["faces"]), "the name on the video"
+        )
         # The video is looked up again every STREAM_IDENTIFY_EVERY (0.5 s): the name shows within a second
         # of the rename, with room for a busy machine.
         assert time.monotonic() - named < 5
@@ -210,8 +228,10 @@ def test_a_source_that_does_not_open_is_refused_and_leaves_nothing(live, tmp_pat
         response = requests.post(f"{service.url}/streams", json={"source": source}, timeout=WAIT)
         assert response.status_code == 422 and response.json()["status"] == 422, source
     assert requests.get(f"{service.url}/streams", timeout=10).json()["streams"] == []
-    wait_for(lambda: requests.get(f"{service.url}/health", timeout=10).json()["readers"] == before["readers"],
-             "no reader left")
+    wait_for(
+        lambda: requests.get(f"{service.url}/health", timeout=10).json()["readers"] == before["readers"],
+        "no reader left",
+    )
     for bad in ({}, {"source": ""}, {"source": 3}, {"source": "x", "filter": "sepia"}, {"source": "x", "loop": "yes"}):
         assert requests.post(f"{service.url}/streams", json=bad, timeout=10).status_code == 400
 
@@ -228,8 +248,10 @@ def test_a_stream_that_ends_says_so_and_its_reader_is_gone(live, clip_frames, tm
     ended = wait_for(lambda: (s := state(service, stream))["state"] == "ended" and s, "the end of the file")
     assert ended["message"] == "the file ended"
     assert [s["state"] for s in requests.get(f"{service.url}/streams", timeout=10).json()["streams"]] == ["ended"]
-    wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in reader),
-             "the reader gone")
+    wait_for(
+        lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in reader),
+        "the reader gone",
+    )
     wait_for(lambda: not list(SHM.glob(f"facerec-*-{stream['id']}-*")), "its shared memory unlinked")
     assert parts(service, stream, 1) == []  # the video of an ended stream is empty, not hanging
     stop(service, stream)
@@ -242,9 +264,15 @@ def test_a_worker_killed_with_sigkill_is_replaced_and_the_stream_goes_on(live):
         health = requests.get(f"{service.url}/health", timeout=10).json()
         victim = health["workers"][0]
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: (h := requests.get(f"{service.url}/health", timeout=10).json())["worker_restarts"]
-                 > health["worker_restarts"] and len(h["workers"]) == len(health["workers"]) and victim not in h["workers"],
-                 "a new worker in its place")
+        wait_for(
+            lambda: (
+                (h := requests.get(f"{service.url}/health", timeout=10).json())["worker_restarts"]
+                > health["worker_restarts"]
+                and len(h["workers"]) == len(health["workers"])
+                and victim not in h["workers"]
+            ),
+            "a new worker in its place",
+        )
         assert len(parts(service, stream, 30)) == 30
         wait_for(lambda: state(service, stream)["detection_fps"] > 0, "detection going on")
         assert state(service, stream)["state"] == "playing"
@@ -257,8 +285,13 @@ def descendants(service):
 
 
 def test_no_process_or_shared_memory_outlives_the_service(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path), FACEREC_STREAM_WORKERS="1",
-               FACEREC_STORE_URL="http://127.0.0.1:9")  # no store: recognition fails, the video goes on
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path),
+        FACEREC_STREAM_WORKERS="1",
+        FACEREC_STORE_URL="http://127.0.0.1:9",
+    )  # no store: recognition fails, the video goes on
     service = Service("stream", env)
     with running(service):
         stream = start(service, loop=True)
@@ -281,7 +314,7 @@ def test_no_process_or_shared_memory_outlives_the_service(tmp_path):
     assert not list(SHM.glob("facerec-*"))
 
 
-def test_the_live_page_plays_a_named_stream(live, browser, performer):
+def test_the_live_page_plays_a_named_stream(live, browser, performer):  # noqa: F811 (the fixture)
     store, service = live
     assert requests.patch(f"{store.url}/people/{performer}", json={"name": "Lin-Manuel"}, timeout=10).ok
     stream = start(service, loop=True, name="Hamilton")
@@ -296,9 +329,18 @@ def test_the_live_page_plays_a_named_stream(live, browser, performer):
         first = video.screenshot()
         wait_for(lambda: video.screenshot() != first, "the video moving")
         named = np.array(COLOURS["named"])
-        shot = wait_for(lambda: (p := video.screenshot()) and
-                        (np.abs(cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR).astype(int) - named).max(axis=2)
-                         < 40).sum() > 200 and p, "a named box on screen")
+        shot = wait_for(
+            lambda: (
+                (p := video.screenshot())
+                and (
+                    np.abs(cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR).astype(int) - named).max(axis=2)
+                    < 40
+                ).sum()
+                > 200
+                and p
+            ),
+            "a named box on screen",
+        )
         SCREENSHOTS.mkdir(exist_ok=True)
         (SCREENSHOTS / "live-named.png").write_bytes(shot)
         page.screenshot(path=SCREENSHOTS / "live-page.png", full_page=True)

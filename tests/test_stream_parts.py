@@ -1,5 +1,6 @@
 """The stream service's parts without processes: following faces, which frame is shown with which faces
 (the privacy filter's promise), and frames in shared memory."""
+
 import uuid
 
 import numpy as np
