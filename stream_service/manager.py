@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 FILTERS = (None, "blur-unknown", "blur-all")
 OPEN_WAIT = 15  # seconds POST /streams waits for a source to open (OpenCV gives up on one after 10)
 STOP_WAIT = 3  # seconds a process has to stop when asked, before it is terminated
-RESTART_DELAY = 1  # seconds before a worker that died is started again
 EVENTS_KEPT = 500
 LATENCIES_KEPT = 1000
 
@@ -196,6 +195,10 @@ class Streams:
         with self.lock:
             return list(self.streams.values())
 
+    def summary(self, stream, details=False):
+        with self.lock:  # its faces and rates change under the managing thread
+            return stream.summary(details)
+
     def stop(self, stream_id):
         """Stop a stream and forget it; its viewers' connections end."""
         with self.lock:
@@ -212,15 +215,14 @@ class Streams:
                 "readers": [s.process.pid for s in self.streams.values() if s.process.is_alive()],
             }
 
-    def next_jpeg(self, stream, after, timeout=10):
-        """(seq, JPEG, read time) of the first frame newer than `after`; None once the stream has ended."""
+    def next_jpeg(self, stream, after):
+        """(seq, JPEG, read time) of the first frame newer than `after`, however long a live source keeps
+        it coming; None once the stream has ended."""
         with stream.changed:
             stream.changed.wait_for(
-                lambda: not stream.running or self.closed.is_set() or (stream.jpeg and stream.jpeg[0] > after), timeout
+                lambda: not stream.running or self.closed.is_set() or (stream.jpeg and stream.jpeg[0] > after)
             )
-            if stream.jpeg and stream.jpeg[0] > after and stream.running and not self.closed.is_set():
-                return stream.jpeg
-            return None
+            return stream.jpeg if stream.running and not self.closed.is_set() else None
 
     def next_events(self, stream, after, timeout=15):
         """The events with an id above `after` ([] after `timeout` seconds); None once the stream is gone."""
@@ -398,6 +400,8 @@ class Streams:
 
     def _restart(self, w):
         """A worker died (killed, out of memory): its frame is skipped and a new worker takes its place."""
+        if w not in self.workers:
+            return  # its pipe and its sentinel both said so
         code = w.process.exitcode
         w.process.join(timeout=1)
         w.conn.close()

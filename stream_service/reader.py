@@ -19,6 +19,8 @@ from .shared_frames import FrameRing, JpegSlots
 # starts a new shot: the faces followed until then are gone. Within a shot of the test clip the
 # difference stays under 15; its three cuts measure 24 to 28.
 CUT_DIFFERENCE = 20
+# Frames over 4K are refused: each stream holds 10 of them in shared memory.
+MAX_FRAME_PIXELS = 3840 * 2160
 # With a privacy filter, how long a frame may wait for a detection that covers it (then it is blurred whole).
 PRIVACY_WAIT = 0.5
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -65,6 +67,9 @@ def run(conn, source, loop, blur, names, jpeg_quality):
         conn.send(("failed", f"could not read a frame from {source}"))
         return
     height, width = frame.shape[:2]
+    if width * height > MAX_FRAME_PIXELS:
+        conn.send(("failed", f"its frames are {width}x{height}, larger than 4K ({MAX_FRAME_PIXELS:,} pixels)"))
+        return
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if 1 <= fps <= 120 else 30.0
     frames = FrameRing(names["frames"], (height, width), create=True)
@@ -121,8 +126,10 @@ def _play(conn, capture, frame, frames, jpegs, source, loop, fps, blur, jpeg_qua
             capture = open_capture(source)
             ok, frame = capture.read()
         if not ok:
-            conn.send(("ended", "the file ended" if paced else "the source stopped sending frames"))
+            conn.send(("ended", "the file ended") if paced else ("failed", "the source stopped sending frames"))
             return
+        if frame.shape != frames.shape:  # a live source changed its size: keep the first one
+            frame = cv2.resize(frame, (frames.shape[1], frames.shape[0]))
         seq += 1
 
 

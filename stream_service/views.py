@@ -3,7 +3,7 @@
 import json
 import time
 
-from flask import Blueprint, Response, current_app, request, stream_with_context
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
 from .manager import FILTERS
@@ -30,17 +30,17 @@ def health():
 def start_stream():
     source, name, loop, filter, store = parse_stream(request.get_json(silent=True))
     stream = streams().start(source, name, loop, filter, store)
-    return stream.summary(details=True), 201, {"Location": f"/streams/{stream.id}"}
+    return streams().summary(stream, details=True), 201, {"Location": f"/streams/{stream.id}"}
 
 
 @bp.get("/streams")
 def list_streams():
-    return {"streams": [s.summary() for s in streams().list()]}
+    return {"streams": [streams().summary(s) for s in streams().list()]}
 
 
 @bp.get("/streams/<stream_id>")
 def get_stream(stream_id):
-    return streams().get(stream_id).summary(details=True)
+    return streams().summary(streams().get(stream_id), details=True)
 
 
 @bp.delete("/streams/<stream_id>")
@@ -101,7 +101,7 @@ def events(stream_id):
                 last = event["id"]
 
     return Response(
-        stream_with_context(messages()),
+        messages(),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
