@@ -52,7 +52,7 @@ def resized_clip(folder, width, height):
 
 def view(url, seconds, results):
     """One viewer: read the MJPEG for `seconds`; appends (frames, [latency seconds]) to `results`."""
-    latencies, frames, started = [], 0, time.monotonic()
+    latencies, frames, seqs, started = [], 0, [], time.monotonic()
     with requests.get(url, stream=True, timeout=30) as response:
         buffer = b""
         for chunk in response.iter_content(65536):
@@ -68,11 +68,12 @@ def view(url, seconds, results):
                 if len(buffer) < head_end + 4 + length + 2:
                     break
                 latencies.append(time.monotonic() - float(headers["X-Frame-Read"]))
+                seqs.append(int(headers["X-Frame-Seq"]))
                 frames += 1
                 buffer = buffer[head_end + 4 + length + 2 :]
             if time.monotonic() - started > seconds:
                 break
-    results.append((frames / (time.monotonic() - started), latencies))
+    results.append((frames / (time.monotonic() - started), latencies, seqs[-1] - seqs[0] if seqs else 0))
 
 
 def tree(pid):
@@ -107,7 +108,9 @@ def scenario(service, source, seconds, viewers, warm_up=5):
     url = f"{STREAM}/streams/{stream['id']}/mjpeg"
     time.sleep(warm_up)  # the workers load their models; the first faces are described
     processes = tree(service.pid)
+    (reader,) = [psutil.Process(p) for p in requests.get(f"{STREAM}/health", timeout=10).json()["readers"]]
     cpu_before, rss_before, started = cpu_seconds(processes), rss_mb(processes), time.monotonic()
+    reader_before = cpu_seconds([reader])
     results, detection, memory = [], [], [rss_before]
     threads = [threading.Thread(target=view, args=(url, seconds, results)) for _ in range(viewers)]
     for t in threads:
@@ -122,18 +125,23 @@ def scenario(service, source, seconds, viewers, warm_up=5):
     processes = tree(service.pid)
     wall = time.monotonic() - started
     cpu = (cpu_seconds(processes) - cpu_before) / wall
+    reader_cpu = cpu_seconds([reader]) - reader_before
     requests.delete(f"{STREAM}/streams/{stream['id']}", timeout=10)
-    latencies = [x * 1000 for _, lat in results for x in lat[10:]]  # the first parts waited for the connection
+    latencies = [x * 1000 for _, lat, _ in results for x in lat[10:]]  # the first parts waited for the connection
     return {
         "seconds": round(wall),
         "viewers": viewers,
-        "output_fps_each": [round(fps, 1) for fps, _ in results],
+        "output_fps_each": [round(fps, 1) for fps, _, _ in results],
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1),
         "latency_p99_ms": round(float(np.percentile(latencies, 99)), 1),
         "detection_fps_median": statistics.median(detection),
         "cpu_cores": round(cpu, 2),
         "cpu_share_of_machine": round(cpu / os.cpu_count(), 2),
         "rss_mb_samples": [round(m) for m in memory],
+        # CPU time the reader spends on a frame (read, decode, draw, encode): what the output needs of a
+        # core at the source's 30 fps, whatever else runs on the machine.
+        "reader_cpu_ms_per_frame": round(1000 * reader_cpu / max(1, max(frames for _, _, frames in results)), 1),
+        "load_average": round(os.getloadavg()[0], 1),
     }
 
 
@@ -177,7 +185,8 @@ def stream_bench(seconds=120, short=45):
 def print_stream(report):
     print("\nStream service (the clip looping; output fps per viewer, latency read -> viewer)")
     print(
-        f"{'scenario':<22}{'fps out':>14}{'p50 ms':>9}{'p99 ms':>9}{'detect/s':>10}{'CPU cores':>11}{'RSS MB (every 10 s)':>24}"
+        f"{'scenario':<22}{'fps out':>14}{'p50 ms':>9}{'p99 ms':>9}{'detect/s':>10}{'CPU cores':>11}"
+        f"{'reader ms/frame':>17}{'RSS MB (every 10 s)':>24}{'load':>6}"
     )
     for name, r in report.items():
         if not isinstance(r, dict):
@@ -187,7 +196,7 @@ def print_stream(report):
         rss = f"{r['rss_mb_samples'][0]} .. {r['rss_mb_samples'][-1]}"
         print(
             f"{name:<22}{fps:>14}{r['latency_p50_ms']:>9}{r['latency_p99_ms']:>9}{r['detection_fps_median']:>10}"
-            f"{r['cpu_cores']:>11}{rss:>24}"
+            f"{r['cpu_cores']:>11}{r['reader_cpu_ms_per_frame']:>17}{rss:>24}{r['load_average']:>6}"
         )
 
 

@@ -5,9 +5,12 @@ The clip (640x360, 30 fps, 9 s) shows a performer in most shots. Its faces are f
 same dlib models, on the very frames the service sent (each MJPEG part says its frame's number).
 """
 
+import functools
+import http.server
 import itertools
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -254,6 +257,26 @@ def test_a_stream_that_ends_says_so_and_its_reader_is_gone(live, clip_frames, tm
     )
     wait_for(lambda: not list(SHM.glob(f"facerec-*-{stream['id']}-*")), "its shared memory unlinked")
     assert parts(service, stream, 1) == []  # the video of an ended stream is empty, not hanging
+    stop(service, stream)
+
+
+def test_a_live_source_that_stops_sending_is_failed(live, tmp_path):
+    """A network source that goes away (as a camera that is unplugged does): an HTTP server that serves
+    the clip once and is then shut down."""
+    _, service = live
+    (tmp_path / "clip.mp4").write_bytes(CLIP.read_bytes())
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        stream = start(service, source=f"http://127.0.0.1:{server.server_port}/clip.mp4")
+        server.shutdown()
+        failed = wait_for(lambda: (s := state(service, stream))["state"] == "failed" and s, "the source failed")
+    finally:
+        server.server_close()
+    assert failed["message"] == "the source stopped sending frames"
+    wait_for(lambda: not list(SHM.glob(f"facerec-*-{stream['id']}-*")), "its shared memory unlinked")
     stop(service, stream)
 
 
