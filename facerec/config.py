@@ -3,6 +3,7 @@
 Any key can be overridden by an environment variable of the same name prefixed with ``FACEREC_``
 (``FACEREC_MAX_DISTANCE=0.5``). Values are parsed as JSON, so numbers stay numbers. Tests pass a dict.
 """
+
 import json
 import os
 
@@ -106,6 +107,10 @@ DEFAULTS = {
     # How often each face on screen is looked up in the store again (seconds): a name given on the
     # people page shows on the live video within this time.
     "STREAM_IDENTIFY_EVERY": 0.5,
+    # With a privacy filter, how long a frame may wait for a detection that covers it (seconds); a frame
+    # still uncovered then goes out blurred all over. Longer: fewer whole-blurred frames on a busy machine,
+    # more latency.
+    "STREAM_PRIVACY_WAIT": 0.5,
     # Quality of the annotated Motion JPEG frames (1-100).
     "STREAM_JPEG_QUALITY": 80,
 }

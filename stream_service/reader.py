@@ -19,10 +19,11 @@ from .shared_frames import FrameRing, JpegSlots
 # starts a new shot: the faces followed until then are gone. Within a shot of the test clip the
 # difference stays under 15; its three cuts measure 24 to 28.
 CUT_DIFFERENCE = 20
+# With a privacy filter, detections this many frames from a frame (a third of a second at 30 fps) say
+# where its faces are; a face moves too far in more.
+NEAR = 10
 # Frames over 4K are refused: each stream holds 10 of them in shared memory.
 MAX_FRAME_PIXELS = 3840 * 2160
-# With a privacy filter, how long a frame may wait for a detection that covers it (then it is blurred whole).
-PRIVACY_WAIT = 0.5
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # BGR: a named person, a person without a name, nobody known.
 COLOURS = {"named": (80, 200, 60), "person": (0, 190, 255), "unknown": (60, 60, 230)}
@@ -57,7 +58,7 @@ def open_capture(source):
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG, timeouts)
 
 
-def run(conn, source, loop, blur, names, jpeg_quality):
+def run(conn, source, loop, blur, privacy_wait, names, jpeg_quality):
     """The process: returns when the source ends or fails, or when told to stop; and when the manager is
     gone (its pipe closes: the next message fails), so that it never outlives the service."""
     cv2.setNumThreads(1)
@@ -76,7 +77,7 @@ def run(conn, source, loop, blur, names, jpeg_quality):
     jpegs = JpegSlots(names["jpeg"], height * width * 3 + 65536, create=True)
     try:
         conn.send(("opened", width, height, fps))
-        _play(conn, capture, frame, frames, jpegs, source, loop, fps, blur, jpeg_quality)
+        _play(conn, capture, frame, frames, jpegs, source, loop, fps, Shown(blur, privacy_wait), jpeg_quality)
     except (BrokenPipeError, EOFError):
         pass  # the manager is gone: nobody to play for
     finally:
@@ -85,9 +86,8 @@ def run(conn, source, loop, blur, names, jpeg_quality):
         jpegs.close(unlink=True)
 
 
-def _play(conn, capture, frame, frames, jpegs, source, loop, fps, blur, jpeg_quality):
+def _play(conn, capture, frame, frames, jpegs, source, loop, fps, shown, jpeg_quality):
     paced = is_file(source)  # a file is played at its own frame rate; a live source paces itself
-    shown = Shown(blur)
     seq, outputs, previous = 0, [], None
     due = time.monotonic()
     step = max(1, frame.shape[1] // 160)  # every step-th pixel is plenty for a 16x9 thumbnail, and cheap
@@ -138,13 +138,14 @@ class Shown:
 
     The faces come from detections (each of one frame, `seq`), never from across a cut. Without a
     privacy filter, each frame goes out as it is read, with the newest faces. With one, a frame waits
-    (at most PRIVACY_WAIT seconds) for a detection of itself or a later frame of the same shot, so that
-    a face is blurred from the first frame it is in; a frame no detection covered in time goes out
-    blurred all over.
+    (at most `wait` seconds) for a detection of itself or of a frame at most NEAR frames later in the same
+    shot, and is blurred where that detection and the last one before it (as near, same shot) found
+    faces: a face is blurred from the first frame it is in, where it is in that frame. A frame no
+    detection covered in time goes out blurred all over.
     """
 
-    def __init__(self, blur):
-        self.blur = blur
+    def __init__(self, blur, wait):
+        self.blur, self.wait = blur, wait
         self.detected = {}  # detected frame's seq -> its faces, the newest labels
         self.cuts = []  # seqs of frames that start a new shot
         self.waiting = collections.deque()  # (seq, frame, read time) not yet shown (privacy filter only)
@@ -166,21 +167,25 @@ class Shown:
             self.waiting.popleft()  # behind: skip one frame to catch up
         first, first_frame, first_read = self.waiting[0]
         faces = self._covering(first)
-        if faces is None and time.monotonic() - first_read < PRIVACY_WAIT:
+        if faces is None and time.monotonic() - first_read < self.wait:
             return None
         self.waiting.popleft()
         return first, first_frame, first_read, faces
 
     def _covering(self, seq, newest=False):
-        """The faces of a detection of frame `seq` or a later frame of its shot (the earliest such, or the
-        newest detection of its shot with `newest`); None when there is none."""
+        """With `newest`, the faces of the newest detection of frame `seq`'s shot up to it. Else the faces
+        of the first detection at or after `seq` and at most NEAR frames later, with those of the last
+        one before it (as near); both of its shot. None when there is none."""
+        shot = max([c for c in self.cuts if c <= seq], default=0)
         if newest:
-            shot = max([c for c in self.cuts if c <= seq], default=0)
             found = [m for m in self.detected if shot <= m <= seq]
             return self.detected[max(found)] if found else None
-        end = min([c for c in self.cuts if c > seq], default=None)
-        found = [m for m in self.detected if m >= seq and (end is None or m < end)]
-        return self.detected[min(found)] if found else None
+        end = min([c for c in self.cuts if c > seq], default=seq + NEAR + 1)
+        after = [m for m in self.detected if seq <= m < min(end, seq + NEAR + 1)]
+        if not after:
+            return None
+        before = [m for m in self.detected if max(shot, seq - NEAR) <= m < seq]
+        return self.detected[min(after)] + (self.detected[max(before)] if before else [])
 
 
 def annotate(frame, faces, fps):

@@ -39,7 +39,7 @@ def run(conn, models_dir, landmarks, detect_width):
                 if ring is not None:
                     ring.close()
                 continue
-            _, stream, ring_name, shape, seq, known, thumbnails = message
+            _, stream, ring_name, shape, seq, known, thumbnails, threshold = message
             if ring_name not in rings:
                 try:
                     rings[ring_name] = FrameRing(ring_name, shape)
@@ -50,7 +50,7 @@ def run(conn, models_dir, landmarks, detect_width):
             if got is None:
                 conn.send(("gone", stream, seq))
                 continue
-            conn.send(("faces", stream, seq, find_faces(models, got[0], detect_width, known, thumbnails)))
+            conn.send(("faces", stream, seq, find_faces(models, got[0], detect_width, known, thumbnails, threshold)))
     except (BrokenPipeError, EOFError):
         return
     finally:
@@ -58,12 +58,13 @@ def run(conn, models_dir, landmarks, detect_width):
             ring.close()
 
 
-def find_faces(models, frame, detect_width, known, thumbnails=False):
+def find_faces(models, frame, detect_width, known, thumbnails=False, threshold=0.0):
     """[{"box": (left, top, right, bottom), "descriptor": float32[128] or None}] in frame pixels.
 
     Faces are found on the frame shrunk to `detect_width`, and described on the full frame, each unless
     it overlaps one of the `known` boxes (faces followed and already described). With `thumbnails`,
-    each described face also has its "thumbnail" and "quality" (for the store).
+    each described face also has its "thumbnail" and "quality" (for the store). `threshold` is added to
+    HOG's: below 0 it finds more faces, and more that are none.
     """
     height, width = frame.shape[:2]
     scale = min(1.0, detect_width / width)
@@ -72,7 +73,7 @@ def find_faces(models, frame, detect_width, known, thumbnails=False):
         if scale == 1
         else cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
     )
-    rects = models.detector(cv2.cvtColor(small, cv2.COLOR_BGR2RGB), 0)
+    rects, _, _ = models.detector.run(cv2.cvtColor(small, cv2.COLOR_BGR2RGB), 0, threshold)
     boxes = [
         _clamped((r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale), width, height)
         for r in rects

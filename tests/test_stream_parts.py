@@ -58,7 +58,7 @@ def test_someone_else_in_the_same_place_is_a_new_face_and_a_cut_ends_all():
 
 
 def test_without_a_filter_a_frame_shows_at_once_with_the_newest_faces_of_its_shot():
-    shown, frame = Shown(None), np.zeros((4, 4, 3), np.uint8)
+    shown, frame = Shown(None, 0.5), np.zeros((4, 4, 3), np.uint8)
     assert shown.next(0, frame, 0.0, False)[3] == []
     shown.faces_of(0, ["a"])
     assert shown.next(1, frame, 0.0, False)[3] == ["a"]
@@ -68,7 +68,7 @@ def test_without_a_filter_a_frame_shows_at_once_with_the_newest_faces_of_its_sho
 def test_with_a_filter_a_frame_waits_for_a_detection_of_it_or_later_in_its_shot(monkeypatch):
     now = [0.0]
     monkeypatch.setattr(reader.time, "monotonic", lambda: now[0])
-    shown, frame = Shown("blur-unknown"), np.zeros((4, 4, 3), np.uint8)
+    shown, frame = Shown("blur-unknown", 0.5), np.zeros((4, 4, 3), np.uint8)
     assert shown.next(0, frame, 0.0, False) is None  # nothing detected yet: it waits
     shown.faces_of(1, ["a"])
     out = shown.next(1, frame, 0.0, False)
@@ -84,9 +84,9 @@ def test_with_a_filter_a_frame_waits_for_a_detection_of_it_or_later_in_its_shot(
 def test_with_a_filter_a_frame_no_detection_covers_in_time_is_blurred_all_over(monkeypatch):
     now = [0.0]
     monkeypatch.setattr(reader.time, "monotonic", lambda: now[0])
-    shown, frame = Shown("blur-all"), np.zeros((4, 4, 3), np.uint8)
+    shown, frame = Shown("blur-all", 0.5), np.zeros((4, 4, 3), np.uint8)
     assert shown.next(0, frame, 0.0, False) is None
-    now[0] = reader.PRIVACY_WAIT + 0.01
+    now[0] = 0.51
     seq, _, _, faces = shown.next(1, frame, 0.0, False)
     assert (seq, faces) == (0, None)  # None: blurred all over
 
