@@ -10,6 +10,7 @@ every face of every frame in one process, on the same frames.
 
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -21,14 +22,16 @@ import psutil
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from facerec.run import Service, free_port, running  # noqa: E402
+
 CLIP = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")) / "data" / "video" / "short_hamilton_clip.mp4"
-STORE, STREAM = "http://127.0.0.1:5211", "http://127.0.0.1:5212"
+# Free ports chosen per run: two benchmarks on one machine never talk to each other's services.
+STORE, STREAM = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
 
 
 def start(data_dir):
     """The store and the stream service, as `make run` starts them, on their own ports."""
-    from facerec.run import Service, running
-
     env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=data_dir, FACEREC_STORE_URL=STORE)
     return running(
         Service("store", env, bind=STORE[len("http://") :], quiet=True),
@@ -202,9 +205,7 @@ def print_stream(report):
 
 if __name__ == "__main__":
     import json
-    import sys
 
-    sys.path.insert(0, str(REPO))
     result = stream_bench(*(int(a) for a in sys.argv[1:3]))
     print_stream(result)
     print(json.dumps(result, indent=1))
