@@ -41,13 +41,6 @@ class StoreClient:
         }
         return self._call("POST", "/faces", json=body)["faces"][0]
 
-    def ping(self):
-        try:
-            self._call("GET", "/health")
-            return True
-        except StoreUnavailable:
-            return False
-
     def _call(self, method, path, **kwargs):
         try:
             response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
