@@ -1,4 +1,4 @@
-# One image for both services; docker-compose.yml runs each with the gunicorn command `make run` uses.
+# One image for every service; docker-compose.yml runs each with the gunicorn command `make run` uses.
 FROM python:3.11-slim
 WORKDIR /app
 COPY requirements.txt .
@@ -9,4 +9,5 @@ RUN pip install --no-cache-dir -r requirements.txt && FACEREC_DLIB=$FACEREC_DLIB
 COPY facerec facerec
 COPY detect_service detect_service
 COPY store_service store_service
+COPY stream_service stream_service
 ENV PYTHONUNBUFFERED=1

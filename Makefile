@@ -1,5 +1,5 @@
-# make run   sets up .venv (with the facerec command, .venv/bin/facerec) and runs both services in the
-#            foreground (Ctrl-C stops both).
+# make run   sets up .venv (with the facerec command, .venv/bin/facerec) and runs the services in the
+#            foreground (Ctrl-C stops them).
 # make test  sets up .venv and runs the whole test suite.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python

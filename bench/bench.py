@@ -14,6 +14,8 @@
 5. A detect worker's peak memory on a 36 MP JPEG.
 6. `facerec ingest`: a folder of the same photos against part 2's 2-worker throughput, the real clip
    (frames, faces, people, seconds), and its peak memory over the clip repeated 200 times.
+7. The stream service on the real clip, looping: output fps, latency, detections a second, CPU and
+   memory, at 640x360, at 1080p and with four viewers (bench/stream.py), beside the seed's loop.
 
 Prints a table and writes bench/results.json.
 """
@@ -40,6 +42,7 @@ import references
 import requests
 from PIL import Image
 from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
+from stream import print_stream, stream_bench
 
 from facerec.vision.faces import Models, analyse_photo
 from facerec.vision.images import decode_image
@@ -406,7 +409,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", default=str(FACES), help="a folder of photos (default: the shared sets)")
     parser.add_argument("--min-mp", type=float, default=1.0)
-    parser.add_argument("--parts", default="photos,dlib,store,ingest", help="which of photos, dlib, store, ingest to run")
+    parser.add_argument("--parts", default="photos,dlib,store,ingest,stream", help="which of photos, dlib, store, ingest, stream to run")
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
     args = parser.parse_args()
     parts = args.parts.split(",")
@@ -425,6 +428,8 @@ def main():
     if "ingest" in parts:
         ingest_bench(photos_of(args.photos, args.min_mp), report, copies=args.copies)
         out.write_text(json.dumps(report, indent=2))
+    if "stream" in parts:
+        report["stream"] = stream_bench()
     print_table(report)
     out.write_text(json.dumps(report, indent=2))
 
@@ -472,6 +477,8 @@ def print_table(report):
             print(f"  {size:>9,} faces: /similar p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms;"
                   f" start-up {v['start_s']:.1f} s; {v['kb_per_face']:.2f} KB/face above the empty store"
                   + (f", {v['marginal_kb_per_face']:.2f} KB for each face past 10 k" if "marginal_kb_per_face" in v else ""))
+    if "stream" in report:
+        print_stream(report["stream"])
 
 
 def print_ingest(i):

@@ -3,6 +3,7 @@
 Any key can be overridden by an environment variable of the same name prefixed with ``FACEREC_``
 (``FACEREC_MAX_DISTANCE=0.5``). Values are parsed as JSON, so numbers stay numbers. Tests pass a dict.
 """
+
 import json
 import os
 
@@ -19,6 +20,7 @@ DEFAULTS = {
     # Where each service listens (read by the gunicorn config files).
     "DETECT_BIND": "127.0.0.1:5000",
     "STORE_BIND": "127.0.0.1:5001",
+    "STREAM_BIND": "127.0.0.1:5002",
     # Detect workers: one per core. Each runs one photo at a time, so more would only queue.
     "DETECT_WORKERS": None,
     # Store: SQLite file lives in DATA_DIR.
@@ -92,6 +94,23 @@ DEFAULTS = {
     # Detect: the origins whose pages may call it from a browser (CORS; facerec/cors.py): the store's
     # web page at its default address, by either name. A comma-separated string or a JSON list.
     "CORS_ORIGINS": ["http://127.0.0.1:5001", "http://localhost:5001"],
+    # Live streams (docs/stream.md; stream_service/). Detection worker processes, shared by all streams:
+    # one per core (None). Each works on the newest frame of a stream; frames in between are skipped.
+    "STREAM_WORKERS": None,
+    # Streams that may run at once: each holds a reader process and its frames in shared memory.
+    "STREAM_MAX_STREAMS": 4,
+    # Frames wider than this are shrunk to it for detection (not for the picture): at 640 px HOG takes
+    # tens of milliseconds, and the smallest face found is 80 px at that width.
+    "STREAM_DETECT_WIDTH": 640,
+    # How often each face on screen is looked up in the store again (seconds): a name given on the
+    # people page shows on the live video within this time.
+    "STREAM_IDENTIFY_EVERY": 0.5,
+    # With a privacy filter, how long a frame may wait for a detection that covers it (seconds); a frame
+    # still uncovered then goes out blurred all over. Longer: fewer whole-blurred frames on a busy machine,
+    # more latency.
+    "STREAM_PRIVACY_WAIT": 0.5,
+    # Quality of the annotated Motion JPEG frames (1-100).
+    "STREAM_JPEG_QUALITY": 80,
 }
 
 

@@ -1,6 +1,6 @@
-"""`make run`: both services in the foreground. Ctrl-C stops both; a service that dies is started again.
+"""`make run`: the services in the foreground. Ctrl-C stops them all; a service that dies is started again.
 
-The store starts first, so the detect service finds it when it loads its models. `Service` starts one
+The store starts first, so the detect and stream services find it when they start. `Service` starts one
 the same way for the tests and the benchmarks.
 """
 import os
@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 SERVICES = {
     "store": "store_service/gunicorn.conf.py",
     "detect": "detect_service/gunicorn.conf.py",
+    "stream": "stream_service/gunicorn.conf.py",
 }
 
 

@@ -88,6 +88,23 @@ class People:
         )
         return placed, changes
 
+    def identify(self, vectors):
+        """Per descriptor {"person", "name", "distance"}: the person a new face of it would join (the rule
+        of `place`: within PEOPLE_JOIN_DISTANCE, PEOPLE_MARGIN clearer than the next), else person None.
+        Reads only: nothing is stored, no one is paired."""
+        join, margin = self.settings["PEOPLE_JOIN_DISTANCE"], self.settings["PEOPLE_MARGIN"]
+        answers = []
+        with self.db.lock:
+            for vector in vectors:
+                scores = self._person_scores(self._nearby(vector), self.db.index.labels)
+                best, distance = _nearest(scores)
+                runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
+                if best is None or distance > join or runner_up - distance < margin:
+                    best = None
+                name = best and self.db.execute("SELECT name FROM people WHERE id = ?", (best,)).fetchone()[0]
+                answers.append({"person": best, "name": name, "distance": None if distance is None else float(distance)})
+        return answers
+
     def commit_places(self, changes):
         for face, person in changes.items():
             self.db.index.labels[self.db.index.rows[face]] = person

@@ -7,6 +7,7 @@ from werkzeug.exceptions import BadRequest
 from facerec.auth import HEADER
 
 from .exceptions import UnknownPerson
+from .store import canonical
 
 bp = Blueprint("people", __name__)
 # Who made a correction, for the audit log: this header when the client names its user ...
@@ -15,6 +16,7 @@ USER_HEADER = "X-Facerec-User"
 # guess a key from), else "anonymous".
 KEY_PREFIX = 12
 NAME_MAX = 200  # characters in a person's name
+IDENTIFY_MAX = 100  # descriptors in one POST /people/identify
 
 
 def people():
@@ -30,6 +32,15 @@ def list_people():
     page, limit = parse_page()
     found, total = people().list_people(page, limit, parse_flag("hidden"))
     return {"people": found, "page": page, "total": total}
+
+
+@bp.post("/people/identify")
+def identify():
+    """Who each descriptor is, by the rule that places new faces; nothing is stored (the stream service)."""
+    descriptors = json_body().get("descriptors")
+    if not isinstance(descriptors, list) or not 1 <= len(descriptors) <= IDENTIFY_MAX:
+        raise BadRequest(f'expected JSON {{"descriptors": [1 to {IDENTIFY_MAX} descriptors of 128 numbers]}}')
+    return {"faces": people().identify([canonical(d) for d in descriptors])}
 
 
 @bp.get("/people/<person_id>")

@@ -4,13 +4,14 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from conftest import REPO
+from conftest import REPO, Service, running
 from detect_service import create_app as create_detect_app
 from facerec.auth import HEADER, is_open
 from facerec.openapi import load_spec
 from store_service import create_app as create_store_app
+from stream_service import create_app as create_stream_app
 
-SPECS = {"detect": REPO / "detect_service" / "openapi.yaml", "store": REPO / "store_service" / "openapi.yaml"}
+SPECS = {name: REPO / f"{name}_service" / "openapi.yaml" for name in ("detect", "store", "stream")}
 
 # Every check of the answers, but not the two that judge which inputs are accepted:
 # `positive_data_acceptance` wants a 2xx for any valid request, but a random face ID is rightly a 404;
@@ -28,8 +29,10 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def apps(tmp_path_factory):
     store = create_store_app({"TESTING": True, "DATA_DIR": str(tmp_path_factory.mktemp("data"))})
-    yield {"detect": create_detect_app({"TESTING": True}), "store": store}
+    stream = create_stream_app({"TESTING": True})
+    yield {"detect": create_detect_app({"TESTING": True}), "store": store, "stream": stream}
     store.extensions["face_store"].close()
+    stream.extensions["streams"].close()
 
 
 def routes(app):
@@ -45,7 +48,7 @@ def operations(spec):
     return {(path, method) for path, item in spec["paths"].items() for method in item if method != "parameters"}
 
 
-@pytest.mark.parametrize("name", ["detect", "store"])
+@pytest.mark.parametrize("name", ["detect", "store", "stream"])
 def test_spec_describes_exactly_the_routes(apps, name):
     app = apps[name]
     spec = app.test_client().get("/openapi.json").json
@@ -53,7 +56,7 @@ def test_spec_describes_exactly_the_routes(apps, name):
     assert operations(spec) == routes(app)
 
 
-@pytest.mark.parametrize("name", ["detect", "store"])
+@pytest.mark.parametrize("name", ["detect", "store", "stream"])
 def test_every_error_is_documented_with_the_error_schema(apps, name):
     spec = apps[name].test_client().get("/openapi.json").json
     responses = spec["components"]["responses"]
@@ -68,7 +71,7 @@ def test_every_error_is_documented_with_the_error_schema(apps, name):
                 assert schema == {"$ref": "#/components/schemas/Error"}, (path, method, status)
 
 
-@pytest.mark.parametrize("name", ["detect", "store"])
+@pytest.mark.parametrize("name", ["detect", "store", "stream"])
 def test_401_is_documented_wherever_a_key_is_required(apps, name):
     spec = apps[name].test_client().get("/openapi.json").json
     scheme = spec["components"]["securitySchemes"]["apiKey"]
@@ -88,9 +91,14 @@ def live_schema(service):
 
 
 @pytest.fixture(scope="module")
-def live_schemas(services):
+def live_schemas(services, tmp_path_factory):
+    """The store and detect services, and a stream service beside them (its processes start only with a
+    stream, and no generated source opens: a few examples only, each a reader process started in vain)."""
     store, detect = services
-    return {"store": live_schema(store), "detect": live_schema(detect)}
+    env = dict(detect.env, FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("stream")), FACEREC_STREAM_WORKERS="1")
+    stream = Service("stream", env)
+    with running(stream):
+        yield {"store": live_schema(store), "detect": live_schema(detect), "stream": live_schema(stream)}
 
 
 def live_cases(service):
@@ -109,10 +117,11 @@ def live_cases(service):
 
 # Examples per operation and generation mode: about 10 s in all. /detect's are fewer: random bytes are
 # refused before dlib, but schemathesis also sends small valid images, and each goes through dlib.
-EXAMPLES = {"store": 50, "detect": 15}
+EXAMPLES = {"store": 50, "detect": 15, "stream": 10}
 
 
-@pytest.mark.parametrize("service, path, method, mode", live_cases("store") + live_cases("detect"), ids=str)
+@pytest.mark.parametrize("service, path, method, mode", live_cases("store") + live_cases("detect") + live_cases("stream"),
+                         ids=str)
 def test_live_service_keeps_its_contract(live_schemas, service, path, method, mode):
     """schemathesis's generated requests against the running service: no 5xx, and every answer's status,
     content type, headers and body are as the spec says."""

@@ -151,3 +151,17 @@ def test_audit_says_who_did_what_and_undo_reverts_it(client):
 def test_recluster_answers_counts(client):
     body = client.post("/people/recluster").json
     assert body == {**body, "faces": 12, "people": 2, "unknown": 0, "changed": 0}
+
+
+def test_identify_answers_the_person_by_the_placing_rule_and_stores_nothing(client, people_faces):
+    ben, elton = ids(client)
+    client.patch(f"/people/{ben}", json={"name": "Ben"})
+    madonna = [v for _, v in people_faces["madonna"]]
+    faces_before = client.get("/health").json["faces"]
+    body = {"descriptors": [people_faces["ben"][0][1].tolist(), people_faces["elton"][0][1].tolist(), madonna[0].tolist()]}
+    answers = client.post("/people/identify", json=body).json["faces"]
+    assert [(a["person"], a["name"]) for a in answers] == [(ben, "Ben"), (elton, None), (None, None)]
+    assert 0 < answers[0]["distance"] < 0.6 and (answers[2]["distance"] is None or answers[2]["distance"] > 0.6)
+    assert client.get("/health").json["faces"] == faces_before
+    for bad in ({}, {"descriptors": []}, {"descriptors": [[0.1] * 127]}, {"descriptors": [[0.1] * 128] * 101}):
+        assert_error(client.post("/people/identify", json=bad), 400)

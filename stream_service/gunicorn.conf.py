@@ -1,0 +1,38 @@
+# Gunicorn settings of the stream service. Used as they are by `make run` and docker-compose.yml.
+import signal
+
+from facerec.config import setting
+
+bind = setting("STREAM_BIND")
+# Exactly one worker: it owns the streams, their reader processes and the detection workers
+# (stream_service/manager.py). Its threads serve the viewers, each an MJPEG or event connection held open.
+workers = 1
+worker_class = "gthread"
+threads = 32
+# One BLAS and OpenMP thread per process (inherited by the detection workers): the workers fill the cores.
+raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
+timeout = 60
+graceful_timeout = 10
+preload_app = False  # the processes must belong to the worker, not to the arbiter that forks it
+accesslog = "-"
+wsgi_app = "stream_service:create_app()"
+
+
+def post_worker_init(worker):
+    """On SIGTERM, end every MJPEG and event response at once: they never end by themselves, and the
+    worker would otherwise wait graceful_timeout for them."""
+    streams = worker.wsgi.extensions["streams"]
+    graceful = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum, frame):
+        streams.shutting_down()
+        graceful(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def worker_exit(server, worker):
+    """Stop the streams' processes before the worker goes: none is left orphaned."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        app.extensions["streams"].close()

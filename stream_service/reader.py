@@ -1,0 +1,232 @@
+"""A stream's reader process: read frames from the source, put each in shared memory for the detection
+workers, draw the faces the manager last sent, and encode the annotated JPEG once for every viewer.
+
+It never waits for detection: the boxes drawn are the newest the manager has, so the output keeps the
+source's pace whatever the workers do. It talks to the manager (stream_service/manager.py) over one
+pipe: small messages ("opened", "frame", "ended", "failed") out, the faces to draw in.
+"""
+
+import collections
+import os
+import time
+
+import cv2
+import numpy as np
+
+from .shared_frames import FrameRing, JpegSlots
+
+# A frame this different from the one before (mean absolute difference of 16x9 grey thumbnails, 0-255)
+# starts a new shot: the faces followed until then are gone. Within a shot of the test clip the
+# difference stays under 15; its three cuts measure 24 to 28.
+CUT_DIFFERENCE = 20
+# With a privacy filter, detections this many frames from a frame (a third of a second at 30 fps) say
+# where its faces are; a face moves too far in more.
+NEAR = 10
+# Frames over 4K are refused: each stream holds 10 of them in shared memory.
+MAX_FRAME_PIXELS = 3840 * 2160
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+# BGR: a named person, a person without a name, nobody known.
+COLOURS = {"named": (80, 200, 60), "person": (0, 190, 255), "unknown": (60, 60, 230)}
+
+
+URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
+
+
+def source_problem(source):
+    """Why a source cannot be opened, when that shows without opening it (a missing file); else None."""
+    if "://" in source:
+        scheme = source.split("://", 1)[0].lower()
+        return None if scheme in URL_SCHEMES else f"a URL source is {', '.join(URL_SCHEMES)}, not {scheme}"
+    if not os.path.exists(source):
+        return f"there is no {source} on the server"
+    if not is_file(source):
+        return None
+    if not os.path.isfile(source) or not os.access(source, os.R_OK):
+        return f"{source} is not a file the service can read"
+    return None
+
+
+def is_file(source):
+    return "://" not in source and not source.startswith("/dev/video")
+
+
+def open_capture(source):
+    """OpenCV's capture for a file, a camera device or a URL, with time limits on opening and reading."""
+    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10_000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 10_000]
+    if source.startswith("/dev/video"):
+        return cv2.VideoCapture(source, cv2.CAP_V4L2)
+    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, timeouts)
+
+
+def run(conn, source, loop, blur, privacy_wait, names, jpeg_quality):
+    """The process: returns when the source ends or fails, or when told to stop; and when the manager is
+    gone (its pipe closes: the next message fails), so that it never outlives the service."""
+    cv2.setNumThreads(1)
+    capture = open_capture(source)
+    ok, frame = capture.read() if capture.isOpened() else (False, None)
+    if not ok:
+        conn.send(("failed", f"could not read a frame from {source}"))
+        return
+    height, width = frame.shape[:2]
+    if width * height > MAX_FRAME_PIXELS:
+        conn.send(("failed", f"its frames are {width}x{height}, larger than 4K ({MAX_FRAME_PIXELS:,} pixels)"))
+        return
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if 1 <= fps <= 120 else 30.0
+    frames = FrameRing(names["frames"], (height, width), create=True)
+    jpegs = JpegSlots(names["jpeg"], height * width * 3 + 65536, create=True)
+    try:
+        conn.send(("opened", width, height, fps))
+        _play(conn, capture, frame, frames, jpegs, source, loop, fps, Shown(blur, privacy_wait), jpeg_quality)
+    except (BrokenPipeError, EOFError):
+        pass  # the manager is gone: nobody to play for
+    finally:
+        capture.release()
+        frames.close(unlink=True)
+        jpegs.close(unlink=True)
+
+
+def _play(conn, capture, frame, frames, jpegs, source, loop, fps, shown, jpeg_quality):
+    paced = is_file(source)  # a file is played at its own frame rate; a live source paces itself
+    seq, outputs, previous = 0, [], None
+    due = time.monotonic()
+    step = max(1, frame.shape[1] // 160)  # every step-th pixel is plenty for a 16x9 thumbnail, and cheap
+    while True:
+        read_at = time.monotonic()
+        frames.put(seq, frame, read_at)
+        thumb = cv2.cvtColor(
+            cv2.resize(frame[::step, ::step], (16, 9), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
+        )
+        cut = previous is not None and float(np.mean(cv2.absdiff(thumb, previous))) > CUT_DIFFERENCE
+        previous = thumb
+        while conn.poll():
+            message = conn.recv()
+            if message[0] == "stop":
+                return
+            shown.faces_of(message[2], message[1])
+        out = shown.next(seq, frame, read_at, cut)
+        if out is not None:
+            out_seq, out_frame, out_read_at, faces = out
+            outputs = [t for t in outputs if t > read_at - 1] + [read_at]
+            picture = annotate(out_frame, faces, len(outputs)) if faces is not None else blurred(out_frame)
+            ok, jpeg = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            jpegs.put(out_seq, jpeg.reshape(-1), out_read_at)
+            out = (out_seq, out_read_at)
+        conn.send(("frame", seq, cut, out))
+        if paced:
+            due += 1 / fps
+            late = time.monotonic() - due
+            if late < 0:
+                time.sleep(-late)
+            elif late > 1:  # far behind (a busy machine): carry on from now rather than rush
+                due = time.monotonic()
+        ok, frame = capture.read()
+        if not ok and loop and paced:
+            capture.release()
+            capture = open_capture(source)
+            ok, frame = capture.read()
+        if not ok:
+            conn.send(("ended", "the file ended") if paced else ("failed", "the source stopped sending frames"))
+            return
+        if frame.shape != frames.shape:  # a live source changed its size: keep the first one
+            frame = cv2.resize(frame, (frames.shape[1], frames.shape[0]))
+        seq += 1
+
+
+class Shown:
+    """Which frame goes out next, with which faces drawn on it.
+
+    The faces come from detections (each of one frame, `seq`), never from across a cut. Without a
+    privacy filter, each frame goes out as it is read, with the newest faces. With one, a frame waits
+    (at most `wait` seconds) for a detection of itself or of a frame at most NEAR frames later in the same
+    shot, and is blurred where that detection and the last one before it (as near, same shot) found
+    faces: a face is blurred from the first frame it is in, where it is in that frame. A frame no
+    detection covered in time goes out blurred all over.
+    """
+
+    def __init__(self, blur, wait):
+        self.blur, self.wait = blur, wait
+        self.detected = {}  # detected frame's seq -> its faces, the newest labels
+        self.cuts = []  # seqs of frames that start a new shot
+        self.waiting = collections.deque()  # (seq, frame, read time) not yet shown (privacy filter only)
+
+    def faces_of(self, seq, faces):
+        self.detected[seq] = faces
+
+    def next(self, seq, frame, read_at, cut):
+        """(seq, frame, read time, faces or None: blur it all) to show now, or None: nothing yet."""
+        if cut:
+            self.cuts = self.cuts[-10:] + [seq]
+        if len(self.detected) > 60:
+            for old in sorted(self.detected)[:-30]:
+                del self.detected[old]
+        if not self.blur:
+            return seq, frame, read_at, self._covering(seq, newest=True) or []
+        self.waiting.append((seq, frame.copy(), read_at))
+        if len(self.waiting) >= 3 and self._covering(self.waiting[1][0]) is not None:
+            self.waiting.popleft()  # behind: skip one frame to catch up
+        first, first_frame, first_read = self.waiting[0]
+        faces = self._covering(first)
+        if faces is None and time.monotonic() - first_read < self.wait:
+            return None
+        self.waiting.popleft()
+        return first, first_frame, first_read, faces
+
+    def _covering(self, seq, newest=False):
+        """With `newest`, the faces of the newest detection of frame `seq`'s shot up to it. Else the faces
+        of the first detection at or after `seq` and at most NEAR frames later, with those of the last
+        one before it (as near); both of its shot. None when there is none."""
+        shot = max([c for c in self.cuts if c <= seq], default=0)
+        if newest:
+            found = [m for m in self.detected if shot <= m <= seq]
+            return self.detected[max(found)] if found else None
+        end = min([c for c in self.cuts if c > seq], default=seq + NEAR + 1)
+        after = [m for m in self.detected if seq <= m < min(end, seq + NEAR + 1)]
+        if not after:
+            return None
+        before = [m for m in self.detected if max(shot, seq - NEAR) <= m < seq]
+        return self.detected[min(after)] + (self.detected[max(before)] if before else [])
+
+
+def annotate(frame, faces, fps):
+    """A copy of the frame with each face blurred or boxed and labelled, and the output fps top left."""
+    out = frame.copy()
+    height, width = out.shape[:2]
+    for face in faces:
+        left, top, right, bottom = face["box"]
+        if face["blur"]:
+            _blur(out, face["box"])
+            continue
+        colour = COLOURS[face["kind"]]
+        thickness = max(2, width // 400)
+        cv2.rectangle(out, (left, top), (right, bottom), colour, thickness)
+        scale = max(0.5, width / 1280)
+        (w, h), base = cv2.getTextSize(face["label"], FONT, scale, 1)
+        y = top - 4 if top - h - base - 4 >= 0 else bottom + h + 4
+        cv2.rectangle(out, (left, y - h - base), (left + w + 6, y + base), colour, cv2.FILLED)
+        cv2.putText(out, face["label"], (left + 3, y), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    scale = max(0.5, width / 1280)
+    cv2.putText(out, f"{fps} fps", (8, int(24 * scale) + 4), FONT, scale, (255, 255, 255), 2, cv2.LINE_AA)
+    return out
+
+
+def blurred(frame):
+    """The whole frame blurred: no detection covered it in time, so any face in it may be unknown."""
+    height, width = frame.shape[:2]
+    small = cv2.resize(frame, (max(2, width // 32), max(2, height // 32)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _blur(out, box):
+    """Blur the face and a margin around it (a face moves between detections) beyond recognition."""
+    left, top, right, bottom = box
+    pad_x, pad_y = (right - left) // 4, (bottom - top) // 4
+    left, top = max(left - pad_x, 0), max(top - pad_y, 0)
+    right, bottom = min(right + pad_x, out.shape[1]), min(bottom + pad_y, out.shape[0])
+    if right - left < 2 or bottom - top < 2:
+        return
+    region = out[top:bottom, left:right]
+    small = cv2.resize(
+        region, (max(2, (right - left) // 16), max(2, (bottom - top) // 16)), interpolation=cv2.INTER_AREA
+    )
+    out[top:bottom, left:right] = cv2.resize(small, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)

@@ -1,0 +1,129 @@
+"""The stream service's HTTP edge: start, list and stop streams; the annotated video; the events."""
+
+import json
+import time
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import BadRequest, ServiceUnavailable
+
+from .manager import FILTERS
+
+bp = Blueprint("streams", __name__)
+
+BOUNDARY = "frame"
+MAX_SOURCE_CHARS = 2048
+MAX_NAME_CHARS = 200
+
+
+def streams():
+    return current_app.extensions["streams"]
+
+
+@bp.get("/health")
+def health():
+    if streams().closed.is_set():
+        raise ServiceUnavailable("the service is stopping")
+    return {"status": "ready", "streams": len(streams().list()), **streams().health()}
+
+
+@bp.post("/streams")
+def start_stream():
+    source, name, loop, filter, store = parse_stream(request.get_json(silent=True))
+    stream = streams().start(source, name, loop, filter, store)
+    return streams().summary(stream, details=True), 201, {"Location": f"/streams/{stream.id}"}
+
+
+@bp.get("/streams")
+def list_streams():
+    return {"streams": [streams().summary(s) for s in streams().list()]}
+
+
+@bp.get("/streams/<stream_id>")
+def get_stream(stream_id):
+    return streams().summary(streams().get(stream_id), details=True)
+
+
+@bp.delete("/streams/<stream_id>")
+def stop_stream(stream_id):
+    streams().stop(stream_id)
+    return {"success": True, "id": stream_id}
+
+
+@bp.get("/streams/<stream_id>/mjpeg")
+def mjpeg(stream_id):
+    """The annotated video as Motion JPEG: each part is the newest frame when the viewer is ready for
+    one (a slow viewer skips frames, it never makes others wait). Each part says when its frame was read
+    (X-Frame-Read, seconds of the server's monotonic clock) and its number (X-Frame-Seq)."""
+    manager, stream = streams(), streams().get(stream_id)
+
+    def parts():
+        seq = -1
+        stream.viewers += 1
+        try:
+            while (frame := manager.next_jpeg(stream, seq)) is not None:
+                seq, jpeg, read_at = frame
+                yield (
+                    (
+                        f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+                        f"X-Frame-Seq: {seq}\r\nX-Frame-Read: {read_at:.6f}\r\n\r\n"
+                    ).encode()
+                    + jpeg
+                    + b"\r\n"
+                )
+                stream.latencies.append(time.monotonic() - read_at)  # the part has left: it is written
+        finally:
+            stream.viewers -= 1
+
+    return Response(
+        parts(),
+        mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@bp.get("/streams/<stream_id>/events")
+def events(stream_id):
+    """Server-sent events: who appeared and left, and the stream's state, from Last-Event-ID on."""
+    manager, stream = streams(), streams().get(stream_id)
+    try:
+        after = int(request.headers.get("Last-Event-ID", request.args.get("after", "0")))
+    except ValueError:
+        raise BadRequest("Last-Event-ID (or after) is an event id, a whole number") from None
+
+    def messages():
+        last = after
+        yield "retry: 2000\n\n"
+        while (batch := manager.next_events(stream, last)) is not None:
+            if not batch:
+                yield ": still here\n\n"  # keeps proxies from closing a quiet connection
+            for event in batch:
+                yield f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                last = event["id"]
+
+    return Response(
+        messages(),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def parse_stream(body):
+    """(source, name, loop, filter, store) of a POST /streams body, or 400."""
+    if not isinstance(body, dict):
+        raise BadRequest(
+            'expected JSON {"source": "video.mp4 | /dev/video0 | rtsp://...", "name": "...", "loop": false,'
+            ' "filter": null, "store": false}'
+        )
+    source, name = body.get("source"), body.get("name", body.get("source"))
+    if not isinstance(source, str) or not source.strip() or len(source) > MAX_SOURCE_CHARS or "\0" in source:
+        raise BadRequest(
+            f"source is a file path, a camera device (/dev/videoN) or a URL, at most {MAX_SOURCE_CHARS} characters"
+        )
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+        raise BadRequest(f"name is a string of at most {MAX_NAME_CHARS} characters")
+    loop, filter, store = body.get("loop", False), body.get("filter"), body.get("store", False)
+    if not isinstance(loop, bool) or not isinstance(store, bool):
+        raise BadRequest("loop and store are true or false")
+    if filter not in FILTERS:
+        raise BadRequest('filter is null, "blur-unknown" or "blur-all"')
+    return source, name, loop, filter, store

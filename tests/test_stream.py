@@ -1,0 +1,401 @@
+"""The stream service with real processes: gunicorn, its reader and detection worker processes, the
+store, the real clip as a source; the live page in a real browser.
+
+The clip (640x360, 30 fps, 9 s) shows a performer in most shots. Its faces are found in-test with the
+same dlib models, on the very frames the service sent (each MJPEG part says its frame's number).
+"""
+
+import http.server
+import itertools
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psutil
+import pytest
+import requests
+from conftest import REPO, SHARED, Service, running
+from test_web import SCREENSHOTS, browser  # noqa: F401  (browser: the fixture, Debian's chromium)
+
+from facerec.vision.faces import find_faces
+from stream_service.reader import COLOURS
+
+CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
+SHM = Path("/dev/shm")
+WAIT = 60  # seconds: generous, for a busy two-core machine; the tests check behaviour, not speed
+
+
+@pytest.fixture(scope="module")
+def clip_frames():
+    """Every frame of the clip, in order (BGR)."""
+    capture = cv2.VideoCapture(str(CLIP))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """The store and the stream service (two detection workers), as `make run` starts them."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
+        FACEREC_STREAM_WORKERS="2",
+        # Two seconds for detection to cover a blurred stream's frames, for a busy machine.
+        FACEREC_STREAM_PRIVACY_WAIT="2",
+    )
+    store = Service("store", env)
+    stream = Service("stream", env)
+    env["FACEREC_STORE_URL"] = store.url
+    with running(store, stream):
+        yield store, stream
+
+
+def start(service, **body):
+    response = requests.post(f"{service.url}/streams", json={"source": str(CLIP), **body}, timeout=WAIT)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def stop(service, stream):
+    assert requests.delete(f"{service.url}/streams/{stream['id']}", timeout=10).status_code == 200
+
+
+def parts(service, stream, count):
+    """The first `count` parts of the stream's MJPEG: [(frame seq, decoded JPEG)]."""
+    return list(itertools.islice(video(service, stream), count))
+
+
+def video(service, stream):
+    """The stream's MJPEG, part by part: (frame seq, decoded JPEG)."""
+    with requests.get(f"{service.url}/streams/{stream['id']}/mjpeg", stream=True, timeout=WAIT) as response:
+        assert response.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
+        buffer = b""
+        for chunk in response.iter_content(65536):
+            buffer += chunk
+            while (end := buffer.find(b"\r\n\r\n")) >= 0:
+                lines = buffer[:end].decode().split("\r\n")
+                assert lines[0] == "--frame"
+                headers = dict(line.split(": ", 1) for line in lines[1:])
+                length = int(headers["Content-Length"])
+                if len(buffer) < end + 4 + length + 2:
+                    break
+                jpeg = buffer[end + 4 : end + 4 + length]
+                assert jpeg[:2] == b"\xff\xd8" and buffer[end + 4 + length : end + 6 + length] == b"\r\n"
+                yield int(headers["X-Frame-Seq"]), cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+                buffer = buffer[end + 6 + length :]
+
+
+def state(service, stream):
+    return requests.get(f"{service.url}/streams/{stream['id']}", timeout=10).json()
+
+
+def wait_for(predicate, what, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def boxes_in(models, frame):
+    """(left, top, right, bottom) of each face dlib finds in a frame, as the service looks for them
+    (640 px wide, upsample 0)."""
+    return [
+        (max(r.left(), 0), max(r.top(), 0), r.right(), r.bottom())
+        for r in models.detector(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 0)
+    ]
+
+
+def sharpness(image, box):
+    left, top, right, bottom = box
+    grey = cv2.cvtColor(image[top:bottom, left:right], cv2.COLOR_BGR2GRAY)
+    return cv2.Laplacian(grey, cv2.CV_64F).var()
+
+
+def test_mjpeg_frames_are_jpegs_with_boxes_on_the_faces(live, models, clip_frames):
+    _, service = live
+    stream = start(service, loop=True, name="clip")
+    try:
+        assert stream["state"] == "playing" and (stream["width"], stream["height"]) == (640, 360)
+        boxed = 0
+        # Up to a whole loop of the clip (its faces are in seconds 3 to 8), every fifth frame.
+        for seq, picture in itertools.islice(video(service, stream), 0, 2 * len(clip_frames), 5):
+            assert picture is not None and picture.shape == (360, 640, 3)
+            if boxed >= 3:
+                break
+            source = clip_frames[seq % len(clip_frames)]
+            for left, top, right, bottom in boxes_in(models, source):
+                # A box is drawn around the face: pixels far from the source's in a band around it.
+                pad = (right - left) // 3
+                band = slice(max(top - pad, 0), bottom + pad), slice(max(left - pad, 0), right + pad)
+                changed = np.abs(picture[band].astype(int) - source[band].astype(int)).max(axis=2) > 100
+                boxed += changed.sum() > right - left
+        assert boxed >= 3
+        listed = requests.get(f"{service.url}/streams", timeout=10).json()["streams"]
+        assert [s["id"] for s in listed] == [stream["id"]] and listed[0]["fps"] > 0
+    finally:
+        stop(service, stream)
+    assert requests.get(f"{service.url}/streams/{stream['id']}", timeout=10).status_code == 404
+
+
+def test_blur_unknown_leaves_no_unknown_face_sharp(live, models, clip_frames):
+    _, service = live
+    stream = start(service, loop=True, filter="blur-unknown")
+    try:
+        checked = faces_only = 0
+        whole = (0, 0, 640, 360)
+        for seq, picture in parts(service, stream, 150)[::3]:
+            source = clip_frames[seq % len(clip_frames)]
+            boxes = boxes_in(models, source)
+            for box in boxes:
+                # Nobody is named in this store: every face is unknown, so blurred well beyond recognition.
+                assert sharpness(picture, box) < 0.25 * sharpness(source, box), seq
+                checked += 1
+            # The faces only, not the whole frame (what a frame no detection covered in time gets).
+            faces_only += bool(boxes) and sharpness(picture, whole) > 0.5 * sharpness(source, whole)
+        assert checked >= 5 and faces_only >= 1
+    finally:
+        stop(service, stream)
+
+
+def descriptor_of(models, frame):
+    faces = find_faces(models, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    return max(faces, key=lambda f: f.box["width"]).descriptor
+
+
+@pytest.fixture(scope="module")
+def performer(live, models, clip_frames):
+    """The performer as a person of the store, without a name: three frames of him (seconds 4 to 6 of the
+    clip), stored as three photos (the store makes them one person)."""
+    store, _ = live
+    for i in (120, 150, 180):
+        body = {
+            "photo_sha256": f"{i:064x}",
+            "faces": [
+                {
+                    "descriptor": descriptor_of(models, clip_frames[i]).tolist(),
+                    "box": {"left": 0, "top": 0, "width": 1, "height": 1},
+                }
+            ],
+        }
+        assert requests.post(f"{store.url}/faces", json=body, timeout=10).status_code == 200
+    (person,) = requests.get(f"{store.url}/people", timeout=10).json()["people"]
+    return person["id"]
+
+
+def test_a_person_named_in_the_store_is_named_on_the_video(live, performer):
+    store, service = live
+    stream = start(service, loop=True)
+    try:
+        seen = wait_for(
+            lambda: [f for f in state(service, stream)["faces"] if f["person"] == performer],
+            "the performer recognised as the store's person",
+        )
+        assert seen[0]["name"] is None
+        named = time.monotonic()
+        assert requests.patch(f"{store.url}/people/{performer}", json={"name": "Lin-Manuel"}, timeout=10).ok
+        wait_for(
+            lambda: any(f["name"] == "Lin-Manuel" for f in state(service, stream)["faces"]), "the name on the video"
+        )
+        # The video is looked up again every STREAM_IDENTIFY_EVERY (0.5 s): the name shows within a second
+        # of the rename, with room for a busy machine.
+        assert time.monotonic() - named < 5
+        events = requests.get(f"{service.url}/streams/{stream['id']}/events", stream=True, timeout=10)
+        text = ""
+        for chunk in events.iter_content(None, decode_unicode=True):
+            text += chunk
+            if "Lin-Manuel" in text:
+                break
+        events.close()
+        assert "event: appeared" in text and '"name": "Lin-Manuel"' in text
+    finally:
+        stop(service, stream)
+
+
+def test_a_source_that_does_not_open_is_refused_and_leaves_nothing(live, tmp_path):
+    _, service = live
+    before = requests.get(f"{service.url}/health", timeout=10).json()
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_bytes(b"not a video at all" * 100)
+    for source in ("/nonexistent/video.mp4", str(not_a_video), "ftp://example.invalid/video.mp4"):
+        response = requests.post(f"{service.url}/streams", json={"source": source}, timeout=WAIT)
+        assert response.status_code == 422 and response.json()["status"] == 422, source
+    assert requests.get(f"{service.url}/streams", timeout=10).json()["streams"] == []
+    wait_for(
+        lambda: requests.get(f"{service.url}/health", timeout=10).json()["readers"] == before["readers"],
+        "no reader left",
+    )
+    for bad in ({}, {"source": ""}, {"source": 3}, {"source": "x", "filter": "sepia"}, {"source": "x", "loop": "yes"}):
+        assert requests.post(f"{service.url}/streams", json=bad, timeout=10).status_code == 400
+
+
+def test_a_stream_that_ends_says_so_and_its_reader_is_gone(live, clip_frames, tmp_path):
+    _, service = live
+    path = str(tmp_path / "short.mp4")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 360))
+    for frame in clip_frames[:30]:
+        writer.write(frame)
+    writer.release()
+    stream = start(service, source=path)
+    reader = requests.get(f"{service.url}/health", timeout=10).json()["readers"]
+    ended = wait_for(lambda: (s := state(service, stream))["state"] == "ended" and s, "the end of the file")
+    assert ended["message"] == "the file ended"
+    assert [s["state"] for s in requests.get(f"{service.url}/streams", timeout=10).json()["streams"]] == ["ended"]
+    wait_for(
+        lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in reader),
+        "the reader gone",
+    )
+    wait_for(lambda: not list(SHM.glob(f"facerec-*-{stream['id']}-*")), "its shared memory unlinked")
+    assert parts(service, stream, 1) == []  # the video of an ended stream is empty, not hanging
+    stop(service, stream)
+
+
+class Camera(http.server.BaseHTTPRequestHandler):
+    """A network camera as many are: Motion JPEG over HTTP; this one sends two seconds of the clip and is
+    then gone, as an unplugged camera is."""
+
+    frames = []
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        for jpeg in self.frames:
+            self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg))
+            self.wfile.write(jpeg + b"\r\n")
+            time.sleep(1 / 30)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_camera_that_disappears_is_failed(live, clip_frames):
+    _, service = live
+    Camera.frames = [cv2.imencode(".jpg", f)[1].tobytes() for f in clip_frames[:60]]
+    camera = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=camera.serve_forever, daemon=True).start()
+    try:
+        stream = start(service, source=f"http://127.0.0.1:{camera.server_port}/")
+        failed = wait_for(lambda: (s := state(service, stream))["state"] == "failed" and s, "the camera gone")
+    finally:
+        camera.shutdown()
+        camera.server_close()
+    assert failed["message"] == "the source stopped sending frames"
+    wait_for(lambda: not list(SHM.glob(f"facerec-*-{stream['id']}-*")), "its shared memory unlinked")
+    stop(service, stream)
+
+
+def test_a_worker_killed_with_sigkill_is_replaced_and_the_stream_goes_on(live):
+    _, service = live
+    stream = start(service, loop=True)
+    try:
+        health = requests.get(f"{service.url}/health", timeout=10).json()
+        victim = health["workers"][0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: (
+                (h := requests.get(f"{service.url}/health", timeout=10).json())["worker_restarts"]
+                > health["worker_restarts"]
+                and len(h["workers"]) == len(health["workers"])
+                and victim not in h["workers"]
+            ),
+            "a new worker in its place",
+        )
+        assert len(parts(service, stream, 30)) == 30
+        wait_for(lambda: state(service, stream)["detection_fps"] > 0, "detection going on")
+        assert state(service, stream)["state"] == "playing"
+    finally:
+        stop(service, stream)
+
+
+def descendants(service):
+    return psutil.Process(service.proc.pid).children(recursive=True)
+
+
+def test_no_process_or_shared_memory_outlives_the_service(tmp_path):
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path),
+        FACEREC_STREAM_WORKERS="1",
+        FACEREC_STORE_URL="http://127.0.0.1:9",
+    )  # no store: recognition fails, the video goes on
+    service = Service("stream", env)
+    with running(service):
+        stream = start(service, loop=True)
+        assert len(parts(service, stream, 5)) == 5
+        # The gunicorn worker killed outright: its children see their parent gone and leave.
+        worker = psutil.Process(service.proc.pid).children()[0]
+        orphans = worker.children(recursive=True)
+        assert len(orphans) >= 2  # the reader and the detection worker (and multiprocessing's tracker)
+        worker.kill()
+        wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans), "no orphan")
+        wait_for(lambda: not list(SHM.glob(f"facerec-{worker.pid}-*")), "the orphans' shared memory unlinked")
+        # gunicorn starts a new worker; a stream on it, then a plain stop (SIGTERM) of the service.
+        service.wait_ready()
+        stream = start(service, loop=True)
+        assert len(parts(service, stream, 5)) == 5
+        children = descendants(service)
+        started = time.monotonic()
+    assert time.monotonic() - started < 15  # the open MJPEG connections did not hold the shutdown
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in children)
+    assert not list(SHM.glob("facerec-*"))
+
+
+def test_the_live_page_plays_a_named_stream(live, browser, performer):  # noqa: F811 (the fixture)
+    store, service = live
+    assert requests.patch(f"{store.url}/people/{performer}", json={"name": "Lin-Manuel"}, timeout=10).ok
+    stream = start(service, loop=True, name="Hamilton")
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.set_default_timeout(WAIT * 1000)
+    try:
+        page.goto(service.url)
+        video = page.locator(f'.stream[data-id="{stream["id"]}"] img.video')
+        page.wait_for_function("document.querySelector('.stream img.video')?.naturalWidth === 640")
+        page.wait_for_selector(".events li:has-text('Lin-Manuel')")
+        # It plays: the picture changes; and a screenshot shows a box in the colour of a named person.
+        first = video.screenshot()
+        wait_for(lambda: video.screenshot() != first, "the video moving")
+        named = np.array(COLOURS["named"])
+        shot = wait_for(
+            lambda: (
+                (p := video.screenshot())
+                and (
+                    np.abs(cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR).astype(int) - named).max(axis=2)
+                    < 40
+                ).sum()
+                > 200
+                and p
+            ),
+            "a named box on screen",
+        )
+        SCREENSHOTS.mkdir(exist_ok=True)
+        (SCREENSHOTS / "live-named.png").write_bytes(shot)
+        page.screenshot(path=SCREENSHOTS / "live-page.png", full_page=True)
+    finally:
+        page.close()
+        stop(service, stream)
+
+
+def test_with_store_true_the_stream_s_faces_become_a_person_of_the_store(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path), FACEREC_STREAM_WORKERS="1")
+    store, service = Service("store", env), Service("stream", env)
+    env["FACEREC_STORE_URL"] = store.url
+    with running(store, service):
+        stream = start(service, loop=True, store=True)
+        people = wait_for(lambda: requests.get(f"{store.url}/people", timeout=10).json()["people"], "a person stored")
+        face = requests.get(f"{store.url}/people/{people[0]['id']}", timeout=10).json()["faces"][0]
+        thumbnail = requests.get(f"{store.url}/faces/{face['id']}/thumbnail.jpg", timeout=10)
+        assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
+        wait_for(lambda: any(f["person"] for f in state(service, stream)["faces"]), "the face named by its new person")
