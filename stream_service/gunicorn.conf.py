@@ -15,6 +15,7 @@ timeout = 60
 graceful_timeout = 10
 preload_app = False  # the processes must belong to the worker, not to the arbiter that forks it
 accesslog = "-"
+control_socket_disable = True  # one per user by default: the services would collide on it (docs/operations.md)
 wsgi_app = "stream_service:create_app()"
 
 
