@@ -3,11 +3,18 @@
     make bench                      # every photo of 1 MP or more in ../shared/data/faces/
     make bench ARGS="--photos DIR"  # or your own folder
 
-1. /detect latency, photo by photo, one request at a time: facerec through its HTTP API (services
-   started here), the original service's pipeline and the face_recognition library (bench/references.py,
-   each in a worker process of its own). Faces found, and facerec's recall of the faces of 100 px or
-   more that either reference finds (the same face: boxes overlapping at IoU >= 0.5).
+1. /detect latency, photo by photo, one request at a time, in --rounds rounds (medians over rounds):
+   facerec through its HTTP API (services started here) with each DETECTOR (proposals, the default,
+   and hog, HOG's whole scan), the original service's pipeline and the face_recognition library
+   (bench/references.py, each in a worker process of its own). Faces found, and facerec's recall of
+   the faces of 100 px or more that the references find (the same face: boxes overlapping at IoU >=
+   0.5), by photo set for the photos of 8 MP or more and for the group photos, with every face one
+   path finds and the other does not.
 2. Throughput with every core busy, and with one worker; each worker's peak memory.
+   small: photos under 1 MP, in process: recall of the original's faces by size class, and the faces
+   under 100 px that facerec now finds on them.
+   many: a photo of 100 faces (the LFW photos pasted in a grid), both detectors, in process.
+   frames: the video's 640x360 frames through find_frame_faces on one core: p50 and p99 ms.
 3. dlib itself: encoding time per face and HOG time on the 1080p photo.
 4. The store: insert rate over HTTP, and /similar latency at 10 k, 100 k and 1 M faces (real
    descriptors plus jittered copies), its start-up time and memory per face.
@@ -44,13 +51,16 @@ from PIL import Image
 from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
 from stream import print_stream, stream_bench
 
-from facerec.vision.faces import Models, analyse_photo
+from facerec.config import DEFAULTS
+from facerec.vision.faces import Models, analyse_photo, find_frame_faces
 from facerec.vision.images import decode_image
 
 CORES = os.cpu_count()
 CLASSES = [("1-2.5 MP (1080p)", 1, 2.5), ("2.5-8 MP", 2.5, 8), (">= 8 MP (12 MP)", 8, 1000)]
 STORE_SIZES = [10_000, 100_000, 1_000_000]
 WARM_UP = FACES / "face_recognition_test_images/obama.jpg"
+DETECTORS = {"facerec": "proposals", "facerec hog": "hog"}
+VIDEO = FACES.parent / "video" / "short_hamilton_clip.mp4"
 
 
 def photos_of(folder, min_mp=1.0):
@@ -83,10 +93,10 @@ def summary(seconds, mps):
 # ---- 1 and 2: the pipelines on the photos ----------------------------------------------------------
 
 
-def facerec_pass(photos, workers, clients):
+def facerec_pass(photos, workers, clients, detector="proposals"):
     """Latency photo by photo (when clients == 1) or throughput; boxes per photo; workers' peak RSS."""
     with tempfile.TemporaryDirectory() as data_dir:
-        procs = start_services(data_dir, DETECT_WORKERS=workers)
+        procs = start_services(data_dir, DETECT_WORKERS=workers, DETECTOR=detector)
         try:
             session = requests.Session()
             for _ in range(workers * 2):  # each worker's first request loads nothing, but warms caches
@@ -409,7 +419,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", default=str(FACES), help="a folder of photos (default: the shared sets)")
     parser.add_argument("--min-mp", type=float, default=1.0)
-    parser.add_argument("--parts", default="photos,dlib,store,ingest,stream", help="which of photos, dlib, store, ingest, stream to run")
+    parser.add_argument("--rounds", type=int, default=3, help="latency rounds; medians over them")
+    parser.add_argument("--parts", default="photos,small,many,frames,dlib,store,ingest,stream",
+                        help="which of photos, small, many, frames, dlib, store, ingest, stream to run")
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
     args = parser.parse_args()
     parts = args.parts.split(",")
@@ -418,8 +430,15 @@ def main():
     if "photos" in parts:
         photos = photos_of(args.photos, args.min_mp)
         print(f"{len(photos)} photos of {args.min_mp} MP or more; {CORES} cores", flush=True)
-        photo_bench(photos, report)
+        photo_bench(photos, report, args.rounds)
         out.write_text(json.dumps(report, indent=2))
+    if "small" in parts:
+        report["small"] = small_photos(args.photos)
+        out.write_text(json.dumps(report, indent=2))
+    if "many" in parts:
+        report["many"] = many_faces(args.rounds)
+    if "frames" in parts:
+        report["frames"] = frames()
     if "dlib" in parts:
         report["dlib"] = dlib_speed()
         report["detect_36mp"] = peak_on_36mp()
@@ -434,19 +453,45 @@ def main():
     out.write_text(json.dumps(report, indent=2))
 
 
-def photo_bench(photos, report):
+def photo_bench(photos, report, rounds):
     """Parts 1 and 2 into `report`."""
     mps = [mp for _, mp in photos]
     report["photos"] = len(photos)
-    ours, _, ours_peak = facerec_pass(photos, 1, 1)
-    theirs = {name: reference_pass(name, photos, 1) for name in references.PIPELINES}
-    pipelines = {"facerec": (ours, ours_peak), **{n: (r, peak) for n, (r, _, peak) in theirs.items()}}
-    report["latency"] = {n: {**summary([s for _, s in r], mps), "faces": sum(len(b) for b, _ in r), "peak_worker_mb": peak}
-                         for n, (r, peak) in pipelines.items()}
-    wanted, found = recall([b for b, _ in ours], [[b for b, _ in r] for r, _, _ in theirs.values()])
-    report["recall"] = {"reference_faces": wanted, "found": found, "recall": found / wanted if wanted else None}
-    big = [b for (b, _), mp in zip(ours, mps) if mp >= 8]
-    report["recall_12mp"] = recall(big, [[b for (b, _), mp in zip(r, mps) if mp >= 8] for r, _, _ in theirs.values()])
+    runs = []  # a round: {pipeline: (per photo (boxes, seconds), peak MB of its worker)}
+    for done in range(rounds):
+        run = {name: facerec_pass(photos, 1, 1, detector)[::2] for name, detector in DETECTORS.items()}
+        run.update({name: reference_pass(name, photos, 1)[::2] for name in references.PIPELINES})
+        runs.append(run)
+        print(f"latency round {done + 1} of {rounds} done", flush=True)
+    report["latency"] = {}
+    for name in runs[0]:
+        rounds_ = [summary([s for _, s in run[name][0]], mps) for run in runs]
+        report["latency"][name] = {
+            "median_ms": statistics.median(r["median_ms"] for r in rounds_),
+            "p95_ms": statistics.median(r["p95_ms"] for r in rounds_),
+            "by_class_ms": {label: _median([r["by_class_ms"][label] for r in rounds_]) for label, _, _ in CLASSES},
+            "rounds": rounds_,
+            "faces": sum(len(b) for b, _ in runs[0][name][0]),
+            "peak_worker_mb": max(run[name][1] for run in runs),
+        }
+    # Each ratio is taken within its round (side by side), then the median over rounds.
+    report["speedup"] = {}
+    for ours, theirs in (("facerec", "original"), ("facerec hog", "original"), ("facerec", "facerec hog"),
+                         ("facerec", "face_recognition")):
+        ratios = {}
+        for label, _, _ in [("all", 0, 0), *CLASSES]:
+            key = "median_ms" if label == "all" else None
+            per_round = []
+            for r_ours, r_theirs in zip(report["latency"][ours]["rounds"], report["latency"][theirs]["rounds"]):
+                a = r_ours[key] if key else r_ours["by_class_ms"][label]
+                b = r_theirs[key] if key else r_theirs["by_class_ms"][label]
+                if a and b:
+                    per_round.append(b / a)
+            if per_round:
+                ratios[label] = {"median": statistics.median(per_round), "rounds": per_round}
+        report["speedup"][f"{ours} vs {theirs}"] = ratios
+    boxes = {name: [b for b, _ in results] for name, (results, _) in runs[0].items()}
+    report["recall"] = recall_report(photos, boxes)
     print("latency done", flush=True)
     report["throughput"] = {}
     for workers in sorted({1, CORES}):
@@ -456,6 +501,129 @@ def photo_bench(photos, report):
         _, wall, peak = reference_pass(name, photos, CORES)
         report["throughput"][f"{name}, {CORES} processes"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
     print("throughput done", flush=True)
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def photo_set(path):
+    """The shared set a photo belongs to (its top folder), or the folder of a photo from elsewhere."""
+    try:
+        return Path(path).relative_to(FACES).parts[0]
+    except ValueError:
+        return Path(path).parent.name
+
+
+def recall_report(photos, boxes):
+    """Recall of the original's faces of 100 px or more, per detector: overall, per set on the photos of
+    8 MP or more, on the group photos; and each face found by one detector and not the other."""
+    out = {}
+    groups = {"all": [True] * len(photos)}
+    for name in sorted({photo_set(p) for p, mp in photos if mp >= 8}):
+        groups[f">= 8 MP, {name}"] = [mp >= 8 and photo_set(p) == name for p, mp in photos]
+    groups["group photos"] = ["_unlabeled_group" in Path(p).parts for p, _ in photos]
+    for label, keep in groups.items():
+        out[label] = {}
+        for name in DETECTORS:
+            ours = [b for b, k in zip(boxes[name], keep) if k]
+            wanted, found = recall(ours, [[b for b, k in zip(boxes["original"], keep) if k]])
+            out[label][name] = {"reference_faces": wanted, "found": found, "recall": found / wanted if wanted else None}
+    out["differences"] = differences(photos, boxes)
+    return out
+
+
+def differences(photos, boxes, min_px=references.MIN_FACE_PX):
+    """Every face that one detector finds and the other (or the original) does not, by photo."""
+    def unmatched(mine, others):
+        return [b for b in mine if min(b[2], b[3]) >= min_px and all(iou(b, o) < 0.5 for o in others)]
+
+    out = []
+    for i, (path, mp) in enumerate(photos):
+        row = {"photo": str(Path(path).relative_to(FACES)) if photo_set(path) else str(path), "mp": round(mp, 1),
+               "original_not_found": unmatched(boxes["original"], boxes["facerec"][i:i + 1][0]),
+               "only_proposals": unmatched(boxes["facerec"][i], boxes["facerec hog"][i]),
+               "only_hog": unmatched(boxes["facerec hog"][i], boxes["facerec"][i])}
+        row["original_not_found"] = unmatched(boxes["original"][i], boxes["facerec"][i])
+        if row["original_not_found"] or row["only_proposals"] or row["only_hog"]:
+            out.append(row)
+    return out
+
+
+# ---- small photos, many faces, video frames ----------------------------------------------------------
+
+SMALL_CLASSES = [("< 0.35 MP (LFW, celeb)", 0, 0.35), ("0.35-1 MP", 0.35, 1.0)]
+
+
+def small_photos(folder, stride=3):
+    """Photos under 1 MP (every `stride`-th, to keep the run short), in process, with the service's
+    settings: recall of the original's faces of 100 px or more with each detector, and all the faces
+    each finds (the small ones included)."""
+    models = Models()
+    photos = photos_of(folder, 0)
+    photos = [(p, mp) for p, mp in photos if mp < 1][::stride]
+    rows = []
+    for path, mp in photos:
+        data = path.read_bytes()
+        row = {"mp": mp, "original": references.original(data)}
+        for name, detector in DETECTORS.items():
+            _, faces = analyse_photo(models, data, DEFAULTS["MIN_FACE_PX"], DEFAULTS["MAX_IMAGE_PIXELS"],
+                                     DEFAULTS["SMALL_FACE_PX"], detector)
+            row[name] = [tuple(f.box[k] for k in ("left", "top", "width", "height")) for f in faces]
+        rows.append(row)
+    out = {"photos": len(rows), "stride": stride}
+    for label, low, high in SMALL_CLASSES:
+        inside = [r for r in rows if low <= r["mp"] < high]
+        out[label] = {"photos": len(inside)}
+        for name in DETECTORS:
+            wanted, found = recall([r[name] for r in inside], [[r["original"] for r in inside]])
+            out[label][name] = {"reference_faces": wanted, "found": found, "recall": found / wanted if wanted else None,
+                                "faces": sum(len(r[name]) for r in inside),
+                                "under_100px": sum(min(b[2], b[3]) < 100 for r in inside for b in r[name])}
+        out[label]["original_faces"] = sum(len(r["original"]) for r in inside)
+    return out
+
+
+def mosaic_of_faces():
+    """The 100 LFW photos (250x250, a face of about 110 px each) pasted in a 10 x 10 grid: a 6.25 MP
+    JPEG of 100 faces."""
+    tiles = [cv2.imread(str(p)) for p in sorted((FACES / "lfw10").rglob("*.jpg"))][:100]
+    rows = [np.hstack(tiles[i:i + 10]) for i in range(0, len(tiles), 10)]
+    return cv2.imencode(".jpg", np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
+def many_faces(rounds):
+    """A photo of 100 faces through both detectors, in process, one after the other, `rounds` times."""
+    models, data = Models(), mosaic_of_faces()
+    out = {}
+    for name, detector in DETECTORS.items():
+        seconds = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            _, faces = analyse_photo(models, data, DEFAULTS["MIN_FACE_PX"], DEFAULTS["MAX_IMAGE_PIXELS"],
+                                     DEFAULTS["SMALL_FACE_PX"], detector)
+            seconds.append(time.perf_counter() - start)
+        out[name] = {"median_ms": statistics.median(seconds) * 1000, "faces": len(faces)}
+    return out
+
+
+def frames():
+    """Every frame of the shared video (640x360) through find_frame_faces on one core: detection alone,
+    and detection with every face described (landmarks, encoding, thumbnail)."""
+    cv2.setNumThreads(1)
+    models, video, frames_ = Models(), cv2.VideoCapture(str(VIDEO)), []
+    while (frame := video.read()[1]) is not None:
+        frames_.append(frame)
+    out = {"frames": len(frames_), "size": f"{frames_[0].shape[1]}x{frames_[0].shape[0]}"}
+    for label, describe in (("detect", False), ("detect and describe", True)):
+        ms, faces = [], 0
+        for frame in frames_:
+            start = time.perf_counter()
+            faces += len(find_frame_faces(models, frame, describe=describe))
+            ms.append((time.perf_counter() - start) * 1000)
+        out[label] = {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "faces_per_frame": faces / len(frames_)}
+    return out
 
 
 def print_table(report):
