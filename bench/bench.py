@@ -508,12 +508,17 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
+def photo_name(path):
+    """A photo's path within the shared sets (or as given, for a photo from elsewhere)."""
+    try:
+        return str(Path(path).relative_to(FACES))
+    except ValueError:
+        return str(path)
+
+
 def photo_set(path):
     """The shared set a photo belongs to (its top folder), or the folder of a photo from elsewhere."""
-    try:
-        return Path(path).relative_to(FACES).parts[0]
-    except ValueError:
-        return Path(path).parent.name
+    return Path(photo_name(path)).parts[0] if photo_name(path) != str(path) else Path(path).parent.name
 
 
 def recall_report(photos, boxes):
@@ -541,11 +546,10 @@ def differences(photos, boxes, min_px=references.MIN_FACE_PX):
 
     out = []
     for i, (path, mp) in enumerate(photos):
-        row = {"photo": str(Path(path).relative_to(FACES)) if photo_set(path) else str(path), "mp": round(mp, 1),
-               "original_not_found": unmatched(boxes["original"], boxes["facerec"][i:i + 1][0]),
+        row = {"photo": photo_name(path), "mp": round(mp, 1),
+               "original_not_found": unmatched(boxes["original"][i], boxes["facerec"][i]),
                "only_proposals": unmatched(boxes["facerec"][i], boxes["facerec hog"][i]),
                "only_hog": unmatched(boxes["facerec hog"][i], boxes["facerec"][i])}
-        row["original_not_found"] = unmatched(boxes["original"][i], boxes["facerec"][i])
         if row["original_not_found"] or row["only_proposals"] or row["only_hog"]:
             out.append(row)
     return out
@@ -630,6 +634,22 @@ def print_table(report):
     print(f"\n{report['machine']}")
     if "latency" in report:
         print_photos(report)
+    if "small" in report:
+        print(f"\nphotos under 1 MP (every {report['small']['stride']}th, {report['small']['photos']} photos), recall of the"
+              " original's faces >= 100 px; all faces found, under 100 px:")
+        for label, _, _ in SMALL_CLASSES:
+            v = report["small"][label]
+            print(f"  {label}, {v['photos']} photos, the original finds {v['original_faces']}: " + "; ".join(
+                f"{name} {v[name]['found']}/{v[name]['reference_faces']}, {v[name]['faces']} faces, {v[name]['under_100px']}"
+                " under 100 px" for name in DETECTORS))
+    if "many" in report:
+        print("\na photo of 100 faces (6.25 MP): " + "; ".join(
+            f"{name} {v['median_ms']:.0f} ms, {v['faces']} faces" for name, v in report["many"].items()))
+    if "frames" in report:
+        f = report["frames"]
+        print(f"\n{f['frames']} video frames of {f['size']}, one core: " + "; ".join(
+            f"{label} p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms ({v['faces_per_frame']:.2f} faces a frame)"
+            for label, v in f.items() if isinstance(v, dict)))
     if "dlib" in report:
         d, m = report["dlib"], report["detect_36mp"]
         print(f"\ndlib {d['build']}: encoding {d['encode_ms_per_face']:.1f} ms/face (batch of {d['faces_in_batch']}),"
@@ -679,15 +699,17 @@ def print_photos(report):
     print(f"{head[0]:{width}} " + " ".join(f"{h:>17}" for h in head[1:]))
     for row in rows:
         print(f"{row[0]:{width}} " + " ".join(f"{c:>17}" for c in row[1:]))
-    print("\nspeed-up of facerec, median per photo:")
-    for name in references.PIPELINES:
-        ratios = {label: lat[name]["by_class_ms"][label] / lat["facerec"]["by_class_ms"][label]
-                  for label, _, _ in CLASSES if lat["facerec"]["by_class_ms"][label]}
-        print(f"  vs {name}: all {lat[name]['median_ms'] / lat['facerec']['median_ms']:.1f}x; "
-              + "; ".join(f"{k} {v:.1f}x" for k, v in ratios.items()))
-    rc = report["recall"]
-    print(f"recall of reference faces >= 100 px: {rc['found']}/{rc['reference_faces']} = {rc['recall']:.3f}"
-          f" (>= 8 MP: {report['recall_12mp'][1]}/{report['recall_12mp'][0]})")
+    print("\nspeed-up, ratio of the medians within each round, then the median over rounds (each round's):")
+    for pair, ratios in report["speedup"].items():
+        print(f"  {pair}: " + "; ".join(f"{label} {r['median']:.1f}x ({', '.join(f'{x:.1f}' for x in r['rounds'])})"
+                                       for label, r in ratios.items()))
+    print("\nrecall of the original's faces >= 100 px (IoU >= 0.5):")
+    for label, by_detector in report["recall"].items():
+        if label != "differences":
+            print(f"  {label}: " + "; ".join(f"{name} {v['found']}/{v['reference_faces']}" for name, v in by_detector.items()))
+    for row in report["recall"]["differences"]:
+        print(f"  {row['photo']} ({row['mp']} MP): original's not found {row['original_not_found']},"
+              f" only proposals {row['only_proposals']}, only hog {row['only_hog']}")
     print("\nthroughput, photos/s:")
     for name, t in report["throughput"].items():
         print(f"  {name:32} {t['photos_per_s']:6.2f}   peak {t['peak_worker_mb']:.0f} MB/worker")

@@ -9,9 +9,9 @@ import cv2
 
 # models/README.md: where the file comes from, its licence and its SHA-256.
 MODEL = Path(__file__).resolve().parents[2] / "models" / "yunet_s_640_640.onnx"
-# YuNet finds faces of 20 px reliably: the image it looks at is reduced as far as that allows for the
+# YuNet proposes faces of 16 px reliably: the image it looks at is reduced as far as that allows for the
 # smallest face wanted, but never below this long side (a fixed small size loses faces of big photos).
-MIN_FACE_PROPOSED_PX = 20
+MIN_FACE_PROPOSED_PX = 16
 MIN_LONG_SIDE = 480
 # A second look at this long side, for faces too large for YuNet on the first image (a close portrait).
 COARSE_LONG_SIDE = 240
