@@ -131,3 +131,27 @@ def test_frame_faces_without_description(models, frames):
     assert [[f.box for f in fs] for fs in bare] == [[f.box for f in fs] for fs in described]
     assert all(f.descriptor is None and f.thumbnail is None and len(f.landmarks) == 5 for fs in bare for f in fs)
     assert all(f.descriptor.shape == (128,) for fs in described for f in fs)
+
+
+def test_a_photo_stored_by_the_whole_scan_keeps_its_ids_when_posted_again(models, tmp_path):
+    """A photo stored before the detector changed, posted again: the proposals' faces differ a little from
+    the whole scan's (boxes and descriptors), yet the store answers with the faces and IDs it holds."""
+    from store_service.store import FaceStore
+
+    data = photo("fr_examples/_unlabeled_group/obama_and_biden.jpg")
+    sha256 = decode_image(data).sha256
+
+    def post(store, faces):
+        return store.add_faces(sha256, [{"descriptor": f.descriptor, "box": f.box} for f in faces], 0.36, 100)
+
+    store = FaceStore(str(tmp_path / "faces.sqlite3"))
+    try:
+        before = post(store, faces_of(models, data, "hog"))
+        proposed = faces_of(models, data, "proposals")
+        assert {f.descriptor.tobytes() for f in proposed}.isdisjoint(  # the descriptors did change
+            {f.descriptor.tobytes() for f in faces_of(models, data, "hog")})
+        again = post(store, proposed)
+        assert sorted(f["id"] for f in again) == sorted(f["id"] for f in before) and len(store) == 3
+        assert not any(f["created"] for f in again)
+    finally:
+        store.close()
