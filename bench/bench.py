@@ -420,7 +420,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", default=str(FACES), help="a folder of photos (default: the shared sets)")
     parser.add_argument("--min-mp", type=float, default=1.0)
+    parser.add_argument("--stride", type=int, default=1,
+                        help="every Nth photo under 8 MP (those of 8 MP or more and group photos all), to keep a run short")
     parser.add_argument("--rounds", type=int, default=3, help="latency rounds; medians over them")
+    parser.add_argument("--references", default=",".join(references.PIPELINES),
+                        help="the reference pipelines to run beside facerec (original is needed for recall)")
     parser.add_argument("--parts", default="photos,small,many,frames,dlib,store,ingest,stream",
                         help="which of photos, small, many, frames, dlib, store, ingest, stream to run")
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
@@ -429,12 +433,13 @@ def main():
     out = Path(__file__).parent / "results.json"
     report = {"machine": f"{platform.processor() or platform.machine()}, {CORES} cores, Python {platform.python_version()}"}
     if "photos" in parts:
-        photos = photos_of(args.photos, args.min_mp)
+        photos = [(p, mp) for i, (p, mp) in enumerate(photos_of(args.photos, args.min_mp))
+                  if i % args.stride == 0 or mp >= 8 or "_unlabeled_group" in p.parts]
         print(f"{len(photos)} photos of {args.min_mp} MP or more; {CORES} cores", flush=True)
-        photo_bench(photos, report, args.rounds)
+        photo_bench(photos, report, args.rounds, args.references.split(","))
         out.write_text(json.dumps(report, indent=2))
     if "small" in parts:
-        report["small"] = small_photos(args.photos)
+        report["small"] = small_photos(args.photos, 4 * args.stride)
         out.write_text(json.dumps(report, indent=2))
     if "many" in parts:
         report["many"] = many_faces(args.rounds)
@@ -454,14 +459,14 @@ def main():
     out.write_text(json.dumps(report, indent=2))
 
 
-def photo_bench(photos, report, rounds):
-    """Parts 1 and 2 into `report`."""
+def photo_bench(photos, report, rounds, pipelines):
+    """Parts 1 and 2 into `report`, beside the reference `pipelines`."""
     mps = [mp for _, mp in photos]
     report["photos"] = len(photos)
     runs = []  # a round: {pipeline: (per photo (boxes, seconds), peak MB of its worker)}
     for done in range(rounds):
         run = {name: facerec_pass(photos, 1, 1, detector)[::2] for name, detector in DETECTORS.items()}
-        run.update({name: reference_pass(name, photos, 1)[::2] for name in references.PIPELINES})
+        run.update({name: reference_pass(name, photos, 1)[::2] for name in pipelines})
         runs.append(run)
         print(f"latency round {done + 1} of {rounds} done", flush=True)
     report["latency"] = {}
@@ -479,6 +484,8 @@ def photo_bench(photos, report, rounds):
     report["speedup"] = {}
     for ours, theirs in (("facerec", "original"), ("facerec hog", "original"), ("facerec", "facerec hog"),
                          ("facerec", "face_recognition")):
+        if theirs not in report["latency"]:
+            continue
         ratios = {}
         for label, _, _ in [("all", 0, 0), *CLASSES]:
             key = "median_ms" if label == "all" else None
@@ -498,7 +505,7 @@ def photo_bench(photos, report, rounds):
     for workers in sorted({1, CORES}):
         _, wall, peak = facerec_pass(photos, workers, 2 * workers)
         report["throughput"][f"facerec, {workers} worker(s)"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
-    for name in references.PIPELINES:
+    for name in pipelines:
         _, wall, peak = reference_pass(name, photos, CORES)
         report["throughput"][f"{name}, {CORES} processes"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
     print("throughput done", flush=True)
