@@ -183,4 +183,5 @@ def test_store_down_is_a_503_and_recovery_needs_no_restart(services):
     assert requests.get(detect.url + "/health", timeout=5).status_code == 503
     store.start()
     assert only_face(post(detect, BIDEN))["id"]
-    assert requests.get(detect.url + "/health", timeout=5).json()["status"] == "ready"
+    health = requests.get(detect.url + "/health", timeout=5).json()
+    assert health["status"] == "ready" and health["detector"] == "proposals"  # the default

@@ -160,7 +160,7 @@ def find_proposed_faces(models, pixels, scale, min_face_px, describe=True, min_l
             score, rect = max(candidates, key=lambda c: c[0])
             found.append((score, rect, image, to_photo))
     faces, boxes = [], []
-    for score, rect, image, to_photo in sorted(found, key=lambda f: -f[0]):
+    for _, rect, image, to_photo in sorted(found, key=lambda f: -f[0]):
         box = to_photo.box(rect)
         if all(_iou(box, other) < 0.5 for other in boxes):  # two proposals of one face
             boxes.append(box)
