@@ -1,7 +1,7 @@
 """The detect service's HTTP edge in-process, for what needs one edge isolated."""
 import pytest
-from conftest import photo
 
+from conftest import photo
 from detect_service import create_app
 
 

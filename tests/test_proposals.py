@@ -3,8 +3,8 @@ and real video frames."""
 import cv2
 import numpy as np
 import pytest
-from conftest import FACES, photo
 
+from conftest import FACES, photo
 from facerec.vision.faces import analyse_photo, find_frame_faces, find_proposed_faces
 from facerec.vision.images import decode_image, face_floor
 
