@@ -7,6 +7,7 @@ COPY scripts/install-dlib.sh scripts/
 ARG FACEREC_DLIB=fast
 RUN pip install --no-cache-dir -r requirements.txt && FACEREC_DLIB=$FACEREC_DLIB sh scripts/install-dlib.sh python
 COPY facerec facerec
+COPY models models
 COPY detect_service detect_service
 COPY store_service store_service
 COPY stream_service stream_service

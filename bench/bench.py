@@ -3,11 +3,18 @@
     make bench                      # every photo of 1 MP or more in ../shared/data/faces/
     make bench ARGS="--photos DIR"  # or your own folder
 
-1. /detect latency, photo by photo, one request at a time: facerec through its HTTP API (services
-   started here), the original service's pipeline and the face_recognition library (bench/references.py,
-   each in a worker process of its own). Faces found, and facerec's recall of the faces of 100 px or
-   more that either reference finds (the same face: boxes overlapping at IoU >= 0.5).
+1. /detect latency, photo by photo, one request at a time, in --rounds rounds (medians over rounds):
+   facerec through its HTTP API (services started here) with each DETECTOR (proposals, the default,
+   and hog, HOG's whole scan), the original service's pipeline and the face_recognition library
+   (bench/references.py, each in a worker process of its own). Faces found, and facerec's recall of
+   the faces of 100 px or more that the references find (the same face: boxes overlapping at IoU >=
+   0.5), by photo set for the photos of 8 MP or more and for the group photos, with every face one
+   path finds and the other does not.
 2. Throughput with every core busy, and with one worker; each worker's peak memory.
+   small: photos under 1 MP, in process: recall of the original's faces by size class, and the faces
+   under 100 px that facerec now finds on them.
+   many: a photo of 100 faces (the LFW photos pasted in a grid), both detectors, in process.
+   frames: the video's 640x360 frames through find_frame_faces on one core: p50 and p99 ms.
 3. dlib itself: encoding time per face and HOG time on the 1080p photo.
 4. The store: insert rate over HTTP, and /similar latency at 10 k, 100 k and 1 M faces (real
    descriptors plus jittered copies), its start-up time and memory per face.
@@ -23,6 +30,7 @@ import argparse
 import concurrent.futures
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -44,13 +52,15 @@ from PIL import Image
 from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
 from stream import print_stream, stream_bench
 
-from facerec.vision.faces import Models, analyse_photo
+from facerec.config import DEFAULTS
+from facerec.vision.faces import Models, analyse_photo, find_frame_faces
 from facerec.vision.images import decode_image
 
 CORES = os.cpu_count()
 CLASSES = [("1-2.5 MP (1080p)", 1, 2.5), ("2.5-8 MP", 2.5, 8), (">= 8 MP (12 MP)", 8, 1000)]
 STORE_SIZES = [10_000, 100_000, 1_000_000]
 WARM_UP = FACES / "face_recognition_test_images/obama.jpg"
+DETECTORS = {"facerec": "proposals", "facerec hog": "hog"}
 
 
 def photos_of(folder, min_mp=1.0):
@@ -83,10 +93,10 @@ def summary(seconds, mps):
 # ---- 1 and 2: the pipelines on the photos ----------------------------------------------------------
 
 
-def facerec_pass(photos, workers, clients):
+def facerec_pass(photos, workers, clients, detector="proposals"):
     """Latency photo by photo (when clients == 1) or throughput; boxes per photo; workers' peak RSS."""
     with tempfile.TemporaryDirectory() as data_dir:
-        procs = start_services(data_dir, DETECT_WORKERS=workers)
+        procs = start_services(data_dir, DETECT_WORKERS=workers, DETECTOR=detector)
         try:
             session = requests.Session()
             for _ in range(workers * 2):  # each worker's first request loads nothing, but warms caches
@@ -409,17 +419,31 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", default=str(FACES), help="a folder of photos (default: the shared sets)")
     parser.add_argument("--min-mp", type=float, default=1.0)
-    parser.add_argument("--parts", default="photos,dlib,store,ingest,stream", help="which of photos, dlib, store, ingest, stream to run")
+    parser.add_argument("--stride", type=int, default=1,
+                        help="every Nth photo under 8 MP (those of 8 MP or more and group photos all), to keep a run short")
+    parser.add_argument("--rounds", type=int, default=3, help="latency rounds; medians over them")
+    parser.add_argument("--references", default=",".join(references.PIPELINES),
+                        help="the reference pipelines to run beside facerec (original is needed for recall)")
+    parser.add_argument("--parts", default="photos,small,many,frames,dlib,store,ingest,stream",
+                        help="which of photos, small, many, frames, dlib, store, ingest, stream to run")
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
     args = parser.parse_args()
     parts = args.parts.split(",")
     out = Path(__file__).parent / "results.json"
     report = {"machine": f"{platform.processor() or platform.machine()}, {CORES} cores, Python {platform.python_version()}"}
     if "photos" in parts:
-        photos = photos_of(args.photos, args.min_mp)
+        photos = [(p, mp) for i, (p, mp) in enumerate(photos_of(args.photos, args.min_mp))
+                  if i % args.stride == 0 or mp >= 8 or "_unlabeled_group" in p.parts]
         print(f"{len(photos)} photos of {args.min_mp} MP or more; {CORES} cores", flush=True)
-        photo_bench(photos, report)
+        photo_bench(photos, report, args.rounds, args.references.split(","))
         out.write_text(json.dumps(report, indent=2))
+    if "small" in parts:
+        report["small"] = small_photos(args.photos, 4 * args.stride)
+        out.write_text(json.dumps(report, indent=2))
+    if "many" in parts:
+        report["many"] = many_faces(args.rounds)
+    if "frames" in parts:
+        report["frames"] = on_one_core(frames)
     if "dlib" in parts:
         report["dlib"] = dlib_speed()
         report["detect_36mp"] = peak_on_36mp()
@@ -434,34 +458,223 @@ def main():
     out.write_text(json.dumps(report, indent=2))
 
 
-def photo_bench(photos, report):
-    """Parts 1 and 2 into `report`."""
+def photo_bench(photos, report, rounds, pipelines):
+    """Parts 1 and 2 into `report`, beside the reference `pipelines`."""
     mps = [mp for _, mp in photos]
     report["photos"] = len(photos)
-    ours, _, ours_peak = facerec_pass(photos, 1, 1)
-    theirs = {name: reference_pass(name, photos, 1) for name in references.PIPELINES}
-    pipelines = {"facerec": (ours, ours_peak), **{n: (r, peak) for n, (r, _, peak) in theirs.items()}}
-    report["latency"] = {n: {**summary([s for _, s in r], mps), "faces": sum(len(b) for b, _ in r), "peak_worker_mb": peak}
-                         for n, (r, peak) in pipelines.items()}
-    wanted, found = recall([b for b, _ in ours], [[b for b, _ in r] for r, _, _ in theirs.values()])
-    report["recall"] = {"reference_faces": wanted, "found": found, "recall": found / wanted if wanted else None}
-    big = [b for (b, _), mp in zip(ours, mps) if mp >= 8]
-    report["recall_12mp"] = recall(big, [[b for (b, _), mp in zip(r, mps) if mp >= 8] for r, _, _ in theirs.values()])
+    runs = []  # a round: {pipeline: (per photo (boxes, seconds), peak MB of its worker)}
+    for done in range(rounds):
+        run = {name: facerec_pass(photos, 1, 1, detector)[::2] for name, detector in DETECTORS.items()}
+        run.update({name: reference_pass(name, photos, 1)[::2] for name in pipelines})
+        runs.append(run)
+        print(f"latency round {done + 1} of {rounds} done", flush=True)
+    report["latency"] = {}
+    for name in runs[0]:
+        rounds_ = [summary([s for _, s in run[name][0]], mps) for run in runs]
+        report["latency"][name] = {
+            "median_ms": statistics.median(r["median_ms"] for r in rounds_),
+            "p95_ms": statistics.median(r["p95_ms"] for r in rounds_),
+            "by_class_ms": {label: _median([r["by_class_ms"][label] for r in rounds_]) for label, _, _ in CLASSES},
+            "rounds": rounds_,
+            "faces": sum(len(b) for b, _ in runs[0][name][0]),
+            "peak_worker_mb": max(run[name][1] for run in runs),
+        }
+    # Each ratio is taken within its round (side by side), then the median over rounds.
+    report["speedup"] = {}
+    for ours, theirs in (("facerec", "original"), ("facerec hog", "original"), ("facerec", "facerec hog"),
+                         ("facerec", "face_recognition")):
+        if theirs not in report["latency"]:
+            continue
+        ratios = {}
+        for label, _, _ in [("all", 0, 0), *CLASSES]:
+            key = "median_ms" if label == "all" else None
+            per_round = []
+            for r_ours, r_theirs in zip(report["latency"][ours]["rounds"], report["latency"][theirs]["rounds"]):
+                a = r_ours[key] if key else r_ours["by_class_ms"][label]
+                b = r_theirs[key] if key else r_theirs["by_class_ms"][label]
+                if a and b:
+                    per_round.append(b / a)
+            if per_round:
+                ratios[label] = {"median": statistics.median(per_round), "rounds": per_round}
+        report["speedup"][f"{ours} vs {theirs}"] = ratios
+    boxes = {name: [b for b, _ in results] for name, (results, _) in runs[0].items()}
+    report["recall"] = recall_report(photos, boxes)
     print("latency done", flush=True)
     report["throughput"] = {}
     for workers in sorted({1, CORES}):
         _, wall, peak = facerec_pass(photos, workers, 2 * workers)
         report["throughput"][f"facerec, {workers} worker(s)"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
-    for name in references.PIPELINES:
+    for name in pipelines:
         _, wall, peak = reference_pass(name, photos, CORES)
         report["throughput"][f"{name}, {CORES} processes"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
     print("throughput done", flush=True)
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def photo_name(path):
+    """A photo's path within the shared sets (or as given, for a photo from elsewhere)."""
+    try:
+        return str(Path(path).relative_to(FACES))
+    except ValueError:
+        return str(path)
+
+
+def photo_set(path):
+    """The shared set a photo belongs to (its top folder), or the folder of a photo from elsewhere."""
+    return Path(photo_name(path)).parts[0] if photo_name(path) != str(path) else Path(path).parent.name
+
+
+def recall_report(photos, boxes):
+    """Recall of the original's faces of 100 px or more, per detector: overall, per set on the photos of
+    8 MP or more, on the group photos; and each face found by one detector and not the other."""
+    out = {}
+    groups = {"all": [True] * len(photos)}
+    for name in sorted({photo_set(p) for p, mp in photos if mp >= 8}):
+        groups[f">= 8 MP, {name}"] = [mp >= 8 and photo_set(p) == name for p, mp in photos]
+    groups["group photos"] = ["_unlabeled_group" in Path(p).parts for p, _ in photos]
+    for label, keep in groups.items():
+        out[label] = {}
+        for name in DETECTORS:
+            ours = [b for b, k in zip(boxes[name], keep) if k]
+            wanted, found = recall(ours, [[b for b, k in zip(boxes["original"], keep) if k]])
+            out[label][name] = {"reference_faces": wanted, "found": found, "recall": found / wanted if wanted else None}
+    out["differences"] = differences(photos, boxes)
+    return out
+
+
+def differences(photos, boxes, min_px=references.MIN_FACE_PX):
+    """Every face that one detector finds and the other (or the original) does not, by photo."""
+    def unmatched(mine, others):
+        return [b for b in mine if min(b[2], b[3]) >= min_px and all(iou(b, o) < 0.5 for o in others)]
+
+    out = []
+    for i, (path, mp) in enumerate(photos):
+        row = {"photo": photo_name(path), "mp": round(mp, 1),
+               "original_not_found": unmatched(boxes["original"][i], boxes["facerec"][i]),
+               "only_proposals": unmatched(boxes["facerec"][i], boxes["facerec hog"][i]),
+               "only_hog": unmatched(boxes["facerec hog"][i], boxes["facerec"][i])}
+        if row["original_not_found"] or row["only_proposals"] or row["only_hog"]:
+            out.append(row)
+    return out
+
+
+# ---- small photos, many faces, video frames ----------------------------------------------------------
+
+SMALL_CLASSES = [("< 0.35 MP (LFW, celeb)", 0, 0.35), ("0.35-1 MP", 0.35, 1.0)]
+
+
+def small_photos(folder, stride=4):
+    """Photos under 1 MP (every `stride`-th, to keep the run short), in process, with the service's
+    settings: recall of the original's faces of 100 px or more with each detector, and all the faces
+    each finds (the small ones included)."""
+    models = Models()
+    photos = photos_of(folder, 0)
+    photos = [(p, mp) for p, mp in photos if mp < 1][::stride]
+    rows = []
+    for path, mp in photos:
+        data = path.read_bytes()
+        row = {"mp": mp, "original": references.original(data)}
+        for name, detector in DETECTORS.items():
+            _, faces = analyse_photo(models, data, DEFAULTS["MIN_FACE_PX"], DEFAULTS["MAX_IMAGE_PIXELS"],
+                                     DEFAULTS["SMALL_FACE_PX"], detector)
+            row[name] = [tuple(f.box[k] for k in ("left", "top", "width", "height")) for f in faces]
+        rows.append(row)
+    out = {"photos": len(rows), "stride": stride}
+    for label, low, high in SMALL_CLASSES:
+        inside = [r for r in rows if low <= r["mp"] < high]
+        out[label] = {"photos": len(inside)}
+        for name in DETECTORS:
+            wanted, found = recall([r[name] for r in inside], [[r["original"] for r in inside]])
+            out[label][name] = {"reference_faces": wanted, "found": found, "recall": found / wanted if wanted else None,
+                                "faces": sum(len(r[name]) for r in inside),
+                                "under_100px": sum(min(b[2], b[3]) < 100 for r in inside for b in r[name])}
+        out[label]["original_faces"] = sum(len(r["original"]) for r in inside)
+    return out
+
+
+def mosaic_of_faces():
+    """The 100 LFW photos (250x250, a face of about 110 px each) pasted in a 10 x 10 grid: a 6.25 MP
+    JPEG of 100 faces."""
+    tiles = [cv2.imread(str(p)) for p in sorted((FACES / "lfw10").rglob("*.jpg"))][:100]
+    rows = [np.hstack(tiles[i:i + 10]) for i in range(0, len(tiles), 10)]
+    return cv2.imencode(".jpg", np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
+def many_faces(rounds):
+    """A photo of 100 faces through both detectors, in process, in turn, `rounds` times: wall and CPU time."""
+    models, data = Models(), mosaic_of_faces()
+    seconds, cpu, found = {name: [] for name in DETECTORS}, {name: [] for name in DETECTORS}, {}
+    for _ in range(rounds):
+        for name, detector in DETECTORS.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            _, faces = analyse_photo(models, data, DEFAULTS["MIN_FACE_PX"], DEFAULTS["MAX_IMAGE_PIXELS"],
+                                     DEFAULTS["SMALL_FACE_PX"], detector)
+            seconds[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+            found[name] = len(faces)
+    return {name: {"median_ms": statistics.median(seconds[name]) * 1000, "cpu_median_ms": statistics.median(cpu[name]) * 1000,
+                   "faces": found[name]} for name in DETECTORS}
+
+
+def on_one_core(fn):
+    """fn() in a fresh process with one BLAS thread (read when OpenBLAS loads) and one OpenCV thread."""
+    saved = dict(os.environ)
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(fn).result()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def frames():
+    """Every frame of the shared video (640x360) through find_frame_faces on one core: detection alone,
+    and detection with every face described (landmarks, encoding, thumbnail)."""
+    cv2.setNumThreads(1)
+    models, video, frames_ = Models(), cv2.VideoCapture(str(CLIP)), []
+    while (frame := video.read()[1]) is not None:
+        frames_.append(frame)
+    out = {"frames": len(frames_), "size": f"{frames_[0].shape[1]}x{frames_[0].shape[0]}"}
+    for label, describe in (("detect", False), ("detect and describe", True)):
+        ms, cpu_ms, faces = [], [], 0
+        for frame in frames_:
+            start, cpu = time.perf_counter(), time.thread_time()
+            faces += len(find_frame_faces(models, frame, describe=describe))
+            ms.append((time.perf_counter() - start) * 1000)
+            cpu_ms.append((time.thread_time() - cpu) * 1000)
+        # CPU time as well: on a machine others share, it is what the frame costs, waiting for a core aside.
+        out[label] = {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "cpu_p50_ms": percentile(cpu_ms, 50),
+                      "cpu_p99_ms": percentile(cpu_ms, 99), "faces_per_frame": faces / len(frames_)}
+    return out
 
 
 def print_table(report):
     print(f"\n{report['machine']}")
     if "latency" in report:
         print_photos(report)
+    if "small" in report:
+        print(f"\nphotos under 1 MP (every {report['small']['stride']}th, {report['small']['photos']} photos), recall of the"
+              " original's faces >= 100 px; all faces found, under 100 px:")
+        for label, _, _ in SMALL_CLASSES:
+            v = report["small"][label]
+            print(f"  {label}, {v['photos']} photos, the original finds {v['original_faces']}: " + "; ".join(
+                f"{name} {v[name]['found']}/{v[name]['reference_faces']}, {v[name]['faces']} faces, {v[name]['under_100px']}"
+                " under 100 px" for name in DETECTORS))
+    if "many" in report:
+        print("\na photo of 100 faces (6.25 MP): " + "; ".join(
+            f"{name} {v['median_ms']:.0f} ms (CPU {v['cpu_median_ms']:.0f} ms), {v['faces']} faces"
+            for name, v in report["many"].items()))
+    if "frames" in report:
+        f = report["frames"]
+        print(f"\n{f['frames']} video frames of {f['size']}, one core: " + "; ".join(
+            f"{label} p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms (CPU {v['cpu_p50_ms']:.1f}, {v['cpu_p99_ms']:.1f} ms;"
+            f" {v['faces_per_frame']:.2f} faces a frame)"
+            for label, v in f.items() if isinstance(v, dict)))
     if "dlib" in report:
         d, m = report["dlib"], report["detect_36mp"]
         print(f"\ndlib {d['build']}: encoding {d['encode_ms_per_face']:.1f} ms/face (batch of {d['faces_in_batch']}),"
@@ -511,15 +724,17 @@ def print_photos(report):
     print(f"{head[0]:{width}} " + " ".join(f"{h:>17}" for h in head[1:]))
     for row in rows:
         print(f"{row[0]:{width}} " + " ".join(f"{c:>17}" for c in row[1:]))
-    print("\nspeed-up of facerec, median per photo:")
-    for name in references.PIPELINES:
-        ratios = {label: lat[name]["by_class_ms"][label] / lat["facerec"]["by_class_ms"][label]
-                  for label, _, _ in CLASSES if lat["facerec"]["by_class_ms"][label]}
-        print(f"  vs {name}: all {lat[name]['median_ms'] / lat['facerec']['median_ms']:.1f}x; "
-              + "; ".join(f"{k} {v:.1f}x" for k, v in ratios.items()))
-    rc = report["recall"]
-    print(f"recall of reference faces >= 100 px: {rc['found']}/{rc['reference_faces']} = {rc['recall']:.3f}"
-          f" (>= 8 MP: {report['recall_12mp'][1]}/{report['recall_12mp'][0]})")
+    print("\nspeed-up, ratio of the medians within each round, then the median over rounds (each round's):")
+    for pair, ratios in report["speedup"].items():
+        print(f"  {pair}: " + "; ".join(f"{label} {r['median']:.1f}x ({', '.join(f'{x:.1f}' for x in r['rounds'])})"
+                                       for label, r in ratios.items()))
+    print("\nrecall of the original's faces >= 100 px (IoU >= 0.5):")
+    for label, by_detector in report["recall"].items():
+        if label != "differences":
+            print(f"  {label}: " + "; ".join(f"{name} {v['found']}/{v['reference_faces']}" for name, v in by_detector.items()))
+    for row in report["recall"]["differences"]:
+        print(f"  {row['photo']} ({row['mp']} MP): original's not found {row['original_not_found']},"
+              f" only proposals {row['only_proposals']}, only hog {row['only_hog']}")
     print("\nthroughput, photos/s:")
     for name, t in report["throughput"].items():
         print(f"  {name:32} {t['photos_per_s']:6.2f}   peak {t['peak_worker_mb']:.0f} MB/worker")

@@ -6,7 +6,7 @@ from facerec.config import load_config
 from facerec.cors import allow_origins
 from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
-from facerec.vision.faces import Models
+from facerec.vision.faces import DETECTORS, Models
 from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage
 
 from . import views
@@ -23,6 +23,11 @@ def create_app(test_config=None):
     min_face = app.config["MIN_FACE_PX"]
     if isinstance(min_face, bool) or not isinstance(min_face, (int, float)) or not 20 <= min_face <= 2000:
         raise ValueError(f"MIN_FACE_PX must be a number of pixels from 20 to 2000, not {min_face!r}")
+    small_face = app.config["SMALL_FACE_PX"]
+    if isinstance(small_face, bool) or not isinstance(small_face, (int, float)) or not (small_face == 0 or 20 <= small_face <= 2000):
+        raise ValueError(f"SMALL_FACE_PX must be 0 or a number of pixels from 20 to 2000, not {small_face!r}")
+    if app.config["DETECTOR"] not in DETECTORS:
+        raise ValueError(f"DETECTOR must be one of {', '.join(DETECTORS)}, not {app.config['DETECTOR']!r}")
     # Loaded here, once per worker, never at import time.
     app.extensions["models"] = Models(app.config["MODELS_DIR"], app.config["LANDMARKS"])
     app.extensions["store"] = StoreClient(

@@ -20,7 +20,7 @@ def health():
     models = current_app.extensions["models"]
     if not current_app.extensions["store"].ping():
         raise ServiceUnavailable("models loaded, but the face store does not answer", retry_after=5)
-    return {"status": "ready", "dlib": models.build}
+    return {"status": "ready", "dlib": models.build, "detector": current_app.config["DETECTOR"]}
 
 
 @bp.post("/detect")
@@ -93,7 +93,8 @@ def detect_and_store(origin=None):
     config = current_app.config
     with current_app.extensions["photo_queue"].turn():
         photo, faces = off_hub(
-            analyse_photo, current_app.extensions["models"], uploaded_bytes(), config["MIN_FACE_PX"], config["MAX_IMAGE_PIXELS"]
+            analyse_photo, current_app.extensions["models"], uploaded_bytes(), config["MIN_FACE_PX"],
+            config["MAX_IMAGE_PIXELS"], config["SMALL_FACE_PX"], config["DETECTOR"],
         )
     try:
         # Even a photo without faces: the store notes every photo it is sent.

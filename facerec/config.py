@@ -40,6 +40,13 @@ DEFAULTS = {
     # Every face at least this many pixels wide in the original photo is searched for, 20 to 2000
     # (docs/detection.md: the photo is scanned at 80 / MIN_FACE_PX of its size).
     "MIN_FACE_PX": 100,
+    # How faces are found (docs/detection.md). "proposals": YuNet, a small CNN, proposes where faces are
+    # on a reduced image and HOG confirms each in a small window (the whole scan where that costs little
+    # or no less). "hog": HOG scans the whole photo.
+    "DETECTOR": "proposals",
+    # On a photo of at most 1 MP, where HOG's whole scan costs little, faces down to this size are found
+    # (as far as a scan of 1.25 MP allows: a 640×480 photo down to 40 px). 0 = MIN_FACE_PX everywhere.
+    "SMALL_FACE_PX": 40,
     # Detect: a photo is admitted while the photos ahead of it on its worker would take at most this many
     # seconds (at the worker's recent time per photo); past it, 503 with Retry-After at once. 60 s lets a
     # client's burst of 50 photos of 2 s each wait its turn on two workers, and answers a flood at once.

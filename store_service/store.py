@@ -17,6 +17,7 @@ from .db import Database, utc_now
 from .exceptions import InvalidFace, NoThumbnail, UnknownFace
 from .index import DIM
 from .people import People
+from .reposts import stored_twins
 
 
 def canonical(descriptor) -> np.ndarray:
@@ -64,6 +65,10 @@ class FaceStore:
         ids = [hashlib.sha256(v.tobytes()).hexdigest() for v in vectors]
         now = utc_now()
         with self.db.lock:
+            # A face stored for this photo before (found by another detector, say) is answered as stored.
+            for i, twin in enumerate(stored_twins(self.db, photo_sha256, [p[1] for p in parsed], vectors)):
+                if twin is not None:
+                    ids[i], vectors[i] = twin, self.db.index.vector(twin)
             created = [face not in self.db.index for face in ids]
             new = {face: p for face, p, c in zip(ids, parsed, created) if c}
             with self.db.transaction():

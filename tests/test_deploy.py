@@ -11,6 +11,7 @@ import yaml
 
 from conftest import REPO, photo
 from facerec.vision.faces import MODEL_FILES, default_models_dir
+from facerec.vision.proposals import MODEL as PROPOSAL_MODEL
 from facerec.config import DEFAULTS
 from facerec.run import SERVICES, Service, command, running
 
@@ -51,6 +52,13 @@ def test_model_files_match_models_readme():
     for name in MODEL_FILES.values():
         data = (Path(default_models_dir()) / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == documented[name], name
+
+
+def test_the_proposal_model_matches_models_readme():
+    readme = (REPO / "models" / "README.md").read_text()
+    documented = re.search(r"\| `yunet_s_640_640\.onnx` .*\| `([0-9a-f]{64})` \|", readme)[1]
+    assert hashlib.sha256(PROPOSAL_MODEL.read_bytes()).hexdigest() == documented
+    assert PROPOSAL_MODEL.parent == REPO / "models"  # loaded from the repository, never downloaded
 
 
 def test_makefile_targets_the_readme_names():

@@ -50,3 +50,10 @@ def test_store_unreachable_is_a_503_and_the_health_says_so(detect_app):
 def test_a_minimum_face_size_outside_20_to_2000_px_stops_the_service_at_start(min_face):
     with pytest.raises(ValueError, match="MIN_FACE_PX"):
         create_app({"TESTING": True, "MIN_FACE_PX": min_face})
+
+
+@pytest.mark.parametrize("setting, value", [("DETECTOR", "cnn"), ("DETECTOR", None), ("SMALL_FACE_PX", 10),
+                                            ("SMALL_FACE_PX", "40"), ("SMALL_FACE_PX", True)])
+def test_a_bad_detector_setting_stops_the_service_at_start(setting, value):
+    with pytest.raises(ValueError, match=setting):
+        create_app({"TESTING": True, setting: value})

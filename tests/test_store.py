@@ -87,7 +87,7 @@ def test_search_agrees_with_brute_force(store):
 def test_matches_on_insert_exclude_the_face_itself(store):
     v = descriptors(1)[0]
     first, = add(store, v)
-    second, = add(store, near(v, 0.2))
+    second, = add(store, near(v, 0.2), photo="q" * 64)  # another photo of the same person
     assert first["matches"] == []
     assert [m["id"] for m in second["matches"]] == [first["id"]]
 
@@ -153,6 +153,29 @@ def test_the_same_descriptor_twice_in_one_photo_is_one_face(store):
     first, second = add(store, v, v)
     assert first["id"] == second["id"] and len(store) == 1
     assert store.similar(first["id"], 0.36, 10) == []
+
+
+def test_a_photo_posted_again_answers_with_its_stored_faces_and_ids(store):
+    """Another detector finds the same photo's faces with boxes and descriptors moved a little: the
+    stored faces answer, under their IDs, and nothing new is stored."""
+    a, b = descriptors(2)
+    other_box = {"left": 300, "top": 40, "width": 120, "height": 120}
+    first = store.add_faces("p" * 64, [{"descriptor": a, "box": BOX}, {"descriptor": b, "box": other_box}], 0.36, 100)
+    moved, other_moved = {"left": 16, "top": 26, "width": 96, "height": 104}, {"left": 290, "top": 45, "width": 125, "height": 118}
+    again = store.add_faces("p" * 64, [{"descriptor": near(b, 0.15), "box": other_moved},
+                                       {"descriptor": near(a, 0.1), "box": moved}], 0.36, 100)
+    assert [f["id"] for f in again] == [first[1]["id"], first[0]["id"]]
+    assert not any(f["created"] for f in again) and len(store) == 2
+
+
+def test_only_the_same_photo_place_and_face_is_a_stored_face(store):
+    a = descriptors(1)[0]
+    first, = add(store, a)
+    elsewhere, = add(store, near(a, 0.1), photo="q" * 64)  # the same face in another photo
+    someone_else, = add(store, near(a, 0.5))  # the same photo and place, a different descriptor
+    aside, = store.add_faces("p" * 64, [{"descriptor": near(a, 0.1, seed=2), "box": {**BOX, "left": 200}}], 0.36, 100)
+    assert all(f["created"] for f in (elsewhere, someone_else, aside)) and len(store) == 4
+    assert first["id"] not in {elsewhere["id"], someone_else["id"], aside["id"]}
 
 
 def test_a_second_store_on_the_same_file_waits_for_the_first(tmp_path):

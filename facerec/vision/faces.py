@@ -3,10 +3,12 @@ import logging
 import os
 from dataclasses import dataclass
 
+import cv2
 import dlib
 import numpy as np
 
-from .images import decode_image
+from .images import HOG_WINDOW_PX, at_working_scale, cheap_to_scan, decode_image, working_scale
+from .proposals import MIN_LONG_SIDE, Proposer
 from .thumbnails import face_thumbnail
 
 log = logging.getLogger(__name__)
@@ -22,13 +24,41 @@ MODEL_FILES = {
 class Face:
     box: dict  # upright, full-resolution pixels, clamped to the photo
     landmarks: list  # [[x, y], ...] upright, full-resolution pixels
-    descriptor: np.ndarray  # 128 float32
-    thumbnail: bytes  # a small aligned JPEG of the face (thumbnails.py)
-    quality: float  # 0..1, how good a picture of the face it is (thumbnails.py)
+    descriptor: np.ndarray  # 128 float32; None when not described (find_frame_faces)
+    thumbnail: bytes  # a small aligned JPEG of the face (thumbnails.py); None when not described
+    quality: float  # 0..1, how good a picture of the face it is (thumbnails.py); None when not described
+
+
+DETECTORS = ("proposals", "hog")
+# dlib's box is about 1.075 times as wide as YuNet's.
+DLIB_PER_PROPOSED_WIDTH = 1.075
+# HOG looks for a proposed face in a square window this many times its expected size, around its centre.
+WINDOW_FACES = 2.0
+# A face larger than this in the window is shrunk to it first: HOG's 80 px window still finds it, for
+# a fraction of the cost, and the encoder's 150 px chip still gets about as many pixels as it shows.
+MAX_WINDOW_FACE_PX = 110
+# A window's image pyramid never lines up with the whole image's, so a face that scores just above
+# HOG's threshold 0 there may score just below it in the window: accept slightly less there.
+WINDOW_THRESHOLD = -0.1
+# dlib measures a face by its pyramid level, in steps of 6/5, and a window's pyramid lines up with the
+# whole image's at another phase: the same face may measure one step smaller there. So a window keeps a
+# face of 5/6 of MIN_FACE_PX or more.
+MIN_WINDOW_SIZE_SHARE = 5 / 6
+# A proposal whose face would be less than this share of the smallest face wanted holds no face to keep.
+MIN_PROPOSED_SHARE = 0.6
+# When the windows would scan more than this share of the pixels of the whole scan (a photo of many
+# faces), the whole scan costs no more and misses nothing YuNet did not propose.
+MAX_WINDOW_SHARE = 0.5
+# A video frame is searched for faces of this many pixels or more unless the caller says otherwise, and
+# YuNet looks at it reduced as far as that allows (a frame's faces are followed from frame to frame,
+# so one missed in one frame is found in the next).
+FRAME_MIN_FACE_PX = 40
+FRAME_PROPOSAL_LONG_SIDE = 0
 
 
 class Models:
-    """dlib's HOG detector, a landmark predictor and the ResNet encoder, loaded once per worker."""
+    """dlib's HOG detector, a landmark predictor, the ResNet encoder and YuNet's proposer, loaded once
+    per worker (or per thread: the proposer and dlib's objects are not shared between threads)."""
 
     def __init__(self, models_dir=None, landmarks=5):
         if landmarks not in (5, 68):
@@ -37,6 +67,7 @@ class Models:
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(os.path.join(models_dir, MODEL_FILES[landmarks]))
         self.encoder = dlib.face_recognition_model_v1(os.path.join(models_dir, MODEL_FILES["encoder"]))
+        self.proposer = Proposer()
         self.build = dlib_build()
         log.info("models loaded from %s (%d-point landmarks); dlib %s", models_dir, landmarks, self.build)
 
@@ -57,50 +88,181 @@ def dlib_build():
     return f"{dlib.__version__} {blas}"
 
 
-def find_faces(models, pixels, upsample=0, scale=(1.0, 1.0), min_face_px=0):
-    """Every face in `pixels` (upright RGB), described and pictured; boxes and landmarks scaled by `scale`.
+def analyse_photo(models, data, min_face_px=100, max_pixels=64_000_000, small_face_px=None, detector="proposals"):
+    """decode → detect → align → encode: the whole pipeline for one uploaded photo.
+
+    `detector` "proposals": HOG confirms YuNet's proposals in small windows; the whole scan where that
+    costs little (a small photo, see images.face_floor) or no less (many faces). "hog": the whole scan.
+    Returns (Photo, [Face]) with boxes and landmarks in the upright photo's full-resolution pixels.
+    """
+    photo = decode_image(data, min_face_px, max_pixels, small_face_px, exact=False)
+    if detector == "proposals" and not cheap_to_scan(photo):
+        faces = find_proposed_faces(models, photo.pixels, photo.scale, photo.min_face_px)
+        if faces is not None:
+            return photo, faces
+    photo = at_working_scale(photo)
+    return photo, find_faces(models, photo.pixels, 0, photo.scale, photo.min_face_px)
+
+
+def find_frame_faces(models, bgr_frame, min_face_px=FRAME_MIN_FACE_PX, describe=True):
+    """Every face of `min_face_px` or more in one video frame: a BGR uint8 array, as OpenCV's
+    VideoCapture gives it. Boxes and landmarks are in the frame's pixels.
+
+    Nothing a photo needs and a frame does not: no header, EXIF or hash. `describe` False leaves
+    descriptor, thumbnail and quality None (a face followed from frame to frame needs describing once).
+    Not thread-safe: each thread needs its own Models.
+    """
+    rgb = cv2.cvtColor(bgr_frame, cv2.COLOR_BGR2RGB)
+    faces = find_proposed_faces(models, rgb, (1.0, 1.0), min_face_px, describe, FRAME_PROPOSAL_LONG_SIDE)
+    if faces is not None:
+        return faces
+    height, width = rgb.shape[:2]
+    scale = working_scale(min_face_px, width, height)
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    pixels = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return find_faces(models, pixels, 0, (width / size[0], height / size[1]), min_face_px, describe)
+
+
+def find_faces(models, pixels, upsample=0, scale=(1.0, 1.0), min_face_px=0, describe=True):
+    """Every face in `pixels` (upright RGB) by HOG's whole scan, described and pictured; boxes and
+    landmarks scaled by `scale`.
 
     All faces of the photo are encoded in one call to the encoder.
     """
-    rects = [r for r in models.detector(pixels, upsample) if _side(r, scale) >= min_face_px]
+    to_photo = Placement(0.0, 0.0, *scale, pixels.shape[1] * scale[0], pixels.shape[0] * scale[1])
+    rects = [r for r in models.detector(pixels, upsample) if to_photo.side(r) >= min_face_px]
     shapes = dlib.full_object_detections([models.predictor(pixels, r) for r in rects])
+    if not describe:
+        return [_face(pixels, rect, shape, None, to_photo) for rect, shape in zip(rects, shapes)]
     descriptors = models.encoder.compute_face_descriptor(pixels, shapes) if rects else []
-    return [_face(pixels, rect, shape, descriptor, scale) for rect, shape, descriptor in zip(rects, shapes, descriptors)]
+    return [_face(pixels, rect, shape, descriptor, to_photo) for rect, shape, descriptor in zip(rects, shapes, descriptors)]
 
 
-def _face(pixels, rect, shape, descriptor, scale):
-    sx, sy = scale
-    thumbnail, quality = face_thumbnail(pixels, shape, _side(rect, scale))
-    return Face(
-        box=_clamped_box(rect, pixels.shape[1], pixels.shape[0], scale),
-        landmarks=[[round(p.x * sx), round(p.y * sy)] for p in shape.parts()],
-        descriptor=np.asarray(descriptor, dtype=np.float32),
-        thumbnail=thumbnail,
-        quality=quality,
-    )
-
-
-def _side(rect, scale):
-    return max(rect.width() * scale[0], rect.height() * scale[1])
-
-
-def _clamped_box(rect, width, height, scale):
-    # dlib's rectangles may reach past the edges for a face cut by them; clamp as face_recognition does.
-    left, top = max(rect.left(), 0), max(rect.top(), 0)
-    right, bottom = min(rect.right(), width), min(rect.bottom(), height)
-    sx, sy = scale
-    return {
-        "left": round(left * sx),
-        "top": round(top * sy),
-        "width": round((right - left) * sx),
-        "height": round((bottom - top) * sy),
-    }
-
-
-def analyse_photo(models, data, min_face_px=100, max_pixels=64_000_000):
-    """decode → detect → align → encode: the whole pipeline for one uploaded photo.
-
-    Returns (Photo, [Face]) with boxes and landmarks in the upright photo's full-resolution pixels.
+def find_proposed_faces(models, pixels, scale, min_face_px, describe=True, min_long_side=MIN_LONG_SIDE):
+    """The faces of `min_face_px` or more (photo pixels) in `pixels` (upright RGB, `scale` photo pixels
+    per pixel) that HOG confirms around YuNet's proposals; None when the windows would scan as many
+    pixels as the whole scan would (then that is the better search).
     """
-    photo = decode_image(data, min_face_px, max_pixels)
-    return photo, find_faces(models, photo.pixels, 0, photo.scale, min_face_px)
+    height, width = pixels.shape[:2]
+    wanted = min_face_px / max(scale)  # in pixels
+    proposals = models.proposer.propose(pixels, wanted, min_long_side)
+    windows = [w for w in (_window(box, wanted, width, height) for box in proposals) if w]
+    whole_scan = width * height * (HOG_WINDOW_PX / wanted) ** 2
+    if sum(w.pixels for w in windows) > MAX_WINDOW_SHARE * whole_scan:
+        return None
+    found = []
+    for window in windows:
+        image = window.image(pixels)
+        to_photo = window.placement(image, scale, width, height)
+        candidates = [(score, rect) for rect, score in zip(*models.detector.run(image, 0, WINDOW_THRESHOLD)[:2])
+                      if to_photo.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px and window.holds(rect, image)]
+        if candidates:
+            score, rect = max(candidates, key=lambda c: c[0])
+            found.append((score, rect, image, to_photo))
+    faces, boxes = [], []
+    for _, rect, image, to_photo in sorted(found, key=lambda f: -f[0]):
+        box = to_photo.box(rect)
+        if all(_iou(box, other) < 0.5 for other in boxes):  # two proposals of one face
+            boxes.append(box)
+            shape = models.predictor(image, rect)
+            descriptor = models.encoder.compute_face_descriptor(image, shape) if describe else None
+            faces.append(_face(image, rect, shape, descriptor, to_photo))
+    return faces
+
+
+@dataclass
+class Window:
+    """The square around a proposed face where HOG looks for it, in the image's pixels, and how much it
+    is zoomed for HOG (window pixels per image pixel)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    zoom: float
+    proposal: tuple  # (left, top, width, height, score), image pixels
+
+    @property
+    def pixels(self):
+        return (self.right - self.left) * (self.bottom - self.top) * self.zoom**2
+
+    def image(self, pixels):
+        crop = pixels[self.top:self.bottom, self.left:self.right]
+        if self.zoom == 1:
+            return np.ascontiguousarray(crop)
+        size = (max(1, round(crop.shape[1] * self.zoom)), max(1, round(crop.shape[0] * self.zoom)))
+        return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if self.zoom < 1 else cv2.INTER_LINEAR)
+
+    def placement(self, image, scale, width, height):
+        sx = (self.right - self.left) / image.shape[1]
+        sy = (self.bottom - self.top) / image.shape[0]
+        return Placement(self.left * scale[0], self.top * scale[1], sx * scale[0], sy * scale[1],
+                         width * scale[0], height * scale[1])
+
+    def holds(self, rect, image):
+        """Whether a detection is the proposed face: its centre lies inside the proposal's box."""
+        x, y, w, h, _ = self.proposal
+        zx = image.shape[1] / (self.right - self.left)
+        zy = image.shape[0] / (self.bottom - self.top)
+        cx, cy = self.left + rect.center().x / zx, self.top + rect.center().y / zy
+        return x <= cx <= x + w and y <= cy <= y + h
+
+
+def _window(proposal, wanted, width, height):
+    """The window for one proposal (image pixels); None when it cannot hold a face of `wanted` pixels."""
+    x, y, w, h, _ = proposal
+    expected = DLIB_PER_PROPOSED_WIDTH * w
+    if expected < MIN_PROPOSED_SHARE * wanted:
+        return None
+    zoom = min(HOG_WINDOW_PX / wanted, MAX_WINDOW_FACE_PX / expected)
+    # YuNet may see a face smaller than dlib does: the window holds at least the smallest face wanted.
+    half = WINDOW_FACES * max(expected, wanted) / 2
+    cx, cy = x + w / 2, y + h / 2
+    left, top = max(0, int(cx - half)), max(0, int(cy - half))
+    right, bottom = min(width, int(np.ceil(cx + half))), min(height, int(np.ceil(cy + half)))
+    if right - left < 1 or bottom - top < 1:
+        return None
+    return Window(left, top, right, bottom, zoom, proposal)
+
+
+@dataclass
+class Placement:
+    """Where an image's pixels lie in the photo: photo x = left + x · sx (y likewise); the photo's size."""
+
+    left: float
+    top: float
+    sx: float
+    sy: float
+    width: float
+    height: float
+
+    def side(self, rect):
+        """A detection's size in photo pixels."""
+        return max(rect.width() * self.sx, rect.height() * self.sy)
+
+    def box(self, rect):
+        # dlib's rectangles may reach past the edges for a face cut by them; clamp as face_recognition does.
+        left = max(self.left + rect.left() * self.sx, 0)
+        top = max(self.top + rect.top() * self.sy, 0)
+        right = min(self.left + rect.right() * self.sx, self.width)
+        bottom = min(self.top + rect.bottom() * self.sy, self.height)
+        return {"left": round(left), "top": round(top), "width": round(right - left), "height": round(bottom - top)}
+
+    def point(self, p):
+        return [round(self.left + p.x * self.sx), round(self.top + p.y * self.sy)]
+
+
+def _face(pixels, rect, shape, descriptor, to_photo):
+    if descriptor is None:
+        thumbnail = quality = None
+    else:
+        thumbnail, quality = face_thumbnail(pixels, shape, to_photo.side(rect))
+        descriptor = np.asarray(descriptor, dtype=np.float32)
+    return Face(to_photo.box(rect), [to_photo.point(p) for p in shape.parts()], descriptor, thumbnail, quality)
+
+
+def _iou(a, b):
+    w = max(0, min(a["left"] + a["width"], b["left"] + b["width"]) - max(a["left"], b["left"]))
+    h = max(0, min(a["top"] + a["height"], b["top"] + b["height"]) - max(a["top"], b["top"]))
+    inter = w * h
+    return inter / (a["width"] * a["height"] + b["width"] * b["height"] - inter) if inter else 0.0

@@ -8,7 +8,7 @@ Three coordinate systems meet here:
 import hashlib
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pillow_heif
@@ -46,6 +46,11 @@ MAX_ENLARGE = 1.6
 # a larger one is scaled down further (24 MP: faces from 113 px, 36 MP: 139 px), rather than a
 # worker running out of memory.
 MAX_WORKING_PIXELS = 12_000_000
+# Small photos are searched for smaller faces where HOG's whole scan stays cheap: a photo of at most
+# SMALL_PHOTO_PIXELS is scanned at up to CHEAP_SCAN_PIXELS (a 640×480 photo at twice its size), which
+# lowers its floor from MIN_FACE_PX towards SMALL_FACE_PX (docs/detection.md: the rule and its recall).
+SMALL_PHOTO_PIXELS = 1_000_000
+CHEAP_SCAN_PIXELS = 1_250_000
 REDUCED_FLAGS = {
     1: cv2.IMREAD_COLOR,
     2: cv2.IMREAD_REDUCED_COLOR_2,
@@ -74,6 +79,7 @@ class Photo:
     height: int
     orientation: int  # EXIF value 1..8, 1 when absent
     sha256: str  # of the uploaded bytes
+    min_face_px: float = 0  # the smallest face looked for in this photo (face_floor); 0: every face
 
     @property
     def scale(self):
@@ -90,6 +96,23 @@ def working_scale(min_face_px, width, height):
     return min(HOG_WINDOW_PX / min_face_px, (MAX_WORKING_PIXELS / (width * height)) ** 0.5)
 
 
+def face_floor(min_face_px, small_face_px, width, height):
+    """The smallest face looked for in a photo of this size: `min_face_px`, or on a small photo less, down
+    to `small_face_px`, as far as a whole scan of CHEAP_SCAN_PIXELS allows."""
+    pixels = width * height
+    if pixels > SMALL_PHOTO_PIXELS or not small_face_px:
+        return min_face_px
+    return min(min_face_px, max(small_face_px, HOG_WINDOW_PX * (pixels / CHEAP_SCAN_PIXELS) ** 0.5))
+
+
+def cheap_to_scan(photo):
+    """Whether HOG's whole scan of this small photo, for its faces of photo.min_face_px, stays within
+    CHEAP_SCAN_PIXELS."""
+    scale = working_scale(photo.min_face_px, photo.width, photo.height)
+    pixels = photo.width * photo.height
+    return pixels <= SMALL_PHOTO_PIXELS and pixels * scale**2 <= CHEAP_SCAN_PIXELS * 1.001
+
+
 def jpeg_reduction(scale):
     """The most reduced JPEG decode (1, 2, 4 or 8) that is at most MAX_ENLARGE from `scale`."""
     reduction = 1
@@ -98,9 +121,11 @@ def jpeg_reduction(scale):
     return reduction
 
 
-def decode_image(data, min_face_px=None, max_pixels=64_000_000):
-    """Decode uploaded bytes into an upright RGB Photo at the working scale for `min_face_px`
-    (None: full resolution).
+def decode_image(data, min_face_px=None, max_pixels=64_000_000, small_face_px=None, exact=True):
+    """Decode uploaded bytes into an upright RGB Photo at the working scale for its faces of
+    `min_face_px` or more (None: full resolution; `small_face_px`: the floor of a small photo, see
+    face_floor). With `exact` False, a JPEG stays as libjpeg's reduced decode gave it (at most
+    MAX_ENLARGE smaller than the working scale; at_working_scale resizes it when needed).
 
     The header is read first (Pillow reads no pixels for that), so a decompression bomb is refused
     before any memory is spent on it.
@@ -110,25 +135,38 @@ def decode_image(data, min_face_px=None, max_pixels=64_000_000):
     fmt, width, height, orientation = read_header(data, max_pixels)
     if fmt == "JPEG" and _jpeg_truncated(data):
         raise ImageError("truncated JPEG: the file ends before the image does")
-    scale = working_scale(min_face_px, width, height) if min_face_px else 1.0
+    floor = face_floor(min_face_px, small_face_px, width, height) if min_face_px else 0
+    scale = working_scale(floor, width, height) if floor else 1.0
     reduction = jpeg_reduction(scale) if fmt == "JPEG" else 1
     rgb = decode_with_pillow(data, fmt) if fmt == "HEIF" else decode_with_opencv(data, fmt, reduction)
     if rgb.shape[:2] != (_reduced(height, reduction), _reduced(width, reduction)):
         # Both readers sniff the format from the bytes; should they ever disagree on the size, the
         # pixel check above did not cover what was decoded, and the boxes would be mis-scaled.
         raise ImageError(f"could not decode this {FORMATS[fmt]} file: its pixels do not match its header")
-    # Rounded down, so that a working pixel is never less than 1 / scale photo pixels and a face of
-    # HOG_WINDOW_PX working pixels is at least min_face_px.
-    size = (max(1, int(width * scale)), max(1, int(height * scale)))
-    if size != (rgb.shape[1], rgb.shape[0]):
-        shrink = size[0] < rgb.shape[1]
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    if exact or reduction == 1:  # a photo decoded whole is brought to the working scale at once
+        rgb = _resized(rgb, width, height, scale)
     # libtiff turns a TIFF by its Orientation tag itself, in OpenCV whatever the flags and in Pillow,
     # whose size is then the upright one: turning it again would turn it twice.
     turn = 1 if fmt == "TIFF" else orientation
     rgb = np.ascontiguousarray(upright(rgb, turn))
     up_w, up_h = (height, width) if turn >= 5 else (width, height)
-    return Photo(rgb, up_w, up_h, orientation, hashlib.sha256(data).hexdigest())
+    return Photo(rgb, up_w, up_h, orientation, hashlib.sha256(data).hexdigest(), floor)
+
+
+def at_working_scale(photo):
+    """The photo with its pixels at the working scale for photo.min_face_px (decode_image with `exact`)."""
+    scale = working_scale(photo.min_face_px, photo.width, photo.height) if photo.min_face_px else 1.0
+    return replace(photo, pixels=np.ascontiguousarray(_resized(photo.pixels, photo.width, photo.height, scale)))
+
+
+def _resized(rgb, width, height, scale):
+    # Rounded down, so that a working pixel is never less than 1 / scale photo pixels and a face of
+    # HOG_WINDOW_PX working pixels is at least min_face_px.
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    if size == (rgb.shape[1], rgb.shape[0]):
+        return rgb
+    shrink = size[0] < rgb.shape[1]
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def decode_with_opencv(data, fmt, reduction):

@@ -1,0 +1,157 @@
+"""The proposal detector (YuNet proposes, HOG confirms in windows) next to HOG's whole scan, on real photos
+and real video frames."""
+import cv2
+import numpy as np
+import pytest
+
+from conftest import FACES, photo
+from facerec.vision.faces import analyse_photo, find_frame_faces, find_proposed_faces
+from facerec.vision.images import decode_image, face_floor
+
+# A face found by both detectors: boxes overlapping at IoU >= 0.5 (the benchmark's "same face"), and
+# descriptors within 0.2 (the windows' image pyramids differ from the whole scan's, so boxes and
+# descriptors move a little: 0.03-0.17 on these photos; 0.6 separates people).
+SAME_FACE_IOU = 0.5
+SAME_FACE_DISTANCE = 0.2
+SERVICE = {"min_face_px": 100, "small_face_px": 40}  # the service's defaults (facerec/config.py)
+
+AGREEMENT_PHOTOS = [
+    "fr_examples/obama/obama-1080p.jpg",  # 1080p
+    "fr_examples/_unlabeled_group/obama_and_biden.jpg",  # a group photo, 3 faces
+    "deepface_tests/_unlabeled_group/couple.jpg",  # a group photo, 3.6 MP
+    "deepface_tests/person_img8/img49.jpg",  # 12.6 MP
+    "facenet_pytorch/kate_siegel/1.jpg",
+    "openface_examples/lennon/lennon-1.jpg",
+    "face_recognition_test_images/obama3.jpg",
+]
+
+
+def faces_of(models, data, detector, **settings):
+    return analyse_photo(models, data, detector=detector, **{**SERVICE, **settings})[1]
+
+
+def iou(a, b):
+    w = max(0, min(a["left"] + a["width"], b["left"] + b["width"]) - max(a["left"], b["left"]))
+    h = max(0, min(a["top"] + a["height"], b["top"] + b["height"]) - max(a["top"], b["top"]))
+    inter = w * h
+    return inter / (a["width"] * a["height"] + b["width"] * b["height"] - inter)
+
+
+def inside(x, y, box):
+    return box["left"] <= x <= box["left"] + box["width"] and box["top"] <= y <= box["top"] + box["height"]
+
+
+@pytest.mark.parametrize("name", AGREEMENT_PHOTOS)
+def test_proposals_find_the_faces_of_the_whole_scan(models, name):
+    proposed, scanned = faces_of(models, photo(name), "proposals"), faces_of(models, photo(name), "hog")
+    assert scanned and len(proposed) == len(scanned)
+    for face in scanned:
+        twin = max(proposed, key=lambda f: iou(f.box, face.box))
+        assert iou(twin.box, face.box) >= SAME_FACE_IOU
+        assert np.linalg.norm(twin.descriptor - face.descriptor) <= SAME_FACE_DISTANCE
+
+
+def test_a_non_face_yunet_proposes_is_rejected_by_hog(models):
+    """Behind George Clooney, YuNet proposes a blurred figure in the background (score 0.8); HOG finds
+    no face there, so only his face is kept."""
+    data = photo("deepface_tests/person_img38/img41.jpg")
+    decoded = decode_image(data, 100, exact=False)
+    sx, sy = decoded.scale
+    proposed = [(x * sx, y * sy, w * sx, h * sy) for x, y, w, h, _ in models.proposer.propose(decoded.pixels, 100 / sx)]
+    background = [p for p in proposed if inside(p[0] + p[2] / 2, p[1] + p[3] / 2, {"left": 1600, "top": 150, "width": 800, "height": 900})]
+    assert background, "YuNet no longer proposes the background figure: pick another photo for this test"
+    faces = faces_of(models, data, "proposals")
+    assert len(faces) == 1 and faces[0].box["left"] < 1500  # his face, left of the figure
+    x, y, w, h = background[0]
+    assert not any(inside(x + w / 2, y + h / 2, f.box) for f in faces)
+
+
+def test_a_small_face_yunet_misses_is_found_by_the_whole_scan_of_a_small_photo(models):
+    """On a 500x375 photo (the whole scan is cheap), YuNet does not propose a 43 px face at the edge of the
+    group; the whole scan, which a small photo always gets, finds it."""
+    data = photo("dlib_faces/_unlabeled_group/2007_007763.jpg")
+    decoded = decode_image(data, 100, small_face_px=40, exact=False)
+    windows_only = find_proposed_faces(models, decoded.pixels, decoded.scale, decoded.min_face_px, describe=False)
+    missed = {"left": 310, "top": 234, "width": 43, "height": 43}
+    assert windows_only is not None and not any(iou(f.box, missed) >= SAME_FACE_IOU for f in windows_only)
+    assert any(iou(f.box, missed) >= SAME_FACE_IOU for f in faces_of(models, data, "proposals"))
+
+
+def test_a_photo_of_many_faces_falls_back_to_the_whole_scan(models):
+    """25 LFW photos in a grid (1250x1250): windows around 25 faces would scan more than half of what
+    the whole scan does, so the whole scan runs, and both detectors answer the same."""
+    tiles = [cv2.imread(str(p)) for p in sorted((FACES / "lfw10").rglob("*.jpg"))[:25]]
+    grid = np.vstack([np.hstack(tiles[i:i + 5]) for i in range(0, 25, 5)])
+    data = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    decoded = decode_image(data, 100, exact=False)
+    assert find_proposed_faces(models, decoded.pixels, decoded.scale, 100, describe=False) is None
+    proposed, scanned = faces_of(models, data, "proposals"), faces_of(models, data, "hog")
+    assert len(scanned) >= 15 and [f.box for f in proposed] == [f.box for f in scanned]
+
+
+@pytest.mark.parametrize("width, height, floor", [(250, 250, 40), (640, 480, 40), (1000, 1000, 71.6), (1920, 1080, 100)])
+def test_small_photos_are_searched_for_smaller_faces(width, height, floor):
+    assert face_floor(100, 40, width, height) == pytest.approx(floor, abs=0.1)
+    assert face_floor(100, 0, width, height) == 100  # SMALL_FACE_PX 0: the same floor everywhere
+    assert face_floor(50, 40, width, height) <= 50  # never above MIN_FACE_PX
+
+
+def test_a_small_group_photo_yields_its_small_faces(models):
+    data = photo("dlib_faces/_unlabeled_group/2007_007763.jpg")  # 500x375, faces of 43-52 px
+    small = faces_of(models, data, "proposals")
+    assert len(small) >= 2 and all(f.box["width"] < 100 for f in small)
+    assert faces_of(models, data, "proposals", small_face_px=0) == []  # the original's 100 px cut
+
+
+@pytest.fixture(scope="module")
+def frames():
+    video, out = cv2.VideoCapture(str(FACES.parent / "video" / "short_hamilton_clip.mp4")), []
+    while (frame := video.read()[1]) is not None:
+        out.append(frame)
+    return out[::30]  # one a second
+
+
+def test_frame_faces_are_described_like_the_same_frame_as_a_photo(models, frames):
+    found = 0
+    for frame in frames:
+        faces = find_frame_faces(models, frame)
+        as_photo = analyse_photo(models, cv2.imencode(".png", frame)[1].tobytes(), 40, detector="hog")[1]
+        for face in faces:
+            assert 0 <= face.box["left"] and face.box["left"] + face.box["width"] <= frame.shape[1]
+            twins = [f for f in as_photo if iou(f.box, face.box) >= SAME_FACE_IOU]
+            if twins:  # a face both find is the same face, described alike
+                assert np.linalg.norm(twins[0].descriptor - face.descriptor) <= SAME_FACE_DISTANCE
+                found += 1
+    assert found >= 5
+
+
+def test_frame_faces_without_description(models, frames):
+    described = [find_frame_faces(models, f) for f in frames]
+    bare = [find_frame_faces(models, f, describe=False) for f in frames]
+    assert [[f.box for f in fs] for fs in bare] == [[f.box for f in fs] for fs in described]
+    assert all(f.descriptor is None and f.thumbnail is None and len(f.landmarks) == 5 for fs in bare for f in fs)
+    assert all(f.descriptor.shape == (128,) for fs in described for f in fs)
+
+
+def test_a_photo_stored_by_the_whole_scan_keeps_its_ids_when_posted_again(models, tmp_path):
+    """A photo stored before the detector changed, posted again: the proposals' faces differ a little from
+    the whole scan's (boxes and descriptors), yet the store answers with the faces and IDs it holds."""
+    from store_service.store import FaceStore
+
+    data = photo("fr_examples/_unlabeled_group/obama_and_biden.jpg")
+    sha256 = decode_image(data).sha256
+
+    def post(store, faces):
+        return store.add_faces(sha256, [{"descriptor": f.descriptor, "box": f.box} for f in faces], 0.36, 100)
+
+    store = FaceStore(str(tmp_path / "faces.sqlite3"))
+    try:
+        before = post(store, faces_of(models, data, "hog"))
+        proposed = faces_of(models, data, "proposals")
+        assert {f.descriptor.tobytes() for f in proposed}.isdisjoint(  # the descriptors did change
+            {f.descriptor.tobytes() for f in faces_of(models, data, "hog")})
+        again = post(store, proposed)
+        assert sorted(f["id"] for f in again) == sorted(f["id"] for f in before) and len(store) == 3
+        assert not any(f["created"] for f in again)
+    finally:
+        store.close()
