@@ -1,0 +1,201 @@
+"""A call's process: a browser's camera over WebRTC in, the same video annotated (or blurred) back out on
+the same peer connection. To the manager it is a stream's reader whose source is the caller: it puts each
+frame it receives in the stream's frame ring for the detection workers, draws the faces the manager sends,
+and speaks the reader's messages ("frame", "ended", "failed"), plus "answer" (the SDP answer), "ring"
+(a new frame ring, for the first frame and whenever the browser changes the resolution, as browsers do
+with bandwidth and CPU) and "sent" (a frame's latency).
+
+aiortc is asyncio: the process runs the call's event loop in its main thread for the call's whole life
+(an event loop started inside a Flask view ends with the request, and the peer connection with it). One
+process per call keeps each call's video decoding and encoding off the web process and its GIL, and
+ending the call frees everything the call held (sockets, codecs, frames): the process exits.
+
+Latency comes first. The frames aiortc decodes are drained as they come, and only the newest is worked
+on; the sender takes the newest annotated frame when it is ready for one. Nothing queues.
+"""
+import asyncio
+import logging
+import time
+
+import av
+import cv2
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from .reader import Shown, is_cut, picture
+from .shared_frames import FrameRing
+
+log = logging.getLogger(__name__)
+
+CONNECT_WAIT = 30  # seconds from the answer to the first frame, before the call is given up
+SILENCE = 10  # seconds without a frame after which the caller is gone (a tab closed without a goodbye)
+
+
+def run(conn, offer, filter, privacy_wait, names):
+    """The process: answers the offer, then plays the call until the caller leaves, the manager says
+    stop, or the manager is gone (its pipe closes)."""
+    cv2.setNumThreads(1)
+    try:
+        asyncio.run(Call(conn, filter, privacy_wait, names).play(offer))
+    except (BrokenPipeError, EOFError):
+        pass  # the manager is gone: nobody to play for
+
+
+class Call:
+    def __init__(self, conn, filter, privacy_wait, names):
+        self.conn, self.names = conn, names
+        self.shown = Shown(filter, privacy_wait)
+        self.ring = None
+        self.rings = 0  # frame rings made so far: each has a name of its own
+        self.seq = -1
+        self.previous = None  # the last frame's thumbnail, for cuts
+        self.newest = None  # the newest frame received, not yet worked on
+        self.received = None  # asyncio.Event: a frame came
+        self.done = None  # asyncio.Future: the reason the call ends, ("ended" | "failed", message)
+        self.outputs = []  # times of the last second's frames out, for the fps drawn
+
+    async def play(self, offer):
+        loop = asyncio.get_running_loop()
+        self.received, self.done = asyncio.Event(), loop.create_future()
+        # No STUN or TURN server: on a LAN or localhost the host candidates connect (and nothing is
+        # asked of a server the service may not reach).
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        back = Annotated(self.conn)
+        loop.add_reader(self.conn.fileno(), self._from_manager, back)
+        try:
+            @pc.on("track")
+            def on_track(track):
+                if track.kind == "video" and not back.taken:
+                    back.taken = True
+                    pc.addTrack(back)  # on the offer's video transceiver: the video goes back the same way
+                    loop.create_task(self._receive(track))
+
+            @pc.on("connectionstatechange")
+            def on_state():
+                if pc.connectionState in ("failed", "closed"):
+                    self._finish("ended", "the caller hung up" if pc.connectionState == "closed" else "the connection failed")
+
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+                if not back.taken:
+                    raise ValueError("the offer sends no video")
+                await pc.setLocalDescription(await pc.createAnswer())
+            except ValueError as e:
+                self.conn.send(("failed", f"the offer cannot be answered: {e}"))
+                return
+            self.conn.send(("answer", pc.localDescription.sdp))
+            loop.create_task(self._work(back))
+            loop.create_task(self._watch())
+            kind, message = await self.done
+            self.conn.send((kind, message))
+        finally:
+            loop.remove_reader(self.conn.fileno())
+            await pc.close()
+            if self.ring is not None:
+                self.ring.close(unlink=True)
+
+    def _finish(self, kind, message):
+        if not self.done.done():
+            self.done.set_result((kind, message))
+
+    def _from_manager(self, back):
+        try:
+            while self.conn.poll():
+                message = self.conn.recv()
+                if message[0] == "stop":
+                    self._finish("ended", "stopped")
+                    return
+                self.shown.told(message)
+        except (EOFError, OSError):
+            self._finish("ended", "the service is gone")
+
+    async def _receive(self, track):
+        """Drain the decoded frames as they come: only the newest is kept for work."""
+        try:
+            while True:
+                self.newest = await track.recv()
+                self.received.set()
+        except MediaStreamError:
+            self._finish("ended", "the caller's video ended")
+
+    async def _watch(self):
+        """The caller is gone when no frame has come for SILENCE seconds (CONNECT_WAIT for the first)."""
+        last, since = self.seq, time.monotonic()
+        while not self.done.done():
+            await asyncio.sleep(1)
+            if self.seq != last:
+                last, since = self.seq, time.monotonic()
+            elif time.monotonic() - since > (SILENCE if self.seq >= 0 else CONNECT_WAIT):
+                self._finish("failed", "no video came from the caller" if self.seq < 0 else f"the caller sent no video for {SILENCE} s")
+
+    async def _work(self, back):
+        """Each newest frame: into the frame ring, then out with the faces drawn (or blurred)."""
+        while True:
+            await self.received.wait()
+            self.received.clear()
+            frame, self.newest = self.newest, None
+            if frame is not None:
+                self._frame(frame, back)
+
+    def _frame(self, frame, back):
+        received_at = time.monotonic()
+        image = frame.to_ndarray(format="bgr24")
+        height, width = image.shape[:2]
+        resized = self.ring is None or self.ring.shape[:2] != (height, width)
+        if resized:
+            self._new_ring(width, height)
+        self.seq += 1
+        self.ring.put(self.seq, image, received_at)
+        cut, self.previous = is_cut(image, None if resized else self.previous)
+        self.conn.send(("frame", self.seq, cut or resized, None))
+        out = self.shown.next(self.seq, image, received_at, cut or resized)
+        if out is None:
+            return
+        _, out_image, out_received_at, faces = out
+        self.outputs = [t for t in self.outputs if t > received_at - 1] + [received_at]
+        video = av.VideoFrame.from_ndarray(picture(out_image, faces, len(self.outputs)), format="bgr24")
+        video.pts, video.time_base = frame.pts, frame.time_base
+        back.put(video, out_received_at)
+
+    def _new_ring(self, width, height):
+        """A frame ring for frames of this size (the first, or the browser changed the resolution)."""
+        if self.ring is not None:
+            self.ring.close(unlink=True)  # workers that still map it keep their mapping until told to forget it
+        name = f"{self.names['frames']}-{self.rings}"
+        self.rings += 1
+        self.ring = FrameRing(name, (height, width), create=True)
+        self.shown.waiting.clear()  # frames of the old size are not shown
+        self.conn.send(("ring", width, height, name))
+
+
+class Annotated(MediaStreamTrack):
+    """The video going back: the newest annotated frame each time the sender is ready for one.
+
+    The sender asks for the next frame as soon as it has encoded and sent the last, so the time of that
+    request is when the last frame left: its latency (received -> sent) is reported to the manager."""
+
+    kind = "video"
+
+    def __init__(self, conn):
+        super().__init__()
+        self.conn = conn
+        self.taken = False
+        self.frame = None  # (av.VideoFrame, received at) not yet taken by the sender
+        self.ready = asyncio.Event()
+        self.handed = None  # received time of the frame the sender took last
+
+    def put(self, frame, received_at):
+        self.frame = (frame, received_at)  # a frame the sender has not taken yet is replaced: dropped
+        self.ready.set()
+
+    async def recv(self):
+        if self.handed is not None:
+            self.conn.send(("sent", time.monotonic() - self.handed))
+            self.handed = None
+        while self.frame is None:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self.ready.clear()
+            await self.ready.wait()
+        (frame, self.handed), self.frame = self.frame, None
+        return frame
