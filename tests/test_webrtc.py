@@ -202,3 +202,38 @@ def test_the_offer_route_asks_for_a_key_and_refuses_what_is_not_an_offer(keyed_s
     response = requests.post(url, json=offer, headers=key, timeout=WAIT)
     assert response.status_code == 422, response.text
     assert requests.get(f"{keyed_stream.url}/streams", headers=key, timeout=10).json()["streams"] == []
+
+
+def test_with_a_certificate_and_key_the_service_speaks_https(tmp_path, monkeypatch):
+    """A browser on the LAN gives the page its camera only over https://: the user's own certificate."""
+    import datetime
+    import ipaddress
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from conftest import REPO
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "facerec test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path),
+               FACEREC_STREAM_CERT_FILE=str(tmp_path / "cert.pem"), FACEREC_STREAM_KEY_FILE=str(tmp_path / "key.pem"))
+    service = Service("stream", env)
+    service.url = service.url.replace("http://", "https://")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "cert.pem"))  # trusted by this test's requests only
+    with running(service):
+        page = requests.get(service.url, timeout=10)
+        assert page.status_code == 200 and "Your camera" in page.text
+        with pytest.raises(requests.ConnectionError):
+            requests.get(service.url.replace("https://", "http://") + "/health", timeout=10)
