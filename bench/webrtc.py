@@ -9,6 +9,7 @@ the annotated frame leaving (encoded and sent), as the service measures it (GET 
 of the call's last 1000 frames). The callers run on the same two cores as the service: their encoding
 and decoding is load a browser would put on its own machine.
 """
+
 import asyncio
 import statistics
 import sys
@@ -20,8 +21,7 @@ import cv2
 import requests
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
-
-from stream import CLIP, STREAM, start, stop
+from stream import CLIP, start
 
 SIZES = ((640, 360), (1280, 720))
 CALLS = (1, 2, 3)
@@ -36,7 +36,9 @@ def clip_frames(width, height, seconds=4):
         ok, frame = capture.read()
         if not ok:
             break
-        frames.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA) if frame.shape[1] != width else frame)
+        frames.append(
+            cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA) if frame.shape[1] != width else frame
+        )
     return frames
 
 
@@ -71,22 +73,36 @@ async def caller(url, frames, seconds, warm_up, results, key=None):
                     times.append(time.monotonic())
             except MediaStreamError:
                 pass
+
         asyncio.get_running_loop().create_task(count())
 
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"X-API-Key": key} if key else {}
-    response = await asyncio.to_thread(requests.post, f"{url}/webrtc/offer", timeout=60, headers=headers,
-                                       json={"sdp": pc.localDescription.sdp, "type": "offer", "name": "bench"})
+    response = await asyncio.to_thread(
+        requests.post,
+        f"{url}/webrtc/offer",
+        timeout=60,
+        headers=headers,
+        json={"sdp": pc.localDescription.sdp, "type": "offer", "name": "bench"},
+    )
     response.raise_for_status()
     answer = response.json()
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
     await asyncio.sleep(warm_up)
     begin = time.monotonic()
     await asyncio.sleep(seconds)
-    state = await asyncio.to_thread(lambda: requests.get(f"{url}/streams/{answer['id']}", timeout=10, headers=headers).json())
+    state = await asyncio.to_thread(
+        lambda: requests.get(f"{url}/streams/{answer['id']}", timeout=10, headers=headers).json()
+    )
     await pc.close()
-    results.append({"fps": sum(t >= begin for t in times) / seconds, "latency_ms": state["latency_ms"],
-                    "detection_fps": state["detection_fps"], "size": (state["width"], state["height"])})
+    results.append(
+        {
+            "fps": sum(t >= begin for t in times) / seconds,
+            "latency_ms": state["latency_ms"],
+            "detection_fps": state["detection_fps"],
+            "size": (state["width"], state["height"]),
+        }
+    )
 
 
 async def scenario(url, frames, calls, seconds, warm_up):
@@ -103,21 +119,17 @@ async def scenario(url, frames, calls, seconds, warm_up):
 
 
 def webrtc_bench(seconds=10, warm_up=5):
-    with tempfile.TemporaryDirectory() as data:
-        procs = start(data)
-        try:
-            report = []
-            for width, height in SIZES:
-                frames = clip_frames(width, height)
-                for calls in CALLS:
-                    result = asyncio.run(scenario(STREAM, frames, calls, seconds, warm_up))
-                    result["size"] = f"{width}x{height}"
-                    report.append(result)
-                    print(result, file=sys.stderr, flush=True)
-                    time.sleep(2)  # the calls' processes leave
-            return report
-        finally:
-            stop(procs)
+    with tempfile.TemporaryDirectory() as data, start(data) as (_, service):
+        report = []
+        for width, height in SIZES:
+            frames = clip_frames(width, height)
+            for calls in CALLS:
+                result = asyncio.run(scenario(service.url, frames, calls, seconds, warm_up))
+                result["size"] = f"{width}x{height}"
+                report.append(result)
+                print(result, file=sys.stderr, flush=True)
+                time.sleep(2)  # the calls' processes leave
+        return report
 
 
 def print_webrtc(report):
@@ -125,8 +137,10 @@ def print_webrtc(report):
     print("| size | calls | fps back, each call | latency p50 ms | latency p99 ms | detections/s, each call |")
     print("|---|---|---|---|---|---|")
     for r in report:
-        print(f"| {r['size']} | {r['calls']} | {', '.join(map(str, r['fps']))} | {r['latency_p50_ms']} | "
-              f"{r['latency_p99_ms']} | {', '.join(map(str, r['detection_fps']))} |")
+        print(
+            f"| {r['size']} | {r['calls']} | {', '.join(map(str, r['fps']))} | {r['latency_p50_ms']} | "
+            f"{r['latency_p99_ms']} | {', '.join(map(str, r['detection_fps']))} |"
+        )
 
 
 if __name__ == "__main__":

@@ -13,13 +13,15 @@ ending the call frees everything the call held (sockets, codecs, frames): the pr
 Latency comes first. The frames aiortc decodes are drained as they come, and only the newest is worked
 on; the sender takes the newest annotated frame when it is ready for one. Nothing queues.
 """
+
 import asyncio
+import fractions
 import logging
 import time
 
 import av
 import cv2
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .reader import Shown, is_cut, picture
@@ -27,6 +29,21 @@ from .shared_frames import FrameRing
 
 log = logging.getLogger(__name__)
 
+# The video back is VP8 (every browser decodes it), encoded here rather than by aiortc: at libvpx's
+# fastest real-time speed and without its noise filter, about half of aiortc's encoding time for the
+# same size (docs/performance.md). Bits a pixel a frame, times 30 fps: ~1 Mbit/s at 640x360 on a LAN.
+BITS_PER_PIXEL = 0.15
+KEYFRAME_EVERY = 60  # frames: a picture a packet loss damaged is whole again within two seconds
+VP8_OPTIONS = {
+    "deadline": "realtime",
+    "cpu-used": "16",
+    "lag-in-frames": "0",
+    "noise-sensitivity": "0",
+    "static-thresh": "1",
+    "partitions": "0",
+    "undershoot-pct": "100",
+    "overshoot-pct": "15",
+}
 CONNECT_WAIT = 30  # seconds from the answer to the first frame, before the call is given up
 SILENCE = 10  # seconds without a frame after which the caller is gone (a tab closed without a goodbye)
 
@@ -63,17 +80,28 @@ class Call:
         back = Annotated(self.conn)
         loop.add_reader(self.conn.fileno(), self._from_manager, back)
         try:
+
             @pc.on("track")
             def on_track(track):
                 if track.kind == "video" and not back.taken:
                     back.taken = True
                     pc.addTrack(back)  # on the offer's video transceiver: the video goes back the same way
+                    vp8 = [
+                        c
+                        for c in RTCRtpSender.getCapabilities("video").codecs
+                        if c.mimeType in ("video/VP8", "video/rtx")
+                    ]
+                    for transceiver in pc.getTransceivers():
+                        if transceiver.receiver.track is track:
+                            transceiver.setCodecPreferences(vp8)
                     loop.create_task(self._receive(track))
 
             @pc.on("connectionstatechange")
             def on_state():
                 if pc.connectionState in ("failed", "closed"):
-                    self._finish("ended", "the caller hung up" if pc.connectionState == "closed" else "the connection failed")
+                    self._finish(
+                        "ended", "the caller hung up" if pc.connectionState == "closed" else "the connection failed"
+                    )
 
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
@@ -126,7 +154,10 @@ class Call:
             if self.seq != last:
                 last, since = self.seq, time.monotonic()
             elif time.monotonic() - since > (SILENCE if self.seq >= 0 else CONNECT_WAIT):
-                self._finish("failed", "no video came from the caller" if self.seq < 0 else f"the caller sent no video for {SILENCE} s")
+                self._finish(
+                    "failed",
+                    "no video came from the caller" if self.seq < 0 else f"the caller sent no video for {SILENCE} s",
+                )
 
     async def _work(self, back):
         """Each newest frame: into the frame ring, then out with the faces drawn (or blurred)."""
@@ -169,10 +200,10 @@ class Call:
 
 
 class Annotated(MediaStreamTrack):
-    """The video going back: the newest annotated frame each time the sender is ready for one.
+    """The video going back: the newest annotated frame, VP8-encoded, each time the sender is ready for one.
 
-    The sender asks for the next frame as soon as it has encoded and sent the last, so the time of that
-    request is when the last frame left: its latency (received -> sent) is reported to the manager."""
+    The sender asks for the next frame as soon as it has sent the last, so the time of that request is
+    when the last frame left: its latency (received -> encoded -> sent) is reported to the manager."""
 
     kind = "video"
 
@@ -183,6 +214,7 @@ class Annotated(MediaStreamTrack):
         self.frame = None  # (av.VideoFrame, received at) not yet taken by the sender
         self.ready = asyncio.Event()
         self.handed = None  # received time of the frame the sender took last
+        self.codec = None
 
     def put(self, frame, received_at):
         self.frame = (frame, received_at)  # a frame the sender has not taken yet is replaced: dropped
@@ -192,10 +224,30 @@ class Annotated(MediaStreamTrack):
         if self.handed is not None:
             self.conn.send(("sent", time.monotonic() - self.handed))
             self.handed = None
-        while self.frame is None:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self.ready.clear()
-            await self.ready.wait()
-        (frame, self.handed), self.frame = self.frame, None
-        return frame
+        while True:
+            while self.frame is None:
+                if self.readyState != "live":
+                    raise MediaStreamError
+                self.ready.clear()
+                await self.ready.wait()
+            (frame, received_at), self.frame = self.frame, None
+            packets = await asyncio.get_running_loop().run_in_executor(None, self._encode, frame)
+            if packets:
+                self.handed = received_at
+                return packets[0]
+            # libvpx dropped the frame (its rate control): wait for the next one
+
+    def _encode(self, frame):
+        """The frame in VP8: [av.Packet], or [] when the encoder drops it."""
+        if self.codec is None or (self.codec.width, self.codec.height) != (frame.width, frame.height):
+            self.codec = av.CodecContext.create("libvpx", "w")
+            self.codec.width, self.codec.height, self.codec.pix_fmt = frame.width, frame.height, "yuv420p"
+            self.codec.time_base = fractions.Fraction(1, 90000)
+            self.codec.bit_rate = int(BITS_PER_PIXEL * 30 * frame.width * frame.height)
+            self.codec.gop_size, self.codec.qmin, self.codec.qmax = KEYFRAME_EVERY, 2, 56
+            self.codec.options = {**VP8_OPTIONS, "bufsize": str(self.codec.bit_rate)}
+            self.codec.thread_count = 2 if frame.width * frame.height > 640 * 480 else 1
+        packets = list(self.codec.encode(frame.reformat(format="yuv420p")))
+        for packet in packets:
+            packet.pts, packet.time_base = frame.pts, frame.time_base
+        return packets

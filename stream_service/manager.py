@@ -190,8 +190,9 @@ class Streams:
                 )
             self._start_threads()
             stream.conn, child = self.context.Pipe()
-            stream.process = self.context.Process(target=target, name=f"facerec-stream-{stream.id}", daemon=True,
-                                                  args=(child, *args))
+            stream.process = self.context.Process(
+                target=target, name=f"facerec-stream-{stream.id}", daemon=True, args=(child, *args)
+            )
             stream.process.start()
             child.close()
             self.streams[stream.id] = stream
@@ -377,7 +378,11 @@ class Streams:
             pass
         if stream.running and not stream.process.is_alive():
             stream.process.join()
-            self._end(stream, "failed", f"the {'call' if stream.is_call else 'reader'} stopped unexpectedly (exit code {stream.process.exitcode})")
+            self._end(
+                stream,
+                "failed",
+                f"the {'call' if stream.is_call else 'reader'} stopped unexpectedly (exit code {stream.process.exitcode})",
+            )
             if stream.is_call:
                 self.streams.pop(stream.id, None)
 

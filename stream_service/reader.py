@@ -103,7 +103,9 @@ def _play(conn, capture, frame, frames, jpegs, source, loop, fps, shown, jpeg_qu
         if out is not None:
             out_seq, out_frame, out_read_at, faces = out
             outputs = [t for t in outputs if t > read_at - 1] + [read_at]
-            ok, jpeg = cv2.imencode(".jpg", picture(out_frame, faces, len(outputs)), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            ok, jpeg = cv2.imencode(
+                ".jpg", picture(out_frame, faces, len(outputs)), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+            )
             jpegs.put(out_seq, jpeg.reshape(-1), out_read_at)
             out = (out_seq, out_read_at)
         conn.send(("frame", seq, cut, out))

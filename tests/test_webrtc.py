@@ -5,6 +5,7 @@ Debian's chromium, headless, with its fake camera playing real footage: three se
 The page offers the camera, the service answers and sends the video back annotated; the page draws that
 video to a canvas and hands the test its pixels.
 """
+
 import base64
 import time
 
@@ -12,12 +13,14 @@ import cv2
 import numpy as np
 import pytest
 import requests
-
+import test_stream
 from conftest import Service, running
-from stream_service.reader import COLOURS
-from test_stream import CLIP, WAIT, boxes_in, live, sharpness, wait_for  # noqa: F401  (live: the fixture)
+from test_stream import CLIP, WAIT, boxes_in, sharpness, wait_for
 from test_web import CHROMIUM, SCREENSHOTS
 
+from stream_service.reader import COLOURS
+
+live = test_stream.live  # the store and the stream service, as make run starts them (for this module)
 FIRST, LAST = 120, 209  # one shot of the clip, a face in every frame
 
 GRAB = """() => {
@@ -54,9 +57,14 @@ def camera_browser(camera_clip):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={camera_clip[1]}"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera_clip[1]}",
+            ],
+        )
         yield browser
         browser.close()
 
@@ -88,12 +96,14 @@ def boxed(picture, face):
     """Whether a label in the colour of an unknown face sits on the face's box: its top or bottom edge."""
     left, top, right, bottom = face
     pad = (bottom - top) // 2
-    band = picture[max(top - pad, 0):bottom + pad, max(left - pad, 0):right + pad].astype(int)
+    band = picture[max(top - pad, 0) : bottom + pad, max(left - pad, 0) : right + pad].astype(int)
     # The box and its label make some 1,800 such pixels around an 87 px face; the clip has none there.
     return (np.abs(band - np.array(COLOURS["unknown"])).max(axis=2) < 45).sum() > 3 * (right - left)
 
 
-def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(live, models, camera_browser, camera_clip):
+def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
+    live, models, camera_browser, camera_clip
+):
     _, service = live
     frames, _ = camera_clip
     # The check finds no box on the footage itself: what it finds in the call, the service drew.
@@ -120,8 +130,10 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
 
         # Switched live on the page: the same call now blurs every unknown face (nobody is named here).
         page.select_option("#call-filter", "blur-unknown")
-        wait_for(lambda: requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()["filter"] == "blur-unknown",
-                 "the filter switched")
+        wait_for(
+            lambda: requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()["filter"] == "blur-unknown",
+            "the filter switched",
+        )
         time.sleep(1)  # frames drawn before the switch have left
         original = np.median([sharpness(f, box) for f in frames[::10] for box in boxes_in(models, f)])
         whole = np.median([sharpness(f, (0, 0, 640, 360)) for f in frames[::10]])
@@ -132,8 +144,15 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             now = requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()
             scale = picture.shape[1] / now["width"]  # the page shows the video at the size it came
             for face in now["faces"]:
-                box = [round(v * scale) for v in (face["box"]["left"], face["box"]["top"],
-                       face["box"]["left"] + face["box"]["width"], face["box"]["top"] + face["box"]["height"])]
+                box = [
+                    round(v * scale)
+                    for v in (
+                        face["box"]["left"],
+                        face["box"]["top"],
+                        face["box"]["left"] + face["box"]["width"],
+                        face["box"]["top"] + face["box"]["height"],
+                    )
+                ]
                 assert sharpness(picture, box) < 0.25 * original
                 counts["blurred"] += 1
             # The faces only, not the whole frame (what a frame that no detection covered in time gets,
@@ -167,8 +186,10 @@ def test_three_calls_at_once_each_get_video_back_above_10_fps(live, camera_brows
         fps = np.median(np.array(samples), axis=0)
         assert (fps > 10).all(), samples
         # And the pages get it: each video plays on (frames decoded, counted by the browser).
-        decoded = [p.evaluate("document.querySelector('#call-video').getVideoPlaybackQuality().totalVideoFrames")
-                   for p in pages]
+        decoded = [
+            p.evaluate("document.querySelector('#call-video').getVideoPlaybackQuality().totalVideoFrames")
+            for p in pages
+        ]
         assert all(d > 50 for d in decoded), decoded
     finally:
         for page in pages:
@@ -182,8 +203,13 @@ def keyed_stream(tmp_path_factory):
 
     from conftest import REPO
 
-    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("keyed")),
-               FACEREC_API_KEYS="call-key", FACEREC_STREAM_WORKERS="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("keyed")),
+        FACEREC_API_KEYS="call-key",
+        FACEREC_STREAM_WORKERS="1",
+    )
     service = Service("stream", env)
     with running(service):
         yield service
@@ -194,8 +220,14 @@ def test_the_offer_route_asks_for_a_key_and_refuses_what_is_not_an_offer(keyed_s
     offer = {"sdp": "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n", "type": "offer"}
     assert requests.post(url, json=offer, timeout=10).status_code == 401
     key = {"X-API-Key": "call-key"}
-    for bad in ({}, {"sdp": 5}, {"sdp": "hello"}, {"sdp": "v=0\r\nm=audio 9 RTP/AVP 0\r\n"},
-                {**offer, "type": "answer"}, {**offer, "filter": "sepia"}):
+    for bad in (
+        {},
+        {"sdp": 5},
+        {"sdp": "hello"},
+        {"sdp": "v=0\r\nm=audio 9 RTP/AVP 0\r\n"},
+        {**offer, "type": "answer"},
+        {**offer, "filter": "sepia"},
+    ):
         response = requests.post(url, json=bad, headers=key, timeout=10)
         assert response.status_code == 400 and "message" in response.json(), bad
     # An offer in form but not one a peer connection can answer: refused, and nothing is left running.
@@ -210,25 +242,37 @@ def test_with_a_certificate_and_key_the_service_speaks_https(tmp_path, monkeypat
     import ipaddress
     import os
 
+    from conftest import REPO
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from conftest import REPO
-
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "facerec test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
-    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path),
-               FACEREC_STREAM_CERT_FILE=str(tmp_path / "cert.pem"), FACEREC_STREAM_KEY_FILE=str(tmp_path / "key.pem"))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path),
+        FACEREC_STREAM_CERT_FILE=str(tmp_path / "cert.pem"),
+        FACEREC_STREAM_KEY_FILE=str(tmp_path / "key.pem"),
+    )
     service = Service("stream", env)
     service.url = service.url.replace("http://", "https://")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "cert.pem"))  # trusted by this test's requests only
