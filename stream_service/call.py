@@ -10,8 +10,10 @@ aiortc is asyncio: the process runs the call's event loop in its main thread for
 process per call keeps each call's video decoding and encoding off the web process and its GIL, and
 ending the call frees everything the call held (sockets, codecs, frames): the process exits.
 
-Latency comes first. The frames aiortc decodes are drained as they come, and only the newest is worked
-on; the sender takes the newest annotated frame when it is ready for one. Nothing queues.
+Latency comes first. The frames aiortc decodes are drained as they come and only the newest is kept;
+each time the sender is ready for a frame, the newest is worked on (into the frame ring, the faces drawn),
+encoded and sent. A frame the sender had no time for costs nothing more than its decoding, so a busy
+machine lowers the frame rate, not the latency. Nothing queues.
 """
 
 import asyncio
@@ -66,8 +68,9 @@ class Call:
         self.rings = 0  # frame rings made so far: each has a name of its own
         self.seq = -1
         self.previous = None  # the last frame's thumbnail, for cuts
-        self.newest = None  # the newest frame received, not yet worked on
+        self.newest = None  # (the newest frame received, not yet worked on, when it came)
         self.received = None  # asyncio.Event: a frame came
+        self.arrived = 0  # frames received
         self.done = None  # asyncio.Future: the reason the call ends, ("ended" | "failed", message)
         self.outputs = []  # times of the last second's frames out, for the fps drawn
 
@@ -77,8 +80,8 @@ class Call:
         # No STUN or TURN server: on a LAN or localhost the host candidates connect (and nothing is
         # asked of a server the service may not reach).
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        back = Annotated(self.conn)
-        loop.add_reader(self.conn.fileno(), self._from_manager, back)
+        back = Annotated(self.conn, self.next_out)
+        loop.add_reader(self.conn.fileno(), self._from_manager)
         try:
 
             @pc.on("track")
@@ -112,7 +115,6 @@ class Call:
                 self.conn.send(("failed", f"the offer cannot be answered: {e}"))
                 return
             self.conn.send(("answer", pc.localDescription.sdp))
-            loop.create_task(self._work(back))
             loop.create_task(self._watch())
             kind, message = await self.done
             self.conn.send((kind, message))
@@ -126,7 +128,7 @@ class Call:
         if not self.done.done():
             self.done.set_result((kind, message))
 
-    def _from_manager(self, back):
+    def _from_manager(self):
         try:
             while self.conn.poll():
                 message = self.conn.recv()
@@ -141,35 +143,41 @@ class Call:
         """Drain the decoded frames as they come: only the newest is kept for work."""
         try:
             while True:
-                self.newest = await track.recv()
+                self.newest = (await track.recv(), time.monotonic())
+                self.arrived += 1
                 self.received.set()
         except MediaStreamError:
             self._finish("ended", "the caller's video ended")
 
     async def _watch(self):
         """The caller is gone when no frame has come for SILENCE seconds (CONNECT_WAIT for the first)."""
-        last, since = self.seq, time.monotonic()
+        last, since = self.arrived, time.monotonic()
         while not self.done.done():
             await asyncio.sleep(1)
-            if self.seq != last:
-                last, since = self.seq, time.monotonic()
-            elif time.monotonic() - since > (SILENCE if self.seq >= 0 else CONNECT_WAIT):
+            if self.arrived != last:
+                last, since = self.arrived, time.monotonic()
+            elif time.monotonic() - since > (SILENCE if self.arrived else CONNECT_WAIT):
                 self._finish(
                     "failed",
-                    "no video came from the caller" if self.seq < 0 else f"the caller sent no video for {SILENCE} s",
+                    "no video came from the caller"
+                    if not self.arrived
+                    else f"the caller sent no video for {SILENCE} s",
                 )
 
-    async def _work(self, back):
-        """Each newest frame: into the frame ring, then out with the faces drawn (or blurred)."""
+    async def next_out(self):
+        """(the next frame out, with the faces drawn or blurred, when its frame came): the newest frame
+        received, or with a privacy filter one held back until a detection covers it."""
         while True:
-            await self.received.wait()
-            self.received.clear()
-            frame, self.newest = self.newest, None
-            if frame is not None:
-                self._frame(frame, back)
+            while self.newest is None:
+                self.received.clear()
+                await self.received.wait()
+            (frame, received_at), self.newest = self.newest, None
+            out = self._frame(frame, received_at)
+            if out is not None:
+                return out
 
-    def _frame(self, frame, back):
-        received_at = time.monotonic()
+    def _frame(self, frame, received_at):
+        """The frame into the frame ring (for the detection workers); what goes out now, if anything."""
         image = frame.to_ndarray(format="bgr24")
         height, width = image.shape[:2]
         resized = self.ring is None or self.ring.shape[:2] != (height, width)
@@ -181,12 +189,12 @@ class Call:
         self.conn.send(("frame", self.seq, cut or resized, None))
         out = self.shown.next(self.seq, image, received_at, cut or resized)
         if out is None:
-            return
+            return None
         _, out_image, out_received_at, faces = out
         self.outputs = [t for t in self.outputs if t > received_at - 1] + [received_at]
         video = av.VideoFrame.from_ndarray(picture(out_image, faces, len(self.outputs)), format="bgr24")
         video.pts, video.time_base = frame.pts, frame.time_base
-        back.put(video, out_received_at)
+        return video, out_received_at
 
     def _new_ring(self, width, height):
         """A frame ring for frames of this size (the first, or the browser changed the resolution)."""
@@ -207,30 +215,19 @@ class Annotated(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, conn):
+    def __init__(self, conn, next_out):
         super().__init__()
-        self.conn = conn
+        self.conn, self.next_out = conn, next_out
         self.taken = False
-        self.frame = None  # (av.VideoFrame, received at) not yet taken by the sender
-        self.ready = asyncio.Event()
         self.handed = None  # received time of the frame the sender took last
         self.codec = None
-
-    def put(self, frame, received_at):
-        self.frame = (frame, received_at)  # a frame the sender has not taken yet is replaced: dropped
-        self.ready.set()
 
     async def recv(self):
         if self.handed is not None:
             self.conn.send(("sent", time.monotonic() - self.handed))
             self.handed = None
         while True:
-            while self.frame is None:
-                if self.readyState != "live":
-                    raise MediaStreamError
-                self.ready.clear()
-                await self.ready.wait()
-            (frame, received_at), self.frame = self.frame, None
+            frame, received_at = await self.next_out()
             packets = await asyncio.get_running_loop().run_in_executor(None, self._encode, frame)
             if packets:
                 self.handed = received_at
@@ -246,7 +243,7 @@ class Annotated(MediaStreamTrack):
             self.codec.bit_rate = int(BITS_PER_PIXEL * 30 * frame.width * frame.height)
             self.codec.gop_size, self.codec.qmin, self.codec.qmax = KEYFRAME_EVERY, 2, 56
             self.codec.options = {**VP8_OPTIONS, "bufsize": str(self.codec.bit_rate)}
-            self.codec.thread_count = 2 if frame.width * frame.height > 640 * 480 else 1
+            self.codec.thread_count = 1  # libvpx's threads wait for each other spinning: slow on a busy machine
         packets = list(self.codec.encode(frame.reformat(format="yuv420p")))
         for packet in packets:
             packet.pts, packet.time_base = frame.pts, frame.time_base
