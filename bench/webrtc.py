@@ -45,13 +45,13 @@ def clip_frames(width, height, seconds=4):
 
 
 def encoded(frames):
-    """The frames in VP8 (the first a key frame, then none: the loop starts again on it), as a camera's
-    browser would send them; encoded once, so that the callers' own encoding is not load on the cores
-    the service is measured on."""
+    """The frames in VP8, as a camera's browser would send them (a key frame every half second: the
+    browser would answer the service's requests for one after a lost packet; these callers cannot);
+    encoded once, so that the callers' own encoding is not load on the cores the service is measured on."""
     codec = av.CodecContext.create("libvpx", "w")
     codec.width, codec.height, codec.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
     codec.time_base = fractions.Fraction(1, 30)
-    codec.bit_rate, codec.gop_size = int(0.15 * 30 * codec.width * codec.height), 10_000
+    codec.bit_rate, codec.gop_size = int(0.15 * 30 * codec.width * codec.height), 15
     codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
     packets = []
     for i, frame in enumerate(frames):

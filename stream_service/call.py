@@ -11,14 +11,13 @@ process per call keeps each call's video decoding and encoding off the web proce
 ending the call frees everything the call held (sockets, codecs, frames): the process exits.
 
 Latency comes first. The frames aiortc decodes are drained as they come and only the newest is kept;
-each time the sender is ready for a frame, the newest is worked on (into the frame ring, the faces drawn),
-encoded and sent. A frame the sender had no time for costs nothing more than its decoding, so a busy
-machine lowers the frame rate, not the latency. Nothing queues.
+when the sender takes a frame to encode and send, the newest is worked on (into the frame ring, the faces
+drawn) meanwhile, to be the next one out. A frame with no time to go out costs nothing more than its
+decoding, so a busy machine lowers the frame rate, not the latency. Nothing queues.
 """
 
 import asyncio
 import fractions
-import logging
 import time
 
 import av
@@ -29,11 +28,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from .reader import Shown, is_cut, picture
 from .shared_frames import FrameRing
 
-log = logging.getLogger(__name__)
-
 # The video back is VP8 (every browser decodes it), encoded here rather than by aiortc: at libvpx's
-# fastest real-time speed and without its noise filter, about half of aiortc's encoding time for the
-# same size (docs/performance.md). Bits a pixel a frame, times 30 fps: ~1 Mbit/s at 640x360 on a LAN.
+# fastest real-time speed and without its noise filter, which costs far less CPU than aiortc's settings
+# (docs/performance.md). Bits a pixel a frame, times 30 fps: ~1 Mbit/s at 640x360, for a LAN.
 BITS_PER_PIXEL = 0.15
 KEYFRAME_EVERY = 60  # frames: a picture a packet loss damaged is whole again within two seconds
 VP8_OPTIONS = {
@@ -221,18 +218,25 @@ class Annotated(MediaStreamTrack):
         self.taken = False
         self.handed = None  # received time of the frame the sender took last
         self.codec = None
+        self.drawing = None  # asyncio.Task: the next frame out, drawn while the last one is encoded
 
     async def recv(self):
         if self.handed is not None:
             self.conn.send(("sent", time.monotonic() - self.handed))
             self.handed = None
         while True:
-            frame, received_at = await self.next_out()
+            frame, received_at = await (self.drawing or self.next_out())
+            self.drawing = asyncio.ensure_future(self.next_out())
             packets = await asyncio.get_running_loop().run_in_executor(None, self._encode, frame)
             if packets:
                 self.handed = received_at
                 return packets[0]
-            # libvpx dropped the frame (its rate control): wait for the next one
+            # libvpx dropped the frame (its rate control): the next one
+
+    def stop(self):
+        if self.drawing is not None:
+            self.drawing.cancel()
+        super().stop()
 
     def _encode(self, frame):
         """The frame in VP8: [av.Packet], or [] when the encoder drops it."""

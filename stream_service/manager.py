@@ -13,6 +13,7 @@ kill -9) the pipe closes, the child's next message fails and it leaves: none out
 """
 
 import collections
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -175,7 +176,8 @@ class Streams:
         self._launch(stream, call.run, (offer, filter, self.config["STREAM_PRIVACY_WAIT"], stream.names))
         self._started(stream, lambda: stream.answer is not None or stream.state != "starting")
         if stream.answer is None:
-            self.stop(stream.id)
+            with contextlib.suppress(UnknownStream):  # it may have ended meanwhile
+                self.stop(stream.id)
             raise SourceFailed(f"the call was not answered within {OPEN_WAIT} s")
         return stream
 
