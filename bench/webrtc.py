@@ -13,6 +13,7 @@ comes back, load a browser would put on its own machine too.
 
 import asyncio
 import fractions
+import os
 import statistics
 import sys
 import tempfile
@@ -137,6 +138,16 @@ async def scenario(url, packets, calls, seconds, warm_up):
     }
 
 
+def left(url, timeout=60):
+    """Wait until the service lists no call: the calls hung up have left (they count as streams)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [s for s in requests.get(f"{url}/streams", timeout=10).json()["streams"] if s["source"] == "webrtc"]:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"calls still listed {timeout} s after they hung up")
+
+
 def webrtc_bench(seconds=10, warm_up=5):
     with tempfile.TemporaryDirectory() as data, start(data) as (_, service):
         report = []
@@ -144,21 +155,21 @@ def webrtc_bench(seconds=10, warm_up=5):
             packets = encoded(clip_frames(width, height))
             for calls in CALLS:
                 result = asyncio.run(scenario(service.url, packets, calls, seconds, warm_up))
-                result["size"] = f"{width}x{height}"
+                result["size"], result["load_average"] = f"{width}x{height}", round(os.getloadavg()[0], 1)
                 report.append(result)
                 print(result, file=sys.stderr, flush=True)
-                time.sleep(2)  # the calls' processes leave
+                left(service.url)
         return report
 
 
 def print_webrtc(report):
     print("\n## Calls over WebRTC (the clip as each caller's camera, 30 fps; server latency: received -> sent)")
-    print("| size | calls | fps back, each call | latency p50 ms | latency p99 ms | detections/s, each call |")
-    print("|---|---|---|---|---|---|")
+    print("| size | calls | fps back, each call | latency p50 ms | p99 ms | detections/s, each call | load average |")
+    print("|---|---|---|---|---|---|---|")
     for r in report:
         print(
             f"| {r['size']} | {r['calls']} | {', '.join(map(str, r['fps']))} | {r['latency_p50_ms']} | "
-            f"{r['latency_p99_ms']} | {', '.join(map(str, r['detection_fps']))} |"
+            f"{r['latency_p99_ms']} | {', '.join(map(str, r['detection_fps']))} | {r['load_average']} |"
         )
 
 
