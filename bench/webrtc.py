@@ -131,7 +131,7 @@ async def scenario(url, packets, calls, seconds, warm_up):
     return {
         "calls": calls,
         "fps": [round(r["fps"], 1) for r in results],
-        "latency_p50_ms": statistics.median(r["latency_ms"]["p50"] for r in results if r["latency_ms"]),
+        "latency_p50_ms": round(statistics.median(r["latency_ms"]["p50"] for r in results if r["latency_ms"]), 1),
         "latency_p99_ms": max(r["latency_ms"]["p99"] for r in results if r["latency_ms"]),
         "detection_fps": [r["detection_fps"] for r in results],
         "received_sizes": [r["size"] for r in results],
