@@ -164,9 +164,18 @@ class Streams:
         if problem:
             raise SourceFailed(problem)
         stream = Stream(source, name, loop, filter, store)
-        self._launch(stream, reader.run, (source, loop and reader.is_file(source), filter,
-                                          self.config["STREAM_PRIVACY_WAIT"], stream.names,
-                                          self.config["STREAM_JPEG_QUALITY"]))
+        self._launch(
+            stream,
+            reader.run,
+            (
+                source,
+                loop and reader.is_file(source),
+                filter,
+                self.config["STREAM_PRIVACY_WAIT"],
+                stream.names,
+                self.config["STREAM_JPEG_QUALITY"],
+            ),
+        )
         return self._started(stream, lambda: stream.state != "starting")
 
     def call(self, offer, name, filter=None, store=False):
