@@ -23,6 +23,8 @@
    (frames, faces, people, seconds), and its peak memory over the clip repeated 200 times.
 7. The stream service on the real clip, looping: output fps, latency, detections a second, CPU and
    memory, at 640x360, at 1080p and with four viewers (bench/stream.py), beside the seed's loop.
+8. Calls over WebRTC: 1, 2 and 3 at once at 640x360 and 1280x720, the clip as each caller's camera: fps
+   back and the server's latency per frame (bench/webrtc.py).
 
 Prints a table and writes bench/results.json.
 """
@@ -51,6 +53,7 @@ import requests
 from PIL import Image
 from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
 from stream import print_stream, stream_bench
+from webrtc import print_webrtc, webrtc_bench
 
 from facerec.config import DEFAULTS
 from facerec.vision.faces import Models, analyse_photo, find_frame_faces
@@ -424,8 +427,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="latency rounds; medians over them")
     parser.add_argument("--references", default=",".join(references.PIPELINES),
                         help="the reference pipelines to run beside facerec (original is needed for recall)")
-    parser.add_argument("--parts", default="photos,small,many,frames,dlib,store,ingest,stream",
-                        help="which of photos, small, many, frames, dlib, store, ingest, stream to run")
+    parser.add_argument("--parts", default="photos,small,many,frames,dlib,store,ingest,stream,webrtc",
+                        help="which of photos, small, many, frames, dlib, store, ingest, stream, webrtc to run")
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
     args = parser.parse_args()
     parts = args.parts.split(",")
@@ -454,6 +457,8 @@ def main():
         out.write_text(json.dumps(report, indent=2))
     if "stream" in parts:
         report["stream"] = stream_bench()
+    if "webrtc" in parts:
+        report["webrtc"] = webrtc_bench()
     print_table(report)
     out.write_text(json.dumps(report, indent=2))
 
@@ -692,6 +697,8 @@ def print_table(report):
                   + (f", {v['marginal_kb_per_face']:.2f} KB for each face past 10 k" if "marginal_kb_per_face" in v else ""))
     if "stream" in report:
         print_stream(report["stream"])
+    if "webrtc" in report:
+        print_webrtc(report["webrtc"])
 
 
 def print_ingest(i):

@@ -118,6 +118,10 @@ DEFAULTS = {
     "STREAM_PRIVACY_WAIT": 0.5,
     # Quality of the annotated Motion JPEG frames (1-100).
     "STREAM_JPEG_QUALITY": 80,
+    # HTTPS for the stream service (docs/webrtc.md): browsers give a page the camera only over https://
+    # (or on localhost). Paths to a PEM certificate and its key, the user's own; None serves plain HTTP.
+    "STREAM_CERT_FILE": None,
+    "STREAM_KEY_FILE": None,
 }
 
 

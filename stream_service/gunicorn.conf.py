@@ -12,6 +12,9 @@ threads = 32
 # One BLAS and OpenMP thread per process (inherited by the detection workers): the workers fill the cores.
 raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
 timeout = 60
+# HTTPS when a certificate is given: a browser on the LAN gives the page its camera only over https://.
+certfile = setting("STREAM_CERT_FILE")
+keyfile = setting("STREAM_KEY_FILE")
 graceful_timeout = 10
 preload_app = False  # the processes must belong to the worker, not to the arbiter that forks it
 accesslog = "-"

@@ -13,6 +13,7 @@ kill -9) the pipe closes, the child's next message fails and it leaves: none out
 """
 
 import collections
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -23,7 +24,7 @@ from multiprocessing.connection import wait
 
 import numpy as np
 
-from . import reader, worker
+from . import call, reader, worker
 from .shared_frames import JpegSlots, unlink
 from .store_client import StoreUnavailable
 from .tracks import Tracks, utc_now
@@ -31,6 +32,7 @@ from .tracks import Tracks, utc_now
 log = logging.getLogger(__name__)
 
 FILTERS = (None, "blur-unknown", "blur-all")
+CALL = "webrtc"  # the source of a call
 OPEN_WAIT = 15  # seconds POST /streams waits for a source to open (OpenCV gives up on one after 10)
 STOP_WAIT = 3  # seconds a process has to stop when asked, before it is terminated
 # A privacy filter can blur only the faces detection finds: it asks HOG for more. On the test clip's
@@ -54,9 +56,13 @@ class UnknownStream(LookupError):
 
 
 class Stream:
+    """A stream: a source read by a reader process, or a call (`source` "webrtc"): a browser's camera
+    received, and answered with the annotated video, by a call process (call.py)."""
+
     def __init__(self, source, name, loop, filter, store):
         self.id = uuid.uuid4().hex[:12]
         self.source, self.name, self.loop, self.filter, self.store = source, name, loop, filter, store
+        self.answer = None  # a call's SDP answer
         self.state, self.message = "starting", None
         self.started_at = utc_now()
         self.width = self.height = self.source_fps = None
@@ -78,6 +84,10 @@ class Stream:
         self.to_store = []  # (track, face) of new descriptors, for "store": true
         self.events = collections.deque(maxlen=EVENTS_KEPT)
         self.changed = threading.Condition()  # a new JPEG, a new event, or the end
+
+    @property
+    def is_call(self):
+        return self.source == CALL
 
     @property
     def running(self):
@@ -153,6 +163,35 @@ class Streams:
         problem = reader.source_problem(source)
         if problem:
             raise SourceFailed(problem)
+        stream = Stream(source, name, loop, filter, store)
+        self._launch(
+            stream,
+            reader.run,
+            (
+                source,
+                loop and reader.is_file(source),
+                filter,
+                self.config["STREAM_PRIVACY_WAIT"],
+                stream.names,
+                self.config["STREAM_JPEG_QUALITY"],
+            ),
+        )
+        return self._started(stream, lambda: stream.state != "starting")
+
+    def call(self, offer, name, filter=None, store=False):
+        """Answer a browser's WebRTC offer (SDP): returns the call, a stream whose `answer` is set, once
+        its process has answered (its state turns "playing" with the first frame)."""
+        stream = Stream(CALL, name, False, filter, store)
+        self._launch(stream, call.run, (offer, filter, self.config["STREAM_PRIVACY_WAIT"], stream.names))
+        self._started(stream, lambda: stream.answer is not None or stream.state != "starting")
+        if stream.answer is None:
+            with contextlib.suppress(UnknownStream):  # it may have ended meanwhile
+                self.stop(stream.id)
+            raise SourceFailed(f"the call was not answered within {OPEN_WAIT} s")
+        return stream
+
+    def _launch(self, stream, target, args):
+        """Start a stream's process (a reader, or a call's), which speaks to the manager over a pipe."""
         with self.lock:
             if self.closed.is_set():
                 raise SourceFailed("the service is stopping")
@@ -161,29 +200,19 @@ class Streams:
                     f"{self.config['STREAM_MAX_STREAMS']} streams are running (STREAM_MAX_STREAMS): stop one first"
                 )
             self._start_threads()
-            stream = Stream(source, name, loop, filter, store)
             stream.conn, child = self.context.Pipe()
             stream.process = self.context.Process(
-                target=reader.run,
-                name=f"facerec-stream-{stream.id}",
-                daemon=True,
-                args=(
-                    child,
-                    source,
-                    loop and reader.is_file(source),
-                    filter,
-                    self.config["STREAM_PRIVACY_WAIT"],
-                    stream.names,
-                    self.config["STREAM_JPEG_QUALITY"],
-                ),
+                target=target, name=f"facerec-stream-{stream.id}", daemon=True, args=(child, *args)
             )
             stream.process.start()
             child.close()
             self.streams[stream.id] = stream
             self._wake()
+
+    def _started(self, stream, ready):
         with stream.changed:
-            stream.changed.wait_for(lambda: stream.state != "starting", timeout=OPEN_WAIT)
-        if stream.state == "failed":
+            stream.changed.wait_for(ready, timeout=OPEN_WAIT)
+        if stream.state in ("failed", "ended"):
             with self.lock:
                 self.streams.pop(stream.id, None)
             raise SourceFailed(stream.message)
@@ -202,6 +231,16 @@ class Streams:
     def summary(self, stream, details=False):
         with self.lock:  # its faces and rates change under the managing thread
             return stream.summary(details)
+
+    def set_filter(self, stream_id, filter):
+        """Switch a stream's privacy filter while it plays: the next frames out are drawn with it."""
+        with self.lock:
+            stream = self.get(stream_id)
+            stream.filter = filter
+            if stream.running:
+                _send(stream.conn, ("filter", filter))
+                self._draw(stream)
+            return stream
 
     def stop(self, stream_id):
         """Stop a stream and forget it; its viewers' connections end."""
@@ -350,7 +389,13 @@ class Streams:
             pass
         if stream.running and not stream.process.is_alive():
             stream.process.join()
-            self._end(stream, "failed", f"the reader stopped unexpectedly (exit code {stream.process.exitcode})")
+            self._end(
+                stream,
+                "failed",
+                f"the {'call' if stream.is_call else 'reader'} stopped unexpectedly (exit code {stream.process.exitcode})",
+            )
+            if stream.is_call:
+                self.streams.pop(stream.id, None)
 
     def _reader_said(self, stream, message):
         kind = message[0]
@@ -372,6 +417,22 @@ class Streams:
             self._set_state(stream, "playing", None)
         elif kind in ("ended", "failed"):
             self._end(stream, kind, message[1])
+            if stream.is_call:  # a call that is over is forgotten: there is nothing to see again
+                self.streams.pop(stream.id, None)
+        elif kind == "answer":
+            with stream.changed:
+                stream.answer = message[1]
+                stream.changed.notify_all()
+        elif kind == "ring":  # a call's frames, from now on in a new ring (the first, or a new size)
+            _, stream.width, stream.height, name = message
+            for w in self.workers:
+                _send(w.conn, ("forget", stream.names["frames"]))
+            stream.names["frames"] = name
+            if stream.state == "starting":
+                self._set_state(stream, "playing", None)
+        elif kind == "sent":  # a call's frame went back to the caller
+            stream.outputs.append(time.monotonic())
+            stream.latencies.append(message[1])
 
     def _from_worker(self, w, obj):
         if obj == w.process.sentinel:

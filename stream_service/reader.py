@@ -90,26 +90,22 @@ def _play(conn, capture, frame, frames, jpegs, source, loop, fps, shown, jpeg_qu
     paced = is_file(source)  # a file is played at its own frame rate; a live source paces itself
     seq, outputs, previous = 0, [], None
     due = time.monotonic()
-    step = max(1, frame.shape[1] // 160)  # every step-th pixel is plenty for a 16x9 thumbnail, and cheap
     while True:
         read_at = time.monotonic()
         frames.put(seq, frame, read_at)
-        thumb = cv2.cvtColor(
-            cv2.resize(frame[::step, ::step], (16, 9), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
-        )
-        cut = previous is not None and float(np.mean(cv2.absdiff(thumb, previous))) > CUT_DIFFERENCE
-        previous = thumb
+        cut, previous = is_cut(frame, previous)
         while conn.poll():
             message = conn.recv()
             if message[0] == "stop":
                 return
-            shown.faces_of(message[2], message[1])
+            shown.told(message)
         out = shown.next(seq, frame, read_at, cut)
         if out is not None:
             out_seq, out_frame, out_read_at, faces = out
             outputs = [t for t in outputs if t > read_at - 1] + [read_at]
-            picture = annotate(out_frame, faces, len(outputs)) if faces is not None else blurred(out_frame)
-            ok, jpeg = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            ok, jpeg = cv2.imencode(
+                ".jpg", picture(out_frame, faces, len(outputs)), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+            )
             jpegs.put(out_seq, jpeg.reshape(-1), out_read_at)
             out = (out_seq, out_read_at)
         conn.send(("frame", seq, cut, out))
@@ -133,6 +129,18 @@ def _play(conn, capture, frame, frames, jpegs, source, loop, fps, shown, jpeg_qu
         seq += 1
 
 
+def is_cut(frame, previous):
+    """(whether `frame` starts a new shot, its thumbnail: `previous` for the next frame)."""
+    step = max(1, frame.shape[1] // 160)  # every step-th pixel is plenty for a 16x9 thumbnail, and cheap
+    thumb = cv2.cvtColor(cv2.resize(frame[::step, ::step], (16, 9), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    return previous is not None and float(np.mean(cv2.absdiff(thumb, previous))) > CUT_DIFFERENCE, thumb
+
+
+def picture(frame, faces, fps):
+    """The frame as it goes out: annotated (faces blurred or boxed), or blurred whole when `faces` is None."""
+    return annotate(frame, faces, fps) if faces is not None else blurred(frame)
+
+
 class Shown:
     """Which frame goes out next, with which faces drawn on it.
 
@@ -149,6 +157,14 @@ class Shown:
         self.detected = {}  # detected frame's seq -> its faces, the newest labels
         self.cuts = []  # seqs of frames that start a new shot
         self.waiting = collections.deque()  # (seq, frame, read time) not yet shown (privacy filter only)
+
+    def told(self, message):
+        """The manager's ("faces", faces, seq of the detected frame) or ("filter", filter: switched live)."""
+        if message[0] == "faces":
+            self.faces_of(message[2], message[1])
+        elif message[0] == "filter":
+            self.blur = message[1]
+            self.waiting.clear()  # frames held back for the old filter are skipped
 
     def faces_of(self, seq, faces):
         self.detected[seq] = faces

@@ -4,7 +4,7 @@ import json
 import time
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import BadRequest, ServiceUnavailable
+from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
 from .manager import FILTERS
 
@@ -49,12 +49,41 @@ def stop_stream(stream_id):
     return {"success": True, "id": stream_id}
 
 
+@bp.patch("/streams/<stream_id>")
+def change_stream(stream_id):
+    """Switch a stream's (or a call's) privacy filter while it plays."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) != {"filter"} or body["filter"] not in FILTERS:
+        raise BadRequest('expected JSON {"filter": null | "blur-unknown" | "blur-all"}')
+    return streams().summary(streams().set_filter(stream_id, body["filter"]), details=True)
+
+
+@bp.post("/webrtc/offer")
+def webrtc_offer():
+    """A browser's camera as a call: its WebRTC offer in, the SDP answer out. The annotated (or
+    filtered) video goes back on the same peer connection; the call is listed with the streams."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("sdp"), str) or body.get("type", "offer") != "offer":
+        raise BadRequest('expected JSON {"sdp": "<the offer>", "type": "offer", "name": "...", "filter": null}')
+    sdp, name, filter = body["sdp"], body.get("name", "camera"), body.get("filter")
+    if not sdp.startswith("v=0") or "\nm=video " not in sdp or "\0" in sdp:
+        raise BadRequest("sdp is a WebRTC offer (SDP) that sends video")
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+        raise BadRequest(f"name is a string of at most {MAX_NAME_CHARS} characters")
+    if filter not in FILTERS:
+        raise BadRequest('filter is null, "blur-unknown" or "blur-all"')
+    call = streams().call(sdp, name, filter)
+    return {"sdp": call.answer, "type": "answer", "id": call.id}, 201, {"Location": f"/streams/{call.id}"}
+
+
 @bp.get("/streams/<stream_id>/mjpeg")
 def mjpeg(stream_id):
     """The annotated video as Motion JPEG: each part is the newest frame when the viewer is ready for
     one (a slow viewer skips frames, it never makes others wait). Each part says when its frame was read
     (X-Frame-Read, seconds of the server's monotonic clock) and its number (X-Frame-Seq)."""
     manager, stream = streams(), streams().get(stream_id)
+    if stream.is_call:
+        raise Conflict("a call's video goes back to its caller over WebRTC, not as Motion JPEG")
 
     def parts():
         seq = -1

@@ -39,7 +39,9 @@ function describe(event) {
 }
 
 function card(stream) {
-  const video = el("img", { className: "video", alt: `The live video of ${stream.name}`, src: `/streams/${stream.id}/mjpeg` });
+  const video = stream.source === "webrtc"
+    ? el("p", { className: "call-note", textContent: "A camera over WebRTC: its video goes back to its caller only." })
+    : el("img", { className: "video", alt: `The live video of ${stream.name}`, src: `/streams/${stream.id}/mjpeg` });
   const info = el("p", { className: "info" });
   const stop = el("button", { type: "button", textContent: "Stop" });
   stop.addEventListener("click", async () => {
@@ -111,6 +113,87 @@ $("#start").addEventListener("submit", async (event) => {
   }
   refresh();
 });
+
+// Your camera: offered over WebRTC, sent back by the server with the faces boxed and named (or blurred).
+const call = { pc: null, id: null, media: null };
+
+function callInfo(message) {
+  $("#call-info").textContent = message;
+}
+
+function gathered(pc) {
+  // The server takes no trickled candidates: the offer goes once it holds them all.
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") resolve();
+    });
+  });
+}
+
+async function startCall() {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    callInfo("The camera needs a secure page: open it on https:// (see docs/webrtc.md) or on localhost.");
+    return;
+  }
+  $("#call-start").disabled = true;
+  try {
+    callInfo("Asking for the camera…");
+    call.media = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 360 } }, audio: false });
+    const pc = (call.pc = new RTCPeerConnection()); // no STUN or TURN: on a LAN or localhost none is needed
+    for (const track of call.media.getVideoTracks()) pc.addTrack(track, call.media);
+    pc.addEventListener("track", (event) => {
+      const video = $("#call-video");
+      video.srcObject = new MediaStream([event.track]);
+      video.classList.add("live");
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc !== call.pc) return;
+      if (pc.connectionState === "connected") callInfo("Live: your camera comes back recognised.");
+      else if (["failed", "closed"].includes(pc.connectionState)) hangUp(`The call ended (${pc.connectionState}).`);
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    callInfo("Calling the server…");
+    const filter = $("#call-filter").value || null;
+    const answer = await api("POST", "/webrtc/offer", { sdp: pc.localDescription.sdp, type: "offer", name: "camera", filter });
+    call.id = answer.id;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    $("#call-stop").disabled = false;
+    refresh();
+  } catch (error) {
+    hangUp(error.message);
+  }
+}
+
+function hangUp(message) {
+  const { pc, id, media } = call;
+  Object.assign(call, { pc: null, id: null, media: null });
+  pc?.close();
+  media?.getTracks().forEach((track) => track.stop());
+  if (id) api("DELETE", `/streams/${id}`).catch(() => {}).finally(refresh); // it may have ended already
+  $("#call-video").classList.remove("live");
+  $("#call-video").srcObject = null;
+  $("#call-start").disabled = false;
+  $("#call-stop").disabled = true;
+  callInfo(message);
+}
+
+$("#call").addEventListener("submit", (event) => {
+  event.preventDefault();
+  startCall();
+});
+$("#call-stop").addEventListener("click", () => hangUp("Hung up."));
+$("#call-filter").addEventListener("change", async () => {
+  if (!call.id) return;
+  try {
+    await api("PATCH", `/streams/${call.id}`, { filter: $("#call-filter").value || null });
+    callInfo(`Now: ${$("#call-filter").selectedOptions[0].textContent}.`);
+  } catch (error) {
+    callInfo(error.message);
+  }
+});
+window.addEventListener("pagehide", () => call.pc?.close());
 
 refresh();
 setInterval(refresh, 2000);

@@ -1,0 +1,177 @@
+"""Calls: the clip as a camera over WebRTC, its annotated video back (`make bench ARGS="--parts webrtc"`;
+part of plain `make bench`).
+
+Each caller is an aiortc client in this process (no browser needed): it plays the clip, looping, at
+30 fps as its camera, offers it to POST /webrtc/offer and counts the frames that come back. Per
+scenario (1, 2 and 3 calls at once, at 640x360 and at 1280x720, the clip resized): the video frames each
+caller gets back a second, and the server's latency per frame, from the frame's arrival (decoded) to
+the annotated frame leaving (encoded and sent), as the service measures it (GET /streams, p50 and p99
+of the call's last 1000 frames). The callers run on the same two cores as the service: they send the
+clip encoded once beforehand (a browser encodes on its own machine), but they decode the video that
+comes back, load a browser would put on its own machine too.
+"""
+
+import asyncio
+import fractions
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import av
+import cv2
+import requests
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from stream import CLIP, start
+
+SIZES = ((640, 360), (1280, 720))
+CALLS = (1, 2, 3)
+
+
+def clip_frames(width, height, seconds=4):
+    """A few seconds of the clip where the performer is on screen (from 4 s), at width x height."""
+    capture = cv2.VideoCapture(str(CLIP))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 120)
+    frames = []
+    while len(frames) < 30 * seconds:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(
+            cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA) if frame.shape[1] != width else frame
+        )
+    return frames
+
+
+def encoded(frames):
+    """The frames in VP8, as a camera's browser would send them (a key frame every half second: the
+    browser would answer the service's requests for one after a lost packet; these callers cannot);
+    encoded once, so that the callers' own encoding is not load on the cores the service is measured on."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+    codec.time_base = fractions.Fraction(1, 30)
+    codec.bit_rate, codec.gop_size = int(0.15 * 30 * codec.width * codec.height), 15
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    packets = []
+    for i, frame in enumerate(frames):
+        video = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
+        video.pts = i
+        packets += [bytes(p) for p in codec.encode(video)]
+    return packets
+
+
+class Camera(VideoStreamTrack):
+    """The clip, looping, at 30 fps, encoded."""
+
+    def __init__(self, packets):
+        super().__init__()
+        self.packets = packets
+        self.count = 0
+
+    async def recv(self):
+        pts, time_base = await self.next_timestamp()
+        packet = av.Packet(self.packets[self.count % len(self.packets)])
+        self.count += 1
+        packet.pts, packet.time_base = pts, time_base
+        return packet
+
+
+async def caller(url, packets, seconds, warm_up, results, key=None):
+    """One call for warm_up + seconds: the frames back a second over the last `seconds`, and the call's id."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTrack(Camera(packets))
+    times = []
+
+    @pc.on("track")
+    def on_track(track):
+        async def count():
+            try:
+                while True:
+                    await track.recv()
+                    times.append(time.monotonic())
+            except MediaStreamError:
+                pass
+
+        asyncio.get_running_loop().create_task(count())
+
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = {"X-API-Key": key} if key else {}
+    response = await asyncio.to_thread(
+        requests.post,
+        f"{url}/webrtc/offer",
+        timeout=60,
+        headers=headers,
+        json={"sdp": pc.localDescription.sdp, "type": "offer", "name": "bench"},
+    )
+    response.raise_for_status()
+    answer = response.json()
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+    await asyncio.sleep(warm_up)
+    begin = time.monotonic()
+    await asyncio.sleep(seconds)
+    state = await asyncio.to_thread(
+        lambda: requests.get(f"{url}/streams/{answer['id']}", timeout=10, headers=headers).json()
+    )
+    await pc.close()
+    results.append(
+        {
+            "fps": sum(t >= begin for t in times) / seconds,
+            "latency_ms": state["latency_ms"],
+            "detection_fps": state["detection_fps"],
+            "size": (state["width"], state["height"]),
+        }
+    )
+
+
+async def scenario(url, packets, calls, seconds, warm_up):
+    results = []
+    await asyncio.gather(*(caller(url, packets, seconds, warm_up, results) for _ in range(calls)))
+    return {
+        "calls": calls,
+        "fps": [round(r["fps"], 1) for r in results],
+        "latency_p50_ms": round(statistics.median(r["latency_ms"]["p50"] for r in results if r["latency_ms"]), 1),
+        "latency_p99_ms": max(r["latency_ms"]["p99"] for r in results if r["latency_ms"]),
+        "detection_fps": [r["detection_fps"] for r in results],
+        "received_sizes": [r["size"] for r in results],
+    }
+
+
+def left(url, timeout=60):
+    """Wait until the service lists no call: the calls hung up have left (they count as streams)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [s for s in requests.get(f"{url}/streams", timeout=10).json()["streams"] if s["source"] == "webrtc"]:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"calls still listed {timeout} s after they hung up")
+
+
+def webrtc_bench(seconds=10, warm_up=5):
+    with tempfile.TemporaryDirectory() as data, start(data) as (_, service):
+        report = []
+        for width, height in SIZES:
+            packets = encoded(clip_frames(width, height))
+            for calls in CALLS:
+                result = asyncio.run(scenario(service.url, packets, calls, seconds, warm_up))
+                result["size"], result["load_average"] = f"{width}x{height}", round(os.getloadavg()[0], 1)
+                report.append(result)
+                print(result, file=sys.stderr, flush=True)
+                left(service.url)
+        return report
+
+
+def print_webrtc(report):
+    print("\n## Calls over WebRTC (the clip as each caller's camera, 30 fps; server latency: received -> sent)")
+    print("| size | calls | fps back, each call | latency p50 ms | p99 ms | detections/s, each call | load average |")
+    print("|---|---|---|---|---|---|---|")
+    for r in report:
+        print(
+            f"| {r['size']} | {r['calls']} | {', '.join(map(str, r['fps']))} | {r['latency_p50_ms']} | "
+            f"{r['latency_p99_ms']} | {', '.join(map(str, r['detection_fps']))} | {r['load_average']} |"
+        )
+
+
+if __name__ == "__main__":
+    print_webrtc(webrtc_bench())

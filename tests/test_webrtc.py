@@ -1,0 +1,283 @@
+"""Calls: a real browser's camera over WebRTC to the stream service, and the video it sends back.
+
+Debian's chromium, headless, with its fake camera playing real footage: three seconds of the clip
+(frames 120 to 209, one shot, the performer on screen throughout), written by the test as a .y4m file.
+The page offers the camera, the service answers and sends the video back annotated; the page draws that
+video to a canvas and hands the test its pixels.
+"""
+
+import base64
+import time
+
+import cv2
+import numpy as np
+import pytest
+import requests
+import test_stream
+from conftest import Service, running
+from test_stream import CLIP, WAIT, boxes_in, sharpness, wait_for
+from test_web import CHROMIUM, SCREENSHOTS
+
+from stream_service.reader import COLOURS
+
+live = test_stream.live  # the store and the stream service, as make run starts them (for this module)
+FIRST, LAST = 120, 209  # one shot of the clip, a face in every frame
+
+GRAB = """() => {
+  const video = document.querySelector('#call-video');
+  if (!video.videoWidth) return null;
+  const canvas = Object.assign(document.createElement('canvas'), {width: video.videoWidth, height: video.videoHeight});
+  canvas.getContext('2d').drawImage(video, 0, 0);
+  return canvas.toDataURL('image/png');
+}"""
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory):
+    """(the clip's frames FIRST..LAST, a .y4m of them for chromium's fake camera)."""
+    capture = cv2.VideoCapture(str(CLIP))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, FIRST)
+    frames = [capture.read()[1] for _ in range(LAST - FIRST + 1)]
+    height, width = frames[0].shape[:2]
+    path = tmp_path_factory.mktemp("camera") / "clip.y4m"
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return frames, path
+
+
+@pytest.fixture(scope="module")
+def camera_browser(camera_clip):
+    """Chromium whose camera plays the clip, allowed without asking."""
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no {CHROMIUM}: run scripts/install-chromium.sh as root")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera_clip[1]}",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def calls(service):
+    return [s for s in requests.get(f"{service.url}/streams", timeout=10).json()["streams"] if s["source"] == "webrtc"]
+
+
+def open_call(browser, service, filter=""):
+    """A page on the live page with its camera in a call: (page, the call as GET /streams lists it)."""
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.set_default_timeout(WAIT * 1000)
+    before = {c["id"] for c in calls(service)}
+    page.goto(service.url)
+    page.select_option("#call-filter", filter)
+    page.click("#call-start")
+    page.wait_for_function("document.querySelector('#call-video').videoWidth > 0")
+    (call,) = [c for c in calls(service) if c["id"] not in before]
+    return page, call
+
+
+def grab(page):
+    """The frame the page shows now of the video the service sent back (BGR)."""
+    url = page.evaluate(GRAB)
+    return cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+
+
+def boxed(picture, face):
+    """Whether a label in the colour of an unknown face sits on the face's box: its top or bottom edge."""
+    left, top, right, bottom = face
+    pad = (bottom - top) // 2
+    band = picture[max(top - pad, 0) : bottom + pad, max(left - pad, 0) : right + pad].astype(int)
+    # The box and its label make some 1,800 such pixels around an 87 px face; the clip has none there.
+    return (np.abs(band - np.array(COLOURS["unknown"])).max(axis=2) < 45).sum() > 3 * (right - left)
+
+
+def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
+    live, models, camera_browser, camera_clip
+):
+    _, service = live
+    frames, _ = camera_clip
+    # The check finds no box on the footage itself: what it finds in the call, the service drew.
+    assert not any(boxed(frame, face) for frame in frames[::10] for face in boxes_in(models, frame))
+    page, call = open_call(camera_browser, service)
+    try:
+        assert call["state"] in ("starting", "playing") and call["filter"] is None
+        found = []
+
+        def a_boxed_face():
+            picture = grab(page)
+            found.extend(face for face in boxes_in(models, picture) if boxed(picture, face))
+            if len(found) == 1:
+                cv2.imwrite(str(SCREENSHOTS / "call-boxed.png"), picture)
+            return len(found) >= 3
+
+        SCREENSHOTS.mkdir(exist_ok=True)
+        wait_for(a_boxed_face, "three frames back from the call with a box on the face")
+        listed = requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()
+        # The browser sends 640x360, or less while its bandwidth estimate grows or its CPU is short.
+        assert listed["state"] == "playing" and listed["fps"] > 0 and listed["width"] <= 640
+        assert abs(listed["width"] / listed["height"] - 16 / 9) < 0.05
+        assert requests.get(f"{service.url}/streams/{call['id']}/mjpeg", timeout=10).status_code == 409
+
+        # Switched live on the page: the same call now blurs every unknown face (nobody is named here).
+        page.select_option("#call-filter", "blur-unknown")
+        wait_for(
+            lambda: requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()["filter"] == "blur-unknown",
+            "the filter switched",
+        )
+        time.sleep(1)  # frames drawn before the switch have left
+        original = np.median([sharpness(f, box) for f in frames[::10] for box in boxes_in(models, f)])
+        whole = np.median([sharpness(f, (0, 0, 640, 360)) for f in frames[::10]])
+        counts = {"blurred": 0, "faces_only": 0}
+
+        def faces_blurred():
+            picture = grab(page)
+            now = requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()
+            scale = picture.shape[1] / now["width"]  # the page shows the video at the size it came
+            for face in now["faces"]:
+                box = [
+                    round(v * scale)
+                    for v in (
+                        face["box"]["left"],
+                        face["box"]["top"],
+                        face["box"]["left"] + face["box"]["width"],
+                        face["box"]["top"] + face["box"]["height"],
+                    )
+                ]
+                assert sharpness(picture, box) < 0.25 * original
+                counts["blurred"] += 1
+            # The faces only, not the whole frame (what a frame that no detection covered in time gets,
+            # often on a busy machine: so one such frame is asked for, not many).
+            if sharpness(picture, (0, 0, picture.shape[1], picture.shape[0])) > 0.3 * whole:
+                counts["faces_only"] += 1
+                cv2.imwrite(str(SCREENSHOTS / "call-blurred.png"), picture)
+            return counts["blurred"] >= 5 and counts["faces_only"] >= 1
+
+        wait_for(faces_blurred, "frames with the faces blurred, and one with the rest sharp")
+    finally:
+        page.close()
+    # Closing the tab ends the call: it leaves the list, and its process is gone.
+    wait_for(lambda: not calls(service), "the call gone from GET /streams after the tab closed")
+    wait_for(lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone")
+
+
+def test_three_calls_at_once_each_get_video_back_above_10_fps(live, camera_browser):
+    _, service = live
+    pages = []
+    try:
+        for _ in range(3):
+            pages.append(open_call(camera_browser, service)[0])
+        time.sleep(5)  # the calls settle: the browser's bandwidth estimate grows, the workers are busy
+        samples = []
+        for _ in range(8):
+            time.sleep(1)
+            samples.append([c["fps"] for c in calls(service)])
+        assert all(len(s) == 3 for s in samples), samples
+        # The fps the service sent each call over the last two seconds, median of eight readings.
+        fps = np.median(np.array(samples), axis=0)
+        assert (fps > 10).all(), samples
+        # And the pages get it: each video plays on (frames decoded, counted by the browser).
+        decoded = [
+            p.evaluate("document.querySelector('#call-video').getVideoPlaybackQuality().totalVideoFrames")
+            for p in pages
+        ]
+        assert all(d > 50 for d in decoded), decoded
+    finally:
+        for page in pages:
+            page.close()
+    wait_for(lambda: not calls(service), "every call gone after their tabs closed")
+
+
+@pytest.fixture(scope="module")
+def keyed_stream(tmp_path_factory):
+    import os
+
+    from conftest import REPO
+
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("keyed")),
+        FACEREC_API_KEYS="call-key",
+        FACEREC_STREAM_WORKERS="1",
+    )
+    service = Service("stream", env)
+    with running(service):
+        yield service
+
+
+def test_the_offer_route_asks_for_a_key_and_refuses_what_is_not_an_offer(keyed_stream):
+    url = f"{keyed_stream.url}/webrtc/offer"
+    offer = {"sdp": "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n", "type": "offer"}
+    assert requests.post(url, json=offer, timeout=10).status_code == 401
+    key = {"X-API-Key": "call-key"}
+    for bad in (
+        {},
+        {"sdp": 5},
+        {"sdp": "hello"},
+        {"sdp": "v=0\r\nm=audio 9 RTP/AVP 0\r\n"},
+        {**offer, "type": "answer"},
+        {**offer, "filter": "sepia"},
+    ):
+        response = requests.post(url, json=bad, headers=key, timeout=10)
+        assert response.status_code == 400 and "message" in response.json(), bad
+    # An offer in form but not one a peer connection can answer: refused, and nothing is left running.
+    response = requests.post(url, json=offer, headers=key, timeout=WAIT)
+    assert response.status_code == 422, response.text
+    assert requests.get(f"{keyed_stream.url}/streams", headers=key, timeout=10).json()["streams"] == []
+
+
+def test_with_a_certificate_and_key_the_service_speaks_https(tmp_path, monkeypatch):
+    """A browser on the LAN gives the page its camera only over https://: the user's own certificate."""
+    import datetime
+    import ipaddress
+    import os
+
+    from conftest import REPO
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "facerec test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path),
+        FACEREC_STREAM_CERT_FILE=str(tmp_path / "cert.pem"),
+        FACEREC_STREAM_KEY_FILE=str(tmp_path / "key.pem"),
+    )
+    service = Service("stream", env)
+    service.url = service.url.replace("http://", "https://")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "cert.pem"))  # trusted by this test's requests only
+    with running(service):
+        page = requests.get(service.url, timeout=10)
+        assert page.status_code == 200 and "Your camera" in page.text
+        with pytest.raises(requests.ConnectionError):
+            requests.get(service.url.replace("https://", "http://") + "/health", timeout=10)
