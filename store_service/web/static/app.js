@@ -89,8 +89,8 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 async function correct(action, message) {
   try {
     await action();
+    await render(); // the view first: the message says it is done, and shown
     status(message);
-    await render();
   } catch (error) {
     status(error.message);
   }
@@ -179,8 +179,8 @@ async function upload(file) {
   form.append("image", file);
   const result = await api(DETECT_URL, "POST", "/detect", form);
   await showPhoto(file, result);
-  status(`${plural(result.faces.length, "face")} in ${file.name}.`);
   await render();
+  status(`${plural(result.faces.length, "face")} in ${file.name}.`);
 }
 
 async function showPhoto(file, result) {
