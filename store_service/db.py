@@ -118,8 +118,12 @@ class Database:
             self.engine = PostgreSQL(location)
         else:
             self.engine = SQLite(location, lock_timeout)
-        self.engine.migrate(MIGRATIONS)
-        self.index = self._load_index()
+        try:
+            self.engine.migrate(MIGRATIONS)
+            self.index = self._load_index()
+        except BaseException:
+            self.engine.close()
+            raise
         self.engine.follow(self.catch_up)
 
     def execute(self, sql: str, args=()):

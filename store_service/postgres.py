@@ -22,6 +22,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 CHANNEL = "facerec_faces"
+FOLLOWER = "facerec-follower"  # the listening connection's application_name
 FOLLOW_SECONDS = 1.0
 # pg_advisory_lock keys: one per thing that runs once at a time across replicas.
 LOCKS = {"migrate": 7_046_001, "write": 7_046_002, "recluster": 7_046_003}
@@ -176,7 +177,7 @@ class PostgreSQL:
     def _follow(self, catch_up):
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True) as conn:
+                with psycopg.connect(self.url, autocommit=True, application_name=FOLLOWER) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     due = 0  # first: whatever committed while this connection was not listening
                     while not self._stopping.is_set():
