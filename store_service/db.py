@@ -157,7 +157,11 @@ class Database:
             self.engine.close()
 
     def _apply(self, changes):
-        """Each changed face's row as it now is, into the index: (id, descriptor or None if deleted, person)."""
+        """Each changed face's row as it now is, into the index: (id, descriptor or None if deleted, person).
+        None: this replica missed changes the engine no longer has; it loads every face again."""
+        if changes is None:
+            self.index = self._load_index()
+            return
         index = self.index
         for face, descriptor, person in changes:
             label = NO_PERSON if person is None else person

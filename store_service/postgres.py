@@ -12,6 +12,9 @@ advisory lock. Each replica mirrors the faces in its own in-memory index; to kee
   whenever a notification comes, or at least every FOLLOW_SECONDS (a missed notification costs at most
   that), and puts each logged face into its index as its row now is. A new replica loads every face and
   the log's end from one snapshot.
+
+The log keeps LOG_HOURS of entries (one replica prunes it every PRUNE_SECONDS); a replica that fell
+further behind, its listening connection down all that while, loads every face again.
 """
 import re
 import threading
@@ -24,8 +27,10 @@ from psycopg_pool import ConnectionPool
 CHANNEL = "facerec_faces"
 FOLLOWER = "facerec-follower"  # the listening connection's application_name
 FOLLOW_SECONDS = 1.0
+LOG_HOURS = 24
+PRUNE_SECONDS = 600
 # pg_advisory_lock keys: one per thing that runs once at a time across replicas.
-LOCKS = {"migrate": 7_046_001, "write": 7_046_002, "recluster": 7_046_003}
+LOCKS = {"migrate": 7_046_001, "write": 7_046_002, "recluster": 7_046_003, "prune": 7_046_004}
 
 # The change log and its trigger: part of running on PostgreSQL, not of the store's schema, so created
 # (or replaced) at every start, after the migrations.
@@ -33,9 +38,13 @@ CHANGE_LOG = [
     """
     CREATE TABLE IF NOT EXISTS face_changes (
         seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        face_id TEXT NOT NULL
+        face_id TEXT NOT NULL,
+        at TIMESTAMPTZ NOT NULL DEFAULT now()
     )
     """,
+    # The last entry pruned: a replica that has not applied it missed entries that are gone.
+    "CREATE TABLE IF NOT EXISTS face_changes_pruned (seq BIGINT NOT NULL)",
+    "INSERT INTO face_changes_pruned SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM face_changes_pruned)",
     """
     CREATE OR REPLACE FUNCTION facerec_log_face() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -159,7 +168,10 @@ class PostgreSQL:
                 conn.isolation_level = None
 
     def changes(self):
-        """[(face, descriptor or None if deleted, person)] for each face logged since the last call."""
+        """[(face, descriptor or None if deleted, person)] for each face logged since the last call; None
+        when entries this replica has not applied were pruned (it must load every face again)."""
+        if self.execute("SELECT seq FROM face_changes_pruned").fetchone()[0] > self.seq:
+            return None
         logged = self.execute("SELECT seq, face_id FROM face_changes WHERE seq > ? ORDER BY seq", (self.seq,)).fetchall()
         if not logged:
             return []
@@ -179,14 +191,25 @@ class PostgreSQL:
             try:
                 with psycopg.connect(self.url, autocommit=True, application_name=FOLLOWER) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    due = 0  # first: whatever committed while this connection was not listening
+                    due = prune = 0  # first: whatever committed while this connection was not listening
                     while not self._stopping.is_set():
                         # Short waits, so that stop_following() is soon heard.
                         if list(conn.notifies(timeout=0.1, stop_after=1)) or time.monotonic() >= due:
                             catch_up()
                             due = time.monotonic() + FOLLOW_SECONDS
+                        if time.monotonic() >= prune:
+                            self.prune()
+                            prune = time.monotonic() + PRUNE_SECONDS
             except psycopg.Error:  # the server restarted, say: connect again in a moment
                 self._stopping.wait(FOLLOW_SECONDS)
+
+    def prune(self, hours: float = LOG_HOURS):
+        """Delete the log's entries older than `hours` (one replica at a time; the others skip)."""
+        with self.run_once("prune", wait=False) as mine:
+            if mine:
+                self.execute(
+                    "WITH gone AS (DELETE FROM face_changes WHERE at < now() - make_interval(secs => ?) RETURNING seq)"
+                    " UPDATE face_changes_pruned SET seq = greatest(seq, (SELECT max(seq) FROM gone))", (hours * 3600,))
 
     def stop_following(self):
         self._stopping.set()

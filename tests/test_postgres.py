@@ -123,6 +123,16 @@ def test_a_replica_that_lost_its_notifications_catches_up_from_the_log(replicas,
     eventually(lambda: all(face in a.db.index for face in stored))
 
 
+def test_a_replica_behind_the_pruned_log_loads_every_face_again(replicas):
+    a, b = replicas
+    a.db.engine.stop_following()  # a hears nothing for longer than the log keeps
+    stored = [f["id"] for f in add(b, *descriptors(20, seed=5))]
+    b.db.engine.prune(hours=0)
+    assert not any(face in a.db.index for face in stored)
+    a.db.catch_up()
+    assert sorted(a.db.index.ids) == sorted(stored)
+
+
 def test_a_new_replica_loads_every_face_and_person(replicas, url, people_faces):
     a, _ = replicas
     for name in ("ben", "elton"):
