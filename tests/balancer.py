@@ -1,12 +1,16 @@
-"""A small round-robin HTTP load balancer for the replica tests, where no HAProxy binary is installed
-(docker-compose.scale.yml runs HAProxy). Like HAProxy with `option redispatch`, a request whose backend
-refuses the connection goes to the next one; a backend that fails after taking the request is a 502."""
+"""Load balancers for the replica tests: HAProxy with deploy/haproxy.cfg's settings where it is installed,
+else a small round-robin one here. Like HAProxy with `option redispatch`, a request whose backend refuses
+the connection goes to the next one; a backend that fails after taking the request is a 502."""
 import http.client
 import itertools
+import shutil
+import socket
+import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from facerec.run import free_port
+from facerec.run import REPO, free_port
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -78,3 +82,37 @@ def _handler(balancer):
             pass
 
     return Forward
+
+
+class HAProxy:
+    """The same over HAProxy itself: deploy/haproxy.cfg's settings, this test's replicas as its servers."""
+
+    def __init__(self, backends: list[str], folder):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = (REPO / "deploy" / "haproxy.cfg").read_text().split("\nfrontend ")[0]
+        servers = "".join(f"    server r{k} {b.removeprefix('http://')} inter 300ms\n" for k, b in enumerate(backends))
+        self.config = folder / f"haproxy-{self.port}.cfg"
+        self.config.write_text(f"{settings}\nfrontend front\n    bind 127.0.0.1:{self.port}\n    default_backend replicas\n"
+                               f"\nbackend replicas\n    balance roundrobin\n{servers}")
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(["haproxy", "-q", "-db", "-f", str(self.config)])
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                assert self.proc.poll() is None and time.monotonic() < deadline, "haproxy did not start"
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def balancer(backends, folder):
+    """HAProxy where its binary is installed (as in docker-compose.scale.yml), else the Balancer above."""
+    return HAProxy(backends, folder) if shutil.which("haproxy") else Balancer(backends)
