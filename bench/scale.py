@@ -18,8 +18,8 @@ import time
 import numpy as np
 import psycopg
 import requests
-
 from services import REPO
+
 from facerec.pgcluster import Cluster
 from facerec.run import Service
 

@@ -5,11 +5,11 @@ import time
 
 import psycopg
 import pytest
+from test_store import BOX, descriptors, near
 
 from store_service.db import MIGRATIONS, Database
 from store_service.postgres import FOLLOWER, schema, statement
 from store_service.store import FaceStore, face_id
-from test_store import BOX, descriptors, near
 
 
 def add(store, *vectors, photo="p" * 64):
@@ -109,7 +109,7 @@ def test_the_same_face_stored_on_two_replicas_at_once_is_stored_once(replicas, u
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 50
     for store in replicas:
-        eventually(lambda: len(store) == 50)
+        eventually(lambda store=store: len(store) == 50)
         assert sorted(store.db.index.ids) == sorted(face_id(v) for v in vectors)
 
 
