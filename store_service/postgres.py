@@ -62,8 +62,8 @@ CHANGE_LOG = [
 
 def statement(sql: str) -> str:
     """A statement in SQLite's dialect, for psycopg: ? placeholders become %s, INSERT OR IGNORE becomes
-    ON CONFLICT DO NOTHING."""
-    sql = sql.replace("%", "%%").replace("?", "%s")
+    ON CONFLICT DO NOTHING, ifnull coalesce."""
+    sql = functions(sql.replace("%", "%%").replace("?", "%s"))
     ignore = re.match(r"\s*INSERT OR IGNORE INTO\b", sql, re.IGNORECASE)
     if ignore:
         sql = "INSERT INTO" + sql[ignore.end():] + " ON CONFLICT DO NOTHING"
@@ -76,7 +76,12 @@ def schema(sql: str) -> str:
     sql = re.sub(r"\bINTEGER\b", "BIGINT", sql)  # SQLite's integers are 64-bit
     sql = re.sub(r"\bREAL\b", "DOUBLE PRECISION", sql)
     sql = re.sub(r"\bBLOB\b", "BYTEA", sql)
-    return re.sub(r"\)\s*WITHOUT ROWID", ")", sql)
+    return functions(re.sub(r"\)\s*WITHOUT ROWID", ")", sql))
+
+
+def functions(sql: str) -> str:
+    """SQLite's functions that PostgreSQL names otherwise."""
+    return re.sub(r"\bifnull\(", "coalesce(", sql, flags=re.IGNORECASE)
 
 
 def arguments(args):
