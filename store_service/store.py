@@ -146,9 +146,9 @@ class FaceStore:
 
     def delete(self, face: str) -> None:
         with self.db.lock:
-            if face not in self.db.index:
-                raise UnknownFace(face)
-            with self.db.transaction():
+            with self.db.transaction():  # inside it: a face another replica deleted is gone from the index
+                if face not in self.db.index:
+                    raise UnknownFace(face)
                 self.db.execute("DELETE FROM faces WHERE id = ?", (face,))
                 self.people.forget_face(face)
             self.db.index.remove(face)

@@ -8,6 +8,7 @@ import pytest
 from test_store import BOX, descriptors, near
 
 from store_service.db import MIGRATIONS, Database
+from store_service.exceptions import UnknownFace
 from store_service.postgres import FOLLOWER, schema, statement
 from store_service.store import FaceStore, face_id
 
@@ -171,3 +172,14 @@ def test_a_recluster_runs_on_one_replica_at_a_time(replicas):
         assert mine
         assert a.people.recluster(wait=False) is None
     assert a.people.recluster(wait=False)["faces"] == 5
+
+
+def test_a_face_deleted_on_one_replica_is_unknown_to_a_delete_on_the_other(replicas):
+    a, b = replicas
+    face, = (f["id"] for f in add(a, *descriptors(1, seed=6)))
+    eventually(lambda: face in b.db.index)
+    b.db.engine.stop_following()  # b has not yet heard of the delete when its own comes
+    a.delete(face)
+    with pytest.raises(UnknownFace):
+        b.delete(face)
+    assert face not in b.db.index
