@@ -82,7 +82,7 @@ class People:
                 distance = scores.get(person, _nearest(scores)[1]) if scores else None
             placed.append({"person": person, "person_distance": None if distance is None else float(distance)})
         self.db.execute(
-            "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
             (ADDED, sum(created)),
         )
         return placed, changes

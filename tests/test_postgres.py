@@ -118,9 +118,10 @@ def test_the_same_face_stored_on_two_replicas_at_once_is_stored_once(replicas, u
 
 def test_a_replica_that_lost_its_notifications_catches_up_from_the_log(replicas, url):
     a, b = replicas
+    followers = " FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()"
     with psycopg.connect(url, autocommit=True) as conn:  # a's listening connection dies, as in a server restart
-        killed = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                              " WHERE application_name = %s AND datname = current_database()", (FOLLOWER,)).fetchall()
+        eventually(lambda: conn.execute("SELECT count(*)" + followers, (FOLLOWER,)).fetchone()[0] == 2)
+        killed = conn.execute("SELECT pg_terminate_backend(pid)" + followers, (FOLLOWER,)).fetchall()
     assert len(killed) == 2
     stored = [f["id"] for f in add(b, *descriptors(20, seed=4))]
     eventually(lambda: all(face in a.db.index for face in stored))
