@@ -10,9 +10,11 @@ SHARED ?= ../shared
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
 
-# scripts/install-chromium.sh: Debian's chromium for tests/test_web.py (at once when it is there already).
+# scripts/install-chromium.sh: Debian's chromium for tests/test_web.py; scripts/install-postgresql.sh:
+# PostgreSQL's server for the tests on it (each at once when it is there already).
 test: $(VENV)/.installed-test
 	sh scripts/install-chromium.sh
+	sh scripts/install-postgresql.sh
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) -m pytest
 
 # The fuzz targets of tests/test_fuzz.py with many examples (make test runs them briefly).

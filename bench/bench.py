@@ -25,6 +25,8 @@
    memory, at 640x360, at 1080p and with four viewers (bench/stream.py), beside the seed's loop.
 8. Calls over WebRTC: 1, 2 and 3 at once at 640x360 and 1280x720, the clip as each caller's camera: fps
    back and the server's latency per frame (bench/webrtc.py).
+9. Only with --parts scale (bench/scale.py): the store on PostgreSQL with one and two replicas next to
+   SQLite at 100 k faces, how soon a write on one replica is searchable on the other, start-up at 1 M.
 
 Prints a table and writes bench/results.json.
 """
@@ -50,6 +52,7 @@ import dlib  # noqa: E402  (after services, which puts the repo on sys.path)
 import numpy as np
 import references
 import requests
+import scale
 from PIL import Image
 from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
 from stream import print_stream, stream_bench
@@ -196,10 +199,10 @@ def dlib_speed():
 # ---- 4: the store ----------------------------------------------------------------------------------
 
 
-def real_descriptors():
-    """Every face in the shared photo sets, as facerec describes it."""
+def real_descriptors(folder=FACES):
+    """Every face in the photos under `folder` (default: every shared set), as facerec describes it."""
     models = Models()
-    return np.array([f.descriptor for p, _ in photos_of(FACES, 0) for f in analyse_photo(models, p.read_bytes())[1]])
+    return np.array([f.descriptor for p, _ in photos_of(folder, 0) for f in analyse_photo(models, p.read_bytes())[1]])
 
 
 def jittered(real, count, rng):
@@ -428,8 +431,9 @@ def main():
     parser.add_argument("--references", default=",".join(references.PIPELINES),
                         help="the reference pipelines to run beside facerec (original is needed for recall)")
     parser.add_argument("--parts", default="photos,small,many,frames,dlib,store,ingest,stream,webrtc",
-                        help="which of photos, small, many, frames, dlib, store, ingest, stream, webrtc to run")
+                        help="which of photos, small, many, frames, dlib, store, ingest, stream, webrtc, scale to run")
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
+    parser.add_argument("--scale-start-size", type=int, default=1_000_000, help="faces for scale's start-up time")
     args = parser.parse_args()
     parts = args.parts.split(",")
     out = Path(__file__).parent / "results.json"
@@ -450,8 +454,9 @@ def main():
     if "dlib" in parts:
         report["dlib"] = dlib_speed()
         report["detect_36mp"] = peak_on_36mp()
+    real = real_descriptors() if "store" in parts else real_descriptors(FACES / "celeb8") if "scale" in parts else None
     if "store" in parts:
-        report["store"] = store_bench(real_descriptors())
+        report["store"] = store_bench(real)
     if "ingest" in parts:
         ingest_bench(photos_of(args.photos, args.min_mp), report, copies=args.copies)
         out.write_text(json.dumps(report, indent=2))
@@ -459,6 +464,9 @@ def main():
         report["stream"] = stream_bench()
     if "webrtc" in parts:
         report["webrtc"] = webrtc_bench()
+    if "scale" in parts:
+        size = max(args.scale_start_size, scale.SIZE + scale.PROPAGATIONS)
+        report["scale"] = scale.scale_bench(jittered(real, size, np.random.default_rng(1)), args.scale_start_size)
     print_table(report)
     out.write_text(json.dumps(report, indent=2))
 
@@ -699,6 +707,8 @@ def print_table(report):
         print_stream(report["stream"])
     if "webrtc" in report:
         print_webrtc(report["webrtc"])
+    if "scale" in report:
+        scale.print_scale(report["scale"])
 
 
 def print_ingest(i):

@@ -25,6 +25,9 @@ DEFAULTS = {
     "DETECT_WORKERS": None,
     # Store: SQLite file lives in DATA_DIR.
     "DATA_DIR": "data",
+    # Store: a postgresql://user:password@host/db URL puts the faces there instead, shared by any number
+    # of store replicas (docs/scaling.md). Unset: SQLite in DATA_DIR, one store process.
+    "DATABASE_URL": None,
     # Plain Euclidean distance between dlib descriptors. 0.36 is the original service's and jAlbum's
     # value: on real photos almost never a wrong match, but it misses most same-person pairs (docs/api.md).
     "MAX_DISTANCE": 0.36,

@@ -1,4 +1,5 @@
-"""The store service: the one process that writes the faces database."""
+"""The store service: the one process that writes the faces database (SQLite), or one of many replicas
+sharing a PostgreSQL database (DATABASE_URL; docs/scaling.md)."""
 import os
 
 from flask import Flask
@@ -18,8 +19,9 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_STORE_REQUEST_BYTES"]
     app.json.sort_keys = False
     require_api_key(app)  # first: a bad key setting fails before any model or database is opened
-    # Opened here, in the worker after gunicorn forks: never share a SQLite connection across a fork.
-    app.extensions["face_store"] = FaceStore(os.path.join(app.config["DATA_DIR"], "faces.sqlite3"), settings=app.config)
+    # Opened here, in the worker after gunicorn forks: never share a database connection across a fork.
+    location = app.config["DATABASE_URL"] or os.path.join(app.config["DATA_DIR"], "faces.sqlite3")
+    app.extensions["face_store"] = FaceStore(location, settings=app.config)
     register_error_handlers(app, {UnknownFace: 404, InvalidFace: 400, UnknownPerson: 404, NotInPerson: 404,
                                   NoThumbnail: 404, InvalidCorrection: 400, Conflict: 409})
 

@@ -1,7 +1,8 @@
 """Users' corrections to people, each audited with the rows it changed as they were, and undo.
 
 Every correction runs under the database's lock in one transaction with its audit row; undo writes the
-before-image back. `generation` counts corrections, so a re-cluster computed before one knows it is stale.
+before-image back. `generation` is the newest audit entry, so a re-cluster computed before a correction
+(on any replica) knows it is stale.
 """
 import json
 from contextlib import contextmanager
@@ -23,7 +24,11 @@ class Corrections:
 
     def __init__(self, db: Database):
         self.db = db
-        self.generation = 0  # bumped by every correction and undo
+
+    @property
+    def generation(self) -> int:
+        """The newest audit entry's ID: it grows with every correction, undo and re-cluster."""
+        return self.db.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
 
     def _person_row(self, person):
         return person_row(self.db, person)
@@ -98,17 +103,16 @@ class Corrections:
     def undo(self, who: str) -> dict:
         """Put back the rows the last correction not yet undone changed; Conflict when there is none."""
         with self.db.lock:
-            row = self.db.execute(
-                "SELECT id, action, before FROM audit WHERE before IS NOT NULL AND undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
-            if row is None:
-                raise Conflict("there is no correction to undo")
-            entry, action, before = row[0], row[1], json.loads(row[2])
-            with self.db.transaction():
+            with self.db.transaction():  # read inside it: the last correction of any replica
+                row = self.db.execute("SELECT id, action, before FROM audit WHERE before IS NOT NULL AND undone = 0"
+                                      " ORDER BY id DESC LIMIT 1").fetchone()
+                if row is None:
+                    raise Conflict("there is no correction to undo")
+                entry, action, before = row[0], row[1], json.loads(row[2])
                 moved = _Before.restore(self.db, before)
                 self.db.execute("UPDATE audit SET undone = 1 WHERE id = ?", (entry,))
                 self.log(who, "undo", {"audit_id": entry, "action": action}, None)
             self._remember(moved)
-            self.generation += 1
             return {"audit_id": entry, "action": action}
 
     def audit(self, page: int, limit: int) -> tuple[list[dict], int]:
@@ -122,14 +126,13 @@ class Corrections:
     @contextmanager
     def _correction(self, who, action, detail):
         """with self._correction(...) as before: the lock, one transaction, the audit row with the
-        before-image, then the in-memory persons and a new generation."""
+        before-image, then the in-memory persons."""
         with self.db.lock:
             before = _Before(self.db)
             with self.db.transaction():
                 yield before
                 self.log(who, action, detail, before.to_json())
             self._remember(before.moved)
-            self.generation += 1
 
     def log(self, who: str, action: str, detail: dict, before: str | None) -> None:
         self.db.execute("INSERT INTO audit (at, who, action, detail, before) VALUES (?, ?, ?, ?, ?)",
@@ -198,7 +201,8 @@ class _Before:
     @staticmethod
     def restore(db, before):
         """Write a before-image back; returns {face: person} for the store's matrix, once committed."""
-        db.executemany("INSERT OR REPLACE INTO people (id, name, hidden, created_at) VALUES (?, ?, ?, ?)", before["people"])
+        db.executemany("INSERT INTO people (id, name, hidden, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
+                       " SET name = excluded.name, hidden = excluded.hidden, created_at = excluded.created_at", before["people"])
         db.executemany("UPDATE faces SET person_id = ?, pinned = ? WHERE id = ?",
                        [(person, pinned, face) for face, person, pinned in before["faces"]])
         db.executemany("DELETE FROM cannot_link WHERE face_id = ? AND person_id = ?", before["links_added"])

@@ -1,9 +1,12 @@
-"""The store's database: one SQLite connection, the lock that orders its use, its schema, and the
-in-memory index that mirrors its faces.
+"""The store's database: the engine that holds the rows (SQLite, or PostgreSQL when DATABASE_URL names one),
+the lock that orders its use in this process, its schema, and the in-memory index that mirrors its faces.
 
-One process owns the database and is its only writer (an exclusive file lock); within it, one lock
-orders every read and write, so the index and the table never disagree. A face enters the index only
-after its row is committed.
+Everything above this module writes one SQL dialect (SQLite's) and does not know which engine runs it;
+postgres.py translates for PostgreSQL. With SQLite, one process owns the database and is its only writer
+(an exclusive file lock). With PostgreSQL any number of store replicas share it: each write transaction
+first brings this replica's index up to date with the others' commits (postgres.py's change log), and
+a follower thread does so between writes too. Within a process, one lock orders every read and write,
+so the index and the table never disagree. A face enters the index only after its row is committed.
 """
 import fcntl
 import os
@@ -16,6 +19,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .index import DIM, NO_LABEL, Index
+from .postgres import PostgreSQL
 
 NO_PERSON = NO_LABEL  # a face in no person: the label of its row in the index
 
@@ -103,28 +107,106 @@ def utc_now():
 
 
 class Database:
-    """`lock` orders every use of `execute` and of `index`; `transaction()` writes all or nothing."""
+    """`lock` orders every use of `execute` and of `index`; `transaction()` writes all or nothing.
 
-    def __init__(self, path: str, lock_timeout: float = 30):
+    `location`: a SQLite file's path, or a postgresql:// URL."""
+
+    def __init__(self, location: str, lock_timeout: float = 30):
+        self.lock = threading.Lock()
+        self.location = location
+        if location.startswith(("postgresql://", "postgres://")):
+            self.engine = PostgreSQL(location)
+        else:
+            self.engine = SQLite(location, lock_timeout)
+        try:
+            self.engine.migrate(MIGRATIONS)
+            self.index = self._load_index()
+        except BaseException:
+            self.engine.close()
+            raise
+        self.engine.follow(self.catch_up)
+
+    def execute(self, sql: str, args=()):
+        """A cursor over the rows, or of the rows changed: fetchone(), fetchall(), iteration."""
+        return self.engine.execute(sql, args)
+
+    def executemany(self, sql: str, rows):
+        return self.engine.executemany(sql, rows)
+
+    @contextmanager
+    def transaction(self):
+        """All or nothing; the caller holds `lock`. Inside it this replica has seen every write committed
+        before (so a face another replica stored is in the index), and no other replica writes."""
+        with self.engine.transaction():
+            self._apply(self.engine.changes())
+            yield
+
+    def run_once(self, name: str, wait: bool = True):
+        """with db.run_once("recluster") as mine: `mine` is True in at most one process at a time (of all
+        replicas); with wait=False it is False at once when another holds it."""
+        return self.engine.run_once(name, wait)
+
+    def catch_up(self):
+        """The index brought up to date with what other replicas committed (none with SQLite)."""
+        with self.lock:
+            self._apply(self.engine.changes())
+
+    def close(self):
+        self.engine.stop_following()
+        with self.lock:
+            self.engine.close()
+
+    def _apply(self, changes):
+        """Each changed face's row as it now is, into the index: (id, descriptor or None if deleted, person).
+        None: this replica missed changes the engine no longer has; it loads every face again."""
+        if changes is None:
+            self.index = self._load_index()
+            return
+        index = self.index
+        for face, descriptor, person in changes:
+            label = NO_PERSON if person is None else person
+            if descriptor is None:
+                if face in index:
+                    index.remove(face)
+            elif face in index:
+                index.labels[index.rows[face]] = label
+            else:
+                index.add([face], np.frombuffer(descriptor, "<f4").reshape(1, DIM), label)
+
+    def _load_index(self):
+        """Every descriptor in an Index, with each face's person as its label (NO_PERSON for none), read
+        a chunk of rows at a time: a million rows fetched at once would be ~700 MB of short-lived Python
+        objects, and the heap would keep most of it."""
+        with self.engine.snapshot() as (count, rows):
+            index = Index(capacity=count)
+            while chunk := rows.fetchmany(8192):
+                ids, blobs, persons = zip(*chunk)
+                index.add(list(ids), np.frombuffer(b"".join(blobs), "<f4").reshape(-1, DIM),
+                          [NO_PERSON if p is None else p for p in persons])
+        index.fit_axes()
+        return index
+
+
+class SQLite:
+    """One SQLite file, one connection, one writing process."""
+
+    def __init__(self, path: str, lock_timeout: float):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._writer = exclusive_lock(path + ".lock", lock_timeout)
-        self.lock = threading.Lock()
-        # The one connection, used from gunicorn's threads under self.lock.
+        # The one connection, used from gunicorn's threads under the Database's lock.
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not just a crash
-        self._migrate()
-        self.index = self._load_index()
 
-    def execute(self, sql: str, args=()) -> sqlite3.Cursor:
+    def execute(self, sql, args=()):
         return self._conn.execute(sql, args)
 
-    def executemany(self, sql: str, rows) -> sqlite3.Cursor:
+    def executemany(self, sql, rows):
         return self._conn.executemany(sql, rows)
 
     @contextmanager
     def transaction(self):
-        """BEGIN IMMEDIATE … COMMIT; ROLLBACK on any error, a failed COMMIT included. The caller holds `lock`."""
+        """BEGIN IMMEDIATE … COMMIT; ROLLBACK on any error, a failed COMMIT included."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -134,32 +216,52 @@ class Database:
                 self._conn.execute("ROLLBACK")
             raise
 
-    def close(self):
-        with self.lock:
-            self._conn.close()
-            self._writer.close()  # releases the writer's lock
-
-    def _migrate(self):
+    def migrate(self, migrations):
+        """PRAGMA user_version records how many migrations a database has had."""
         version = self.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(f"the database has schema version {version}; this facerec knows up to {SCHEMA_VERSION}")
-        for number in range(version, SCHEMA_VERSION):
+        if version > len(migrations):
+            raise RuntimeError(f"the database has schema version {version}; this facerec knows up to {len(migrations)}")
+        for number in range(version, len(migrations)):
             with self.transaction():  # a migration and its version number commit together
-                self.execute(MIGRATIONS[number])
+                self.execute(migrations[number])
                 self.execute(f"PRAGMA user_version={number + 1}")
 
-    def _load_index(self):
-        """Every descriptor in an Index, with each face's person as its label (NO_PERSON for none), read
-        a chunk of rows at a time: a million rows fetched at once would be ~700 MB of short-lived Python
-        objects, and the heap would keep most of it."""
-        index = Index(capacity=self.execute("SELECT count(*) FROM faces").fetchone()[0])
-        rows = self.execute("SELECT id, descriptor, person_id FROM faces")
-        while chunk := rows.fetchmany(8192):
-            ids, blobs, persons = zip(*chunk)
-            index.add(list(ids), np.frombuffer(b"".join(blobs), "<f4").reshape(-1, DIM),
-                      [NO_PERSON if p is None else p for p in persons])
-        index.fit_axes()
-        return index
+    @contextmanager
+    def snapshot(self):
+        yield self.execute("SELECT count(*) FROM faces").fetchone()[0], self.execute(
+            "SELECT id, descriptor, person_id FROM faces")
+
+    def changes(self):
+        return ()  # the only writer: nobody else changes the file
+
+    def follow(self, catch_up):
+        pass
+
+    def stop_following(self):
+        pass
+
+    @contextmanager
+    def run_once(self, name, wait=True):
+        yield True  # the file lock already keeps every other process out
+
+    def close(self):
+        self._conn.close()
+        self._writer.close()  # releases the writer's lock
+
+
+def read_snapshot(location: str, queries: list[str]) -> list[list[tuple]]:
+    """Each query's rows, all read in one read-only transaction on a connection of their own (for a
+    process other than the store's: recluster.py). `location` as Database's."""
+    if location.startswith(("postgresql://", "postgres://")):
+        return PostgreSQL.read_snapshot(location, queries)
+    db = sqlite3.connect(f"file:{location}?mode=ro", uri=True, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        rows = [db.execute(query).fetchall() for query in queries]
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    return rows
 
 
 def exclusive_lock(path, timeout):

@@ -51,7 +51,6 @@ class People:
         self.settings = {k: v for k, v in DEFAULTS.items() if k.startswith("PEOPLE_")}
         self.settings.update({k: v for k, v in (settings or {}).items() if k.startswith("PEOPLE_")})
         self._recluster_lock = threading.Lock()  # one re-cluster at a time
-        self._path = self.db.execute("PRAGMA database_list").fetchone()[2]  # for the re-cluster's process
         self._background = None
         self._cancel = threading.Event()
 
@@ -83,7 +82,7 @@ class People:
                 distance = scores.get(person, _nearest(scores)[1]) if scores else None
             placed.append({"person": person, "person_distance": None if distance is None else float(distance)})
         self.db.execute(
-            "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
             (ADDED, sum(created)),
         )
         return placed, changes
@@ -208,7 +207,7 @@ class People:
         taken.add(person)
 
     def _new_person(self):
-        return self.db.execute("INSERT INTO people (created_at) VALUES (?)", (utc_now(),)).lastrowid
+        return self.db.execute("INSERT INTO people (created_at) VALUES (?) RETURNING id", (utc_now(),)).fetchone()[0]
 
     def forget_face(self, face: str) -> None:
         """Inside the store's delete transaction: the face's links go, and its person if left empty."""
@@ -227,12 +226,12 @@ class People:
     def list_people(self, page: int, limit: int, include_hidden: bool = False) -> tuple[list[dict], int]:
         """({"id", "name", "hidden", "count", "cover_face_id"} of one page, largest first; total)."""
         with self.db.lock:
-            total = self.db.execute("SELECT COUNT(*) FROM people WHERE ? OR hidden = 0", (include_hidden,)).fetchone()[
+            total = self.db.execute("SELECT COUNT(*) FROM people WHERE ? = 1 OR hidden = 0", (include_hidden,)).fetchone()[
                 0
             ]
             rows = self.db.execute(
                 "SELECT p.id, p.name, p.hidden, COUNT(f.id) AS count FROM people p LEFT JOIN faces f ON f.person_id = p.id"
-                " WHERE ? OR p.hidden = 0 GROUP BY p.id ORDER BY count DESC, p.id LIMIT ? OFFSET ?",
+                " WHERE ? = 1 OR p.hidden = 0 GROUP BY p.id ORDER BY count DESC, p.id LIMIT ? OFFSET ?",
                 (include_hidden, limit, (page - 1) * limit),
             ).fetchall()
             return [_summary(row, self._cover(row[0])) for row in rows], total
@@ -284,23 +283,28 @@ class People:
 
     # -- re-clustering -----------------------------------------------------------------------------
 
-    def recluster(self, who: str = "background", cancelled=None) -> dict:
-        """Group every face again; returns {"faces", "people", "unknown", "changed", "seconds"}.
+    def recluster(self, who: str = "background", cancelled=None, wait=True) -> dict | None:
+        """Group every face again; returns {"faces", "people", "unknown", "changed", "seconds"}. One
+        replica at a time: with wait=False, None at once while another re-clusters.
 
         Computed by a process of its own on a snapshot of the database (recluster.py), so that queries
         are answered meanwhile, then written in one transaction. When a correction lands meanwhile, it is
         computed again, and after STALE_RETRIES tries holding the lock.
         """
         started = time.monotonic()
-        with self._recluster_lock:
+        with self._recluster_lock, self.db.run_once("recluster", wait) as mine:
+            if not mine:
+                return None
             for _ in range(STALE_RETRIES):
                 with self.db.lock:
                     generation = self.corrections.generation
                     self.db.execute("UPDATE counters SET value = 0 WHERE name = ?", (ADDED,))
                 plan = self._plan(cancelled)
                 with self.db.lock:
-                    if generation == self.corrections.generation and self._people_exist(plan):
-                        return self._apply(who, plan, started)
+                    try:
+                        return self._apply(who, plan, started, generation)
+                    except _Stale:
+                        pass
             with self.db.lock:  # corrections kept landing: compute holding the lock
                 return self._apply(who, self._plan(cancelled), started)
 
@@ -310,7 +314,7 @@ class People:
             out, log = os.path.join(folder, "plan.npz"), os.path.join(folder, "log")
             with open(log, "wb") as errors:
                 child = subprocess.Popen(
-                    [*RECLUSTER, self._path, out, json.dumps(self.settings)],
+                    [*RECLUSTER, self.db.location, out, json.dumps(self.settings)],
                     cwd=REPO,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
@@ -340,9 +344,13 @@ class People:
         )
         return wanted == found
 
-    def _apply(self, who, plan, started):
-        """Write a plan in one transaction: the people it creates, then each changed face's person."""
+    def _apply(self, who, plan, started, generation=None):
+        """Write a plan in one transaction: the people it creates, then each changed face's person.
+        _Stale when a correction (on any replica: checked in the transaction) landed since `generation`,
+        or a person the plan uses is gone."""
         with self.db.transaction():
+            if generation is not None and (generation != self.corrections.generation or not self._people_exist(plan)):
+                raise _Stale
             created = [self._new_person() for _ in range(int(plan["new_people"]))]
             faces = plan["ids"].astype(str).tolist()
             persons = [
@@ -371,7 +379,7 @@ class People:
 
     def _recluster_in_background(self):
         try:
-            self.recluster(cancelled=self._cancel)
+            self.recluster(cancelled=self._cancel, wait=False)  # another replica's re-cluster will do
         except Cancelled:
             pass
 
@@ -380,6 +388,10 @@ class People:
         self._cancel.set()
         if self._background is not None:
             self._background.join()
+
+
+class _Stale(Exception):
+    pass
 
 
 def _wait(child, cancelled):

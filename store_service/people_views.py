@@ -144,9 +144,11 @@ def parse_changes(body):
 
 
 def is_utf8(text):
+    """Text every engine can store: JSON may carry lone surrogates ("\ud800"), which SQLite cannot store,
+    and NUL, which PostgreSQL cannot."""
     try:
-        text.encode("utf-8")  # JSON may carry lone surrogates ("\ud800"), which SQLite cannot store
-        return True
+        text.encode("utf-8")
+        return "\x00" not in text
     except UnicodeEncodeError:
         return False
 

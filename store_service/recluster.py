@@ -10,14 +10,13 @@ and Python never hold the store's GIL, so queries are answered meanwhile.
 
 import json
 import os
-import sqlite3
 import sys
 from itertools import combinations
 
 import numpy as np
 
 from . import clusters
-from .db import NO_PERSON
+from .db import NO_PERSON, read_snapshot
 from .index import DIM
 
 NEW = -2  # NEW - k: the k-th person the store creates for a cluster that continues nobody
@@ -60,14 +59,8 @@ def plan(path, settings):
 def _snapshot(path):
     """Every face's ID, descriptor, photo, pinned flag and person, and the removed (face row, person)
     pairs, read in one transaction."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-    try:
-        db.execute("BEGIN")
-        rows = db.execute("SELECT id, descriptor, photo_sha256, pinned, person_id FROM faces").fetchall()
-        removed = db.execute("SELECT face_id, person_id FROM cannot_link").fetchall()
-        db.execute("COMMIT")
-    finally:
-        db.close()
+    rows, removed = read_snapshot(path, ["SELECT id, descriptor, photo_sha256, pinned, person_id FROM faces",
+                                         "SELECT face_id, person_id FROM cannot_link"])
     ids, blobs, photos, pinned, persons = zip(*rows) if rows else ((),) * 5
     row = {face: i for i, face in enumerate(ids)}
     return {

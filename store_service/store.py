@@ -39,9 +39,10 @@ def face_id(descriptor) -> str:
 class FaceStore:
     """The store's core: `people` places and groups faces, `corrections` is what users change by hand."""
 
-    def __init__(self, path: str, lock_timeout: float = 30, settings=None):
-        """`settings`: the PEOPLE_* settings (facerec/config.py), DEFAULTS when None."""
-        self.db = Database(path, lock_timeout)
+    def __init__(self, location: str, lock_timeout: float = 30, settings=None):
+        """`location`: a SQLite file or a postgresql:// URL (db.py). `settings`: the PEOPLE_* settings
+        (facerec/config.py), DEFAULTS when None."""
+        self.db = Database(location, lock_timeout)
         self.corrections = Corrections(self.db)
         self.people = People(self.db, self.corrections, settings)
 
@@ -65,13 +66,14 @@ class FaceStore:
         ids = [hashlib.sha256(v.tobytes()).hexdigest() for v in vectors]
         now = utc_now()
         with self.db.lock:
-            # A face stored for this photo before (found by another detector, say) is answered as stored.
-            for i, twin in enumerate(stored_twins(self.db, photo_sha256, [p[1] for p in parsed], vectors)):
-                if twin is not None:
-                    ids[i], vectors[i] = twin, self.db.index.vector(twin)
-            created = [face not in self.db.index for face in ids]
-            new = {face: p for face, p, c in zip(ids, parsed, created) if c}
             with self.db.transaction():
+                # In the transaction: the index then holds every face stored before, by any replica.
+                # A face stored for this photo before (found by another detector, say) is answered as stored.
+                for i, twin in enumerate(stored_twins(self.db, photo_sha256, [p[1] for p in parsed], vectors)):
+                    if twin is not None:
+                        ids[i], vectors[i] = twin, self.db.index.vector(twin)
+                created = [face not in self.db.index for face in ids]
+                new = {face: p for face, p, c in zip(ids, parsed, created) if c}
                 self.db.executemany(
                     "INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height,"
                     " created_at, thumbnail, quality, landmarks, source, source_sha256, time)"
@@ -144,9 +146,9 @@ class FaceStore:
 
     def delete(self, face: str) -> None:
         with self.db.lock:
-            if face not in self.db.index:
-                raise UnknownFace(face)
-            with self.db.transaction():
+            with self.db.transaction():  # inside it: a face another replica deleted is gone from the index
+                if face not in self.db.index:
+                    raise UnknownFace(face)
                 self.db.execute("DELETE FROM faces WHERE id = ?", (face,))
                 self.people.forget_face(face)
             self.db.index.remove(face)

@@ -26,7 +26,8 @@ def add_faces():
     if not isinstance(body, dict) or not isinstance(body.get("faces"), list):
         raise BadRequest('expected JSON {"photo_sha256": "...", "faces": [{"descriptor": [...], "box": {...}}]}')
     photo = str(body.get("photo_sha256", ""))
-    if not photo.isascii():  # JSON may carry lone surrogates ("\ud800"), which SQLite cannot store as UTF-8
+    # JSON may carry lone surrogates ("\ud800"), which SQLite cannot store as UTF-8, and NUL, which PostgreSQL cannot.
+    if not photo.isascii() or "\x00" in photo:
         raise BadRequest("photo_sha256 is the photo's SHA-256 in hex")
     faces = store().add_faces(photo, body["faces"], parse_max_distance(), parse_limit(), parse_origin(body))
     return {"faces": faces}

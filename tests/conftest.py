@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from facerec.vision.faces import Models
+from facerec.pgcluster import Cluster, Unavailable
 from facerec.run import Service, running
+from facerec.vision.faces import Models
 from store_service import create_app as create_store_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,9 +47,40 @@ def models():
     return Models()
 
 
+# The engines the store runs on. A module runs its tests on both by overriding `engine`:
+#     @pytest.fixture(params=ENGINES)
+#     def engine(request): return request.param
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL cluster for the session (facerec/pgcluster.py). Without PostgreSQL's programs
+    the tests that need it skip, except under CI=true, where they fail (make test installs them as root)."""
+    try:
+        cluster = Cluster()
+    except Unavailable as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is needed under CI: {e}")
+        pytest.skip(f"PostgreSQL tests skipped: {e}")
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def store_app(tmp_path):
-    app = create_store_app({"TESTING": True, "DATA_DIR": str(tmp_path)})
+def engine():
+    return "sqlite"
+
+
+@pytest.fixture
+def database_url(engine, request):
+    """A fresh PostgreSQL database's URL for engine "postgresql", else None (SQLite in DATA_DIR)."""
+    return request.getfixturevalue("postgres").create_database() if engine == "postgresql" else None
+
+
+@pytest.fixture
+def store_app(tmp_path, database_url):
+    app = create_store_app({"TESTING": True, "DATA_DIR": str(tmp_path), "DATABASE_URL": database_url})
     yield app
     app.extensions["face_store"].close()
 

@@ -3,6 +3,8 @@ runs, on the same ports, with settings that exist; the model files are the docum
 import hashlib
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,40 @@ def test_two_instances_run_side_by_side_on_one_machine(tmp_path):
             assert response.status_code == 200 and len(response.json()["faces"]) == 1
             assert requests.get(store.url + "/health", timeout=5).json()["faces"] == 1
         assert not list(home.rglob("*.ctl"))
+
+
+# docker-compose.scale.yml: PostgreSQL, two replicas of each service, HAProxy in front (docs/scaling.md).
+SCALE = yaml.safe_load((REPO / "docker-compose.scale.yml").read_text())["services"]
+HAPROXY_CFG = REPO / "deploy" / "haproxy.cfg"
+
+
+def test_scale_compose_runs_the_make_run_commands_against_postgresql():
+    stores = {n: s for n, s in SCALE.items() if n.startswith("store-")}
+    detects = {n: s for n, s in SCALE.items() if n.startswith("detect-")}
+    assert len(stores) == len(detects) == 2
+    for service in stores.values():
+        assert service["command"] == ["python", *command("store")[1:]]
+        assert service["environment"]["FACEREC_DATABASE_URL"].startswith("postgresql://")
+        assert "@postgres:5432/" in service["environment"]["FACEREC_DATABASE_URL"]
+    for service in detects.values():
+        assert service["command"] == ["python", *command("detect")[1:]]
+        assert service["environment"]["FACEREC_STORE_URL"] == "http://balancer:5001"
+    for service in [*stores.values(), *detects.values()]:
+        assert all(key.startswith("FACEREC_") and key[len("FACEREC_"):] in DEFAULTS for key in service["environment"])
+        assert "/health" in " ".join(service["healthcheck"]["test"])
+    assert "pg_isready" in SCALE["postgres"]["healthcheck"]["test"]
+    assert all(p.startswith("127.0.0.1:") for p in SCALE["balancer"]["ports"] if p.endswith(":5001"))
+
+
+def test_haproxy_balances_every_replica_with_health_checks():
+    config = HAPROXY_CFG.read_text()
+    assert "option httpchk GET /health" in config and re.search(r"default-server check\b", config)
+    servers = re.findall(r"^\s+server (\S+) (\S+):(\d+)", config, re.M)
+    assert sorted(name for name, _, _ in servers) == sorted(n for n in SCALE if n.startswith(("store-", "detect-")))
+    assert all(host == name for name, host, _ in servers)
+
+
+@pytest.mark.skipif(not shutil.which("haproxy"), reason="no haproxy binary to check deploy/haproxy.cfg with")
+def test_haproxy_accepts_its_configuration():
+    result = subprocess.run(["haproxy", "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,9 +1,16 @@
-"""People over HTTP: the store app's routes through Flask's test client, real descriptors, real SQLite."""
+"""People over HTTP: the store app's routes through Flask's test client, real descriptors, on both
+engines (real SQLite, real PostgreSQL)."""
 import hashlib
 
 import pytest
+from conftest import ENGINES
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    return request.param
 
 
 @pytest.fixture

@@ -1,7 +1,13 @@
-"""The store's HTTP edge (Flask test client over a real SQLite file)."""
+"""The store's HTTP edge (Flask test client), on both engines: a real SQLite file and a real PostgreSQL database."""
 import pytest
+from conftest import ENGINES
 
 from test_store import BOX, descriptors, near
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    return request.param
 
 
 def post_faces(client, *vectors):
