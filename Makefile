@@ -15,6 +15,8 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	sh scripts/install-chromium.sh
 	sh scripts/install-postgresql.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) -m pytest
 
 # The fuzz targets of tests/test_fuzz.py with many examples (make test runs them briefly).

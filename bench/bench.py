@@ -30,6 +30,7 @@
 
 Prints a table and writes bench/results.json.
 """
+
 import argparse
 import concurrent.futures
 import hashlib
@@ -192,8 +193,12 @@ def dlib_speed():
         start = time.perf_counter()
         models.encoder.compute_face_descriptor(group.pixels, shapes)
         encode.append((time.perf_counter() - start) / len(shapes))
-    return {"hog_1080p_ms": statistics.median(times) * 1000, "encode_ms_per_face": statistics.median(encode) * 1000,
-            "faces_in_batch": len(shapes), "build": models.build}
+    return {
+        "hog_1080p_ms": statistics.median(times) * 1000,
+        "encode_ms_per_face": statistics.median(encode) * 1000,
+        "faces_in_batch": len(shapes),
+        "build": models.build,
+    }
 
 
 # ---- 4: the store ----------------------------------------------------------------------------------
@@ -226,11 +231,16 @@ def similar_latency(ids, rng, queries=400):
 def bulk_insert(path, vectors):
     """Faces written straight into the store's table, as the store would write them (bench set-up only)."""
     db = sqlite3.connect(path)
-    rows = ((hashlib.sha256(v.tobytes()).hexdigest(), v.tobytes(), "bench", 0, 0, 100, 100, "2026-01-01T00:00:00")
-            for v in vectors.astype("<f4"))
+    rows = (
+        (hashlib.sha256(v.tobytes()).hexdigest(), v.tobytes(), "bench", 0, 0, 100, 100, "2026-01-01T00:00:00")
+        for v in vectors.astype("<f4")
+    )
     with db:
-        db.executemany("INSERT OR IGNORE INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width,"
-                       " box_height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT OR IGNORE INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width,"
+            " box_height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
     ids = [row[0] for row in db.execute("SELECT id FROM faces")]
     db.close()
     return ids
@@ -249,9 +259,13 @@ def store_bench(real, seed=0):
             session, first = requests.Session(), STORE_SIZES[0]
             start = time.perf_counter()
             for i in range(0, first, 4):
-                faces = [{"descriptor": v.tolist(), "box": {"left": 0, "top": 0, "width": 100, "height": 100}}
-                         for v in vectors[i:i + 4]]
-                session.post(STORE + "/faces", json={"photo_sha256": f"{i:064x}", "faces": faces}, timeout=30).raise_for_status()
+                faces = [
+                    {"descriptor": v.tolist(), "box": {"left": 0, "top": 0, "width": 100, "height": 100}}
+                    for v in vectors[i : i + 4]
+                ]
+                session.post(
+                    STORE + "/faces", json={"photo_sha256": f"{i:064x}", "faces": faces}, timeout=30
+                ).raise_for_status()
             out["insert_faces_per_s"] = first / (time.perf_counter() - start)
         finally:
             stop_services(procs)
@@ -265,10 +279,16 @@ def store_bench(real, seed=0):
                 started = time.perf_counter() - start
                 pid = worker_pids(procs[0])[0]
                 ids = ids or [row[0] for row in sqlite3.connect(path).execute("SELECT id FROM faces")]
-                out[size] = {"start_s": started, **similar_latency(ids, rng), "rss_mb": rss_mb(pid),
-                             "kb_per_face": (rss_mb(pid) - base_rss) * 1024 / size}
+                out[size] = {
+                    "start_s": started,
+                    **similar_latency(ids, rng),
+                    "rss_mb": rss_mb(pid),
+                    "kb_per_face": (rss_mb(pid) - base_rss) * 1024 / size,
+                }
                 if size > first:  # what each face past the first 10 k costs, fixed costs (BLAS buffers) aside
-                    out[size]["marginal_kb_per_face"] = (out[size]["rss_mb"] - out[first]["rss_mb"]) * 1024 / (size - first)
+                    out[size]["marginal_kb_per_face"] = (
+                        (out[size]["rss_mb"] - out[first]["rss_mb"]) * 1024 / (size - first)
+                    )
             finally:
                 stop_services(procs)
     return out
@@ -324,8 +344,14 @@ def ingest_pass(folder, workers=2):
 
 
 def cli(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "facerec.cli", *args], env=dict(os.environ, PYTHONPATH=str(REPO)),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "facerec.cli", *args],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        **kwargs,
+    )
 
 
 def clip_pass():
@@ -340,16 +366,25 @@ def clip_pass():
             wall = time.perf_counter() - start
             people = requests.get(STORE + "/people", timeout=30).json()
             reclustered = requests.post(STORE + "/people/recluster", timeout=300).json()
-            times = [sorted(f["time"] for f in requests.get(f"{STORE}/people/{p['id']}", timeout=30).json()["faces"])
-                     for p in requests.get(STORE + "/people", timeout=30).json()["people"]]
+            times = [
+                sorted(f["time"] for f in requests.get(f"{STORE}/people/{p['id']}", timeout=30).json()["faces"])
+                for p in requests.get(STORE + "/people", timeout=30).json()["people"]
+            ]
             export_dir = Path(__file__).parent / ".cache" / "clip-export"
             shutil.rmtree(export_dir, ignore_errors=True)
             cli("export", str(export_dir), "--store", STORE).wait()
         finally:
             stop_services(procs)
-    return {"frames": line["frames"], "faces": line["faces"], "wall_s": wall, "people_after_ingest": people["total"],
-            "people_after_recluster": reclustered["people"], "unknown_after_recluster": reclustered["unknown"],
-            "times_by_person": times, "export": str(export_dir)}
+    return {
+        "frames": line["frames"],
+        "faces": line["faces"],
+        "wall_s": wall,
+        "people_after_ingest": people["total"],
+        "people_after_recluster": reclustered["people"],
+        "unknown_after_recluster": reclustered["unknown"],
+        "times_by_person": times,
+        "export": str(export_dir),
+    }
 
 
 def long_video(path, copies):
@@ -387,9 +422,17 @@ def long_video_pass(copies, limit_s=600):
             stop_services(procs)
     line = json.loads(out.splitlines()[-1]) if out.strip() else {}
     tenth = samples[max(1, len(samples) // 10)] if samples else None
-    return {"copies": copies, "video_s": copies * 9.2, "frames": line.get("frames"), "wall_s": wall,
-            "finished": bool(line), "rss_at_10pct_mb": tenth, "rss_last_mb": samples[-1] if samples else None,
-            "rss_max_sampled_mb": max(samples) if samples else None, "peak_mb": peak}
+    return {
+        "copies": copies,
+        "video_s": copies * 9.2,
+        "frames": line.get("frames"),
+        "wall_s": wall,
+        "finished": bool(line),
+        "rss_at_10pct_mb": tenth,
+        "rss_last_mb": samples[-1] if samples else None,
+        "rss_max_sampled_mb": max(samples) if samples else None,
+        "peak_mb": peak,
+    }
 
 
 def ingest_bench(photos, report, rounds=3, copies=200):
@@ -408,8 +451,14 @@ def ingest_bench(photos, report, rounds=3, copies=200):
         for _ in range(rounds):
             _, wall, _ = facerec_pass(photos, 2, 4)
             ingest_wall, window = ingest_pass(folder)
-            out["rounds"].append({"clients_photos_per_s": len(photos) / wall, "ingest_photos_per_s": len(photos) / ingest_wall,
-                                  "ratio": wall / ingest_wall, "window": window})
+            out["rounds"].append(
+                {
+                    "clients_photos_per_s": len(photos) / wall,
+                    "ingest_photos_per_s": len(photos) / ingest_wall,
+                    "ratio": wall / ingest_wall,
+                    "window": window,
+                }
+            )
             print(f"ingest round: {out['rounds'][-1]}", flush=True)
     out["ratio_median"] = statistics.median(r["ratio"] for r in out["rounds"])
     out["clip"] = clip_pass()
@@ -425,22 +474,37 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", default=str(FACES), help="a folder of photos (default: the shared sets)")
     parser.add_argument("--min-mp", type=float, default=1.0)
-    parser.add_argument("--stride", type=int, default=1,
-                        help="every Nth photo under 8 MP (those of 8 MP or more and group photos all), to keep a run short")
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=1,
+        help="every Nth photo under 8 MP (those of 8 MP or more and group photos all), to keep a run short",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="latency rounds; medians over them")
-    parser.add_argument("--references", default=",".join(references.PIPELINES),
-                        help="the reference pipelines to run beside facerec (original is needed for recall)")
-    parser.add_argument("--parts", default="photos,small,many,frames,dlib,store,ingest,stream,webrtc",
-                        help="which of photos, small, many, frames, dlib, store, ingest, stream, webrtc, scale to run")
+    parser.add_argument(
+        "--references",
+        default=",".join(references.PIPELINES),
+        help="the reference pipelines to run beside facerec (original is needed for recall)",
+    )
+    parser.add_argument(
+        "--parts",
+        default="photos,small,many,frames,dlib,store,ingest,stream,webrtc",
+        help="which of photos, small, many, frames, dlib, store, ingest, stream, webrtc, scale to run",
+    )
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
     parser.add_argument("--scale-start-size", type=int, default=1_000_000, help="faces for scale's start-up time")
     args = parser.parse_args()
     parts = args.parts.split(",")
     out = Path(__file__).parent / "results.json"
-    report = {"machine": f"{platform.processor() or platform.machine()}, {CORES} cores, Python {platform.python_version()}"}
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {CORES} cores, Python {platform.python_version()}"
+    }
     if "photos" in parts:
-        photos = [(p, mp) for i, (p, mp) in enumerate(photos_of(args.photos, args.min_mp))
-                  if i % args.stride == 0 or mp >= 8 or "_unlabeled_group" in p.parts]
+        photos = [
+            (p, mp)
+            for i, (p, mp) in enumerate(photos_of(args.photos, args.min_mp))
+            if i % args.stride == 0 or mp >= 8 or "_unlabeled_group" in p.parts
+        ]
         print(f"{len(photos)} photos of {args.min_mp} MP or more; {CORES} cores", flush=True)
         photo_bench(photos, report, args.rounds, args.references.split(","))
         out.write_text(json.dumps(report, indent=2))
@@ -494,8 +558,12 @@ def photo_bench(photos, report, rounds, pipelines):
         }
     # Each ratio is taken within its round (side by side), then the median over rounds.
     report["speedup"] = {}
-    for ours, theirs in (("facerec", "original"), ("facerec hog", "original"), ("facerec", "facerec hog"),
-                         ("facerec", "face_recognition")):
+    for ours, theirs in (
+        ("facerec", "original"),
+        ("facerec hog", "original"),
+        ("facerec", "facerec hog"),
+        ("facerec", "face_recognition"),
+    ):
         if theirs not in report["latency"]:
             continue
         ratios = {}
@@ -516,10 +584,16 @@ def photo_bench(photos, report, rounds, pipelines):
     report["throughput"] = {}
     for workers in sorted({1, CORES}):
         _, wall, peak = facerec_pass(photos, workers, 2 * workers)
-        report["throughput"][f"facerec, {workers} worker(s)"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
+        report["throughput"][f"facerec, {workers} worker(s)"] = {
+            "photos_per_s": len(photos) / wall,
+            "peak_worker_mb": peak,
+        }
     for name in pipelines:
         _, wall, peak = reference_pass(name, photos, CORES)
-        report["throughput"][f"{name}, {CORES} processes"] = {"photos_per_s": len(photos) / wall, "peak_worker_mb": peak}
+        report["throughput"][f"{name}, {CORES} processes"] = {
+            "photos_per_s": len(photos) / wall,
+            "peak_worker_mb": peak,
+        }
     print("throughput done", flush=True)
 
 
@@ -561,15 +635,19 @@ def recall_report(photos, boxes):
 
 def differences(photos, boxes, min_px=references.MIN_FACE_PX):
     """Every face that one detector finds and the other (or the original) does not, by photo."""
+
     def unmatched(mine, others):
         return [b for b in mine if min(b[2], b[3]) >= min_px and all(iou(b, o) < 0.5 for o in others)]
 
     out = []
     for i, (path, mp) in enumerate(photos):
-        row = {"photo": photo_name(path), "mp": round(mp, 1),
-               "original_not_found": unmatched(boxes["original"][i], boxes["facerec"][i]),
-               "only_proposals": unmatched(boxes["facerec"][i], boxes["facerec hog"][i]),
-               "only_hog": unmatched(boxes["facerec hog"][i], boxes["facerec"][i])}
+        row = {
+            "photo": photo_name(path),
+            "mp": round(mp, 1),
+            "original_not_found": unmatched(boxes["original"][i], boxes["facerec"][i]),
+            "only_proposals": unmatched(boxes["facerec"][i], boxes["facerec hog"][i]),
+            "only_hog": unmatched(boxes["facerec hog"][i], boxes["facerec"][i]),
+        }
         if row["original_not_found"] or row["only_proposals"] or row["only_hog"]:
             out.append(row)
     return out
@@ -592,8 +670,9 @@ def small_photos(folder, stride=4):
         data = path.read_bytes()
         row = {"mp": mp, "original": references.original(data)}
         for name, detector in DETECTORS.items():
-            _, faces = analyse_photo(models, data, DEFAULTS["MIN_FACE_PX"], DEFAULTS["MAX_IMAGE_PIXELS"],
-                                     DEFAULTS["SMALL_FACE_PX"], detector)
+            _, faces = analyse_photo(
+                models, data, DEFAULTS["MIN_FACE_PX"], DEFAULTS["MAX_IMAGE_PIXELS"], DEFAULTS["SMALL_FACE_PX"], detector
+            )
             row[name] = [tuple(f.box[k] for k in ("left", "top", "width", "height")) for f in faces]
         rows.append(row)
     out = {"photos": len(rows), "stride": stride}
@@ -602,9 +681,13 @@ def small_photos(folder, stride=4):
         out[label] = {"photos": len(inside)}
         for name in DETECTORS:
             wanted, found = recall([r[name] for r in inside], [[r["original"] for r in inside]])
-            out[label][name] = {"reference_faces": wanted, "found": found, "recall": found / wanted if wanted else None,
-                                "faces": sum(len(r[name]) for r in inside),
-                                "under_100px": sum(min(b[2], b[3]) < 100 for r in inside for b in r[name])}
+            out[label][name] = {
+                "reference_faces": wanted,
+                "found": found,
+                "recall": found / wanted if wanted else None,
+                "faces": sum(len(r[name]) for r in inside),
+                "under_100px": sum(min(b[2], b[3]) < 100 for r in inside for b in r[name]),
+            }
         out[label]["original_faces"] = sum(len(r["original"]) for r in inside)
     return out
 
@@ -613,7 +696,7 @@ def mosaic_of_faces():
     """The 100 LFW photos (250x250, a face of about 110 px each) pasted in a 10 x 10 grid: a 6.25 MP
     JPEG of 100 faces."""
     tiles = [cv2.imread(str(p)) for p in sorted((FACES / "lfw10").rglob("*.jpg"))][:100]
-    rows = [np.hstack(tiles[i:i + 10]) for i in range(0, len(tiles), 10)]
+    rows = [np.hstack(tiles[i : i + 10]) for i in range(0, len(tiles), 10)]
     return cv2.imencode(".jpg", np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
@@ -624,13 +707,20 @@ def many_faces(rounds):
     for _ in range(rounds):
         for name, detector in DETECTORS.items():
             start, start_cpu = time.perf_counter(), time.process_time()
-            _, faces = analyse_photo(models, data, DEFAULTS["MIN_FACE_PX"], DEFAULTS["MAX_IMAGE_PIXELS"],
-                                     DEFAULTS["SMALL_FACE_PX"], detector)
+            _, faces = analyse_photo(
+                models, data, DEFAULTS["MIN_FACE_PX"], DEFAULTS["MAX_IMAGE_PIXELS"], DEFAULTS["SMALL_FACE_PX"], detector
+            )
             seconds[name].append(time.perf_counter() - start)
             cpu[name].append(time.process_time() - start_cpu)
             found[name] = len(faces)
-    return {name: {"median_ms": statistics.median(seconds[name]) * 1000, "cpu_median_ms": statistics.median(cpu[name]) * 1000,
-                   "faces": found[name]} for name in DETECTORS}
+    return {
+        name: {
+            "median_ms": statistics.median(seconds[name]) * 1000,
+            "cpu_median_ms": statistics.median(cpu[name]) * 1000,
+            "faces": found[name],
+        }
+        for name in DETECTORS
+    }
 
 
 def on_one_core(fn):
@@ -661,8 +751,13 @@ def frames():
             ms.append((time.perf_counter() - start) * 1000)
             cpu_ms.append((time.thread_time() - cpu) * 1000)
         # CPU time as well: on a machine others share, it is what the frame costs, waiting for a core aside.
-        out[label] = {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "cpu_p50_ms": percentile(cpu_ms, 50),
-                      "cpu_p99_ms": percentile(cpu_ms, 99), "faces_per_frame": faces / len(frames_)}
+        out[label] = {
+            "p50_ms": percentile(ms, 50),
+            "p99_ms": percentile(ms, 99),
+            "cpu_p50_ms": percentile(cpu_ms, 50),
+            "cpu_p99_ms": percentile(cpu_ms, 99),
+            "faces_per_frame": faces / len(frames_),
+        }
     return out
 
 
@@ -671,28 +766,48 @@ def print_table(report):
     if "latency" in report:
         print_photos(report)
     if "small" in report:
-        print(f"\nphotos under 1 MP (every {report['small']['stride']}th, {report['small']['photos']} photos), recall of the"
-              " original's faces >= 100 px; all faces found, under 100 px:")
+        print(
+            f"\nphotos under 1 MP (every {report['small']['stride']}th, {report['small']['photos']} photos), recall of the"
+            " original's faces >= 100 px; all faces found, under 100 px:"
+        )
         for label, _, _ in SMALL_CLASSES:
             v = report["small"][label]
-            print(f"  {label}, {v['photos']} photos, the original finds {v['original_faces']}: " + "; ".join(
-                f"{name} {v[name]['found']}/{v[name]['reference_faces']}, {v[name]['faces']} faces, {v[name]['under_100px']}"
-                " under 100 px" for name in DETECTORS))
+            print(
+                f"  {label}, {v['photos']} photos, the original finds {v['original_faces']}: "
+                + "; ".join(
+                    f"{name} {v[name]['found']}/{v[name]['reference_faces']}, {v[name]['faces']} faces, {v[name]['under_100px']}"
+                    " under 100 px"
+                    for name in DETECTORS
+                )
+            )
     if "many" in report:
-        print("\na photo of 100 faces (6.25 MP): " + "; ".join(
-            f"{name} {v['median_ms']:.0f} ms (CPU {v['cpu_median_ms']:.0f} ms), {v['faces']} faces"
-            for name, v in report["many"].items()))
+        print(
+            "\na photo of 100 faces (6.25 MP): "
+            + "; ".join(
+                f"{name} {v['median_ms']:.0f} ms (CPU {v['cpu_median_ms']:.0f} ms), {v['faces']} faces"
+                for name, v in report["many"].items()
+            )
+        )
     if "frames" in report:
         f = report["frames"]
-        print(f"\n{f['frames']} video frames of {f['size']}, one core: " + "; ".join(
-            f"{label} p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms (CPU {v['cpu_p50_ms']:.1f}, {v['cpu_p99_ms']:.1f} ms;"
-            f" {v['faces_per_frame']:.2f} faces a frame)"
-            for label, v in f.items() if isinstance(v, dict)))
+        print(
+            f"\n{f['frames']} video frames of {f['size']}, one core: "
+            + "; ".join(
+                f"{label} p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms (CPU {v['cpu_p50_ms']:.1f}, {v['cpu_p99_ms']:.1f} ms;"
+                f" {v['faces_per_frame']:.2f} faces a frame)"
+                for label, v in f.items()
+                if isinstance(v, dict)
+            )
+        )
     if "dlib" in report:
         d, m = report["dlib"], report["detect_36mp"]
-        print(f"\ndlib {d['build']}: encoding {d['encode_ms_per_face']:.1f} ms/face (batch of {d['faces_in_batch']}),"
-              f" HOG on the 1080p photo {d['hog_1080p_ms']:.0f} ms")
-        print(f"36 MP JPEG: detect worker peak {m['peak_mb']:.0f} MB (before it {m['before_mb']:.0f} MB), {m['faces']} faces")
+        print(
+            f"\ndlib {d['build']}: encoding {d['encode_ms_per_face']:.1f} ms/face (batch of {d['faces_in_batch']}),"
+            f" HOG on the 1080p photo {d['hog_1080p_ms']:.0f} ms"
+        )
+        print(
+            f"36 MP JPEG: detect worker peak {m['peak_mb']:.0f} MB (before it {m['before_mb']:.0f} MB), {m['faces']} faces"
+        )
     if "ingest" in report:
         print_ingest(report["ingest"])
     if "store" in report:
@@ -700,9 +815,15 @@ def print_table(report):
         print(f"\nstore: {s['insert_faces_per_s']:.0f} faces/s inserted over HTTP (4 a request, durable commits)")
         for size in STORE_SIZES:
             v = s[size]
-            print(f"  {size:>9,} faces: /similar p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms;"
-                  f" start-up {v['start_s']:.1f} s; {v['kb_per_face']:.2f} KB/face above the empty store"
-                  + (f", {v['marginal_kb_per_face']:.2f} KB for each face past 10 k" if "marginal_kb_per_face" in v else ""))
+            print(
+                f"  {size:>9,} faces: /similar p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms;"
+                f" start-up {v['start_s']:.1f} s; {v['kb_per_face']:.2f} KB/face above the empty store"
+                + (
+                    f", {v['marginal_kb_per_face']:.2f} KB for each face past 10 k"
+                    if "marginal_kb_per_face" in v
+                    else ""
+                )
+            )
     if "stream" in report:
         print_stream(report["stream"])
     if "webrtc" in report:
@@ -714,27 +835,40 @@ def print_table(report):
 def print_ingest(i):
     print(f"\nfacerec ingest, a folder of {i['photos']} photos, beside part 2's 4 clients on 2 workers (photos/s):")
     for r in i["rounds"]:
-        print(f"  clients {r['clients_photos_per_s']:5.2f}   ingest {r['ingest_photos_per_s']:5.2f}   ratio {r['ratio']:.2f}"
-              f"   (window {r['window']})")
+        print(
+            f"  clients {r['clients_photos_per_s']:5.2f}   ingest {r['ingest_photos_per_s']:5.2f}   ratio {r['ratio']:.2f}"
+            f"   (window {r['window']})"
+        )
     print(f"  median ratio {i['ratio_median']:.2f}")
     c = i["clip"]
-    print(f"the clip ({CLIP.name}, faces from 40 px): {c['frames']} frames, {c['faces']} faces, {c['wall_s']:.1f} s;"
-          f" people {c['people_after_ingest']} after ingest, {c['people_after_recluster']} after a re-cluster"
-          f" ({c['unknown_after_recluster']} faces unknown); each person's frames (s): {c['times_by_person']}")
+    print(
+        f"the clip ({CLIP.name}, faces from 40 px): {c['frames']} frames, {c['faces']} faces, {c['wall_s']:.1f} s;"
+        f" people {c['people_after_ingest']} after ingest, {c['people_after_recluster']} after a re-cluster"
+        f" ({c['unknown_after_recluster']} faces unknown); each person's frames (s): {c['times_by_person']}"
+    )
     v = i["long_video"]
-    print(f"a {v['video_s'] / 60:.0f}-minute video (the clip {v['copies']} times): {v['frames']} frames in {v['wall_s']:.0f} s"
-          f"{'' if v['finished'] else ' (stopped at the time limit)'}; facerec ingest's RSS {v['rss_at_10pct_mb']:.0f} MB"
-          f" at 10 %, {v['rss_last_mb']:.0f} MB at the end, at most {v['rss_max_sampled_mb']:.0f} MB")
+    print(
+        f"a {v['video_s'] / 60:.0f}-minute video (the clip {v['copies']} times): {v['frames']} frames in {v['wall_s']:.0f} s"
+        f"{'' if v['finished'] else ' (stopped at the time limit)'}; facerec ingest's RSS {v['rss_at_10pct_mb']:.0f} MB"
+        f" at 10 %, {v['rss_last_mb']:.0f} MB at the end, at most {v['rss_max_sampled_mb']:.0f} MB"
+    )
 
 
 def print_photos(report):
     lat = report["latency"]
     print(f"{report['photos']} photos\n")
     head = ["", *lat]
-    rows = [("median ms / photo", *(f"{v['median_ms']:.0f}" for v in lat.values())),
-            ("p95 ms / photo", *(f"{v['p95_ms']:.0f}" for v in lat.values()))]
+    rows = [
+        ("median ms / photo", *(f"{v['median_ms']:.0f}" for v in lat.values())),
+        ("p95 ms / photo", *(f"{v['p95_ms']:.0f}" for v in lat.values())),
+    ]
     for label, _, _ in CLASSES:
-        rows.append((f"median ms, {label}", *(f"{v['by_class_ms'][label]:.0f}" if v["by_class_ms"][label] else "-" for v in lat.values())))
+        rows.append(
+            (
+                f"median ms, {label}",
+                *(f"{v['by_class_ms'][label]:.0f}" if v["by_class_ms"][label] else "-" for v in lat.values()),
+            )
+        )
     rows.append(("faces found", *(str(v["faces"]) for v in lat.values())))
     rows.append(("peak MB / worker", *(f"{v['peak_worker_mb']:.0f}" for v in lat.values())))
     width = max(len(r[0]) for r in rows)
@@ -743,15 +877,25 @@ def print_photos(report):
         print(f"{row[0]:{width}} " + " ".join(f"{c:>17}" for c in row[1:]))
     print("\nspeed-up, ratio of the medians within each round, then the median over rounds (each round's):")
     for pair, ratios in report["speedup"].items():
-        print(f"  {pair}: " + "; ".join(f"{label} {r['median']:.1f}x ({', '.join(f'{x:.1f}' for x in r['rounds'])})"
-                                       for label, r in ratios.items()))
+        print(
+            f"  {pair}: "
+            + "; ".join(
+                f"{label} {r['median']:.1f}x ({', '.join(f'{x:.1f}' for x in r['rounds'])})"
+                for label, r in ratios.items()
+            )
+        )
     print("\nrecall of the original's faces >= 100 px (IoU >= 0.5):")
     for label, by_detector in report["recall"].items():
         if label != "differences":
-            print(f"  {label}: " + "; ".join(f"{name} {v['found']}/{v['reference_faces']}" for name, v in by_detector.items()))
+            print(
+                f"  {label}: "
+                + "; ".join(f"{name} {v['found']}/{v['reference_faces']}" for name, v in by_detector.items())
+            )
     for row in report["recall"]["differences"]:
-        print(f"  {row['photo']} ({row['mp']} MP): original's not found {row['original_not_found']},"
-              f" only proposals {row['only_proposals']}, only hog {row['only_hog']}")
+        print(
+            f"  {row['photo']} ({row['mp']} MP): original's not found {row['original_not_found']},"
+            f" only proposals {row['only_proposals']}, only hog {row['only_hog']}"
+        )
     print("\nthroughput, photos/s:")
     for name, t in report["throughput"].items():
         print(f"  {name:32} {t['photos_per_s']:6.2f}   peak {t['peak_worker_mb']:.0f} MB/worker")

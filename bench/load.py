@@ -8,6 +8,7 @@ Each client loops: POST /detect and PUT /api/detect with real photos, /faces/<id
 kind, unexpected answers (anything but the right 2xx/4xx, or a 503 with Retry-After), and each
 process's RSS after a warm-up (a tenth of the run, at most 60 s) and at the end. Writes bench/load.json.
 """
+
 import argparse
 import json
 import random
@@ -19,7 +20,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import requests
-
 from services import DETECT, FACES, STORE, rss_mb, start_services, stop_services, worker_pids
 
 PHOTOS = sorted((FACES / "lfw10").glob("*/*.jpg")) + sorted((FACES / "fr_examples").glob("*/*.jp*g"))
@@ -95,14 +95,17 @@ def main():
         "requests_per_s": sum(len(v) for k, v in results.items() if k != "errors") / args.seconds,
         "kinds": {
             kind: {"count": len(t), "p50_ms": 1000 * statistics.median(t), "p99_ms": 1000 * percentile(t, 0.99)}
-            for kind, t in sorted(results.items()) if kind != "errors" and t
+            for kind, t in sorted(results.items())
+            if kind != "errors" and t
         },
         "unexpected": len(results["errors"]),
         "unexpected_examples": sorted(set(results["errors"]))[:10],
         "rss_mb": {pid: [round(rss_start[pid], 1), round(rss_end.get(pid, 0), 1)] for pid in rss_start},
     }
-    print(f"{args.clients} clients, {args.seconds:.0f} s: {report['requests_per_s']:.1f} requests/s, "
-          f"{report['unexpected']} unexpected {report['unexpected_examples']}")
+    print(
+        f"{args.clients} clients, {args.seconds:.0f} s: {report['requests_per_s']:.1f} requests/s, "
+        f"{report['unexpected']} unexpected {report['unexpected_examples']}"
+    )
     print(f"{'kind':12} {'count':>6} {'p50':>8} {'p99':>8}")
     for kind, k in report["kinds"].items():
         print(f"{kind:12} {k['count']:>6} {k['p50_ms']:>6.0f}ms {k['p99_ms']:>6.0f}ms")

@@ -3,13 +3,13 @@ the face boxes it keeps, as (left, top, width, height) in the upright photo's pi
 
 They run in worker processes of their own (bench.py), so each loads its models once per process.
 """
+
 import io
 import os
 
 import cv2
 import dlib
 import numpy as np
-
 from services import REPO  # noqa: F401  (puts the repo on sys.path)
 
 from facerec.vision.faces import MODEL_FILES, default_models_dir
@@ -47,8 +47,10 @@ def face_recognition_library(data):
     locations = face_recognition.face_locations(img)
     face_recognition.face_encodings(img, locations)
     _, width, height, orientation = read_header(data, 10**9)
-    return [_upright((left, top, right - left, bottom - top), orientation, width, height)
-            for top, right, bottom, left in locations]
+    return [
+        _upright((left, top, right - left, bottom - top), orientation, width, height)
+        for top, right, bottom, left in locations
+    ]
 
 
 def _upright(box, orientation, width, height):

@@ -8,6 +8,7 @@ replicas, side by side in one run on the same descriptors.
 
 PostgreSQL runs as a private cluster with fsync on (facerec/pgcluster.py), on this same machine.
 """
+
 import hashlib
 import os
 import sqlite3
@@ -35,13 +36,17 @@ def scale_bench(vectors, start_size):
     """{configuration: figures}, and start-up times at `start_size` faces."""
     cluster = Cluster(durable=True)
     try:
-        out = {"sqlite": configuration(vectors, None, 1),
-               "postgresql, 1 replica": configuration(vectors, cluster.create_database(), 1),
-               "postgresql, 2 replicas": configuration(vectors, cluster.create_database(), 2)}
+        out = {
+            "sqlite": configuration(vectors, None, 1),
+            "postgresql, 1 replica": configuration(vectors, cluster.create_database(), 1),
+            "postgresql, 2 replicas": configuration(vectors, cluster.create_database(), 2),
+        }
         print("scale-out at 100 k done", flush=True)
         out["start_size"] = start_size
-        out["start_s"] = {"sqlite": start_up(vectors[:start_size], None),
-                          "postgresql": start_up(vectors[:start_size], cluster.create_database())}
+        out["start_s"] = {
+            "sqlite": start_up(vectors[:start_size], None),
+            "postgresql": start_up(vectors[:start_size], cluster.create_database()),
+        }
     finally:
         cluster.stop()
     return out
@@ -51,7 +56,9 @@ def configuration(vectors, url, replicas):
     with tempfile.TemporaryDirectory() as data_dir:
         stores = [store_service(data_dir, url) for _ in range(replicas)]
         try:
-            inserted = concurrently(stores, lambda store, k: insert(store, vectors[k * INSERTS // 2:(k + 1) * INSERTS // 2]))
+            inserted = concurrently(
+                stores, lambda store, k: insert(store, vectors[k * INSERTS // 2 : (k + 1) * INSERTS // 2])
+            )
             out = {"insert_faces_per_s": INSERTS / max(seconds for seconds in inserted)}
         finally:
             stop(stores)
@@ -65,7 +72,7 @@ def configuration(vectors, url, replicas):
             ms = [m for client in ms for m in client]
             out.update(similar_p50_ms=float(np.percentile(ms, 50)), similar_p99_ms=float(np.percentile(ms, 99)))
             if replicas == 2:
-                seen = propagation(stores, vectors[SIZE:SIZE + PROPAGATIONS])
+                seen = propagation(stores, vectors[SIZE : SIZE + PROPAGATIONS])
                 out.update(seen_p50_ms=float(np.percentile(seen, 50)), seen_p99_ms=float(np.percentile(seen, 99)))
         finally:
             stop(stores)
@@ -103,7 +110,7 @@ def concurrently(stores, work):
 def insert(store, vectors):
     session, start = requests.Session(), time.perf_counter()
     for i in range(0, len(vectors), 4):
-        faces = [{"descriptor": v.tolist(), "box": BOX} for v in vectors[i:i + 4]]
+        faces = [{"descriptor": v.tolist(), "box": BOX} for v in vectors[i : i + 4]]
         photo = hashlib.sha256(vectors[i].tobytes()).hexdigest()
         session.post(store.url + "/faces", json={"photo_sha256": photo, "faces": faces}, timeout=60).raise_for_status()
     return time.perf_counter() - start
@@ -122,7 +129,10 @@ def propagation(stores, vectors):
     """ms from a write's answer on one replica until the other's /similar knows the face."""
     writer, reader, seen = requests.Session(), requests.Session(), []
     for v in vectors:
-        body = {"photo_sha256": hashlib.sha256(v.tobytes()).hexdigest(), "faces": [{"descriptor": v.tolist(), "box": BOX}]}
+        body = {
+            "photo_sha256": hashlib.sha256(v.tobytes()).hexdigest(),
+            "faces": [{"descriptor": v.tolist(), "box": BOX}],
+        }
         face = writer.post(stores[0].url + "/faces", json=body, timeout=30).json()["faces"][0]["id"]
         start = time.perf_counter()
         while reader.get(f"{stores[1].url}/faces/{face}/similar", timeout=30).status_code == 404:
@@ -133,8 +143,10 @@ def propagation(stores, vectors):
 
 def bulk_insert(data_dir, url, vectors):
     """Faces written straight into the table, as the store writes them (set-up only, no store running)."""
-    rows = ((hashlib.sha256(v.tobytes()).hexdigest(), v.tobytes(), "bench", 0, 0, 100, 100, "2026-01-01T00:00:00")
-            for v in vectors.astype("<f4"))
+    rows = (
+        (hashlib.sha256(v.tobytes()).hexdigest(), v.tobytes(), "bench", 0, 0, 100, 100, "2026-01-01T00:00:00")
+        for v in vectors.astype("<f4")
+    )
     if url is None:
         with sqlite3.connect(os.path.join(data_dir, "faces.sqlite3")) as db:
             db.executemany(f"INSERT OR IGNORE INTO faces ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -162,9 +174,15 @@ def print_scale(s):
     print(f"  {'':24} {'insert faces/s':>15} {'/similar p50':>13} {'p99':>8} {'start-up':>9}")
     for name in ("sqlite", "postgresql, 1 replica", "postgresql, 2 replicas"):
         c = s[name]
-        print(f"  {name:24} {c['insert_faces_per_s']:15.0f} {c['similar_p50_ms']:10.1f} ms {c['similar_p99_ms']:5.1f} ms"
-              f" {c['start_100k_s']:7.1f} s")
+        print(
+            f"  {name:24} {c['insert_faces_per_s']:15.0f} {c['similar_p50_ms']:10.1f} ms {c['similar_p99_ms']:5.1f} ms"
+            f" {c['start_100k_s']:7.1f} s"
+        )
     c = s["postgresql, 2 replicas"]
-    print(f"  a write on one replica searchable on the other after p50 {c['seen_p50_ms']:.1f} ms, p99 {c['seen_p99_ms']:.1f} ms")
-    print(f"  start-up with {s['start_size']:,} faces: SQLite {s['start_s']['sqlite']:.1f} s,"
-          f" PostgreSQL {s['start_s']['postgresql']:.1f} s")
+    print(
+        f"  a write on one replica searchable on the other after p50 {c['seen_p50_ms']:.1f} ms, p99 {c['seen_p99_ms']:.1f} ms"
+    )
+    print(
+        f"  start-up with {s['start_size']:,} faces: SQLite {s['start_s']['sqlite']:.1f} s,"
+        f" PostgreSQL {s['start_s']['postgresql']:.1f} s"
+    )

@@ -1,5 +1,6 @@
 """Start the services for a benchmark with facerec/run.py's Service, exactly as `make run` does, on their
 own ports and data folder."""
+
 import os
 import sys
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The detect service: photos in, faces out, each face stored through the store service."""
+
 from flask import Flask
 
 from facerec.auth import require_api_key
@@ -24,7 +25,11 @@ def create_app(test_config=None):
     if isinstance(min_face, bool) or not isinstance(min_face, (int, float)) or not 20 <= min_face <= 2000:
         raise ValueError(f"MIN_FACE_PX must be a number of pixels from 20 to 2000, not {min_face!r}")
     small_face = app.config["SMALL_FACE_PX"]
-    if isinstance(small_face, bool) or not isinstance(small_face, (int, float)) or not (small_face == 0 or 20 <= small_face <= 2000):
+    if (
+        isinstance(small_face, bool)
+        or not isinstance(small_face, (int, float))
+        or not (small_face == 0 or 20 <= small_face <= 2000)
+    ):
         raise ValueError(f"SMALL_FACE_PX must be 0 or a number of pixels from 20 to 2000, not {small_face!r}")
     if app.config["DETECTOR"] not in DETECTORS:
         raise ValueError(f"DETECTOR must be one of {', '.join(DETECTORS)}, not {app.config['DETECTOR']!r}")

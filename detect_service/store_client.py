@@ -1,4 +1,5 @@
 """The detect service's side of the store's REST API (JSON, never pickle)."""
+
 import base64
 
 import requests
@@ -15,7 +16,7 @@ class StoreClient:
         self.session = requests.Session()
         if api_key is not None:
             if not isinstance(api_key, str):  # FACEREC_* values are JSON: 12345 arrives as a number
-                raise ValueError('STORE_API_KEY must be a string; quote a key that reads as JSON: \'"12345"\'')
+                raise ValueError("STORE_API_KEY must be a string; quote a key that reads as JSON: '\"12345\"'")
             self.session.headers["X-API-Key"] = api_key
 
     def add_faces(self, photo_sha256, faces, origin):
@@ -50,7 +51,9 @@ class StoreClient:
         except requests.RequestException as e:
             raise StoreUnavailable(f"the face store at {self.base_url} did not answer ({type(e).__name__})") from None
         if response.status_code == 401:
-            raise StoreUnavailable("the face store refused the detect service's key: set STORE_API_KEY to one of its keys")
+            raise StoreUnavailable(
+                "the face store refused the detect service's key: set STORE_API_KEY to one of its keys"
+            )
         if response.status_code != 200:
             raise StoreUnavailable(f"the face store answered {response.status_code}: {response.text[:200]}")
         return response.json()

@@ -1,4 +1,5 @@
 """The detect service's HTTP edge: read the upload, run the pipeline, store the faces, answer JSON."""
+
 import re
 import time
 from contextlib import contextmanager
@@ -29,8 +30,14 @@ def detect():
     return {
         "image": photo.summary(),
         "faces": [
-            {"id": s["id"], "box": f.box, "landmarks": f.landmarks, "matches": s["matches"],
-             "person": s["person"], "person_distance": s["person_distance"]}
+            {
+                "id": s["id"],
+                "box": f.box,
+                "landmarks": f.landmarks,
+                "matches": s["matches"],
+                "person": s["person"],
+                "person_distance": s["person_distance"],
+            }
             for f, s in zip(faces, stored)
         ],
     }
@@ -93,8 +100,13 @@ def detect_and_store(origin=None):
     config = current_app.config
     with current_app.extensions["photo_queue"].turn():
         photo, faces = off_hub(
-            analyse_photo, current_app.extensions["models"], uploaded_bytes(), config["MIN_FACE_PX"],
-            config["MAX_IMAGE_PIXELS"], config["SMALL_FACE_PX"], config["DETECTOR"],
+            analyse_photo,
+            current_app.extensions["models"],
+            uploaded_bytes(),
+            config["MIN_FACE_PX"],
+            config["MAX_IMAGE_PIXELS"],
+            config["SMALL_FACE_PX"],
+            config["DETECTOR"],
         )
     try:
         # Even a photo without faces: the store notes every photo it is sent.
@@ -131,7 +143,8 @@ class PhotoQueue:
         if wait > self.max_wait:
             raise ServiceUnavailable(
                 f"busy: {self.held} photos wait on this worker, about {wait:.0f} s of work; retry shortly",
-                retry_after=max(1, round(wait - self.max_wait)))
+                retry_after=max(1, round(wait - self.max_wait)),
+            )
         self.held += 1
         try:
             with self._turn:

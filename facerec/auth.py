@@ -4,6 +4,7 @@ Keys come from ``API_KEYS`` (a comma-separated string or a JSON list) and ``API_
 line). With neither set, every route is open, as before. Only the keys' SHA-256 digests are kept: the
 plain keys are dropped from the app's config once hashed, so a dump of it shows none.
 """
+
 import hashlib
 import hmac
 

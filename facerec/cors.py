@@ -4,6 +4,7 @@ The store serves the people page; the page posts photos to the detect service, a
 browser lets it read the answers only when the detect service names the page's origin, and asks first
 (an OPTIONS "preflight") before a request with an X-API-Key header.
 """
+
 from flask import request
 
 from .auth import HEADER, parse_keys
@@ -40,4 +41,6 @@ def parse_origins(value):
     try:
         return parse_keys(value)
     except ValueError:
-        raise ValueError('CORS_ORIGINS must be a comma-separated string or a JSON list of origins, e.g. ["http://host:5001"]') from None
+        raise ValueError(
+            'CORS_ORIGINS must be a comma-separated string or a JSON list of origins, e.g. ["http://host:5001"]'
+        ) from None

@@ -4,6 +4,7 @@
 
 ``success`` is there because jAlbum reads it on every response.
 """
+
 from flask import json
 from werkzeug.exceptions import HTTPException
 
@@ -14,9 +15,7 @@ def register_error_handlers(app, statuses):
     @app.errorhandler(HTTPException)
     def render(e):
         response = e.get_response()  # keeps headers such as Allow and Retry-After
-        response.data = json.dumps(
-            {"success": False, "status": e.code, "error": e.name, "message": e.description}
-        )
+        response.data = json.dumps({"success": False, "status": e.code, "error": e.name, "message": e.description})
         response.content_type = "application/json"
         return response
 

@@ -1,4 +1,5 @@
 """Each service's OpenAPI description: a YAML file beside its code, served as JSON at GET /openapi.json."""
+
 import os
 
 import yaml

@@ -4,6 +4,7 @@ Started with initdb and pg_ctl from Debian's postgresql package (or any on PATH)
 when run as root (PostgreSQL refuses to run as root), on a free port of 127.0.0.1, trusting local
 connections; stopped and deleted by stop().
 """
+
 import glob
 import itertools
 import os
@@ -36,7 +37,9 @@ class Cluster:
     def __init__(self, durable: bool = False):
         programs = server_programs()
         if programs is None:
-            raise Unavailable("no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql-15)")
+            raise Unavailable(
+                "no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql-15)"
+            )
         self._programs, self._names = programs, itertools.count()
         self.folder = tempfile.mkdtemp(prefix="facerec-pg-")
         self._user = {}
@@ -47,7 +50,9 @@ class Cluster:
         self.port = free_port()
         data = os.path.join(self.folder, "data")
         try:
-            self._run("initdb", "-D", data, "-U", "facerec", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
+            self._run(
+                "initdb", "-D", data, "-U", "facerec", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"
+            )
             options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=300"
             if not durable:
                 options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -72,8 +77,13 @@ class Cluster:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def _run(self, program, *args):
-        result = subprocess.run([os.path.join(self._programs, program), *args], cwd=self.folder,
-                                capture_output=True, text=True, **self._user)
+        result = subprocess.run(
+            [os.path.join(self._programs, program), *args],
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            **self._user,
+        )
         if result.returncode != 0:
             raise Unavailable(f"{program} failed: {result.stderr.strip() or result.stdout.strip()}")
 

@@ -3,6 +3,7 @@
 The store starts first, so the detect and stream services find it when they start. `Service` starts one
 the same way for the tests and the benchmarks.
 """
+
 import os
 import signal
 import socket
@@ -48,8 +49,9 @@ class Service:
 
     def start(self, wait: bool = True, timeout: float = 60) -> "Service":
         output = subprocess.DEVNULL if self.quiet else None
-        self.proc = subprocess.Popen(command(self.name), cwd=REPO, env=self.env, start_new_session=True,
-                                     stdout=output, stderr=output)
+        self.proc = subprocess.Popen(
+            command(self.name), cwd=REPO, env=self.env, start_new_session=True, stdout=output, stderr=output
+        )
         if wait:
             self.wait_ready(timeout)
         return self

@@ -1,5 +1,6 @@
 """The store service: the one process that writes the faces database (SQLite), or one of many replicas
 sharing a PostgreSQL database (DATABASE_URL; docs/scaling.md)."""
+
 import os
 
 from flask import Flask
@@ -22,8 +23,18 @@ def create_app(test_config=None):
     # Opened here, in the worker after gunicorn forks: never share a database connection across a fork.
     location = app.config["DATABASE_URL"] or os.path.join(app.config["DATA_DIR"], "faces.sqlite3")
     app.extensions["face_store"] = FaceStore(location, settings=app.config)
-    register_error_handlers(app, {UnknownFace: 404, InvalidFace: 400, UnknownPerson: 404, NotInPerson: 404,
-                                  NoThumbnail: 404, InvalidCorrection: 400, Conflict: 409})
+    register_error_handlers(
+        app,
+        {
+            UnknownFace: 404,
+            InvalidFace: 400,
+            UnknownPerson: 404,
+            NotInPerson: 404,
+            NoThumbnail: 404,
+            InvalidCorrection: 400,
+            Conflict: 409,
+        },
+    )
 
     from . import people_views, views, web
 

@@ -6,6 +6,7 @@
 A backup reads one snapshot: faces committed after it started are not in it, none is half in it.
 A restore needs the store stopped: it takes the store's writer lock and refuses while the store holds it.
 """
+
 import argparse
 import sqlite3
 import sys
@@ -37,7 +38,9 @@ def check(db):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--restore", action="store_true", help="copy SOURCE (a backup) over TARGET (the store's database)")
+    parser.add_argument(
+        "--restore", action="store_true", help="copy SOURCE (a backup) over TARGET (the store's database)"
+    )
     parser.add_argument("source")
     parser.add_argument("target")
     args = parser.parse_args(argv)

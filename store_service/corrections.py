@@ -4,6 +4,7 @@ Every correction runs under the database's lock in one transaction with its audi
 before-image back. `generation` is the newest audit entry, so a re-cluster computed before a correction
 (on any replica) knows it is stale.
 """
+
 import json
 from contextlib import contextmanager
 
@@ -52,13 +53,19 @@ class Corrections:
             self._check_photos_apart([person, *others])
             before.people(person, *others)
             before.faces("person_id IN (%s)" % ",".join("?" * (len(others) + 1)), [person, *others])
-            before.links_added(self.db.execute(
-                "SELECT DISTINCT face_id, ? FROM cannot_link WHERE person_id IN (%s)" % ",".join("?" * len(others))
-                + " AND face_id NOT IN (SELECT face_id FROM cannot_link WHERE person_id = ?)",
-                [person, *others, person]).fetchall())
+            before.links_added(
+                self.db.execute(
+                    "SELECT DISTINCT face_id, ? FROM cannot_link WHERE person_id IN (%s)" % ",".join("?" * len(others))
+                    + " AND face_id NOT IN (SELECT face_id FROM cannot_link WHERE person_id = ?)",
+                    [person, *others, person],
+                ).fetchall()
+            )
             self.db.executemany("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", before.added)
-            name = self.db.execute("SELECT name FROM people WHERE id IN (%s) AND name IS NOT NULL ORDER BY id = ? DESC"
-                                   % ",".join("?" * (len(others) + 1)), [person, *others, person]).fetchone()
+            name = self.db.execute(
+                "SELECT name FROM people WHERE id IN (%s) AND name IS NOT NULL ORDER BY id = ? DESC"
+                % ",".join("?" * (len(others) + 1)),
+                [person, *others, person],
+            ).fetchone()
             self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name and name[0], person))
             self._move_faces(before, person, pinned=True)
             self.db.executemany("DELETE FROM people WHERE id = ?", [(p,) for p in others])
@@ -104,8 +111,10 @@ class Corrections:
         """Put back the rows the last correction not yet undone changed; Conflict when there is none."""
         with self.db.lock:
             with self.db.transaction():  # read inside it: the last correction of any replica
-                row = self.db.execute("SELECT id, action, before FROM audit WHERE before IS NOT NULL AND undone = 0"
-                                      " ORDER BY id DESC LIMIT 1").fetchone()
+                row = self.db.execute(
+                    "SELECT id, action, before FROM audit WHERE before IS NOT NULL AND undone = 0"
+                    " ORDER BY id DESC LIMIT 1"
+                ).fetchone()
                 if row is None:
                     raise Conflict("there is no correction to undo")
                 entry, action, before = row[0], row[1], json.loads(row[2])
@@ -118,10 +127,14 @@ class Corrections:
     def audit(self, page: int, limit: int) -> tuple[list[dict], int]:
         with self.db.lock:
             total = self.db.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
-            rows = self.db.execute("SELECT id, at, who, action, detail, undone FROM audit ORDER BY id DESC LIMIT ? OFFSET ?",
-                                   (limit, (page - 1) * limit)).fetchall()
-        return [{"id": i, "at": at, "who": who, "action": a, "detail": json.loads(d), "undone": bool(u)}
-                for i, at, who, a, d, u in rows], total
+            rows = self.db.execute(
+                "SELECT id, at, who, action, detail, undone FROM audit ORDER BY id DESC LIMIT ? OFFSET ?",
+                (limit, (page - 1) * limit),
+            ).fetchall()
+        return [
+            {"id": i, "at": at, "who": who, "action": a, "detail": json.loads(d), "undone": bool(u)}
+            for i, at, who, a, d, u in rows
+        ], total
 
     @contextmanager
     def _correction(self, who, action, detail):
@@ -135,14 +148,17 @@ class Corrections:
             self._remember(before.moved)
 
     def log(self, who: str, action: str, detail: dict, before: str | None) -> None:
-        self.db.execute("INSERT INTO audit (at, who, action, detail, before) VALUES (?, ?, ?, ?, ?)",
-                        (utc_now(), who, action, json.dumps(detail), before))
+        self.db.execute(
+            "INSERT INTO audit (at, who, action, detail, before) VALUES (?, ?, ?, ?, ?)",
+            (utc_now(), who, action, json.dumps(detail), before),
+        )
 
     def _move_faces(self, before, person, pinned):
         """Every face in the before-image goes to `person` (None: unknown), pinned or not."""
         faces = [face for face, _, _ in before.face_rows]
-        self.db.executemany("UPDATE faces SET person_id = ?, pinned = ? WHERE id = ?",
-                            [(person, int(pinned), f) for f in faces])
+        self.db.executemany(
+            "UPDATE faces SET person_id = ?, pinned = ? WHERE id = ?", [(person, int(pinned), f) for f in faces]
+        )
         before.moved = {face: person for face in faces}
 
     def _remember(self, moved):
@@ -161,14 +177,20 @@ class Corrections:
     def _check_face_fits(self, face, person):
         clash = self.db.execute(
             "SELECT o.id FROM faces f JOIN faces o ON o.photo_sha256 = f.photo_sha256 AND o.id != f.id"
-            " WHERE f.id = ? AND o.person_id = ?", (face, person)).fetchone()
+            " WHERE f.id = ? AND o.person_id = ?",
+            (face, person),
+        ).fetchone()
         if clash:
-            raise Conflict(f"face {clash[0]} of the same photo is already person {person}; one photo shows a person once")
+            raise Conflict(
+                f"face {clash[0]} of the same photo is already person {person}; one photo shows a person once"
+            )
 
     def _check_photos_apart(self, people):
         clash = self.db.execute(
             "SELECT photo_sha256 FROM faces WHERE person_id IN (%s) GROUP BY photo_sha256 HAVING COUNT(*) > 1"
-            % ",".join("?" * len(people)), people).fetchone()
+            % ",".join("?" * len(people)),
+            people,
+        ).fetchone()
         if clash:
             raise Conflict(f"photo {clash[0]} shows more than one of these people; one photo shows a person once")
 
@@ -181,30 +203,50 @@ class _Before:
         self.moved = {}  # {face: person} for the store's matrix, once committed
 
     def people(self, *people):
-        self.people_rows += [list(r) for r in self.db.execute(
-            "SELECT id, name, hidden, created_at FROM people WHERE id IN (%s)" % ",".join("?" * len(people)), people)]
+        self.people_rows += [
+            list(r)
+            for r in self.db.execute(
+                "SELECT id, name, hidden, created_at FROM people WHERE id IN (%s)" % ",".join("?" * len(people)), people
+            )
+        ]
 
     def faces(self, where, args):
-        self.face_rows += [list(r) for r in self.db.execute(f"SELECT id, person_id, pinned FROM faces WHERE {where}", args)]
+        self.face_rows += [
+            list(r) for r in self.db.execute(f"SELECT id, person_id, pinned FROM faces WHERE {where}", args)
+        ]
 
     def links_added(self, links):
         self.added += [list(link) for link in links]
 
     def links_removed(self, links):
-        self.removed += [list(link) for link in links if self.db.execute(
-            "SELECT 1 FROM cannot_link WHERE face_id = ? AND person_id = ?", link).fetchone()]
+        self.removed += [
+            list(link)
+            for link in links
+            if self.db.execute("SELECT 1 FROM cannot_link WHERE face_id = ? AND person_id = ?", link).fetchone()
+        ]
 
     def to_json(self):
-        return json.dumps({"people": self.people_rows, "faces": self.face_rows,
-                           "links_added": self.added, "links_removed": self.removed})
+        return json.dumps(
+            {
+                "people": self.people_rows,
+                "faces": self.face_rows,
+                "links_added": self.added,
+                "links_removed": self.removed,
+            }
+        )
 
     @staticmethod
     def restore(db, before):
         """Write a before-image back; returns {face: person} for the store's matrix, once committed."""
-        db.executemany("INSERT INTO people (id, name, hidden, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
-                       " SET name = excluded.name, hidden = excluded.hidden, created_at = excluded.created_at", before["people"])
-        db.executemany("UPDATE faces SET person_id = ?, pinned = ? WHERE id = ?",
-                       [(person, pinned, face) for face, person, pinned in before["faces"]])
+        db.executemany(
+            "INSERT INTO people (id, name, hidden, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
+            " SET name = excluded.name, hidden = excluded.hidden, created_at = excluded.created_at",
+            before["people"],
+        )
+        db.executemany(
+            "UPDATE faces SET person_id = ?, pinned = ? WHERE id = ?",
+            [(person, pinned, face) for face, person, pinned in before["faces"]],
+        )
         db.executemany("DELETE FROM cannot_link WHERE face_id = ? AND person_id = ?", before["links_added"])
         db.executemany("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", before["links_removed"])
         return {face: person for face, person, _ in before["faces"]}

@@ -8,6 +8,7 @@ first brings this replica's index up to date with the others' commits (postgres.
 a follower thread does so between writes too. Within a process, one lock orders every read and write,
 so the index and the table never disagree. A face enters the index only after its row is committed.
 """
+
 import fcntl
 import os
 import sqlite3
@@ -181,8 +182,11 @@ class Database:
             index = Index(capacity=count)
             while chunk := rows.fetchmany(8192):
                 ids, blobs, persons = zip(*chunk)
-                index.add(list(ids), np.frombuffer(b"".join(blobs), "<f4").reshape(-1, DIM),
-                          [NO_PERSON if p is None else p for p in persons])
+                index.add(
+                    list(ids),
+                    np.frombuffer(b"".join(blobs), "<f4").reshape(-1, DIM),
+                    [NO_PERSON if p is None else p for p in persons],
+                )
         index.fit_axes()
         return index
 
@@ -228,8 +232,10 @@ class SQLite:
 
     @contextmanager
     def snapshot(self):
-        yield self.execute("SELECT count(*) FROM faces").fetchone()[0], self.execute(
-            "SELECT id, descriptor, person_id FROM faces")
+        yield (
+            self.execute("SELECT count(*) FROM faces").fetchone()[0],
+            self.execute("SELECT id, descriptor, person_id FROM faces"),
+        )
 
     def changes(self):
         return ()  # the only writer: nobody else changes the file

@@ -9,6 +9,7 @@ selective.
 
 The index is not locked: its owner (the FaceStore) orders every call under its lock.
 """
+
 import numpy as np
 
 DIM = 128
@@ -57,7 +58,8 @@ class Index:
         n, end = len(self.ids), len(self.ids) + len(ids)
         if end > len(self._matrix):
             self._matrix, self._sq_norms, self._prefix, self._prefix_sq, self._labels = (
-                _grown(a, _capacity(end), n) for a in self._arrays())
+                _grown(a, _capacity(end), n) for a in self._arrays()
+            )
         self._matrix[n:end] = vectors
         self._sq_norms[n:end] = np.einsum("ij,ij->i", self._matrix[n:end], self._matrix[n:end])
         self._labels[n:end] = labels

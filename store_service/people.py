@@ -101,7 +101,9 @@ class People:
                 if best is None or distance > join or runner_up - distance < margin:
                     best = None
                 name = best and self.db.execute("SELECT name FROM people WHERE id = ?", (best,)).fetchone()[0]
-                answers.append({"person": best, "name": name, "distance": None if distance is None else float(distance)})
+                answers.append(
+                    {"person": best, "name": name, "distance": None if distance is None else float(distance)}
+                )
         return answers
 
     def commit_places(self, changes):
@@ -226,9 +228,9 @@ class People:
     def list_people(self, page: int, limit: int, include_hidden: bool = False) -> tuple[list[dict], int]:
         """({"id", "name", "hidden", "count", "cover_face_id"} of one page, largest first; total)."""
         with self.db.lock:
-            total = self.db.execute("SELECT COUNT(*) FROM people WHERE ? = 1 OR hidden = 0", (include_hidden,)).fetchone()[
-                0
-            ]
+            total = self.db.execute(
+                "SELECT COUNT(*) FROM people WHERE ? = 1 OR hidden = 0", (include_hidden,)
+            ).fetchone()[0]
             rows = self.db.execute(
                 "SELECT p.id, p.name, p.hidden, COUNT(f.id) AS count FROM people p LEFT JOIN faces f ON f.person_id = p.id"
                 " WHERE ? = 1 OR p.hidden = 0 GROUP BY p.id ORDER BY count DESC, p.id LIMIT ? OFFSET ?",

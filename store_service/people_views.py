@@ -1,4 +1,5 @@
 """The HTTP edge of people: parse, call store_service/people.py, answer JSON."""
+
 import hashlib
 
 from flask import Blueprint, current_app, request

@@ -16,6 +16,7 @@ advisory lock. Each replica mirrors the faces in its own in-memory index; to kee
 The log keeps LOG_HOURS of entries (one replica prunes it every PRUNE_SECONDS); a replica that fell
 further behind, its listening connection down all that while, loads every face again.
 """
+
 import re
 import threading
 import time
@@ -66,7 +67,7 @@ def statement(sql: str) -> str:
     sql = functions(sql.replace("%", "%%").replace("?", "%s"))
     ignore = re.match(r"\s*INSERT OR IGNORE INTO\b", sql, re.IGNORECASE)
     if ignore:
-        sql = "INSERT INTO" + sql[ignore.end():] + " ON CONFLICT DO NOTHING"
+        sql = "INSERT INTO" + sql[ignore.end() :] + " ON CONFLICT DO NOTHING"
     return sql
 
 
@@ -114,8 +115,9 @@ class PostgreSQL:
     def __init__(self, url: str):
         self.url = url
         # Autocommit: a statement outside transaction() commits at once and leaves no transaction open.
-        self.pool = ConnectionPool(url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True,
-                                   name="facerec-store")
+        self.pool = ConnectionPool(
+            url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True, name="facerec-store"
+        )
         self._tx = None  # the connection of the transaction in progress
         self.seq = 0  # the last change-log entry this replica's index has
         self._stopping = threading.Event()
@@ -150,7 +152,9 @@ class PostgreSQL:
                 conn.execute("INSERT INTO schema_version VALUES (0)")
             version = row[0] if row else 0
             if version > len(migrations):
-                raise RuntimeError(f"the database has schema version {version}; this facerec knows up to {len(migrations)}")
+                raise RuntimeError(
+                    f"the database has schema version {version}; this facerec knows up to {len(migrations)}"
+                )
             for sql in migrations[version:]:
                 conn.execute(schema(sql))
             conn.execute("UPDATE schema_version SET version = %s", (len(migrations),))
@@ -177,12 +181,16 @@ class PostgreSQL:
         when entries this replica has not applied were pruned (it must load every face again)."""
         if self.execute("SELECT seq FROM face_changes_pruned").fetchone()[0] > self.seq:
             return None
-        logged = self.execute("SELECT seq, face_id FROM face_changes WHERE seq > ? ORDER BY seq", (self.seq,)).fetchall()
+        logged = self.execute(
+            "SELECT seq, face_id FROM face_changes WHERE seq > ? ORDER BY seq", (self.seq,)
+        ).fetchall()
         if not logged:
             return []
         faces = list(dict.fromkeys(face for _, face in logged))
-        rows = {face: (d, p) for face, d, p in self.execute(
-            "SELECT id, descriptor, person_id FROM faces WHERE id = ANY(?)", (faces,))}
+        rows = {
+            face: (d, p)
+            for face, d, p in self.execute("SELECT id, descriptor, person_id FROM faces WHERE id = ANY(?)", (faces,))
+        }
         self.seq = logged[-1][0]
         return [(face, *rows.get(face, (None, None))) for face in faces]
 
@@ -214,7 +222,9 @@ class PostgreSQL:
             if mine:
                 self.execute(
                     "WITH gone AS (DELETE FROM face_changes WHERE at < now() - make_interval(secs => ?) RETURNING seq)"
-                    " UPDATE face_changes_pruned SET seq = greatest(seq, (SELECT max(seq) FROM gone))", (hours * 3600,))
+                    " UPDATE face_changes_pruned SET seq = greatest(seq, (SELECT max(seq) FROM gone))",
+                    (hours * 3600,),
+                )
 
     def stop_following(self):
         self._stopping.set()

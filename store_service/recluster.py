@@ -59,8 +59,13 @@ def plan(path, settings):
 def _snapshot(path):
     """Every face's ID, descriptor, photo, pinned flag and person, and the removed (face row, person)
     pairs, read in one transaction."""
-    rows, removed = read_snapshot(path, ["SELECT id, descriptor, photo_sha256, pinned, person_id FROM faces",
-                                         "SELECT face_id, person_id FROM cannot_link"])
+    rows, removed = read_snapshot(
+        path,
+        [
+            "SELECT id, descriptor, photo_sha256, pinned, person_id FROM faces",
+            "SELECT face_id, person_id FROM cannot_link",
+        ],
+    )
     ids, blobs, photos, pinned, persons = zip(*rows) if rows else ((),) * 5
     row = {face: i for i, face in enumerate(ids)}
     return {

@@ -4,6 +4,7 @@ A face's ID is the hash of its descriptor, and another detector (the DETECTOR se
 decode finds the same face with a slightly different box and descriptor. Without this, a photo stored
 before such a change and posted again would store each of its faces a second time under a new ID.
 """
+
 import numpy as np
 
 # The same face: the same photo (SHA-256), boxes overlapping at IoU >= 0.5 (the benchmark's "same face")
@@ -19,13 +20,19 @@ def stored_twins(db, photo_sha256: str, boxes: list[tuple], vectors: list[np.nda
     rows = db.execute(
         "SELECT id, box_left, box_top, box_width, box_height FROM faces WHERE photo_sha256 = ?", (photo_sha256,)
     ).fetchall()
-    pairs = sorted(((_iou(box, row[1:]), i, j) for i, box in enumerate(boxes) for j, row in enumerate(rows)), reverse=True)
+    pairs = sorted(
+        ((_iou(box, row[1:]), i, j) for i, box in enumerate(boxes) for j, row in enumerate(rows)), reverse=True
+    )
     twins, taken = [None] * len(boxes), set()
     for overlap, i, j in pairs:
         if overlap < SAME_FACE_IOU:
             break
         stored = rows[j][0]
-        if twins[i] is None and j not in taken and np.linalg.norm(db.index.vector(stored) - vectors[i]) <= SAME_FACE_DISTANCE:
+        if (
+            twins[i] is None
+            and j not in taken
+            and np.linalg.norm(db.index.vector(stored) - vectors[i]) <= SAME_FACE_DISTANCE
+        ):
             twins[i] = stored
             taken.add(j)
     return twins

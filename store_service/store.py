@@ -2,6 +2,7 @@
 
 Over db.py's Database: descriptors in SQLite, mirrored in its in-memory index for exact vectorised search.
 """
+
 import base64
 import binascii
 import hashlib
@@ -49,8 +50,9 @@ class FaceStore:
     def __len__(self):
         return len(self.db.index)
 
-    def add_faces(self, photo_sha256: str, faces: list[dict], max_distance: float, limit: int,
-                  origin: dict | None = None) -> list[dict]:
+    def add_faces(
+        self, photo_sha256: str, faces: list[dict], max_distance: float, limit: int, origin: dict | None = None
+    ) -> list[dict]:
         """Store one photo's faces in one transaction, each placed in a person or left unknown: all or none.
 
         `faces` is a list of {"descriptor", "box"}, each optionally with "thumbnail" (base64 JPEG),
@@ -78,22 +80,32 @@ class FaceStore:
                     "INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height,"
                     " created_at, thumbnail, quality, landmarks, source, source_sha256, time)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(face, v.tobytes(), photo_sha256, *box, now, jpeg, q, points, *where)
-                     for face, (v, box, jpeg, q, points) in new.items()],
+                    [
+                        (face, v.tobytes(), photo_sha256, *box, now, jpeg, q, points, *where)
+                        for face, (v, box, jpeg, q, points) in new.items()
+                    ],
                 )
                 # A face stored before faces had thumbnails, landmarks or a source gets them when its
                 # photo comes again.
                 old = [(face, p) for face, p, c in zip(ids, parsed, created) if not c]
-                self.db.executemany("UPDATE faces SET thumbnail = ?, quality = ? WHERE id = ? AND thumbnail IS NULL",
-                                    [(p[2], p[3], face) for face, p in old if p[2]])
-                self.db.executemany("UPDATE faces SET landmarks = ? WHERE id = ? AND landmarks IS NULL",
-                                    [(p[4], face) for face, p in old if p[4]])
+                self.db.executemany(
+                    "UPDATE faces SET thumbnail = ?, quality = ? WHERE id = ? AND thumbnail IS NULL",
+                    [(p[2], p[3], face) for face, p in old if p[2]],
+                )
+                self.db.executemany(
+                    "UPDATE faces SET landmarks = ? WHERE id = ? AND landmarks IS NULL",
+                    [(p[4], face) for face, p in old if p[4]],
+                )
                 if origin["source"] is not None:
                     self.db.executemany(
                         "UPDATE faces SET source = ?, source_sha256 = ?, time = ? WHERE id = ? AND source IS NULL",
-                        [(*where, face) for face, _ in old])
-                self.db.execute("INSERT OR IGNORE INTO photos (sha256, source, source_sha256, time, faces, created_at)"
-                                " VALUES (?, ?, ?, ?, ?, ?)", (photo_sha256, *where, len(set(ids)), now))
+                        [(*where, face) for face, _ in old],
+                    )
+                self.db.execute(
+                    "INSERT OR IGNORE INTO photos (sha256, source, source_sha256, time, faces, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (photo_sha256, *where, len(set(ids)), now),
+                )
                 placed, persons = self.people.place(photo_sha256, ids, vectors, created)
             if new:
                 self.db.index.add(list(new), np.array([p[0] for p in new.values()]))
@@ -114,16 +126,19 @@ class FaceStore:
         """Up to `limit` faces with IDs after `after` ("" for the first page), in ID order, and the ID
         to ask for the next page after (None on the last page)."""
         with self.db.lock:
-            rows = self.db.execute(f"SELECT {FACE_COLUMNS} FROM faces WHERE id > ? ORDER BY id LIMIT ?",
-                                   (after, limit)).fetchall()
+            rows = self.db.execute(
+                f"SELECT {FACE_COLUMNS} FROM faces WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            ).fetchall()
         return [face_json(r) for r in rows], rows[-1][0] if len(rows) == limit else None
 
     def photos(self, source_sha256: str) -> list[dict]:
         """The photos or frames stored from the file with this SHA-256 (a photo, or a video): each
         {"sha256", "source", "time", "faces", "created_at"}, in time order."""
         with self.db.lock:
-            rows = self.db.execute("SELECT sha256, source, time, faces, created_at FROM photos WHERE source_sha256 = ?"
-                                   " ORDER BY time", (source_sha256,)).fetchall()
+            rows = self.db.execute(
+                "SELECT sha256, source, time, faces, created_at FROM photos WHERE source_sha256 = ? ORDER BY time",
+                (source_sha256,),
+            ).fetchall()
         return [dict(zip(("sha256", "source", "time", "faces", "created_at"), r)) for r in rows]
 
     def thumbnail(self, face: str) -> bytes:
@@ -161,16 +176,27 @@ class FaceStore:
         return [{"id": face, "distance": d} for face, d in self.db.index.search(vector, max_distance, limit, exclude)]
 
 
-FACE_COLUMNS = ("id, photo_sha256, box_left, box_top, box_width, box_height, created_at, quality, landmarks,"
-                " person_id, source, coalesce(source_sha256, photo_sha256), time")
+FACE_COLUMNS = (
+    "id, photo_sha256, box_left, box_top, box_width, box_height, created_at, quality, landmarks,"
+    " person_id, source, coalesce(source_sha256, photo_sha256), time"
+)
 
 
 def face_json(row) -> dict:
     """A face as the API answers it, from a row of FACE_COLUMNS."""
     face, photo, left, top, width, height, created_at, quality, landmarks, person, source, source_sha256, t = row
-    return {"id": face, "photo_sha256": photo, "box": {"left": left, "top": top, "width": width, "height": height},
-            "created_at": created_at, "quality": quality, "landmarks": landmarks and json.loads(landmarks),
-            "person": person, "source": source, "source_sha256": source_sha256, "time": t}
+    return {
+        "id": face,
+        "photo_sha256": photo,
+        "box": {"left": left, "top": top, "width": width, "height": height},
+        "created_at": created_at,
+        "quality": quality,
+        "landmarks": landmarks and json.loads(landmarks),
+        "person": person,
+        "source": source,
+        "source_sha256": source_sha256,
+        "time": t,
+    }
 
 
 # A box's numbers are pixels of a photo of at most MAX_IMAGE_PIXELS; the bound keeps any that is not
@@ -191,8 +217,13 @@ def _parse_face(face):
         raise InvalidFace(
             f'a face is {{"descriptor": [128 numbers], "box": {{left, top, width, height}}}}, whole numbers 0..{BOX_MAX}'
         )
-    return (canonical(descriptor), box, _parse_thumbnail(face.get("thumbnail")), _parse_quality(face.get("quality")),
-            _parse_landmarks(face.get("landmarks")))
+    return (
+        canonical(descriptor),
+        box,
+        _parse_thumbnail(face.get("thumbnail")),
+        _parse_quality(face.get("quality")),
+        _parse_landmarks(face.get("landmarks")),
+    )
 
 
 # Every JPEG starts with the SOI marker and its first segment's marker, and ends with EOI.
@@ -225,8 +256,13 @@ def _parse_landmarks(value):
     """A face's landmarks, 5 or 68 points [x, y] of whole numbers 0..BOX_MAX, as JSON; or None."""
     if value is None:
         return None
-    if not (isinstance(value, list) and len(value) in (5, 68) and all(
-            isinstance(p, list) and len(p) == 2 and all(type(n) is int and 0 <= n <= BOX_MAX for n in p) for p in value)):
+    if not (
+        isinstance(value, list)
+        and len(value) in (5, 68)
+        and all(
+            isinstance(p, list) and len(p) == 2 and all(type(n) is int and 0 <= n <= BOX_MAX for n in p) for p in value
+        )
+    ):
         raise InvalidFace(f"a face's landmarks are 5 or 68 points [x, y], whole numbers 0..{BOX_MAX}")
     return json.dumps(value, separators=(",", ":"))
 
@@ -237,7 +273,9 @@ def parse_origin(body: dict) -> dict:
     origin = {k: body[k] for k in ("source", "source_sha256", "time") if body.get(k) is not None}
     source, sha, t = origin.get("source", ""), origin.get("source_sha256", "0" * 64), origin.get("time", 0)
     # JSON may carry lone surrogates ("\ud800"), which SQLite cannot store: encoding replaces them.
-    if not (isinstance(source, str) and len(source) <= SOURCE_MAX and source.encode("utf-8", "replace").decode() == source):
+    if not (
+        isinstance(source, str) and len(source) <= SOURCE_MAX and source.encode("utf-8", "replace").decode() == source
+    ):
         raise InvalidFace(f"source is a string of at most {SOURCE_MAX} characters")
     if not (isinstance(sha, str) and re.fullmatch("[0-9a-f]{64}", sha)):
         raise InvalidFace("source_sha256 is a SHA-256 in lowercase hex")

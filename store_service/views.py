@@ -1,4 +1,5 @@
 """The store's HTTP edge: parse, call the FaceStore, answer JSON."""
+
 import math
 
 from flask import Blueprint, Response, current_app, request

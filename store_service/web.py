@@ -3,6 +3,7 @@
 No build step: the files under web/ are what the browser gets. The page calls the store's API on its
 own origin and posts photos to the detect service at DETECT_URL (which must allow this origin: CORS_ORIGINS).
 """
+
 import os
 
 from flask import Blueprint, current_app, render_template, send_from_directory

@@ -1,6 +1,7 @@
 """Load balancers for the replica tests: HAProxy with deploy/haproxy.cfg's settings where it is installed,
 else a small round-robin one here. Like HAProxy with `option redispatch`, a request whose backend refuses
 the connection goes to the next one; a backend that fails after taking the request is a 502."""
+
 import http.client
 import itertools
 import shutil
@@ -93,8 +94,10 @@ class HAProxy:
         settings = (REPO / "deploy" / "haproxy.cfg").read_text().split("\nfrontend ")[0]
         servers = "".join(f"    server r{k} {b.removeprefix('http://')} inter 300ms\n" for k, b in enumerate(backends))
         self.config = folder / f"haproxy-{self.port}.cfg"
-        self.config.write_text(f"{settings}\nfrontend front\n    bind 127.0.0.1:{self.port}\n    default_backend replicas\n"
-                               f"\nbackend replicas\n    balance roundrobin\n{servers}")
+        self.config.write_text(
+            f"{settings}\nfrontend front\n    bind 127.0.0.1:{self.port}\n    default_backend replicas\n"
+            f"\nbackend replicas\n    balance roundrobin\n{servers}"
+        )
         self.proc = None
 
     def __enter__(self):

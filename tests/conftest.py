@@ -93,8 +93,12 @@ def store_client(store_app):
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
     """Both services as real gunicorn processes on free ports, over a temporary data directory."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-               FACEREC_DETECT_WORKERS="2")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
+        FACEREC_DETECT_WORKERS="2",
+    )
     store = Service("store", env)
     detect = Service("detect", env)
     # Each finds the other; the store's people page posts photos to the detect service, which allows it.
@@ -106,13 +110,25 @@ def services(tmp_path_factory):
 # End to end: both services as real gunicorn processes, each with its own key.
 @pytest.fixture(scope="module")
 def keyed_services(tmp_path_factory):
-    base = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DETECT_WORKERS="1",
-                FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")))
+    base = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DETECT_WORKERS="1",
+        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
+    )
     key_file = tmp_path_factory.mktemp("keys") / "detect-keys"
     key_file.write_text("detect-key\n")
     store = Service("store", dict(base, FACEREC_API_KEYS='["store-key"]'))
-    detect = Service("detect", dict(base, FACEREC_API_KEY_FILE=str(key_file), FACEREC_STORE_URL=store.url,
-                                    FACEREC_STORE_API_KEY="store-key", FACEREC_CORS_ORIGINS=store.url))
+    detect = Service(
+        "detect",
+        dict(
+            base,
+            FACEREC_API_KEY_FILE=str(key_file),
+            FACEREC_STORE_URL=store.url,
+            FACEREC_STORE_API_KEY="store-key",
+            FACEREC_CORS_ORIGINS=store.url,
+        ),
+    )
     store.env["FACEREC_DETECT_URL"] = detect.url
     with running(store, detect):
         yield store, detect

@@ -1,5 +1,6 @@
 """Hostile and unusual uploads, generated from the real photos: every format photo libraries hold, and
 the damaged, lying and malicious files an upload endpoint meets. Built in memory, seeded, cached."""
+
 import functools
 import io
 import random
@@ -7,9 +8,8 @@ import struct
 import zlib
 
 import numpy as np
-from PIL import Image
-
 from conftest import photo, with_orientation
+from PIL import Image
 
 OBAMA = "face_recognition_test_images/obama.jpg"  # 910×1137, one face
 PNG_PHOTO = "face_recognition_test_images/32bit.png"
@@ -48,8 +48,16 @@ def tiff_of(pixels, orientation=1):
     bits = pixels.dtype.itemsize * 8
     body = pixels.tobytes()
     entries = [  # tag, type (3 SHORT, 4 LONG), count, value
-        (256, 4, 1, width), (257, 4, 1, height), (258, 3, 3, None), (259, 3, 1, 1), (262, 3, 1, 2),
-        (273, 4, 1, None), (274, 3, 1, orientation), (277, 3, 1, 3), (278, 4, 1, height), (279, 4, 1, len(body)),
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 3, None),
+        (259, 3, 1, 1),
+        (262, 3, 1, 2),
+        (273, 4, 1, None),
+        (274, 3, 1, orientation),
+        (277, 3, 1, 3),
+        (278, 4, 1, height),
+        (279, 4, 1, len(body)),
     ]
     ifd_at = 8
     extra_at = ifd_at + 2 + 12 * len(entries) + 4
@@ -98,7 +106,7 @@ def jpeg_with_size(data, width, height):
     for marker in (b"\xff\xc0", b"\xff\xc2"):
         at = out.find(marker)
         if at > 0:
-            out[at + 5:at + 9] = struct.pack(">HH", height, width)
+            out[at + 5 : at + 9] = struct.pack(">HH", height, width)
     return bytes(out)
 
 
@@ -117,7 +125,7 @@ def bmp_with_size(data, width, height):
 def heic_with_size(data, width, height):
     out = bytearray(data)
     at = out.find(b"ispe")
-    out[at + 8:at + 16] = struct.pack(">II", width, height)
+    out[at + 8 : at + 16] = struct.pack(">II", width, height)
     return bytes(out)
 
 
@@ -172,8 +180,11 @@ def good_formats():
         "png-rgba": (encode(image.convert("RGBA"), "PNG"), rgb, 0),
         "png-palette": (encode(image.quantize(256), "PNG"), np.asarray(image.quantize(256).convert("RGB")), 0),
         "png-16bit": (sixteen_bit_png(image), rgb, 0),
-        "png-16bit-grey": (encode(Image.fromarray(np.asarray(grey).astype(np.uint16) * 257), "PNG"),
-                           np.asarray(grey.convert("RGB")), 0),
+        "png-16bit-grey": (
+            encode(Image.fromarray(np.asarray(grey).astype(np.uint16) * 257), "PNG"),
+            np.asarray(grey.convert("RGB")),
+            0,
+        ),
         "webp": (encode(image, "WEBP", quality=95), rgb, 4),
         "webp-lossless": (encode(image, "WEBP", lossless=True), rgb, 0),
         "webp-animated": (encode(frames[0], "WEBP", lossless=True, save_all=True, append_images=frames[1:]), rgb, 0),
@@ -183,8 +194,11 @@ def good_formats():
         "tiff-16bit": (sixteen_bit_tiff(image), rgb, 0),
         "bmp": (encode(image, "BMP"), rgb, 0),
         "gif": (encode(image, "GIF"), np.asarray(image.quantize(256).convert("RGB")), 8),
-        "gif-animated": (encode(frames[0], "GIF", save_all=True, append_images=frames[1:]),
-                         np.asarray(image.quantize(256).convert("RGB")), 8),
+        "gif-animated": (
+            encode(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+            np.asarray(image.quantize(256).convert("RGB")),
+            8,
+        ),
         "heic": (encode(image, "HEIF", quality=95), rgb, 4),
     }
 

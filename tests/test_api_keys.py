@@ -1,8 +1,9 @@
 """Optional API keys (facerec/auth.py): Flask test clients, then both services for real with keys."""
+
 import pytest
 import requests
-
 from conftest import photo
+
 from detect_service import create_app as create_detect_app
 from facerec.auth import key_matches, parse_keys
 from store_service import create_app as create_store_app
@@ -27,8 +28,15 @@ def assert_401(response):
 
 @pytest.mark.parametrize(
     "method, url",
-    [("post", "/faces"), ("get", "/faces/" + "0" * 64), ("get", "/faces/x/similar"), ("delete", "/faces/x"),
-     ("put", "/api/search?facetoken=x"), ("delete", "/api/delete?facetoken=x"), ("get", "/no/such/route")],
+    [
+        ("post", "/faces"),
+        ("get", "/faces/" + "0" * 64),
+        ("get", "/faces/x/similar"),
+        ("delete", "/faces/x"),
+        ("put", "/api/search?facetoken=x"),
+        ("delete", "/api/delete?facetoken=x"),
+        ("get", "/no/such/route"),
+    ],
 )
 def test_store_without_a_key_is_401(keyed_store, method, url):
     assert_401(getattr(keyed_store, method)(url, json=FACE))

@@ -1,5 +1,6 @@
 """What can be checked of the deployment without a Docker engine: the compose file runs what `make run`
 runs, on the same ports, with settings that exist; the model files are the documented ones."""
+
 import hashlib
 import os
 import re
@@ -10,12 +11,12 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-
 from conftest import REPO, photo
-from facerec.vision.faces import MODEL_FILES, default_models_dir
-from facerec.vision.proposals import MODEL as PROPOSAL_MODEL
+
 from facerec.config import DEFAULTS
 from facerec.run import SERVICES, Service, command, running
+from facerec.vision.faces import MODEL_FILES, default_models_dir
+from facerec.vision.proposals import MODEL as PROPOSAL_MODEL
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
 
@@ -38,7 +39,7 @@ def test_compose_ports_and_healthcheck_match_the_bound_port(name):
 def test_compose_settings_exist_and_point_at_each_other():
     for service in COMPOSE.values():
         for key in service["environment"]:
-            assert key.startswith("FACEREC_") and key[len("FACEREC_"):] in DEFAULTS
+            assert key.startswith("FACEREC_") and key[len("FACEREC_") :] in DEFAULTS
     store_port = DEFAULTS["STORE_BIND"].rsplit(":", 1)[1]
     assert COMPOSE["detect"]["environment"]["FACEREC_STORE_URL"] == f"http://store:{store_port}"
     assert f"{COMPOSE['store']['environment']['FACEREC_DATA_DIR']}" in COMPOSE["store"]["volumes"][0]
@@ -76,16 +77,22 @@ def test_two_instances_run_side_by_side_on_one_machine(tmp_path):
     home.mkdir()
     pairs = []
     for n in range(2):
-        env = dict(os.environ, PYTHONPATH=str(REPO), HOME=str(home), FACEREC_DETECT_WORKERS="1",
-                   FACEREC_DATA_DIR=str(tmp_path / f"data{n}"))
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(REPO),
+            HOME=str(home),
+            FACEREC_DETECT_WORKERS="1",
+            FACEREC_DATA_DIR=str(tmp_path / f"data{n}"),
+        )
         env.pop("XDG_RUNTIME_DIR", None)
         store = Service("store", env)
         env["FACEREC_STORE_URL"] = store.url
         pairs += [store, Service("detect", env)]
     with running(*pairs):
         for store, detect in zip(pairs[::2], pairs[1::2]):
-            response = requests.post(detect.url + "/detect", data=photo("face_recognition_test_images/obama.jpg"),
-                                     timeout=60)
+            response = requests.post(
+                detect.url + "/detect", data=photo("face_recognition_test_images/obama.jpg"), timeout=60
+            )
             assert response.status_code == 200 and len(response.json()["faces"]) == 1
             assert requests.get(store.url + "/health", timeout=5).json()["faces"] == 1
         assert not list(home.rglob("*.ctl"))
@@ -108,7 +115,7 @@ def test_scale_compose_runs_the_make_run_commands_against_postgresql():
         assert service["command"] == ["python", *command("detect")[1:]]
         assert service["environment"]["FACEREC_STORE_URL"] == "http://balancer:5001"
     for service in [*stores.values(), *detects.values()]:
-        assert all(key.startswith("FACEREC_") and key[len("FACEREC_"):] in DEFAULTS for key in service["environment"])
+        assert all(key.startswith("FACEREC_") and key[len("FACEREC_") :] in DEFAULTS for key in service["environment"])
         assert "/health" in " ".join(service["healthcheck"]["test"])
     assert "pg_isready" in SCALE["postgres"]["healthcheck"]["test"]
     assert all(p.startswith("127.0.0.1:") for p in SCALE["balancer"]["ports"] if p.endswith(":5001"))

@@ -1,7 +1,8 @@
 """The detect service's HTTP edge in-process, for what needs one edge isolated."""
-import pytest
 
+import pytest
 from conftest import photo
+
 from detect_service import create_app
 
 
@@ -52,8 +53,10 @@ def test_a_minimum_face_size_outside_20_to_2000_px_stops_the_service_at_start(mi
         create_app({"TESTING": True, "MIN_FACE_PX": min_face})
 
 
-@pytest.mark.parametrize("setting, value", [("DETECTOR", "cnn"), ("DETECTOR", None), ("SMALL_FACE_PX", 10),
-                                            ("SMALL_FACE_PX", "40"), ("SMALL_FACE_PX", True)])
+@pytest.mark.parametrize(
+    "setting, value",
+    [("DETECTOR", "cnn"), ("DETECTOR", None), ("SMALL_FACE_PX", 10), ("SMALL_FACE_PX", "40"), ("SMALL_FACE_PX", True)],
+)
 def test_a_bad_detector_setting_stops_the_service_at_start(setting, value):
     with pytest.raises(ValueError, match=setting):
         create_app({"TESTING": True, setting: value})

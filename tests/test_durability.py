@@ -1,4 +1,5 @@
 """Nothing acknowledged is ever lost: kill -9 under load, backup and restore, on real processes and files."""
+
 import hashlib
 import os
 import random
@@ -11,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-
 from conftest import FACES, REPO
+
 from store_service.store import FaceStore
 
 # 218 small real photos (about 130 faces of 100 px or more): enough load to kill things in the middle of.
@@ -145,8 +146,12 @@ def test_restore_refuses_while_the_store_runs(services, tmp_path):
     live = os.path.join(store.env["FACEREC_DATA_DIR"], "faces.sqlite3")
     backup = str(tmp_path / "backup.sqlite3")
     subprocess.run([sys.executable, "-m", "store_service.backup", live, backup], cwd=REPO, check=True)
-    result = subprocess.run([sys.executable, "-m", "store_service.backup", "--restore", backup, live],
-                            cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "store_service.backup", "--restore", backup, live],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "another store process" in result.stderr
 
 
@@ -154,4 +159,6 @@ def test_restore_refuses_while_the_store_runs(services, tmp_path):
 def data_for_backups(services):
     """The backup tests need faces in the store even when run alone."""
     _, detect = services
-    requests.post(detect.url + "/detect", data=(FACES / "face_recognition_test_images/obama.jpg").read_bytes(), timeout=60)
+    requests.post(
+        detect.url + "/detect", data=(FACES / "face_recognition_test_images/obama.jpg").read_bytes(), timeout=60
+    )

@@ -1,13 +1,13 @@
 """Both services as real gunicorn processes, real HTTP, real photos, a real SQLite file."""
+
 import io
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from PIL import Image
-
 from conftest import FACES, photo, with_orientation
+from PIL import Image
 
 OBAMA = "face_recognition_test_images/obama.jpg"
 OBAMA3 = "face_recognition_test_images/obama3.jpg"  # another photo, 0.33 from obama.jpg
@@ -39,7 +39,8 @@ def test_detect_answers_the_documented_shape(services):
     # The box is on the face: face_recognition puts it at left 349..617, top 142..409 (the same face: IoU >= 0.5).
     box = face["box"]
     overlap = max(0, min(box["left"] + box["width"], 617) - max(box["left"], 349)) * max(
-        0, min(box["top"] + box["height"], 409) - max(box["top"], 142))
+        0, min(box["top"] + box["height"], 409) - max(box["top"], 142)
+    )
     assert overlap / (box["width"] * box["height"] + 268 * 267 - overlap) >= 0.5
     nose = face["landmarks"][4]
     assert box["left"] < nose[0] < box["left"] + box["width"] and box["top"] < nose[1] < box["top"] + box["height"]
@@ -106,8 +107,12 @@ def test_a_burst_of_40_jalbum_photos_at_once_is_served_whole(services):
     _, detect = services
     photos = sorted((FACES / "lfw10").rglob("*.jpg"))[:40]
     with ThreadPoolExecutor(len(photos)) as pool:
-        answers = list(pool.map(
-            lambda path: requests.put(detect.url + "/api/detect", data=iter([path.read_bytes()]), timeout=600), photos))
+        answers = list(
+            pool.map(
+                lambda path: requests.put(detect.url + "/api/detect", data=iter([path.read_bytes()]), timeout=600),
+                photos,
+            )
+        )
     assert [a.status_code for a in answers] == [200] * 40, [a.text for a in answers if a.status_code != 200]
     assert sum(a.json()["count"] for a in answers) > 0
 

@@ -3,31 +3,55 @@
 `make test` runs the brief profile (a few seconds); `make fuzz` runs the long one
 (FACEREC_FUZZ_PROFILE=long). Found examples are not saved: every run starts afresh.
 """
+
 import os
 from urllib.parse import quote, urlencode
 
 import numpy as np
 import pytest
+from corpus import good_formats
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpus import good_formats
 from facerec.vision.images import ImageError, decode_image
 from store_service import create_app as create_store_app
 
-settings.register_profile("brief", max_examples=60, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=5000, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "brief", max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "long", max_examples=5000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("FACEREC_FUZZ_PROFILE", "brief"))
 
 # A mutated header may claim any size up to the limit; a small limit keeps each example cheap while
 # the same code paths run.
 FUZZ_MAX_PIXELS = 2_000_000
-SEEDS = ["jpeg", "jpeg-cmyk", "jpeg-progressive", "png", "png-16bit", "png-palette", "webp", "webp-animated",
-         "tiff", "tiff-lzw", "bmp", "gif-animated", "heic"]
-MAGIC = [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF\0\0\0\0WEBPVP8 ", b"II*\0", b"MM\0*", b"BM", b"GIF89a",
-         b"\0\0\0\x18ftypheic"]
+SEEDS = [
+    "jpeg",
+    "jpeg-cmyk",
+    "jpeg-progressive",
+    "png",
+    "png-16bit",
+    "png-palette",
+    "webp",
+    "webp-animated",
+    "tiff",
+    "tiff-lzw",
+    "bmp",
+    "gif-animated",
+    "heic",
+]
+MAGIC = [
+    b"\xff\xd8\xff",
+    b"\x89PNG\r\n\x1a\n",
+    b"RIFF\0\0\0\0WEBPVP8 ",
+    b"II*\0",
+    b"MM\0*",
+    b"BM",
+    b"GIF89a",
+    b"\0\0\0\x18ftypheic",
+]
 
 
 def check_decode(data):
@@ -55,7 +79,7 @@ def mutated_photos(draw):
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=64))
         else:
-            del data[at:at + draw(st.integers(1, 64))]
+            del data[at : at + draw(st.integers(1, 64))]
     if draw(st.booleans()):
         data = data[: draw(st.integers(0, len(data)))]
     return bytes(data)
@@ -66,7 +90,9 @@ def test_decoding_a_mutated_photo_refuses_or_gives_rgb(data):
     check_decode(data)
 
 
-@given(st.one_of(st.binary(max_size=2048), st.builds(lambda m, b: m + b, st.sampled_from(MAGIC), st.binary(max_size=2048))))
+@given(
+    st.one_of(st.binary(max_size=2048), st.builds(lambda m, b: m + b, st.sampled_from(MAGIC), st.binary(max_size=2048)))
+)
 def test_decoding_random_bytes_refuses_or_gives_rgb(data):
     check_decode(data)
 
@@ -89,15 +115,20 @@ json_values = st.recursive(
 )
 numbers = st.one_of(st.integers(), st.floats(), st.integers(-(10**30), 10**30), st.text(max_size=5), st.none())
 boxes = st.one_of(json_values, st.fixed_dictionaries({k: numbers for k in ("left", "top", "width", "height")}))
-descriptors = st.one_of(json_values, st.lists(st.floats(-1, 1, width=32), min_size=128, max_size=128),
-                        st.lists(numbers, min_size=127, max_size=129))
+descriptors = st.one_of(
+    json_values,
+    st.lists(st.floats(-1, 1, width=32), min_size=128, max_size=128),
+    st.lists(numbers, min_size=127, max_size=129),
+)
 faces = st.fixed_dictionaries({}, optional={"descriptor": descriptors, "box": boxes, "extra": json_values})
 bodies = st.one_of(
     json_values,
     st.fixed_dictionaries({"faces": st.lists(faces, max_size=3)}, optional={"photo_sha256": json_values}),
 )
-query_values = st.one_of(st.text(max_size=12), st.sampled_from(["0", "4", "0.36", "nan", "inf", "-0", "1e400", "100",
-                                                                "101", "0x10", "1_0", " 7 ", "", "１"]))
+query_values = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["0", "4", "0.36", "nan", "inf", "-0", "1e400", "100", "101", "0x10", "1_0", " 7 ", "", "１"]),
+)
 queries = st.dictionaries(st.sampled_from(["max_distance", "max-distance", "limit", "facetoken"]), query_values)
 KNOWN = None  # stands for the stored face's ID, so that queries reach the search too
 face_ids = st.one_of(st.just(KNOWN), st.text(min_size=1, max_size=70))
@@ -125,7 +156,9 @@ def test_storing_any_json_never_fails_the_server(store_client, body, query):
 
 @given(st.binary(max_size=300))
 def test_storing_any_bytes_never_fails_the_server(store_client, body):
-    refused_stores_nothing(store_client, lambda: store_client.post("/faces", data=body, content_type="application/json"))
+    refused_stores_nothing(
+        store_client, lambda: store_client.post("/faces", data=body, content_type="application/json")
+    )
 
 
 @given(face_ids, queries, st.booleans())
@@ -151,7 +184,10 @@ def test_any_unknown_face_is_a_404_not_a_failure(store_client, face):
     if face == store_client.known_face:
         return
     path = quote(face, safe="")
-    for response in (store_client.get(f"/faces/{path}"), store_client.delete(f"/faces/{path}"),
-                     store_client.delete(f"/api/delete?facetoken={path}")):
+    for response in (
+        store_client.get(f"/faces/{path}"),
+        store_client.delete(f"/faces/{path}"),
+        store_client.delete(f"/api/delete?facetoken={path}"),
+    ):
         no_server_error(response)
     assert store_client.get("/health").json["faces"] >= 1  # the known face is still there

@@ -1,5 +1,6 @@
 """Every format photo libraries hold, and hostile or broken uploads (tests/corpus.py): each gets a 2xx
 with a correct result or a 4xx with a clear message, quickly, without a 5xx, a dead worker or a row."""
+
 import json
 import os
 import subprocess
@@ -9,9 +10,9 @@ import time
 import numpy as np
 import pytest
 import requests
-
 from conftest import REPO
 from corpus import UNDO, face_image, good_formats, hostile, oriented, oriented_as, png_bomb, sixteen_bit_tiff
+
 from facerec.vision.faces import analyse_photo
 from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage, decode_image
 
@@ -114,8 +115,14 @@ seconds = time.monotonic() - started
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"outcome": outcome, "seconds": seconds, "grew_kb": after - before}))
 """
-    run = subprocess.run([sys.executable, "-c", script, str(bomb)], cwd=REPO, capture_output=True, text=True,
-                         timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(bomb)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert "20000×20000" in result["outcome"]
     assert result["seconds"] < 5  # refused from the header in milliseconds; decoded, it took 15 s and 1.2 GB

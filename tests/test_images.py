@@ -1,12 +1,13 @@
 """The decode policy, box scaling and EXIF orientation, without HTTP or dlib."""
+
 import io
 import zlib
 
 import numpy as np
 import pytest
+from conftest import photo, with_orientation
 from PIL import Image, ImageOps
 
-from conftest import photo, with_orientation
 from facerec.vision.images import (
     HOG_WINDOW_PX,
     ImageError,
@@ -15,8 +16,8 @@ from facerec.vision.images import (
     box_to_stored,
     decode_image,
     jpeg_reduction,
-    working_scale,
     upright,
+    working_scale,
 )
 
 ORIENTATIONS = range(1, 9)

@@ -1,8 +1,8 @@
 """The house's arrows, read from the source: no circular imports, and no service imports another."""
+
 import ast
 
 import pytest
-
 from conftest import REPO
 
 PACKAGES = sorted(p.parent.name for p in REPO.glob("*/__init__.py") if p.parent.name not in ("tests", "bench"))
@@ -99,6 +99,11 @@ def test_the_shared_package_imports_no_service():
 
 
 def test_the_store_database_layer_knows_nothing_above_it():
-    above = {"store_service.store", "store_service.people", "store_service.corrections", "store_service.views",
-             "store_service.people_views"}
+    above = {
+        "store_service.store",
+        "store_service.people",
+        "store_service.corrections",
+        "store_service.views",
+        "store_service.people_views",
+    }
     assert not graph()["store_service.db"] & above

@@ -1,4 +1,5 @@
 """The in-memory index finds exactly what a brute-force scan finds, its first pass notwithstanding."""
+
 import numpy as np
 import pytest
 
@@ -14,7 +15,9 @@ def clustered(n, seed=0):
 
 def brute(vectors, ids, query, max_distance, limit, exclude):
     d = np.linalg.norm(vectors.astype(np.float64) - query, axis=1)
-    return [(ids[j], float(d[j])) for j in np.argsort(d, kind="stable") if d[j] <= max_distance and ids[j] != exclude][:limit]
+    return [(ids[j], float(d[j])) for j in np.argsort(d, kind="stable") if d[j] <= max_distance and ids[j] != exclude][
+        :limit
+    ]
 
 
 @pytest.mark.parametrize("max_distance", [0.0, 0.2, 0.36, 0.6, 1.5])
@@ -41,7 +44,9 @@ def test_removing_moves_the_last_face_into_the_hole():
     kept = [i for i in range(len(ids)) if i % 3]
     assert len(index) == len(kept) and "f0" not in index and "f1" in index
     for i in kept[::50]:
-        assert index.search(vectors[i], 0.36, 100) == brute(vectors[kept], [ids[k] for k in kept], vectors[i], 0.36, 100, None)
+        assert index.search(vectors[i], 0.36, 100) == brute(
+            vectors[kept], [ids[k] for k in kept], vectors[i], 0.36, 100, None
+        )
         assert np.array_equal(index.vector(ids[i]), vectors[i])
 
 

@@ -1,10 +1,11 @@
 """The OpenAPI descriptions: in step with the routes, and kept by the live services (schemathesis)."""
+
 import pytest
 import schemathesis
+from conftest import REPO, Service, running
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from conftest import REPO, Service, running
 from detect_service import create_app as create_detect_app
 from facerec.auth import HEADER, is_open
 from facerec.openapi import load_spec
@@ -120,16 +121,22 @@ def live_cases(service):
 EXAMPLES = {"store": 50, "detect": 15, "stream": 10}
 
 
-@pytest.mark.parametrize("service, path, method, mode", live_cases("store") + live_cases("detect") + live_cases("stream"),
-                         ids=str)
+@pytest.mark.parametrize(
+    "service, path, method, mode", live_cases("store") + live_cases("detect") + live_cases("stream"), ids=str
+)
 def test_live_service_keeps_its_contract(live_schemas, service, path, method, mode):
     """schemathesis's generated requests against the running service: no 5xx, and every answer's status,
     content type, headers and body are as the spec says."""
     operation = live_schemas[service][path][method]
 
     # derandomize: the same cases every run, so a failure here is a bug to fix, never a flake.
-    @settings(max_examples=EXAMPLES[service], deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES[service],
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case):
         case.call_and_validate(checks=CHECKS, timeout=60)

@@ -3,10 +3,11 @@
 face_recognition detects with HOG upsample 1 and aligns with the 5-point model; with those settings our
 core must give its boxes, landmarks and distance verdicts (../shared/data/face_recognition_expectations.md).
 """
+
 import numpy as np
 import pytest
-
 from conftest import FR_IMAGES
+
 from facerec.vision.faces import Models, analyse_photo, find_faces
 from facerec.vision.images import decode_image
 
@@ -23,8 +24,10 @@ def css(box):
 
 @pytest.fixture(scope="module")
 def encodings(models):
-    return {name: faces_in(models, name)[1][0].descriptor for name in
-            ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face2.jpg", "32bit.png")}
+    return {
+        name: faces_in(models, name)[1][0].descriptor
+        for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face2.jpg", "32bit.png")
+    }
 
 
 def test_load_image_file_shapes():
@@ -57,9 +60,25 @@ def test_68_point_landmarks_are_opt_in():
     photo = decode_image((FR_IMAGES / "obama.jpg").read_bytes())
     landmarks = find_faces(large, photo.pixels, 1)[0].landmarks
     assert len(landmarks) == 68 and landmarks[10] == [552, 399]
-    chin = [(369, 220), (372, 254), (378, 289), (384, 322), (395, 353), (414, 382), (437, 407), (464, 424),
-            (495, 428), (527, 420), (552, 399), (576, 372), (594, 344), (604, 314), (610, 282), (613, 250),
-            (615, 219)]
+    chin = [
+        (369, 220),
+        (372, 254),
+        (378, 289),
+        (384, 322),
+        (395, 353),
+        (414, 382),
+        (437, 407),
+        (464, 424),
+        (495, 428),
+        (527, 420),
+        (552, 399),
+        (576, 372),
+        (594, 344),
+        (604, 314),
+        (610, 282),
+        (613, 250),
+        (615, 219),
+    ]
     assert [tuple(p) for p in landmarks[:17]] == chin
 
 
@@ -75,7 +94,13 @@ def test_face_distance_verdicts(encodings):
 
 @pytest.mark.parametrize(
     "other, measured",
-    [("obama2.jpg", 0.346), ("obama3.jpg", 0.332), ("obama_partial_face2.jpg", 0.284), ("32bit.png", 0.338), ("biden.jpg", 0.840)],
+    [
+        ("obama2.jpg", 0.346),
+        ("obama3.jpg", 0.332),
+        ("obama_partial_face2.jpg", 0.284),
+        ("32bit.png", 0.338),
+        ("biden.jpg", 0.840),
+    ],
 )
 def test_distances_match_the_measured_values(encodings, other, measured):
     assert np.linalg.norm(encodings["obama.jpg"] - encodings[other]) == pytest.approx(measured, abs=0.002)

@@ -1,5 +1,6 @@
 """People over HTTP: the store app's routes through Flask's test client, real descriptors, on both
 engines (real SQLite, real PostgreSQL)."""
+
 import hashlib
 
 import pytest
@@ -47,11 +48,11 @@ def assert_error(response, status):
 
 def test_post_faces_answers_each_face_person(store_client, people_faces):
     (_, a), (_, b), (_, c) = (people_faces["ben"][k] for k in (1, 4, 5))  # 0.42 to 0.46 apart
-    first, = post_photo(store_client, "a", a)
+    (first,) = post_photo(store_client, "a", a)
     assert first["person"] is None and first["person_distance"] is None  # nobody yet
-    second, = post_photo(store_client, "b", b)
+    (second,) = post_photo(store_client, "b", b)
     assert second["person"] is not None and second["person_distance"] > 0  # paired with the first
-    third, = post_photo(store_client, "c", c)
+    (third,) = post_photo(store_client, "c", c)
     assert third["person"] == second["person"]
 
 
@@ -61,7 +62,14 @@ def test_list_people_largest_first_with_a_cover_face(client, people_faces):
     assert [p["count"] for p in body["people"]] == [6, 6]
     person = client.get(f"/people/{body['people'][0]['id']}").json
     assert body["people"][0]["cover_face_id"] in {f["id"] for f in person["faces"]}
-    assert set(person) == {"id", "name", "hidden", "faces"} and set(person["faces"][0]) == {"id", "photo_sha256", "box", "source", "source_sha256", "time"}
+    assert set(person) == {"id", "name", "hidden", "faces"} and set(person["faces"][0]) == {
+        "id",
+        "photo_sha256",
+        "box",
+        "source",
+        "source_sha256",
+        "time",
+    }
     assert people(client, "?limit=1&page=2")["people"][0]["id"] == body["people"][1]["id"]
 
 
@@ -102,10 +110,15 @@ def test_unknown_ids_are_404(client):
     ben, _ = ids(client)
     face = client.get(f"/people/{ben}").json["faces"][0]["id"]
     for response in (
-        client.get("/people/999"), client.get("/people/abc"), client.patch("/people/999", json={"name": "x"}),
-        client.delete("/people/999"), client.post("/people/999/merge", json={"people": [ben]}),
-        client.post(f"/people/{ben}/merge", json={"people": [999]}), client.post(f"/people/999/faces/{face}/remove"),
-        client.post(f"/people/{ben}/faces/{'0' * 64}/remove"), client.put(f"/faces/{'0' * 64}/person", json={"person": ben}),
+        client.get("/people/999"),
+        client.get("/people/abc"),
+        client.patch("/people/999", json={"name": "x"}),
+        client.delete("/people/999"),
+        client.post("/people/999/merge", json={"people": [ben]}),
+        client.post(f"/people/{ben}/merge", json={"people": [999]}),
+        client.post(f"/people/999/faces/{face}/remove"),
+        client.post(f"/people/{ben}/faces/{'0' * 64}/remove"),
+        client.put(f"/faces/{'0' * 64}/person", json={"person": ben}),
         client.put(f"/faces/{face}/person", json={"person": 999}),
     ):
         assert_error(response, 404)
@@ -115,13 +128,21 @@ def test_bad_bodies_and_queries_are_400(client):
     ben, elton = ids(client)
     face = client.get(f"/people/{ben}").json["faces"][0]["id"]
     for response in (
-        client.patch(f"/people/{ben}", json={}), client.patch(f"/people/{ben}", json={"name": ""}),
-        client.patch(f"/people/{ben}", json={"name": "x" * 201}), client.patch(f"/people/{ben}", json={"hidden": "yes"}),
-        client.patch(f"/people/{ben}", json={"nickname": "B"}), client.patch(f"/people/{ben}", data="not json"),
-        client.post(f"/people/{ben}/merge", json={"people": []}), client.post(f"/people/{ben}/merge", json={"people": [ben]}),
-        client.post(f"/people/{ben}/merge", json={"people": ["x"]}), client.post(f"/people/{ben}/merge", json=[elton]),
-        client.put(f"/faces/{face}/person", json={}), client.put(f"/faces/{face}/person", json={"person": True}),
-        client.get("/people?page=0"), client.get("/people?limit=201"), client.get("/people?hidden=yes"),
+        client.patch(f"/people/{ben}", json={}),
+        client.patch(f"/people/{ben}", json={"name": ""}),
+        client.patch(f"/people/{ben}", json={"name": "x" * 201}),
+        client.patch(f"/people/{ben}", json={"hidden": "yes"}),
+        client.patch(f"/people/{ben}", json={"nickname": "B"}),
+        client.patch(f"/people/{ben}", data="not json"),
+        client.post(f"/people/{ben}/merge", json={"people": []}),
+        client.post(f"/people/{ben}/merge", json={"people": [ben]}),
+        client.post(f"/people/{ben}/merge", json={"people": ["x"]}),
+        client.post(f"/people/{ben}/merge", json=[elton]),
+        client.put(f"/faces/{face}/person", json={}),
+        client.put(f"/faces/{face}/person", json={"person": True}),
+        client.get("/people?page=0"),
+        client.get("/people?limit=201"),
+        client.get("/people?hidden=yes"),
         client.get("/people/audit?limit=x"),
     ):
         assert_error(response, 400)
@@ -147,7 +168,9 @@ def test_audit_says_who_did_what_and_undo_reverts_it(client):
     entries = client.get("/people/audit").json["entries"]
     key = hashlib.sha256(b"secret").hexdigest()[:12]
     assert [(e["who"], e["action"], e["detail"]) for e in entries[:2]] == [
-        (f"key:{key}", "update", {"person": ben, "name": "Benjamin"}), ("user:ann", "update", {"person": ben, "name": "Ben"})]
+        (f"key:{key}", "update", {"person": ben, "name": "Benjamin"}),
+        ("user:ann", "update", {"person": ben, "name": "Ben"}),
+    ]
     assert client.post("/people/undo").json == {"undone": {"audit_id": entries[0]["id"], "action": "update"}}
     assert client.get(f"/people/{ben}").json["name"] == "Ben"
     client.post("/people/undo")
@@ -165,7 +188,9 @@ def test_identify_answers_the_person_by_the_placing_rule_and_stores_nothing(clie
     client.patch(f"/people/{ben}", json={"name": "Ben"})
     madonna = [v for _, v in people_faces["madonna"]]
     faces_before = client.get("/health").json["faces"]
-    body = {"descriptors": [people_faces["ben"][0][1].tolist(), people_faces["elton"][0][1].tolist(), madonna[0].tolist()]}
+    body = {
+        "descriptors": [people_faces["ben"][0][1].tolist(), people_faces["elton"][0][1].tolist(), madonna[0].tolist()]
+    }
     answers = client.post("/people/identify", json=body).json["faces"]
     assert [(a["person"], a["name"]) for a in answers] == [(ben, "Ben"), (elton, None), (None, None)]
     assert 0 < answers[0]["distance"] < 0.6 and (answers[2]["distance"] is None or answers[2]["distance"] > 0.6)

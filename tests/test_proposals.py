@@ -1,10 +1,11 @@
 """The proposal detector (YuNet proposes, HOG confirms in windows) next to HOG's whole scan, on real photos
 and real video frames."""
+
 import cv2
 import numpy as np
 import pytest
-
 from conftest import FACES, photo
+
 from facerec.vision.faces import analyse_photo, find_frame_faces, find_proposed_faces
 from facerec.vision.images import decode_image, face_floor
 
@@ -58,7 +59,11 @@ def test_a_non_face_yunet_proposes_is_rejected_by_hog(models):
     decoded = decode_image(data, 100, exact=False)
     sx, sy = decoded.scale
     proposed = [(x * sx, y * sy, w * sx, h * sy) for x, y, w, h, _ in models.proposer.propose(decoded.pixels, 100 / sx)]
-    background = [p for p in proposed if inside(p[0] + p[2] / 2, p[1] + p[3] / 2, {"left": 1600, "top": 150, "width": 800, "height": 900})]
+    background = [
+        p
+        for p in proposed
+        if inside(p[0] + p[2] / 2, p[1] + p[3] / 2, {"left": 1600, "top": 150, "width": 800, "height": 900})
+    ]
     assert background, "YuNet no longer proposes the background figure: pick another photo for this test"
     faces = faces_of(models, data, "proposals")
     assert len(faces) == 1 and faces[0].box["left"] < 1500  # his face, left of the figure
@@ -81,7 +86,7 @@ def test_a_photo_of_many_faces_falls_back_to_the_whole_scan(models):
     """25 LFW photos in a grid (1250x1250): windows around 25 faces would scan more than half of what
     the whole scan does, so the whole scan runs, and both detectors answer the same."""
     tiles = [cv2.imread(str(p)) for p in sorted((FACES / "lfw10").rglob("*.jpg"))[:25]]
-    grid = np.vstack([np.hstack(tiles[i:i + 5]) for i in range(0, 25, 5)])
+    grid = np.vstack([np.hstack(tiles[i : i + 5]) for i in range(0, 25, 5)])
     data = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     decoded = decode_image(data, 100, exact=False)
     assert find_proposed_faces(models, decoded.pixels, decoded.scale, 100, describe=False) is None
@@ -89,7 +94,9 @@ def test_a_photo_of_many_faces_falls_back_to_the_whole_scan(models):
     assert len(scanned) >= 15 and [f.box for f in proposed] == [f.box for f in scanned]
 
 
-@pytest.mark.parametrize("width, height, floor", [(250, 250, 40), (640, 480, 40), (1000, 1000, 71.6), (1920, 1080, 100)])
+@pytest.mark.parametrize(
+    "width, height, floor", [(250, 250, 40), (640, 480, 40), (1000, 1000, 71.6), (1920, 1080, 100)]
+)
 def test_small_photos_are_searched_for_smaller_faces(width, height, floor):
     assert face_floor(100, 40, width, height) == pytest.approx(floor, abs=0.1)
     assert face_floor(100, 0, width, height) == 100  # SMALL_FACE_PX 0: the same floor everywhere
@@ -149,7 +156,8 @@ def test_a_photo_stored_by_the_whole_scan_keeps_its_ids_when_posted_again(models
         before = post(store, faces_of(models, data, "hog"))
         proposed = faces_of(models, data, "proposals")
         assert {f.descriptor.tobytes() for f in proposed}.isdisjoint(  # the descriptors did change
-            {f.descriptor.tobytes() for f in faces_of(models, data, "hog")})
+            {f.descriptor.tobytes() for f in faces_of(models, data, "hog")}
+        )
         again = post(store, proposed)
         assert sorted(f["id"] for f in again) == sorted(f["id"] for f in before) and len(store) == 3
         assert not any(f["created"] for f in again)

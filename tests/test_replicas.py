@@ -1,6 +1,7 @@
 """Two store replicas on one PostgreSQL database and two detect replicas, each pair behind a load balancer
 (HAProxy where installed, else a small round-robin one: tests/balancer.py): real gunicorn processes, real
 HTTP, real photos, real PostgreSQL."""
+
 import os
 import signal
 import threading
@@ -23,8 +24,14 @@ SEEN_WITHIN = 5  # seconds: the replicas promise one; this shared test machine g
 @pytest.fixture(scope="module")
 def deployment(postgres, tmp_path_factory):
     url = postgres.create_database()
-    env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATABASE_URL=url, FACEREC_DETECT_WORKERS="1",
-               FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")), FACEREC_MIN_FACE_PX=str(PEOPLE_MIN_FACE_PX))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        FACEREC_DATABASE_URL=url,
+        FACEREC_DETECT_WORKERS="1",
+        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
+        FACEREC_MIN_FACE_PX=str(PEOPLE_MIN_FACE_PX),
+    )
     stores = [Service("store", dict(env)) for _ in range(2)]
     folder = tmp_path_factory.mktemp("balancers")
     with balancer([s.url for s in stores], folder) as store_lb:

@@ -1,4 +1,5 @@
 """The face store's core, on real SQLite files, without HTTP."""
+
 import hashlib
 import sqlite3
 
@@ -51,15 +52,15 @@ def test_canonical_refuses_wrong_shapes_and_non_finite_values():
 
 def test_storing_twice_gives_the_same_id_and_no_new_row(store):
     v = descriptors(1)[0]
-    first, = add(store, v)
-    again, = add(store, v)
+    (first,) = add(store, v)
+    (again,) = add(store, v)
     assert first["id"] == again["id"] == face_id(v)
     assert (first["created"], again["created"]) == (True, False)
     assert len(store) == 1
 
 
 def test_a_face_records_its_photo_box_and_creation_time(store):
-    face, = add(store, descriptors(1)[0], photo="a" * 64)
+    (face,) = add(store, descriptors(1)[0], photo="a" * 64)
     record = store.get(face["id"])
     assert record["photo_sha256"] == "a" * 64 and record["box"] == BOX
     assert record["created_at"].endswith("+00:00")
@@ -86,8 +87,8 @@ def test_search_agrees_with_brute_force(store):
 
 def test_matches_on_insert_exclude_the_face_itself(store):
     v = descriptors(1)[0]
-    first, = add(store, v)
-    second, = add(store, near(v, 0.2), photo="q" * 64)  # another photo of the same person
+    (first,) = add(store, v)
+    (second,) = add(store, near(v, 0.2), photo="q" * 64)  # another photo of the same person
     assert first["matches"] == []
     assert [m["id"] for m in second["matches"]] == [first["id"]]
 
@@ -111,9 +112,16 @@ def test_unknown_ids_raise(store):
 
 def test_a_bad_face_in_a_batch_stores_none_of_it(store):
     with pytest.raises(InvalidFace):
-        store.add_faces("p", [{"descriptor": descriptors(1)[0], "box": BOX}, {"descriptor": [1.0], "box": BOX}], 0.36, 10)
+        store.add_faces(
+            "p", [{"descriptor": descriptors(1)[0], "box": BOX}, {"descriptor": [1.0], "box": BOX}], 0.36, 10
+        )
     with pytest.raises(InvalidFace):
-        store.add_faces("p", [{"descriptor": descriptors(1)[0], "box": BOX}, {"descriptor": descriptors(1, 3)[0], "box": {}}], 0.36, 10)
+        store.add_faces(
+            "p",
+            [{"descriptor": descriptors(1)[0], "box": BOX}, {"descriptor": descriptors(1, 3)[0], "box": {}}],
+            0.36,
+            10,
+        )
     assert len(store) == 0
 
 
@@ -145,7 +153,10 @@ def test_the_matrix_grows_past_its_first_allocation(store):
     for chunk in np.array_split(vectors, 10):
         add(store, *chunk)
     assert len(store) == 3000
-    assert store.similar(face_id(vectors[2999]), 4, 1)[0]["id"] == store_similar_brute(vectors, [face_id(v) for v in vectors], 2999, set())[0]["id"]
+    assert (
+        store.similar(face_id(vectors[2999]), 4, 1)[0]["id"]
+        == store_similar_brute(vectors, [face_id(v) for v in vectors], 2999, set())[0]["id"]
+    )
 
 
 def test_the_same_descriptor_twice_in_one_photo_is_one_face(store):
@@ -161,19 +172,26 @@ def test_a_photo_posted_again_answers_with_its_stored_faces_and_ids(store):
     a, b = descriptors(2)
     other_box = {"left": 300, "top": 40, "width": 120, "height": 120}
     first = store.add_faces("p" * 64, [{"descriptor": a, "box": BOX}, {"descriptor": b, "box": other_box}], 0.36, 100)
-    moved, other_moved = {"left": 16, "top": 26, "width": 96, "height": 104}, {"left": 290, "top": 45, "width": 125, "height": 118}
-    again = store.add_faces("p" * 64, [{"descriptor": near(b, 0.15), "box": other_moved},
-                                       {"descriptor": near(a, 0.1), "box": moved}], 0.36, 100)
+    moved, other_moved = (
+        {"left": 16, "top": 26, "width": 96, "height": 104},
+        {"left": 290, "top": 45, "width": 125, "height": 118},
+    )
+    again = store.add_faces(
+        "p" * 64,
+        [{"descriptor": near(b, 0.15), "box": other_moved}, {"descriptor": near(a, 0.1), "box": moved}],
+        0.36,
+        100,
+    )
     assert [f["id"] for f in again] == [first[1]["id"], first[0]["id"]]
     assert not any(f["created"] for f in again) and len(store) == 2
 
 
 def test_only_the_same_photo_place_and_face_is_a_stored_face(store):
     a = descriptors(1)[0]
-    first, = add(store, a)
-    elsewhere, = add(store, near(a, 0.1), photo="q" * 64)  # the same face in another photo
-    someone_else, = add(store, near(a, 0.5))  # the same photo and place, a different descriptor
-    aside, = store.add_faces("p" * 64, [{"descriptor": near(a, 0.1, seed=2), "box": {**BOX, "left": 200}}], 0.36, 100)
+    (first,) = add(store, a)
+    (elsewhere,) = add(store, near(a, 0.1), photo="q" * 64)  # the same face in another photo
+    (someone_else,) = add(store, near(a, 0.5))  # the same photo and place, a different descriptor
+    (aside,) = store.add_faces("p" * 64, [{"descriptor": near(a, 0.1, seed=2), "box": {**BOX, "left": 200}}], 0.36, 100)
     assert all(f["created"] for f in (elsewhere, someone_else, aside)) and len(store) == 4
     assert first["id"] not in {elsewhere["id"], someone_else["id"], aside["id"]}
 

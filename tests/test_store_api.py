@@ -1,7 +1,7 @@
 """The store's HTTP edge (Flask test client), on both engines: a real SQLite file and a real PostgreSQL database."""
+
 import pytest
 from conftest import ENGINES
-
 from test_store import BOX, descriptors, near
 
 
@@ -77,7 +77,9 @@ def test_unknown_ids_get_a_json_404(store_client, method, url):
     assert "no face" in response.json["message"] or "not found" in response.json["message"].lower()
 
 
-@pytest.mark.parametrize("query", ["max-distance=abc", "max-distance=-1", "max-distance=nan", "max-distance=inf", "limit=0", "limit=x"])
+@pytest.mark.parametrize(
+    "query", ["max-distance=abc", "max-distance=-1", "max-distance=nan", "max-distance=inf", "limit=0", "limit=x"]
+)
 def test_malformed_parameters_get_a_json_400(store_client, two_close_faces, query):
     response = store_client.put(f"/api/search?facetoken={two_close_faces[0]}&{query}")
     assert response.status_code == 400

@@ -1,4 +1,5 @@
 """Face thumbnails and quality scores: made from real photos by real dlib, kept by the store."""
+
 import base64
 import io
 import sqlite3
@@ -6,15 +7,15 @@ import sqlite3
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import photo
+from PIL import Image
+from test_store import BOX, descriptors
+
+from facerec.config import THUMBNAIL_MAX_BYTES
 from facerec.vision.faces import analyse_photo
 from facerec.vision.thumbnails import SIZE_PX, encode_jpeg, frontal_score
-from facerec.config import THUMBNAIL_MAX_BYTES
 from store_service.exceptions import InvalidFace, NoThumbnail, UnknownFace
 from store_service.store import FaceStore
-from test_store import BOX, descriptors
 
 OBAMA = "face_recognition_test_images/obama.jpg"
 

@@ -5,13 +5,13 @@ reload every correction is kept; a hidden person leaves the grid until hidden pe
 
 Each step leaves a screenshot in tests/screenshots/ for a person to look at.
 """
+
 import os
 import re
 from contextlib import contextmanager
 
 import pytest
 import requests
-
 from conftest import FACES, REPO
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/install-chromium.sh); Playwright downloads none
@@ -92,7 +92,9 @@ def test_upload_rename_merge_remove_and_reload(page, services):
     # The grid shows each person with a thumbnail of their cover face.
     before = people(store)
     assert len(before) >= 3
-    page.wait_for_function("[...document.querySelectorAll('.person img')].every(i => i.complete && i.naturalWidth === 112)")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.person img')].every(i => i.complete && i.naturalWidth === 112)"
+    )
     screenshot(page, "2-people")
 
     # Rename the person with the most faces (Obama's three).

@@ -1,13 +1,14 @@
 """The people page's routes, the thumbnail route and CORS (Flask test clients over real SQLite files)."""
+
 import base64
 
 import numpy as np
 import pytest
+from test_store import BOX, descriptors
 
 from detect_service import create_app as create_detect_app
 from facerec.vision.thumbnails import SIZE_PX, encode_jpeg
 from store_service import create_app as create_store_app
-from test_store import BOX, descriptors
 
 PAGE_ORIGIN = "http://127.0.0.1:5001"  # the store's page at its default address (CORS_ORIGINS)
 THUMBNAIL = encode_jpeg(np.full((SIZE_PX, SIZE_PX, 3), 128, np.uint8))
@@ -75,7 +76,9 @@ def test_no_thumbnail_is_a_404(store_client):
 
 @pytest.mark.parametrize("extra", [{"thumbnail": "bm90IGEganBlZw=="}, {"quality": 2}])
 def test_a_bad_thumbnail_or_quality_is_a_400(store_client, extra):
-    response = store_client.post("/faces", json={"faces": [{"descriptor": descriptors(1)[0].tolist(), "box": BOX, **extra}]})
+    response = store_client.post(
+        "/faces", json={"faces": [{"descriptor": descriptors(1)[0].tolist(), "box": BOX, **extra}]}
+    )
     assert response.status_code == 400
     assert store_client.get("/health").json["faces"] == 0
 
@@ -98,7 +101,11 @@ def test_cors_ignores_other_origins(detect_client):
 
 
 def test_a_preflight_is_answered_without_a_key(detect_client):
-    headers = {"Origin": PAGE_ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"}
+    headers = {
+        "Origin": PAGE_ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key",
+    }
     response = detect_client.options("/detect", headers=headers)
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == PAGE_ORIGIN
@@ -113,6 +120,10 @@ def test_a_plain_options_request_still_needs_a_key(detect_client):
 def test_cors_origins_as_a_string_or_a_list():
     from facerec.cors import parse_origins
 
-    assert parse_origins("http://a:1, http://b:2") == parse_origins(["http://a:1", "http://b:2"]) == ["http://a:1", "http://b:2"]
+    assert (
+        parse_origins("http://a:1, http://b:2")
+        == parse_origins(["http://a:1", "http://b:2"])
+        == ["http://a:1", "http://b:2"]
+    )
     with pytest.raises(ValueError):
         parse_origins(5001)

@@ -1,4 +1,5 @@
 """Finding faces in an upright photo and describing each as a 128-D dlib descriptor."""
+
 import logging
 import os
 from dataclasses import dataclass
@@ -135,7 +136,9 @@ def find_faces(models, pixels, upsample=0, scale=(1.0, 1.0), min_face_px=0, desc
     if not describe:
         return [_face(pixels, rect, shape, None, to_photo) for rect, shape in zip(rects, shapes)]
     descriptors = models.encoder.compute_face_descriptor(pixels, shapes) if rects else []
-    return [_face(pixels, rect, shape, descriptor, to_photo) for rect, shape, descriptor in zip(rects, shapes, descriptors)]
+    return [
+        _face(pixels, rect, shape, descriptor, to_photo) for rect, shape, descriptor in zip(rects, shapes, descriptors)
+    ]
 
 
 def find_proposed_faces(models, pixels, scale, min_face_px, describe=True, min_long_side=MIN_LONG_SIDE):
@@ -154,8 +157,11 @@ def find_proposed_faces(models, pixels, scale, min_face_px, describe=True, min_l
     for window in windows:
         image = window.image(pixels)
         to_photo = window.placement(image, scale, width, height)
-        candidates = [(score, rect) for rect, score in zip(*models.detector.run(image, 0, WINDOW_THRESHOLD)[:2])
-                      if to_photo.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px and window.holds(rect, image)]
+        candidates = [
+            (score, rect)
+            for rect, score in zip(*models.detector.run(image, 0, WINDOW_THRESHOLD)[:2])
+            if to_photo.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px and window.holds(rect, image)
+        ]
         if candidates:
             score, rect = max(candidates, key=lambda c: c[0])
             found.append((score, rect, image, to_photo))
@@ -187,7 +193,7 @@ class Window:
         return (self.right - self.left) * (self.bottom - self.top) * self.zoom**2
 
     def image(self, pixels):
-        crop = pixels[self.top:self.bottom, self.left:self.right]
+        crop = pixels[self.top : self.bottom, self.left : self.right]
         if self.zoom == 1:
             return np.ascontiguousarray(crop)
         size = (max(1, round(crop.shape[1] * self.zoom)), max(1, round(crop.shape[0] * self.zoom)))
@@ -196,8 +202,9 @@ class Window:
     def placement(self, image, scale, width, height):
         sx = (self.right - self.left) / image.shape[1]
         sy = (self.bottom - self.top) / image.shape[0]
-        return Placement(self.left * scale[0], self.top * scale[1], sx * scale[0], sy * scale[1],
-                         width * scale[0], height * scale[1])
+        return Placement(
+            self.left * scale[0], self.top * scale[1], sx * scale[0], sy * scale[1], width * scale[0], height * scale[1]
+        )
 
     def holds(self, rect, image):
         """Whether a detection is the proposed face: its centre lies inside the proposal's box."""

@@ -5,6 +5,7 @@ Three coordinate systems meet here:
 - *upright*: stored pixels turned by the EXIF orientation (what a person sees; /detect answers in these);
 - *working*: the upright image as decoded, possibly reduced 2, 4 or 8 times (what dlib looks at).
 """
+
 import hashlib
 import io
 import os
@@ -27,8 +28,16 @@ pillow_heif.register_heif_opener()
 
 # Pillow's format names that we decode, and how a message names them. Pillow calls a camera's
 # multi-picture JPEG "MPO"; its first picture is an ordinary JPEG, which is what OpenCV decodes.
-FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "TIFF": "TIFF", "BMP": "BMP",
-           "GIF": "GIF", "HEIF": "HEIC"}
+FORMATS = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "PNG": "PNG",
+    "WEBP": "WebP",
+    "TIFF": "TIFF",
+    "BMP": "BMP",
+    "GIF": "GIF",
+    "HEIF": "HEIC",
+}
 SUPPORTED = "JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF"
 
 # dlib's frontal HOG detector scans an 80×80 window (and 5/6 steps of an image pyramid above it), so
@@ -191,7 +200,9 @@ def decode_with_pillow(data, fmt):
         with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image.convert("RGB"))
     except (OSError, SyntaxError, ValueError, RuntimeError, EOFError):
-        raise ImageError(f"could not decode this {FORMATS[fmt]} file: it is damaged or uses an unsupported variant") from None
+        raise ImageError(
+            f"could not decode this {FORMATS[fmt]} file: it is damaged or uses an unsupported variant"
+        ) from None
 
 
 def _reduced(side, reduction):

@@ -3,6 +3,7 @@
 Proposals are candidates only: faces.py confirms each with dlib's HOG detector in a small window around
 it, so that what facerec finds stays what dlib's detector accepts.
 """
+
 from pathlib import Path
 
 import cv2

@@ -3,6 +3,7 @@
 Both come from the working-scale pixels and dlib's landmarks, so the people page can show a face
 without the original photo, and choose the best of a person's faces as the cover.
 """
+
 import cv2
 import dlib
 import numpy as np
