@@ -8,7 +8,14 @@ import cv2
 import dlib
 import numpy as np
 
-from .images import HOG_WINDOW_PX, at_working_scale, cheap_to_scan, decode_image, working_scale
+from .images import (
+    HOG_WINDOW_PX,
+    MAX_IMAGE_PIXELS,
+    at_working_scale,
+    cheap_to_scan,
+    decode_image,
+    working_scale,
+)
 from .proposals import MIN_LONG_SIDE, Proposer
 from .thumbnails import face_thumbnail
 
@@ -89,7 +96,7 @@ def dlib_build():
     return f"{dlib.__version__} {blas}"
 
 
-def analyse_photo(models, data, min_face_px=100, max_pixels=64_000_000, small_face_px=None, detector="proposals"):
+def analyse_photo(models, data, min_face_px=100, max_pixels=MAX_IMAGE_PIXELS, small_face_px=None, detector="proposals"):
     """decode → detect → align → encode: the whole pipeline for one uploaded photo.
 
     `detector` "proposals": HOG confirms YuNet's proposals in small windows; the whole scan where that

@@ -15,8 +15,11 @@ import numpy as np
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
+from facerec.config import DEFAULTS, setting
+
+MAX_IMAGE_PIXELS = DEFAULTS["MAX_IMAGE_PIXELS"]
 # OpenCV reads its pixel ceiling once, at import: a second guard behind the header check below.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(64_000_000))
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(setting("MAX_IMAGE_PIXELS")))
 import cv2  # noqa: E402
 
 # Pixel counts are checked against MAX_IMAGE_PIXELS in decode_image, with a clearer message.
@@ -130,7 +133,7 @@ def jpeg_reduction(scale):
     return reduction
 
 
-def decode_image(data, min_face_px=None, max_pixels=64_000_000, small_face_px=None, exact=True):
+def decode_image(data, min_face_px=None, max_pixels=MAX_IMAGE_PIXELS, small_face_px=None, exact=True):
     """Decode uploaded bytes into an upright RGB Photo at the working scale for its faces of
     `min_face_px` or more (None: full resolution; `small_face_px`: the floor of a small photo, see
     face_floor). With `exact` False, a JPEG stays as libjpeg's reduced decode gave it (at most
