@@ -11,6 +11,7 @@ import numpy as np
 from .images import (
     HOG_WINDOW_PX,
     MAX_IMAGE_PIXELS,
+    Photo,
     at_working_scale,
     cheap_to_scan,
     decode_image,
@@ -96,7 +97,14 @@ def dlib_build():
     return f"{dlib.__version__} {blas}"
 
 
-def analyse_photo(models, data, min_face_px=100, max_pixels=MAX_IMAGE_PIXELS, small_face_px=None, detector="proposals"):
+def analyse_photo(
+    models: "Models",
+    data: bytes,
+    min_face_px: float = 100,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    small_face_px: float | None = None,
+    detector: str = "proposals",
+) -> tuple[Photo, list[Face]]:
     """decode → detect → align → encode: the whole pipeline for one uploaded photo.
 
     `detector` "proposals": HOG confirms YuNet's proposals in small windows; the whole scan where that
@@ -112,7 +120,9 @@ def analyse_photo(models, data, min_face_px=100, max_pixels=MAX_IMAGE_PIXELS, sm
     return photo, find_faces(models, photo.pixels, 0, photo.scale, photo.min_face_px)
 
 
-def find_frame_faces(models, bgr_frame, min_face_px=FRAME_MIN_FACE_PX, describe=True):
+def find_frame_faces(
+    models: "Models", bgr_frame: np.ndarray, min_face_px: float = FRAME_MIN_FACE_PX, describe: bool = True
+) -> list[Face]:
     """Every face of `min_face_px` or more in one video frame: a BGR uint8 array, as OpenCV's
     VideoCapture gives it. Boxes and landmarks are in the frame's pixels.
 
@@ -131,7 +141,14 @@ def find_frame_faces(models, bgr_frame, min_face_px=FRAME_MIN_FACE_PX, describe=
     return find_faces(models, pixels, 0, (width / size[0], height / size[1]), min_face_px, describe)
 
 
-def find_faces(models, pixels, upsample=0, scale=(1.0, 1.0), min_face_px=0, describe=True):
+def find_faces(
+    models: "Models",
+    pixels: np.ndarray,
+    upsample: int = 0,
+    scale: tuple[float, float] = (1.0, 1.0),
+    min_face_px: float = 0,
+    describe: bool = True,
+) -> list[Face]:
     """Every face in `pixels` (upright RGB) by HOG's whole scan, described and pictured; boxes and
     landmarks scaled by `scale`.
 

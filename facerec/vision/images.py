@@ -133,7 +133,13 @@ def jpeg_reduction(scale):
     return reduction
 
 
-def decode_image(data, min_face_px=None, max_pixels=MAX_IMAGE_PIXELS, small_face_px=None, exact=True):
+def decode_image(
+    data: bytes,
+    min_face_px: float | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    small_face_px: float | None = None,
+    exact: bool = True,
+) -> Photo:
     """Decode uploaded bytes into an upright RGB Photo at the working scale for its faces of
     `min_face_px` or more (None: full resolution; `small_face_px`: the floor of a small photo, see
     face_floor). With `exact` False, a JPEG stays as libjpeg's reduced decode gave it (at most
@@ -279,7 +285,7 @@ def upright(pixels, orientation):
     return _TURN_PIXELS[orientation](pixels)
 
 
-def box_to_stored(box, orientation, upright_w, upright_h):
+def box_to_stored(box: dict, orientation: int, upright_w: int, upright_h: int) -> dict:
     """Map an upright full-resolution box {left, top, width, height} back into stored pixels."""
     # The inverse of each map above: find the stored corner that lands on each upright corner.
     inverse = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}[orientation]
