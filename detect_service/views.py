@@ -8,10 +8,9 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
 from facerec.config import SOURCE_MAX, TIME_MAX
+from facerec.store_api import StoreUnavailable
 from facerec.vision.faces import analyse_photo
 from facerec.vision.images import box_to_stored
-
-from .store_client import StoreUnavailable
 
 bp = Blueprint("detect", __name__)
 

@@ -24,9 +24,10 @@ from multiprocessing.connection import wait
 
 import numpy as np
 
+from facerec.store_api import StoreUnavailable
+
 from . import call, reader, worker
 from .shared_frames import JpegSlots, unlink
-from .store_client import StoreUnavailable
 from .tracks import Tracks, utc_now
 
 log = logging.getLogger(__name__)
