@@ -5,8 +5,8 @@ import time
 
 import requests
 
-# A request that has not been answered in this long is taken as lost and sent again: a worker holds at
-# most MAX_QUEUED_PHOTOS photos, each well under a minute.
+# A request that has not been answered in this long is taken as lost and sent again: a worker admits a
+# photo only while those ahead of it would take at most MAX_QUEUE_SECONDS (60 by default).
 TIMEOUT = (10, 300)
 # Transient failures (no answer, 5xx, 503) are retried until no request of the run has succeeded for
 # this long; then the service is taken as down and the run stops (running it again resumes).
