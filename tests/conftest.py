@@ -90,15 +90,21 @@ def store_client(store_app):
     return store_app.test_client()
 
 
-@pytest.fixture(scope="module")
-def services(tmp_path_factory):
-    """Both services as real gunicorn processes on free ports, over a temporary data directory."""
-    env = dict(
+def service_env(tmp_path_factory, **settings):
+    """The environment services start in: this one, the repository on the path, a fresh data folder,
+    and FACEREC_<name> for each setting."""
+    return dict(
         os.environ,
         PYTHONPATH=str(REPO),
         FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-        FACEREC_DETECT_WORKERS="2",
+        **{f"FACEREC_{name}": str(value) for name, value in settings.items()},
     )
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    """Both services as real gunicorn processes on free ports, over a temporary data directory."""
+    env = service_env(tmp_path_factory, DETECT_WORKERS=2)
     store = Service("store", env)
     detect = Service("detect", env)
     # Each finds the other; the store's people page posts photos to the detect service, which allows it.
@@ -110,12 +116,7 @@ def services(tmp_path_factory):
 # End to end: both services as real gunicorn processes, each with its own key.
 @pytest.fixture(scope="module")
 def keyed_services(tmp_path_factory):
-    base = dict(
-        os.environ,
-        PYTHONPATH=str(REPO),
-        FACEREC_DETECT_WORKERS="1",
-        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-    )
+    base = service_env(tmp_path_factory, DETECT_WORKERS=1)
     key_file = tmp_path_factory.mktemp("keys") / "detect-keys"
     key_file.write_text("detect-key\n")
     store = Service("store", dict(base, FACEREC_API_KEYS='["store-key"]'))

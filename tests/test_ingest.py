@@ -18,7 +18,7 @@ import dlib
 import numpy as np
 import pytest
 import requests
-from conftest import PEOPLE_PHOTOS, REPO, SHARED, photo, with_orientation
+from conftest import PEOPLE_PHOTOS, REPO, SHARED, photo, service_env, with_orientation
 
 from facerec.cli.ingest import FIRST_WINDOW, Window
 from facerec.cli.video import frames
@@ -47,13 +47,7 @@ def facerec(*args, cwd, env, **kwargs):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Both services, and the environment the facerec command runs in, pointed at them."""
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(REPO),
-        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-        FACEREC_DETECT_WORKERS="2",
-        FACEREC_MIN_FACE_PX=MIN_FACE_PX,
-    )
+    env = service_env(tmp_path_factory, DETECT_WORKERS=2, MIN_FACE_PX=MIN_FACE_PX)
     store, detect = Service("store", env), Service("detect", env)
     env.update(FACEREC_STORE_URL=store.url, FACEREC_DETECT_URL=detect.url, FACEREC_CORS_ORIGINS=store.url)
     cli_env = dict(env, FACEREC_STORE=store.url, FACEREC_DETECT=detect.url)

@@ -18,7 +18,7 @@ import numpy as np
 import psutil
 import pytest
 import requests
-from conftest import REPO, SHARED, Service, running
+from conftest import REPO, SHARED, Service, running, service_env
 from test_web import SCREENSHOTS, browser  # noqa: F401  (browser: the fixture, Debian's chromium)
 
 from facerec.vision.faces import find_faces
@@ -44,14 +44,8 @@ def clip_frames():
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """The store and the stream service (two detection workers), as `make run` starts them."""
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(REPO),
-        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-        FACEREC_STREAM_WORKERS="2",
-        # Two seconds for detection to cover a blurred stream's frames, for a busy machine.
-        FACEREC_STREAM_PRIVACY_WAIT="2",
-    )
+    # Two seconds for detection to cover a blurred stream's frames, for a busy machine.
+    env = service_env(tmp_path_factory, STREAM_WORKERS=2, STREAM_PRIVACY_WAIT=2)
     store = Service("store", env)
     stream = Service("stream", env)
     env["FACEREC_STORE_URL"] = store.url

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import requests
 import test_stream
-from conftest import Service, running
+from conftest import Service, running, service_env
 from test_stream import CLIP, WAIT, boxes_in, sharpness, wait_for
 from test_web import CHROMIUM, SCREENSHOTS
 
@@ -199,17 +199,7 @@ def test_three_calls_at_once_each_get_video_back_above_10_fps(live, camera_brows
 
 @pytest.fixture(scope="module")
 def keyed_stream(tmp_path_factory):
-    import os
-
-    from conftest import REPO
-
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(REPO),
-        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("keyed")),
-        FACEREC_API_KEYS="call-key",
-        FACEREC_STREAM_WORKERS="1",
-    )
+    env = service_env(tmp_path_factory, API_KEYS="call-key", STREAM_WORKERS=1)
     service = Service("stream", env)
     with running(service):
         yield service
