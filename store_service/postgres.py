@@ -115,8 +115,15 @@ class PostgreSQL:
     def __init__(self, url: str):
         self.url = url
         # Autocommit: a statement outside transaction() commits at once and leaves no transaction open.
+        # check: a connection the server closed meanwhile (a restart, say) is replaced before it is lent.
         self.pool = ConnectionPool(
-            url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True, name="facerec-store"
+            url,
+            min_size=1,
+            max_size=4,
+            kwargs={"autocommit": True},
+            check=ConnectionPool.check_connection,
+            open=True,
+            name="facerec-store",
         )
         self._tx = None  # the connection of the transaction in progress
         self.seq = 0  # the last change-log entry this replica's index has

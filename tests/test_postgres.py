@@ -178,6 +178,21 @@ def test_a_recluster_runs_on_one_replica_at_a_time(replicas):
     assert a.people.recluster(wait=False)["faces"] == 5
 
 
+def test_connections_the_server_closed_are_replaced_before_use(url):
+    """After a database restart, say, the pool's idle connections are dead: the next call must not fail."""
+    store = FaceStore(url)
+    try:
+        face = add(store, descriptors(1)[0])[0]["id"]
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert store.get(face)["id"] == face
+    finally:
+        store.close()
+
+
 def test_a_face_deleted_on_one_replica_is_unknown_to_a_delete_on_the_other(replicas):
     a, b = replicas
     (face,) = (f["id"] for f in add(a, *descriptors(1, seed=6)))
