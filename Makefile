@@ -10,10 +10,12 @@ SHARED ?= ../shared
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
 
-# scripts/install-chromium.sh: Debian's chromium for tests/test_web.py; scripts/install-postgresql.sh:
-# PostgreSQL's server for the tests on it (each at once when it is there already).
+# scripts/install-chromium.sh: Debian's chromium for tests/test_web.py; scripts/install-firefox.sh: Debian's
+# firefox-esr for the call page's Firefox test; scripts/install-postgresql.sh: PostgreSQL's server for the
+# tests on it (each at once when it is there already).
 test: $(VENV)/.installed-test
 	sh scripts/install-chromium.sh
+	sh scripts/install-firefox.sh
 	sh scripts/install-postgresql.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -271,3 +271,87 @@ def test_with_a_certificate_and_key_the_service_speaks_https(tmp_path, monkeypat
         assert page.status_code == 200 and "Your camera" in page.text
         with pytest.raises(requests.ConnectionError):
             requests.get(service.url.replace("https://", "http://") + "/health", timeout=10)
+
+
+@pytest.fixture(scope="module")
+def firefox():
+    """Debian's Firefox, headless, its fake camera allowed without asking (tests/firefox.py)."""
+    import os
+    import shutil
+
+    from firefox import FIREFOX, Firefox
+
+    if not shutil.which(FIREFOX):
+        message = f"no {FIREFOX}: run scripts/install-firefox.sh as root (Debian's firefox-esr package)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)  # CI must run the Firefox test, never pass without it
+        pytest.skip(message)
+    browser = Firefox(timeout=WAIT)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+# The call's video as the page receives it: the browser's own statistics of the peer connection (`call`
+# is the page's call, app.js), and the frames the <video> showing it presented (counted from COUNT_SHOWN on).
+RECEIVED = """(async () => {
+  const video = document.querySelector('#call-video');
+  let inbound = null;
+  (await call.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s; });
+  return {width: video.videoWidth, height: video.videoHeight, decoded: inbound ? inbound.framesDecoded : 0,
+          shown: window.framesShown, state: call.pc.connectionState};
+})()"""
+COUNT_SHOWN = """(() => {
+  const video = document.querySelector('#call-video');
+  window.framesShown = 0;
+  const shown = () => { window.framesShown++; video.requestVideoFrameCallback(shown); };
+  video.requestVideoFrameCallback(shown);
+  return true;
+})()"""
+# The top left corner (where the service writes the fps it sends) of the video back, and of the camera.
+CORNERS = """(async () => {
+  const camera = Object.assign(document.createElement('video'), {srcObject: call.media, muted: true});
+  await camera.play();
+  const corner = (video) => {
+    const canvas = Object.assign(document.createElement('canvas'), {width: 80, height: 24});
+    const context = canvas.getContext('2d');
+    context.drawImage(video, 0, 0);
+    return Array.from(context.getImageData(0, 0, 80, 24).data);
+  };
+  return {back: corner(document.querySelector('#call-video')), camera: corner(camera)};
+})()"""
+
+
+def white_pixels(rgba):
+    pixels = np.array(rgba).reshape(-1, 4)[:, :3]
+    return int((pixels.min(axis=1) > 200).sum())
+
+
+def test_in_firefox_the_call_connects_its_video_comes_back_and_closing_frees_it(live, firefox):
+    """The page in Firefox. Its fake camera is a synthetic picture (a plain colour, no face: nothing to
+    box), so what shows the video went through the service is the fps the service writes on each frame."""
+    _, service = live
+    tab = firefox.new_tab(service.url)
+    try:
+        tab.evaluate("document.querySelector('#call-start').click()")
+        tab.wait_for("document.querySelector('#call-video').videoWidth > 0", timeout=WAIT)
+        (call,) = calls(service)
+        tab.evaluate(COUNT_SHOWN)
+        first = tab.evaluate(RECEIVED)
+        time.sleep(3)
+        then = tab.evaluate(RECEIVED)
+        listed = requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()
+        assert then["state"] == "connected" and listed["state"] == "playing", (then, listed)
+        # The video back is at the size the service received, and keeps coming: decoded by Firefox and
+        # shown by the page (a few a second at least, on the busiest machine: it plays, it is not stuck).
+        assert (then["width"], then["height"]) == (listed["width"], listed["height"]), (then, listed)
+        assert then["decoded"] - first["decoded"] > 10 and then["shown"] > 10, (first, then)
+        assert listed["fps"] > 0 and listed["latency_ms"], listed
+        # The service's writing on it, which the camera's own picture does not have.
+        corners = tab.evaluate(CORNERS)
+        assert white_pixels(corners["back"]) > 20 and white_pixels(corners["camera"]) == 0, corners
+    finally:
+        tab.close()
+    wait_for(lambda: not calls(service), "the Firefox call gone from GET /streams after the tab closed")
+    wait_for(lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone")
