@@ -9,8 +9,10 @@ as JSON), close a tab. The profile is fresh each time, with the fake camera on a
 import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -50,6 +52,7 @@ class Firefox:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its own process group: close() ends its helpers with it
         )
         self.ids = itertools.count(1)
         self.timeout = timeout
@@ -100,8 +103,10 @@ class Firefox:
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # what is left of it (content processes, crash helper)
+            self.process.wait()
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
