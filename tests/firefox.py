@@ -47,13 +47,15 @@ class Firefox:
         (self.profile / "user.js").write_text(
             "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in PREFS.items())
         )
-        self.process = subprocess.Popen(
-            [FIREFOX, "--headless", "--no-remote", "--profile", str(self.profile), "--remote-debugging-port", "0"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # its own process group: close() ends its helpers with it
-        )
+        # Its output goes to a file (a pipe nobody reads once it has started would fill and stop it).
+        self.log = self.profile / "firefox.log"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [FIREFOX, "--headless", "--no-remote", "--profile", str(self.profile), "--remote-debugging-port", "0"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: close() ends its helpers with it
+            )
         self.ids = itertools.count(1)
         self.timeout = timeout
         self.closing = contextlib.ExitStack()
@@ -69,14 +71,14 @@ class Firefox:
     def _address(self, timeout):
         """The websocket Firefox listens on (it prints it on start; port 0 means one it chose)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            if not line and self.process.poll() is not None:
-                break
-            found = re.search(r"WebDriver BiDi listening on (ws://\S+)", line)
+        while time.monotonic() < deadline and self.process.poll() is None:
+            found = re.search(r"WebDriver BiDi listening on (ws://\S+)", self.log.read_text(errors="replace"))
             if found:
                 return found.group(1).rstrip("/")
-        raise BiDiError(f"{FIREFOX} did not start its WebDriver BiDi server")
+            time.sleep(0.1)
+        raise BiDiError(
+            f"{FIREFOX} did not start its WebDriver BiDi server: {self.log.read_text(errors='replace')[-2000:]}"
+        )
 
     def command(self, method, **params):
         """Send a command and return its result (events that come meanwhile are not asked for)."""
