@@ -162,8 +162,8 @@ GLASS_PAGE = Path(__file__).with_name("glass.html")
 
 def glass_to_glass(url, width, height, seconds, warm_up):
     """One call from chromium whose camera is bench/glass.html's canvas (its frames carry the time they
-    were drawn): the latencies, in ms, from drawing a frame to the page presenting it back, over
-    `seconds` after `warm_up`."""
+    were drawn): p50 and p99 of the time from drawing a frame to the page presenting it back, over
+    `seconds` after `warm_up`, with the frames read a second and the service's own share."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
