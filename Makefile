@@ -10,10 +10,12 @@ SHARED ?= ../shared
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
 
-# scripts/install-chromium.sh: Debian's chromium for tests/test_web.py; scripts/install-postgresql.sh:
-# PostgreSQL's server for the tests on it (each at once when it is there already).
+# scripts/install-chromium.sh: Debian's chromium for tests/test_web.py; scripts/install-firefox.sh: Debian's
+# firefox-esr for the call page's Firefox test; scripts/install-postgresql.sh: PostgreSQL's server for the
+# tests on it (each at once when it is there already).
 test: $(VENV)/.installed-test
 	sh scripts/install-chromium.sh
+	sh scripts/install-firefox.sh
 	sh scripts/install-postgresql.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -23,9 +25,11 @@ test: $(VENV)/.installed-test
 fuzz: $(VENV)/.installed-test
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) FACEREC_FUZZ_PROFILE=long $(PYTHON) -m pytest -p no:warnings tests/test_fuzz.py
 
-# facerec next to the reference pipelines, and the store at 10 k to 1 M faces (not part of make test).
+# facerec next to the reference pipelines, and the store at 10 k to 1 M faces (not part of make test);
+# chromium measures a call's glass-to-glass latency.
 # ARGS="--photos DIR" measures your own photos.
 bench: $(VENV)/.installed-bench
+	sh scripts/install-chromium.sh
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/bench.py $(ARGS)
 
 # How well faces are grouped into people, on every labelled set (not part of make test): writes

@@ -24,7 +24,8 @@
 7. The stream service on the real clip, looping: output fps, latency, detections a second, CPU and
    memory, at 640x360, at 1080p and with four viewers (bench/stream.py), beside the seed's loop.
 8. Calls over WebRTC: 1, 2 and 3 at once at 640x360 and 1280x720, the clip as each caller's camera: fps
-   back and the server's latency per frame (bench/webrtc.py).
+   back and the server's latency per frame; and one call's glass-to-glass latency from chromium, its
+   camera a canvas that writes the time on each frame (bench/webrtc.py, bench/glass.html).
 9. Only with --parts scale (bench/scale.py): the store on PostgreSQL with one and two replicas next to
    SQLite at 100 k faces, how soon a write on one replica is searchable on the other, start-up at 1 M.
 

@@ -9,6 +9,13 @@ the annotated frame leaving (encoded and sent), as the service measures it (GET 
 of the call's last 1000 frames). The callers run on the same two cores as the service: they send the
 clip encoded once beforehand (a browser encodes on its own machine), but they decode the video that
 comes back, load a browser would put on its own machine too.
+
+Glass to glass, first: one call from Debian's chromium (headless) whose camera is a canvas that writes
+the time of its drawing on each frame in big black and white blocks (bench/glass.html, a benchmark page,
+not the product's); the page reads the time back from each frame of the video that comes back as it is
+presented, and subtracts it from now: capture, the browser's encoding, the network, the service, the
+browser's decoding and presentation, all in. No face in it: the service sends it back as it came, with
+its fps written in a corner the blocks keep clear of.
 """
 
 import asyncio
@@ -18,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import av
 import cv2
@@ -148,25 +156,86 @@ def left(url, timeout=60):
     raise RuntimeError(f"calls still listed {timeout} s after they hung up")
 
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/install-chromium.sh, which make bench runs)
+GLASS_PAGE = Path(__file__).with_name("glass.html")
+
+
+def glass_to_glass(url, width, height, seconds, warm_up):
+    """One call from chromium whose camera is bench/glass.html's canvas (its frames carry the time they
+    were drawn): p50 and p99 of the time from drawing a frame to the page presenting it back, over
+    `seconds` after `warm_up`, with the frames read a second and the service's own share."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page()
+            page.goto(GLASS_PAGE.as_uri())
+            offer = page.evaluate("([w, h]) => glass.offer(w, h)", [width, height])
+            response = requests.post(
+                f"{url}/webrtc/offer", json={"sdp": offer, "type": "offer", "name": "glass"}, timeout=60
+            )
+            response.raise_for_status()
+            answer = response.json()
+            page.evaluate("(sdp) => glass.answer(sdp)", answer["sdp"])
+            time.sleep(warm_up)
+            page.evaluate("glass.take()")
+            time.sleep(seconds)
+            taken = page.evaluate("glass.take()")
+            server = requests.get(f"{url}/streams/{answer['id']}", timeout=10).json()["latency_ms"]
+        finally:
+            browser.close()
+    latencies = sorted(taken["latencies"])
+    if not latencies:
+        raise RuntimeError(f"no frame came back readable at {width}x{height}: {taken['invalid']} unreadable")
+    return {
+        "size": f"{width}x{height}",
+        "received": f"{taken['width']}x{taken['height']}",
+        "frames_read": len(latencies),
+        "unreadable": taken["invalid"],
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+        "fps": round(len(latencies) / seconds, 1),
+        "server_p50_ms": server["p50"],
+        "server_p99_ms": server["p99"],
+        "load_average": round(os.getloadavg()[0], 1),
+    }
+
+
 def webrtc_bench(seconds=10, warm_up=5):
     with tempfile.TemporaryDirectory() as data, start(data) as (_, service):
-        report = []
+        report = {"glass": [], "calls": []}
+        for width, height in SIZES:
+            result = glass_to_glass(service.url, width, height, seconds, warm_up)
+            print(result, file=sys.stderr, flush=True)
+            report["glass"].append(result)
+            left(service.url)
         for width, height in SIZES:
             packets = encoded(clip_frames(width, height))
             for calls in CALLS:
                 result = asyncio.run(scenario(service.url, packets, calls, seconds, warm_up))
                 result["size"], result["load_average"] = f"{width}x{height}", round(os.getloadavg()[0], 1)
-                report.append(result)
+                report["calls"].append(result)
                 print(result, file=sys.stderr, flush=True)
                 left(service.url)
         return report
 
 
 def print_webrtc(report):
+    print("\n## A call's glass-to-glass latency (chromium; a canvas writing its time as the camera, read back)")
+    print(
+        "| size asked | size back | fps back | glass to glass p50 ms | p99 ms | service's p50 / p99 ms | load average |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in report["glass"]:
+        print(
+            f"| {r['size']} | {r['received']} | {r['fps']} | {r['p50_ms']} | {r['p99_ms']} | "
+            f"{r['server_p50_ms']} / {r['server_p99_ms']} | {r['load_average']} |"
+        )
     print("\n## Calls over WebRTC (the clip as each caller's camera, 30 fps; server latency: received -> sent)")
     print("| size | calls | fps back, each call | latency p50 ms | p99 ms | detections/s, each call | load average |")
     print("|---|---|---|---|---|---|---|")
-    for r in report:
+    for r in report["calls"]:
         print(
             f"| {r['size']} | {r['calls']} | {', '.join(map(str, r['fps']))} | {r['latency_p50_ms']} | "
             f"{r['latency_p99_ms']} | {', '.join(map(str, r['detection_fps']))} | {r['load_average']} |"

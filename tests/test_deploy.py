@@ -31,7 +31,10 @@ def test_compose_ports_and_healthcheck_match_the_bound_port(name):
     service = COMPOSE[name]
     port = DEFAULTS[f"{name.upper()}_BIND"].rsplit(":", 1)[1]
     assert service["environment"][f"FACEREC_{name.upper()}_BIND"] == f"0.0.0.0:{port}"
-    assert any(p.endswith(f"{port}:{port}") for p in service["ports"])
+    if service.get("network_mode") == "host":  # the stream service: on the host's port itself
+        assert "ports" not in service
+    else:
+        assert any(p.endswith(f"{port}:{port}") for p in service["ports"])
     assert f"127.0.0.1:{port}/health" in " ".join(service["healthcheck"]["test"])
     assert service["restart"] == "unless-stopped"
 
@@ -42,6 +45,11 @@ def test_compose_settings_exist_and_point_at_each_other():
             assert key.startswith("FACEREC_") and key[len("FACEREC_") :] in DEFAULTS
     store_port = DEFAULTS["STORE_BIND"].rsplit(":", 1)[1]
     assert COMPOSE["detect"]["environment"]["FACEREC_STORE_URL"] == f"http://store:{store_port}"
+    # Calls (WebRTC) need the stream service on the host's network, where it finds the store published
+    # on the host's loopback.
+    assert COMPOSE["stream"]["network_mode"] == "host"
+    assert COMPOSE["stream"]["environment"]["FACEREC_STORE_URL"] == f"http://127.0.0.1:{store_port}"
+    assert f"127.0.0.1:{store_port}:{store_port}" in COMPOSE["store"]["ports"]
     assert f"{COMPOSE['store']['environment']['FACEREC_DATA_DIR']}" in COMPOSE["store"]["volumes"][0]
 
 

