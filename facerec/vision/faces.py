@@ -71,7 +71,7 @@ KNOWN_IOU = 0.3
 
 class Models:
     """dlib's HOG detector, a landmark predictor, the ResNet encoder and YuNet's proposer, loaded once
-    per worker (or per thread: the proposer and dlib's objects are not shared between threads)."""
+    per worker (or per thread: dlib's objects are not shared between threads)."""
 
     def __init__(self, models_dir=None, landmarks=5):
         if landmarks not in (5, 68):
