@@ -82,6 +82,12 @@ def test_a_small_face_yunet_misses_is_found_by_the_whole_scan_of_a_small_photo(m
     assert any(iou(f.box, missed) >= SAME_FACE_IOU for f in faces_of(models, data, "proposals"))
 
 
+@pytest.mark.parametrize("width, height, min_face_px", [(4000, 12, 100), (60, 40, 2000), (1, 1, 40)])
+def test_proposals_on_images_thinner_than_the_reduction(models, width, height, min_face_px):
+    """YuNet's copy is reduced by whole blocks first: never past a side of one pixel."""
+    assert models.proposer.propose(np.full((height, width, 3), 128, np.uint8), min_face_px, 0) == []
+
+
 def test_a_photo_of_many_faces_falls_back_to_the_whole_scan(models):
     """25 LFW photos in a grid (1250x1250): windows around 25 faces would scan more than half of what
     the whole scan does, so the whole scan runs, and both detectors answer the same."""

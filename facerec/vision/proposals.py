@@ -68,8 +68,8 @@ def shrunk(image, scale):
     fast exact path; its general area resize costs ten times as much), then resized linearly by less than
     2, where nothing is lost between samples. Rows and columns past the last whole block are left out,
     which moves the rest by less than a block's width in the result: nothing a proposal notices."""
-    block = max(1, int(1 / scale))
     height, width = image.shape[:2]
+    block = max(1, min(int(1 / scale), width, height))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if block > 1:
         image = image[: height - height % block, : width - width % block]
