@@ -735,7 +735,8 @@ def many_faces(rounds):
 
 
 def on_one_core(fn):
-    """fn() in a fresh process with one BLAS thread (read when OpenBLAS loads) and one OpenCV thread."""
+    """fn() in a fresh process with one BLAS and OpenMP thread (read when the libraries load) and one OpenCV
+    thread (onnxruntime's is one already, facerec/vision/proposals.py)."""
     saved = dict(os.environ)
     os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
     try:
@@ -747,10 +748,10 @@ def on_one_core(fn):
 
 
 def frames():
-    """Every frame of the shared video (640x360) through find_frame_faces on one core, in order, as a
-    stream worker sees them: faces found alone; every face also described in every frame; and, as a
-    stream does it, only the new faces described, a face being new unless it overlaps (IoU over
-    faces.KNOWN_IOU) a face found in the frame before, which is followed without HOG's look."""
+    """Every frame of the shared video (640x360) in order through find_frame_faces on one core: faces
+    found alone; every face also described in every frame; and, as a stream does it, only the new faces
+    described, a face being new unless it overlaps (IoU over faces.KNOWN_IOU) a face found in the frame
+    before, which is followed without HOG's look."""
     cv2.setNumThreads(1)
     models, video, frames_ = Models(), cv2.VideoCapture(str(CLIP)), []
     while (frame := video.read()[1]) is not None:
