@@ -14,7 +14,8 @@
    small: photos under 1 MP, in process: recall of the original's faces by size class, and the faces
    under 100 px that facerec now finds on them.
    many: a photo of 100 faces (the LFW photos pasted in a grid), both detectors, in process.
-   frames: the video's 640x360 frames through find_frame_faces on one core: p50 and p99 ms.
+   frames: the video's 640x360 frames in order through find_frame_faces on one core, p50 and p99 ms: faces
+   found; every face described; only new faces described (those not overlapping a face of the frame before).
 3. dlib itself: encoding time per face and HOG time on the 1080p photo.
 4. The store: insert rate over HTTP, and /similar latency at 10 k, 100 k and 1 M faces (real
    descriptors plus jittered copies), its start-up time and memory per face.
@@ -508,14 +509,18 @@ def main():
         ]
         print(f"{len(photos)} photos of {args.min_mp} MP or more; {CORES} cores", flush=True)
         photo_bench(photos, report, args.rounds, args.references.split(","))
+        loaded(report, "photos")
         out.write_text(json.dumps(report, indent=2))
     if "small" in parts:
         report["small"] = small_photos(args.photos, 4 * args.stride)
+        loaded(report, "small")
         out.write_text(json.dumps(report, indent=2))
     if "many" in parts:
         report["many"] = many_faces(args.rounds)
+        loaded(report, "many")
     if "frames" in parts:
         report["frames"] = on_one_core(frames)
+        loaded(report, "frames")
     if "dlib" in parts:
         report["dlib"] = dlib_speed()
         report["detect_36mp"] = peak_on_36mp()
@@ -534,6 +539,11 @@ def main():
         report["scale"] = scale.scale_bench(jittered(real, size, np.random.default_rng(1)), args.scale_start_size)
     print_table(report)
     out.write_text(json.dumps(report, indent=2))
+
+
+def loaded(report, part):
+    """The machine's load average (1, 5, 15 minutes) as `part` ends: what the other work on it was."""
+    report.setdefault("load_average", {})[part] = [round(x, 1) for x in os.getloadavg()]
 
 
 def photo_bench(photos, report, rounds, pipelines):
@@ -725,9 +735,10 @@ def many_faces(rounds):
 
 
 def on_one_core(fn):
-    """fn() in a fresh process with one BLAS thread (read when OpenBLAS loads) and one OpenCV thread."""
+    """fn() in a fresh process with one BLAS and OpenMP thread (read when the libraries load) and one OpenCV
+    thread (onnxruntime's is one already, facerec/vision/proposals.py)."""
     saved = dict(os.environ)
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
     try:
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             return pool.submit(fn).result()
@@ -737,20 +748,29 @@ def on_one_core(fn):
 
 
 def frames():
-    """Every frame of the shared video (640x360) through find_frame_faces on one core: detection alone,
-    and detection with every face described (landmarks, encoding, thumbnail)."""
+    """Every frame of the shared video (640x360) in order through find_frame_faces on one core: faces
+    found alone; every face also described in every frame; and, as a stream does it, only the new faces
+    described, a face being new unless it overlaps (IoU over faces.KNOWN_IOU) a face found in the frame
+    before, which is followed without HOG's look."""
     cv2.setNumThreads(1)
     models, video, frames_ = Models(), cv2.VideoCapture(str(CLIP)), []
     while (frame := video.read()[1]) is not None:
         frames_.append(frame)
     out = {"frames": len(frames_), "size": f"{frames_[0].shape[1]}x{frames_[0].shape[0]}"}
-    for label, describe in (("detect", False), ("detect and describe", True)):
-        ms, cpu_ms, faces = [], [], 0
+    for label, describe, follow in (
+        ("find", False, False),
+        ("find and describe every face", True, False),
+        ("find and describe new faces", True, True),
+    ):
+        ms, cpu_ms, faces, described, known = [], [], 0, 0, []
         for frame in frames_:
             start, cpu = time.perf_counter(), time.thread_time()
-            faces += len(find_frame_faces(models, frame, describe=describe))
+            found = find_frame_faces(models, frame, describe=describe, known=known if follow else ())
             ms.append((time.perf_counter() - start) * 1000)
             cpu_ms.append((time.thread_time() - cpu) * 1000)
+            faces += len(found)
+            described += sum(f.descriptor is not None for f in found)
+            known = [f.box for f in found]
         # CPU time as well: on a machine others share, it is what the frame costs, waiting for a core aside.
         out[label] = {
             "p50_ms": percentile(ms, 50),
@@ -758,6 +778,7 @@ def frames():
             "cpu_p50_ms": percentile(cpu_ms, 50),
             "cpu_p99_ms": percentile(cpu_ms, 99),
             "faces_per_frame": faces / len(frames_),
+            "described": described,
         }
     return out
 
@@ -791,15 +812,13 @@ def print_table(report):
         )
     if "frames" in report:
         f = report["frames"]
-        print(
-            f"\n{f['frames']} video frames of {f['size']}, one core: "
-            + "; ".join(
-                f"{label} p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms (CPU {v['cpu_p50_ms']:.1f}, {v['cpu_p99_ms']:.1f} ms;"
-                f" {v['faces_per_frame']:.2f} faces a frame)"
-                for label, v in f.items()
-                if isinstance(v, dict)
-            )
-        )
+        print(f"\n{f['frames']} video frames of {f['size']} in order, one core:")
+        for label, v in f.items():
+            if isinstance(v, dict):
+                print(
+                    f"  {label:30} p50 {v['p50_ms']:5.1f} ms, p99 {v['p99_ms']:5.1f} ms; CPU p50 {v['cpu_p50_ms']:5.1f} ms,"
+                    f" p99 {v['cpu_p99_ms']:5.1f} ms; {v['faces_per_frame']:.2f} faces a frame, {v['described']} described"
+                )
     if "dlib" in report:
         d, m = report["dlib"], report["detect_36mp"]
         print(
@@ -831,6 +850,11 @@ def print_table(report):
         print_webrtc(report["webrtc"])
     if "scale" in report:
         scale.print_scale(report["scale"])
+    if "load_average" in report:
+        print(
+            "\nload average (1, 5, 15 min) as each part ended: "
+            + "; ".join(f"{k} {v}" for k, v in report["load_average"].items())
+        )
 
 
 def print_ingest(i):

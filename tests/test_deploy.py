@@ -67,7 +67,7 @@ def test_model_files_match_models_readme():
 
 def test_the_proposal_model_matches_models_readme():
     readme = (REPO / "models" / "README.md").read_text()
-    documented = re.search(r"\| `yunet_s_640_640\.onnx` .*\| `([0-9a-f]{64})` \|", readme)[1]
+    documented = re.search(rf"\| `{re.escape(PROPOSAL_MODEL.name)}` .*\| `([0-9a-f]{{64}})` \|", readme)[1]
     assert hashlib.sha256(PROPOSAL_MODEL.read_bytes()).hexdigest() == documented
     assert PROPOSAL_MODEL.parent == REPO / "models"  # loaded from the repository, never downloaded
 

@@ -39,8 +39,10 @@ class Face:
 
 
 DETECTORS = ("proposals", "hog")
-# dlib's box is about 1.075 times as wide as YuNet's.
+# dlib's box is about 1.075 times as wide as YuNet's, and its centre lies lower by 0.07 of YuNet's width
+# (YuNet's box reaches higher up the forehead).
 DLIB_PER_PROPOSED_WIDTH = 1.075
+DLIB_CENTRE_BELOW = 0.07
 # HOG looks for a proposed face in a square window this many times its expected size, around its centre.
 WINDOW_FACES = 2.0
 # A face larger than this in the window is shrunk to it first: HOG's 80 px window still finds it, for
@@ -63,11 +65,13 @@ MAX_WINDOW_SHARE = 0.5
 # so one missed in one frame is found in the next).
 FRAME_MIN_FACE_PX = 40
 FRAME_PROPOSAL_LONG_SIDE = 0
+# A face whose box overlaps a known face's box (found in an earlier frame) by more than this is that face.
+KNOWN_IOU = 0.3
 
 
 class Models:
     """dlib's HOG detector, a landmark predictor, the ResNet encoder and YuNet's proposer, loaded once
-    per worker (or per thread: the proposer and dlib's objects are not shared between threads)."""
+    per worker (or per thread: dlib's objects are not shared between threads)."""
 
     def __init__(self, models_dir=None, landmarks=5):
         if landmarks not in (5, 68):
@@ -121,24 +125,31 @@ def analyse_photo(
 
 
 def find_frame_faces(
-    models: "Models", bgr_frame: np.ndarray, min_face_px: float = FRAME_MIN_FACE_PX, describe: bool = True
+    models: "Models",
+    bgr_frame: np.ndarray,
+    min_face_px: float = FRAME_MIN_FACE_PX,
+    describe: bool = True,
+    known: list[dict] = (),
 ) -> list[Face]:
     """Every face of `min_face_px` or more in one video frame: a BGR uint8 array, as OpenCV's
     VideoCapture gives it. Boxes and landmarks are in the frame's pixels.
 
     Nothing a photo needs and a frame does not: no header, EXIF or hash. `describe` False leaves
-    descriptor, thumbnail and quality None (a face followed from frame to frame needs describing once).
+    descriptor, thumbnail and quality None. `known`: the boxes (as Face.box) of faces the caller follows,
+    found in the frame before. A face overlapping one of them (IoU over KNOWN_IOU) is that face: it is
+    not described again, and where YuNet proposes it HOG does not look again (HOG confirmed it when it
+    appeared), so its box is YuNet's, set to dlib's proportions.
     Not thread-safe: each thread needs its own Models.
     """
     rgb = cv2.cvtColor(bgr_frame, cv2.COLOR_BGR2RGB)
-    faces = find_proposed_faces(models, rgb, (1.0, 1.0), min_face_px, describe, FRAME_PROPOSAL_LONG_SIDE)
+    faces = find_proposed_faces(models, rgb, (1.0, 1.0), min_face_px, describe, FRAME_PROPOSAL_LONG_SIDE, known)
     if faces is not None:
         return faces
     height, width = rgb.shape[:2]
     scale = working_scale(min_face_px, width, height)
     size = (max(1, int(width * scale)), max(1, int(height * scale)))
     pixels = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    return find_faces(models, pixels, 0, (width / size[0], height / size[1]), min_face_px, describe)
+    return find_faces(models, pixels, 0, (width / size[0], height / size[1]), min_face_px, describe, known)
 
 
 def find_faces(
@@ -148,36 +159,44 @@ def find_faces(
     scale: tuple[float, float] = (1.0, 1.0),
     min_face_px: float = 0,
     describe: bool = True,
+    known: list[dict] = (),
 ) -> list[Face]:
-    """Every face in `pixels` (upright RGB) by HOG's whole scan, described and pictured; boxes and
-    landmarks scaled by `scale`.
+    """Every face in `pixels` (upright RGB) by HOG's whole scan, described and pictured unless it
+    overlaps one of the `known` boxes (see find_frame_faces); boxes and landmarks scaled by `scale`.
 
     All faces of the photo are encoded in one call to the encoder.
     """
     to_photo = Placement(0.0, 0.0, *scale, pixels.shape[1] * scale[0], pixels.shape[0] * scale[1])
     rects = [r for r in models.detector(pixels, upsample) if to_photo.side(r) >= min_face_px]
-    shapes = dlib.full_object_detections([models.predictor(pixels, r) for r in rects])
-    if not describe:
-        return [_face(pixels, rect, shape, None, to_photo) for rect, shape in zip(rects, shapes)]
-    descriptors = models.encoder.compute_face_descriptor(pixels, shapes) if rects else []
+    shapes = [models.predictor(pixels, r) for r in rects]
+    new = [describe and not _is_known(to_photo.box(r), known) for r in rects]
+    to_describe = dlib.full_object_detections([shape for shape, n in zip(shapes, new) if n])
+    descriptors = iter(models.encoder.compute_face_descriptor(pixels, to_describe) if any(new) else [])
     return [
-        _face(pixels, rect, shape, descriptor, to_photo) for rect, shape, descriptor in zip(rects, shapes, descriptors)
+        _face(pixels, r, shape, next(descriptors) if n else None, to_photo) for r, shape, n in zip(rects, shapes, new)
     ]
 
 
-def find_proposed_faces(models, pixels, scale, min_face_px, describe=True, min_long_side=MIN_LONG_SIDE):
+def find_proposed_faces(models, pixels, scale, min_face_px, describe=True, min_long_side=MIN_LONG_SIDE, known=()):
     """The faces of `min_face_px` or more (photo pixels) in `pixels` (upright RGB, `scale` photo pixels
     per pixel) that HOG confirms around YuNet's proposals; None when the windows would scan as many
-    pixels as the whole scan would (then that is the better search).
+    pixels as the whole scan would (then that is the better search). A proposal of a face of the `known`
+    boxes is kept without HOG's look, and no face of them is described (see find_frame_faces).
     """
     height, width = pixels.shape[:2]
     wanted = min_face_px / max(scale)  # in pixels
-    proposals = models.proposer.propose(pixels, wanted, min_long_side)
-    windows = [w for w in (_window(box, wanted, width, height) for box in proposals) if w]
+    whole = Placement(0.0, 0.0, *scale, width * scale[0], height * scale[1])
+    found, windows = [], []  # found: (rect, image, its placement), followed faces first
+    for proposal in models.proposer.propose(pixels, wanted, min_long_side):
+        rect = _dlib_rect(proposal)
+        if known and whole.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px and _is_known(whole.box(rect), known):
+            found.append((rect, pixels, whole))
+        elif window := _window(proposal, wanted, width, height):
+            windows.append(window)
     whole_scan = width * height * (HOG_WINDOW_PX / wanted) ** 2
     if sum(w.pixels for w in windows) > MAX_WINDOW_SHARE * whole_scan:
         return None
-    found = []
+    confirmed = []
     for window in windows:
         image = window.image(pixels)
         to_photo = window.placement(image, scale, width, height)
@@ -188,16 +207,30 @@ def find_proposed_faces(models, pixels, scale, min_face_px, describe=True, min_l
         ]
         if candidates:
             score, rect = max(candidates, key=lambda c: c[0])
-            found.append((score, rect, image, to_photo))
+            confirmed.append((score, rect, image, to_photo))
+    found += [(rect, image, to_photo) for _, rect, image, to_photo in sorted(confirmed, key=lambda f: -f[0])]
     faces, boxes = [], []
-    for _, rect, image, to_photo in sorted(found, key=lambda f: -f[0]):
+    for rect, image, to_photo in found:
         box = to_photo.box(rect)
         if all(_iou(box, other) < 0.5 for other in boxes):  # two proposals of one face
             boxes.append(box)
             shape = models.predictor(image, rect)
-            descriptor = models.encoder.compute_face_descriptor(image, shape) if describe else None
+            new = describe and not _is_known(box, known)
+            descriptor = models.encoder.compute_face_descriptor(image, shape) if new else None
             faces.append(_face(image, rect, shape, descriptor, to_photo))
     return faces
+
+
+def _dlib_rect(proposal):
+    """Where dlib's detector would put its box around a face YuNet proposes (image pixels)."""
+    x, y, w, h, _ = proposal
+    side = DLIB_PER_PROPOSED_WIDTH * w
+    left, top = x + (w - side) / 2, y + h / 2 + DLIB_CENTRE_BELOW * w - side / 2
+    return dlib.rectangle(round(left), round(top), round(left + side) - 1, round(top + side) - 1)
+
+
+def _is_known(box, known):
+    return any(_iou(box, other) > KNOWN_IOU for other in known)
 
 
 @dataclass

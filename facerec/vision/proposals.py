@@ -1,4 +1,4 @@
-"""Where the faces of an image probably are, found fast by OpenCV's YuNet, a small CNN, on a reduced copy.
+"""Where the faces of an image probably are, found fast by YuNet, a small CNN, on a reduced copy.
 
 Proposals are candidates only: faces.py confirms each with dlib's HOG detector in a small window around
 it, so that what facerec finds stays what dlib's detector accepts.
@@ -7,9 +7,11 @@ it, so that what facerec finds stays what dlib's detector accepts.
 from pathlib import Path
 
 import cv2
+import numpy as np
+import onnxruntime
 
 # models/README.md: where the file comes from, its licence and its SHA-256.
-MODEL = Path(__file__).resolve().parents[2] / "models" / "yunet_s_640_640.onnx"
+MODEL = Path(__file__).resolve().parents[2] / "models" / "yunet_s_dynamic.onnx"
 # YuNet proposes faces of 16 px reliably: the image it looks at is reduced as far as that allows for the
 # smallest face wanted, but never below this long side (a fixed small size loses faces of big photos).
 MIN_FACE_PROPOSED_PX = 16
@@ -20,15 +22,22 @@ COARSE_LONG_SIDE = 240
 # with a few false proposals a photo, which HOG then rejects; at 0.9 it missed 4-13 % of them.
 MIN_SCORE = 0.5
 NMS_IOU = 0.3
+# YuNet's three heads see the image in cells of 8, 16 and 32 pixels; its input is padded to a multiple of 32.
+STRIDES = (8, 16, 32)
 
 
 class Proposer:
-    """YuNet, loaded once; one per thread (it keeps the size of the last image it saw)."""
+    """YuNet, loaded once per worker (a session runs on the calling thread)."""
 
     def __init__(self, path=MODEL):
         if not Path(path).is_file():
             raise RuntimeError(f"the face proposal model {path} is missing (models/README.md)")
-        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), MIN_SCORE, NMS_IOU, 5000)
+        options = onnxruntime.SessionOptions()
+        # One thread: each worker has a core of its own and works on one image at a time.
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def propose(self, rgb, min_face_px, min_long_side=MIN_LONG_SIDE):
         """[(left, top, width, height, score)] of the likely faces of `min_face_px` or more in `rgb`,
@@ -36,21 +45,52 @@ class Proposer:
         height, width = rgb.shape[:2]
         long_side = max(width, height)
         scale = min(1.0, max(MIN_FACE_PROPOSED_PX / min_face_px, min_long_side / long_side))
-        found = self._detect(rgb, scale)
+        small = shrunk(rgb, scale)
+        found = self._detect(small, width / small.shape[1], height / small.shape[0])
         if long_side * scale >= 2 * COARSE_LONG_SIDE:
-            found += self._detect(rgb, COARSE_LONG_SIDE / long_side)
+            coarse = shrunk(small, COARSE_LONG_SIDE / max(small.shape[:2]))
+            found += self._detect(coarse, width / coarse.shape[1], height / coarse.shape[0])
         return distinct(sorted(found, key=lambda box: -box[4]))
 
-    def _detect(self, rgb, scale):
-        height, width = rgb.shape[:2]
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-        self._net.setInputSize(size)
-        _, rows = self._net.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-        if rows is None:
-            return []
-        sx, sy = width / size[0], height / size[1]
-        return [(x * sx, y * sy, w * sx, h * sy, float(score)) for x, y, w, h, *_, score in rows.tolist()]
+    def _detect(self, image, sx, sy):
+        """YuNet's proposals in `image` (RGB), in the pixels of an image `sx` by `sy` times as large."""
+        height, width = image.shape[:2]
+        # YuNet takes BGR pixel values 0-255, channels first, padded with black below and to the right.
+        blob = np.zeros((1, 3, -(-height // 32) * 32, -(-width // 32) * 32), np.float32)
+        blob[0, :, :height, :width] = image[..., ::-1].transpose(2, 0, 1)
+        boxes, scores = decode(self._session.run(None, {"input": blob}), blob.shape[3])
+        keep = np.asarray(cv2.dnn.NMSBoxes(boxes, scores, MIN_SCORE, NMS_IOU), dtype=int).reshape(-1)
+        return [(x * sx, y * sy, w * sx, h * sy, scores[i]) for i in keep for x, y, w, h in [boxes[i]]]
+
+
+def shrunk(image, scale):
+    """`image` reduced by `scale` <= 1: averaged over blocks of whole pixels as far as they go (OpenCV's
+    fast exact path; its general area resize costs ten times as much), then resized linearly by less than
+    2, where nothing is lost between samples. Rows and columns past the last whole block are left out,
+    which moves the rest by less than a block's width in the result: nothing a proposal notices."""
+    height, width = image.shape[:2]
+    block = max(1, min(int(1 / scale), width, height))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if block > 1:
+        image = image[: height - height % block, : width - width % block]
+        image = cv2.resize(image, (width // block, height // block), interpolation=cv2.INTER_AREA)
+    return image if image.shape[1::-1] == size else cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+
+def decode(outputs, padded_width):
+    """YuNet's outputs (class, objectness, box and landmark heads at each stride, in that order) as the
+    boxes [left, top, width, height] scoring MIN_SCORE or more, and their scores, as OpenCV decodes them."""
+    boxes, scores = [], []
+    for i, stride in enumerate(STRIDES):
+        cls, obj, box = outputs[i][0, :, 0], outputs[i + 3][0, :, 0], outputs[i + 6][0]
+        score = np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1))
+        cells = np.flatnonzero(score >= MIN_SCORE)
+        row, col = np.divmod(cells, padded_width // stride)
+        w, h = np.exp(box[cells, 2]) * stride, np.exp(box[cells, 3]) * stride
+        cx, cy = (col + box[cells, 0]) * stride, (row + box[cells, 1]) * stride
+        boxes += np.stack([cx - w / 2, cy - h / 2, w, h], axis=1).tolist()
+        scores += score[cells].tolist()
+    return boxes, scores
 
 
 def distinct(boxes):
