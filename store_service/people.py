@@ -26,7 +26,7 @@ import numpy as np
 
 from facerec.config import DEFAULTS
 
-from . import recluster
+from . import clusters, recluster
 from .corrections import Corrections, person_row
 from .db import NO_PERSON, Database, utc_now
 from .exceptions import UnknownPerson
@@ -79,7 +79,7 @@ class People:
             nearby = self._nearby(vector)
             scores = self._person_scores(nearby, persons, self.db.index.rows.get(face))
             if new and face not in changes:  # one descriptor twice in a photo is one face, placed once
-                person, distance = self._place_new(face, nearby, photo, persons, scores, taken, changes)
+                person, distance = self._place_new(face, vector, nearby, photo, persons, scores, taken, changes)
             else:
                 person = self._current_person(face)
                 distance = scores.get(person, _nearest(scores)[1]) if scores else None
@@ -116,15 +116,14 @@ class People:
         if after and self.db.execute("SELECT value FROM counters WHERE name = ?", (ADDED,)).fetchone()[0] >= after:
             self._start_background()
 
-    def _place_new(self, face, nearby, photo, persons, scores, taken, changes):
+    def _place_new(self, face, vector, nearby, photo, persons, scores, taken, changes):
         best, distance = _nearest(scores)
         runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
-        join, share = self.settings["PEOPLE_JOIN_DISTANCE"], self.settings["PEOPLE_CLUSTER_SHARE"]
-        if best is not None and distance <= join:
+        if best is not None and distance <= self.settings["PEOPLE_JOIN_DISTANCE"]:
             if (
                 runner_up - distance < self.settings["PEOPLE_MARGIN"]
                 or best in taken
-                or self._shares(nearby, persons).get(best, 0) < share
+                or not self._would_join(best, [vector], [self._shares(nearby, persons)], persons)
             ):
                 return None, distance  # near a person, but not clearly that one, or not as a re-cluster would: unknown
             self._set_person(face, best, changes, taken)
@@ -133,7 +132,7 @@ class People:
         if (
             partner is None
             or (distance is not None and distance - pair_distance < self.settings["PEOPLE_MARGIN"])
-            or self._pair_joins_someone(nearby, partner, persons)
+            or self._pair_joins_someone(vector, nearby, partner, persons)
         ):
             return None, distance
         person = self._new_person()
@@ -177,15 +176,29 @@ class People:
         people, counts = np.unique(near[near != NO_PERSON], return_counts=True)
         return {p: c / np.count_nonzero(persons == p) for p, c in zip(people.tolist(), counts.tolist())}
 
-    def _pair_joins_someone(self, nearby, partner, persons):
+    def _pair_joins_someone(self, vector, nearby, partner, persons):
         """Whether a new face and its partner, as a cluster of two, would join a person in a re-cluster:
         then they are no new person."""
-        partner_nearby = self.db.index.within(self.db.index.vector(partner), self.settings["PEOPLE_CLUSTER_DISTANCE"])
-        mine, theirs = self._shares(nearby, persons), self._shares(partner_nearby, persons)
-        return any(
-            (mine.get(p, 0) + theirs.get(p, 0)) / 2 >= self.settings["PEOPLE_CLUSTER_SHARE"]
-            for p in mine.keys() | theirs.keys()
-        )
+        partner_vector = self.db.index.vector(partner)
+        partner_nearby = self.db.index.within(partner_vector, self.settings["PEOPLE_CLUSTER_DISTANCE"])
+        shares = [self._shares(nearby, persons), self._shares(partner_nearby, persons)]
+        near = {p for found in shares for p in found} | set(np.unique(persons[nearby[0]]).tolist()) - {NO_PERSON}
+        return any(self._would_join(p, [vector, partner_vector], shares, persons) for p in near)
+
+    def _would_join(self, person, vectors, shares, persons):
+        """Whether faces (`shares`: each one's _shares) would join `person` as a cluster in a re-cluster
+        (clusters.py): at least PEOPLE_CLUSTER_SHARE of the pairs between them and its faces within
+        PEOPLE_CLUSTER_DISTANCE, or, when the person has clusters.SPREAD_FACES faces or more, their spread ratio to
+        it within PEOPLE_SPREAD_RATIO."""
+        if np.mean([found.get(person, 0) for found in shares]) >= self.settings["PEOPLE_CLUSTER_SHARE"]:
+            return True
+        mine = self.db.index.vectors[persons == person].astype(np.float64)
+        if len(mine) < clusters.SPREAD_FACES:
+            return False
+        centre = mine.mean(axis=0)
+        spread = np.mean(np.sum((mine - centre) ** 2, axis=1))
+        mean_sq = np.mean(np.sum((np.asarray(vectors, np.float64) - centre) ** 2, axis=1))
+        return clusters.spread_ratio(mean_sq, spread, len(mine)) <= self.settings["PEOPLE_SPREAD_RATIO"]
 
     def _unknown_partner(self, nearby, photo, persons):
         """The nearest unknown face of another photo within PEOPLE_PAIR_DISTANCE, and its distance."""
@@ -388,11 +401,11 @@ class People:
                 done = self.db.execute(
                     "UPDATE faces SET person_id = NULL WHERE id = ? AND pinned = 0 AND person_id = ?", (face, old)
                 )
-            else:
+            else:  # "+": find the photo's few faces by their photo, not the person's many by person
                 done = self.db.execute(
                     "UPDATE faces SET person_id = ? WHERE id = ? AND pinned = 0 AND coalesce(person_id, ?) = ?"
                     " AND EXISTS (SELECT 1 FROM people WHERE id = ?) AND NOT EXISTS (SELECT 1 FROM faces other"
-                    " WHERE other.photo_sha256 = faces.photo_sha256 AND other.person_id = ? AND other.id <> faces.id)",
+                    " WHERE other.photo_sha256 = faces.photo_sha256 AND +other.person_id = ? AND other.id <> faces.id)",
                     (person, face, NO_PERSON, old, person, person),
                 )
             if done.rowcount:

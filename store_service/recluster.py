@@ -41,6 +41,7 @@ def plan(path, settings):
         same_photo_pairs(faces["photos"][free]),
         settings["PEOPLE_CLUSTER_DISTANCE"],
         settings["PEOPLE_CLUSTER_SHARE"],
+        settings["PEOPLE_SPREAD_RATIO"],
         settings["PEOPLE_NEIGHBOURS"],
         settings["PEOPLE_EXACT_LIMIT"],
         settings["PEOPLE_MIN_FACES"],
