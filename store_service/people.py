@@ -380,7 +380,7 @@ class People:
                     if row is not None:
                         self.db.index.labels[row] = NO_PERSON if person is None else person
             changed += len(moved)
-            time.sleep(time.monotonic() - began)
+            _pause(time.monotonic() - began)
         return {
             "faces": int(plan["faces"]),
             "people": int(plan["people"]),
@@ -432,6 +432,11 @@ class People:
 
 class _Stale(Exception):
     pass
+
+
+def _pause(seconds):
+    """Between two batches of a re-cluster's write, outside the lock: the queries waiting for it go first."""
+    time.sleep(seconds)
 
 
 def _communicate(child, cancelled):
