@@ -108,8 +108,8 @@ def _kmeans(vectors, count, seed=0):
 
 def agglomerate(vectors, edges, cannot_link, distance, share, ratio):
     """Merge linked clusters, closest pair first, when at least `share` of the pairs between their faces
-    lie within `distance`, or the smaller has up to FEW faces and the larger at least SPREAD_FACES, and the
-    smaller's faces lie within `ratio` of the larger's spread from its centre (`spread_ratio`).
+    lie within `distance`, or the smaller has up to FEW faces, the larger at least SPREAD_FACES, and
+    the smaller's faces lie within `ratio` of the larger's spread from its centre (`spread_ratio`).
 
     The order is by RMS distance between the clusters' faces (cheap, from centroids and spreads); the
     decision is the share of their cross pairs within `distance` (all of them, or a sample of PAIRS),

@@ -37,6 +37,9 @@ STALE_RETRIES = 2
 # Faces a re-cluster writes per transaction: each holds the lock for a few milliseconds, so a query
 # waits at most about that long (one transaction of 100,000 faces held it for 4 s).
 BATCH = 200
+# A person's centre and spread for the spread ratio on arrival, from this many of its faces at most
+# (evenly spaced): within a few percent, at a bounded cost for a person of 100,000 faces.
+SPREAD_SAMPLE = 1000
 REPO = Path(__file__).resolve().parent.parent  # where the re-cluster's process finds store_service
 RECLUSTER = [sys.executable, "-m", "store_service.recluster"]  # + database, settings, pipe
 ADDED = "faces since re-cluster"  # the counter (db.py's counters table) of faces stored since the last began
@@ -192,9 +195,11 @@ class People:
         it within PEOPLE_SPREAD_RATIO."""
         if np.mean([found.get(person, 0) for found in shares]) >= self.settings["PEOPLE_CLUSTER_SHARE"]:
             return True
-        mine = self.db.index.vectors[persons == person].astype(np.float64)
-        if len(mine) < clusters.SPREAD_FACES:
+        rows = np.flatnonzero(persons == person)
+        if len(rows) < clusters.SPREAD_FACES:
             return False
+        step = -(-len(rows) // SPREAD_SAMPLE)  # rounded up: SPREAD_SAMPLE rows at most
+        mine = self.db.index.vectors[rows[::step]].astype(np.float64)
         centre = mine.mean(axis=0)
         spread = np.mean(np.sum((mine - centre) ** 2, axis=1))
         mean_sq = np.mean(np.sum((np.asarray(vectors, np.float64) - centre) ** 2, axis=1))

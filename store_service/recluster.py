@@ -31,7 +31,8 @@ NEW = -2  # NEW - k: the k-th person the store creates for a cluster that contin
 
 def plan(path, settings):
     """{"ids": faces whose person changes, "was": their person in the snapshot, "persons": their new
-    person, "new_people", "faces", "people", "unknown"} for the database at `path`, as of one snapshot."""
+    person (NEW - k: the k-th new one), "faces", "people", "unknown"} for the database at `path`, as of
+    one snapshot."""
     faces = _snapshot(path)
     persons, pinned = faces["persons"], faces["pinned"]
     free = np.flatnonzero(~pinned)
@@ -58,7 +59,6 @@ def plan(path, settings):
         "ids": faces["ids"][changed],
         "was": persons[changed],
         "persons": new[changed],
-        "new_people": len(fresh),
         "faces": len(new),
         "people": len(set(new.tolist()) - {NO_PERSON}),
         "unknown": int(np.count_nonzero(new == NO_PERSON)),

@@ -197,7 +197,7 @@ def slow_recluster(monkeypatch, tmp_path):
     code = (
         f"import io, os, pathlib, sys, time, numpy as np; pathlib.Path({str(marker)!r}).write_text(str(os.getpid()));"
         " time.sleep(20); out = io.BytesIO(); np.savez(out, ids=np.zeros(0, 'S64'), was=np.zeros(0, np.int64),"
-        " persons=np.zeros(0, np.int64), new_people=0, faces=0, people=0, unknown=0);"
+        " persons=np.zeros(0, np.int64), faces=0, people=0, unknown=0);"
         " sys.stdout.buffer.write(out.getvalue())"
     )
     monkeypatch.setattr(people, "RECLUSTER", [sys.executable, "-c", code])
