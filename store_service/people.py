@@ -334,19 +334,21 @@ class People:
         when this process dies (it watches a pipe only this process writes to)."""
         lifeline, keep = os.pipe()  # neither end is inherited by other children (PEP 446)
         try:
-            child = subprocess.Popen(
-                [*RECLUSTER, self.db.location, json.dumps(self.settings), str(lifeline)],
-                cwd=REPO,
-                pass_fds=(lifeline,),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"),
-            )
-            os.close(lifeline)
+            try:
+                child = subprocess.Popen(
+                    [*RECLUSTER, self.db.location, json.dumps(self.settings), str(lifeline)],
+                    cwd=REPO,
+                    pass_fds=(lifeline,),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"),
+                )
+            finally:
+                os.close(lifeline)  # the child has its own copy
             out, errors = _communicate(child, cancelled)
         finally:
-            os.close(keep)
+            os.close(keep)  # the child has exited, or exits now
         if child.returncode:
             raise RuntimeError(f"the re-cluster failed: {errors[-2000:].decode(errors='replace')}")
         with np.load(io.BytesIO(out)) as plan:
