@@ -21,9 +21,10 @@ person), people per identity (distinct people among its placed faces), share of 
 pairs of identities merged; what the share threshold means on each set; the paths and the algorithms
 pooled over the sets. Then a re-cluster of 100 k faces (real descriptors plus jittered copies) in a
 store service, with /similar's latency meanwhile against idle. Prints tables and writes
-bench/people-results.json.
+bench/people-results.json. `--parts quality` or `--parts 100k` runs one of the two.
 """
 
+import argparse
 import json
 import os
 import sqlite3
@@ -35,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import psutil
 import requests
 from PIL import Image
 
@@ -210,6 +212,46 @@ def share_figures(identities, vectors, distance=0.6):
     }
 
 
+def ratio_figures(identities, vectors):
+    """What PEOPLE_SPREAD_RATIO means on a set: each labelled face's spread ratio (clusters.spread_ratio)
+    to each identity of SPREAD_FACES or more (its own without it): for its own identity the median, the
+    99th percentile and the share above the setting; the effective dimension k that a chi-square law
+    with the own ratios' mean and variance has, and that law's 99th percentile; for other identities
+    the lowest, the 1st percentile and the share within the setting."""
+    labelled = [k for k, i in enumerate(identities) if i is not None]
+    names = np.array([identities[k] for k in labelled])
+    v = vectors[labelled].astype(np.float64)
+    judged = [n for n in sorted(set(names)) if np.count_nonzero(names == n) >= clusters.SPREAD_FACES]
+    own, other = [], []
+    for n in judged:
+        for k in range(len(v)):
+            mine = (names == n) & (np.arange(len(v)) != k)
+            centre = v[mine].mean(axis=0)
+            spread = np.mean(np.sum((v[mine] - centre) ** 2, axis=1))
+            ratio = float(clusters.spread_ratio(np.sum((v[k] - centre) ** 2), spread, np.count_nonzero(mine)))
+            (own if names[k] == n else other).append(ratio)
+    if not own:
+        return None
+    own, other, limit = np.array(own), np.array(other), DEFAULTS["PEOPLE_SPREAD_RATIO"]
+    k = 2 * own.mean() ** 2 / own.var()
+    return {
+        "own_median": round(float(np.median(own)), 2),
+        "own_p99": round(float(np.percentile(own, 99)), 2),
+        "own_above": round(float(np.mean(own > limit)), 3),
+        "dimension": round(float(k), 1),
+        "chi2_p99": round(float(chi2_quantile(2.326, k)), 2),
+        "other_lowest": round(float(other.min()), 2) if len(other) else None,
+        "other_p1": round(float(np.percentile(other, 1)), 2) if len(other) else None,
+        "other_within": round(float(np.mean(other <= limit)), 4) if len(other) else None,
+    }
+
+
+def chi2_quantile(z, k):
+    """The quantile of chi-square / k with k degrees of freedom at the normal quantile z (Wilson and
+    Hilferty's approximation, within 1 % here)."""
+    return (1 - 2 / (9 * k) + z * np.sqrt(2 / (9 * k))) ** 3
+
+
 # ---- the store's two paths, and jAlbum's ----------------------------------------------------------
 
 
@@ -300,6 +342,7 @@ def linkage(vectors, photos, distance, share=None):
         cannot,
         distance,
         share,
+        DEFAULTS["PEOPLE_SPREAD_RATIO"],
         DEFAULTS["PEOPLE_NEIGHBOURS"],
         DEFAULTS["PEOPLE_EXACT_LIMIT"],
         DEFAULTS["PEOPLE_MIN_FACES"],
@@ -335,8 +378,10 @@ ALGORITHMS = {
 
 def time_big(vectors):
     """A re-cluster of BIG faces in a real store service, twice (the first moves every face into a
-    person, the second few): its seconds, and /similar's latency meanwhile against idle, over HTTP; then
-    the time to place one new face at that size (in-process add_faces)."""
+    person, the second few): its seconds, and /similar's latency meanwhile, over HTTP, in all and while
+    the store writes its changes, against idle before, between and after (other work on a shared machine
+    comes and goes, so idle is measured around each); then the time to place one new face at that size
+    (in-process add_faces)."""
     rng = np.random.default_rng(0)
     copies = vectors[rng.integers(len(vectors), size=BIG)]
     noise = rng.normal(size=copies.shape)
@@ -356,12 +401,14 @@ def time_big(vectors):
         env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=folder, FACEREC_PEOPLE_RECLUSTER_AFTER="0")
         with running(Service("store", env, quiet=True)) as (service,):  # on a free port: benches run side by side
             session = requests.Session()
-            result = {
-                "faces": BIG,
-                "idle": latency([similar_ms(session, service.url, ids, rng) for _ in range(IDLE_QUERIES)]),
-            }
+            (worker,) = service.worker_pids()
+            idle = [[similar_ms(session, service.url, ids, rng) for _ in range(IDLE_QUERIES)]]
+            result = {"faces": BIG}
             for run in ("first", "again"):
-                result[run] = under_recluster(session, service.url, ids, rng)
+                result[run] = under_recluster(session, service.url, ids, rng, worker)
+                idle.append([similar_ms(session, service.url, ids, rng) for _ in range(IDLE_QUERIES)])
+            result["idle"] = latency([ms for window in idle for ms in window])
+            result["idle_windows"] = [latency(window) for window in idle]
         store = FaceStore(path, settings={"PEOPLE_RECLUSTER_AFTER": 0})
         place = []
         for i, v in enumerate(copies[:50] + 0.01):
@@ -375,17 +422,32 @@ def time_big(vectors):
     return result
 
 
-def under_recluster(session, url, ids, rng):
+def under_recluster(session, url, ids, rng, worker):
     """POST /people/recluster's answer, and the latency of /similar queries sent one after another until
-    it came."""
+    it came: all of them, and ("write") those sent after the re-cluster's process (a child of the store's
+    `worker`) exited, while the store wrote its plan."""
     done = []
-    worker = threading.Thread(target=lambda: done.append(post_json(f"{url}/people/recluster")))
-    worker.start()
-    during = []
-    while worker.is_alive():
-        during.append(similar_ms(session, url, ids, rng))
-    worker.join()
-    return {**done[0], **latency(during)}
+    post = threading.Thread(target=lambda: done.append(post_json(f"{url}/people/recluster")))
+    post.start()
+    watch = threading.Thread(target=wait_for_children, args=(worker,))
+    watch.start()
+    during, writing = [], []
+    while post.is_alive():
+        (during if watch.is_alive() else writing).append(similar_ms(session, url, ids, rng))
+    post.join()
+    watch.join()
+    return {**done[0], **latency(during + writing), "write": latency(writing) if writing else None}
+
+
+def wait_for_children(pid):
+    """Return once the process has had a child and has none left (its re-cluster started and ended)."""
+    seen = False
+    while True:
+        children = psutil.Process(pid).children()
+        seen = seen or bool(children)
+        if seen and not children:
+            return
+        time.sleep(0.01)
 
 
 def similar_ms(session, url, ids, rng):
@@ -415,14 +477,24 @@ def latency(ms):
 # ---- the run --------------------------------------------------------------------------------------
 
 
-def main():
+def main(parts):
     sets = all_faces()
-    results = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()}-core",
-        "sets": {},
-        "algorithms": {},
-    }
+    results = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core"}
+    print(f"People, {results['date']}, {results['machine']} machine, load average {os.getloadavg()}")
+    if "quality" in parts:
+        results.update(quality(sets))
+        print_quality(results)
+    if "100k" in parts:
+        every = np.array([f["descriptor"] for faces in sets.values() for f in faces], np.float32)
+        results["100k"] = time_big(every)
+        print_big(results["100k"])
+    print(f"load average at the end {os.getloadavg()}")
+    RESULTS.write_text(json.dumps(results, indent=1))
+
+
+def quality(sets):
+    """Per set, our paths, the textbook and jAlbum; the paths and the algorithms pooled over the sets."""
+    results = {"sets": {}}
     counts = {name: [] for name in ALGORITHMS}
     for name, faces in sets.items():
         identities = [f["identity"] for f in faces]
@@ -437,6 +509,7 @@ def main():
             row[f"incremental {order_name}"] = scores(identities, incremental)
             row[f"re-clustered {order_name}"] = scores(identities, reclustered)
         row["shares"] = share_figures(identities, vectors)
+        row["ratios"] = ratio_figures(identities, vectors)
         row["textbook 0.6"] = scores(identities, textbook(vectors))
         row["jAlbum 0.36"] = scores(identities, transitive(vectors, JALBUM_DISTANCE))
         results["sets"][name] = row
@@ -445,16 +518,11 @@ def main():
             counts[algorithm].append(pair_counts(identities, run(vectors, photos)))
     results["pooled"] = {path: pooled([row[path]["counts"] for row in results["sets"].values()]) for path in PATHS}
     results["algorithms"] = {name: pooled(rows) for name, rows in counts.items()}
-    every = np.array([f["descriptor"] for faces in sets.values() for f in faces], np.float32)
-    results["100k"] = time_big(every)
-    print_tables(results)
-    RESULTS.write_text(json.dumps(results, indent=1))
+    return results
 
 
-def print_tables(results):
-    print(
-        f"People, {results['date']}, {results['machine']} machine. Precision / recall / F1; people per identity; unknown share"
-    )
+def print_quality(results):
+    print("Precision / recall / F1; people per identity; unknown share")
     print("| set (faces, identities) | path | P | R | F1 | people/identity | unknown | merged |")
     print("|---|---|---|---|---|---|---|---|")
     for name, row in results["sets"].items():
@@ -478,13 +546,42 @@ def print_tables(results):
             f"| {name} | {f['same_lowest']:.2f} | {f['same_median']:.2f} | {f['different_highest']:.2f} "
             f"| {f['different_highest_10']:.2f} | {f['face_own_under_share']:.1%} | {f['face_other_highest']:.2f} |"
         )
+    print(
+        f"\nSpread ratios (PEOPLE_SPREAD_RATIO {DEFAULTS['PEOPLE_SPREAD_RATIO']}) of each face to the identities of"
+        f" {clusters.SPREAD_FACES}+ faces: to its own (median, 99th percentile, share above the setting; the chi-square"
+        " law's effective dimension and 99th percentile), to another (lowest, 1st percentile, share within)"
+    )
+    print(
+        "| set | own: median | own: p99 | own: above | dimension | chi-square p99 | other: lowest | other: p1 | other: within |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, row in results["sets"].items():
+        if f := row["ratios"]:
+            print(
+                f"| {name} | {f['own_median']} | {f['own_p99']} | {f['own_above']:.1%} | {f['dimension']} | {f['chi2_p99']} "
+                f"| {f['other_lowest']} | {f['other_p1']} | {f['other_within']:.2%} |"
+            )
+    print("\nOurs beside the textbook (average linkage at 0.6), per set: precision / F1, and the identities merged")
+    print(
+        "| set | arriving shuffled | arriving file order | re-clustered | textbook 0.6 | merged: ours | merged: textbook |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, row in results["sets"].items():
+        pf = {path: f"{row[path]['precision']:.3f} / {row[path]['f1']:.3f}" for path in PATHS}
+        ours = sorted({m for path in PATHS[:4] for m in row[path]["merged"]})
+        print(
+            f"| {name} | {pf['incremental shuffled']} | {pf['incremental chronological']} | {pf['re-clustered shuffled']}"
+            f" | {pf['textbook 0.6']} | {', '.join(ours) or '-'} | {', '.join(row['textbook 0.6']['merged']) or '-'} |"
+        )
     print("\n| path (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
     for path, s in results["pooled"].items():
         print(f"| {path} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
     print("\n| algorithm (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
     for name, s in results["algorithms"].items():
         print(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
-    big = results["100k"]
+
+
+def print_big(big):
     print(
         f"\nRe-cluster of {big['faces']:,} faces in the store service, /similar meanwhile (ms, over HTTP, one query at a time):"
     )
@@ -492,15 +589,26 @@ def print_tables(results):
         "| | seconds | people | unknown | changed | queries | p50 | p99 | max | p99 / idle p99 |\n|---|---|---|---|---|---|---|---|---|---|"
     )
     idle = big["idle"]
-    print(f"| idle | | | | | {idle['queries']} | {idle['p50_ms']} | {idle['p99_ms']} | {idle['max_ms']} | 1 |")
+    print(f"| idle (all) | | | | | {idle['queries']} | {idle['p50_ms']} | {idle['p99_ms']} | {idle['max_ms']} | 1 |")
+    for name, window in zip(("before", "between", "after"), big["idle_windows"]):
+        print(
+            f"| idle {name} | | | | | {window['queries']} | {window['p50_ms']} | {window['p99_ms']} | {window['max_ms']} | |"
+        )
     for run in ("first", "again"):
         r = big[run]
         print(
             f"| {run} re-cluster | {r['seconds']} | {r['people']} | {r['unknown']} | {r['changed']} | {r['queries']} "
             f"| {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['p99_ms'] / idle['p99_ms']:.2f} |"
         )
+        if w := r["write"]:
+            print(
+                f"| {run}: its write | | | | | {w['queries']} | {w['p50_ms']} | {w['p99_ms']} | {w['max_ms']} "
+                f"| {w['p99_ms'] / idle['p99_ms']:.2f} |"
+            )
     print(f"A new face placed at that size: {big['add_faces_median_ms']} ms (median add_faces)")
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default="quality,100k", help="quality and/or 100k, comma-separated")
+    main(parser.parse_args().parts.split(","))

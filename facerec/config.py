@@ -73,6 +73,12 @@ DEFAULTS = {
     # the clusters grow: it means the same at 2 and at 1,000 faces a person.
     "PEOPLE_CLUSTER_DISTANCE": 0.6,
     "PEOPLE_CLUSTER_SHARE": 0.4,
+    # A share over 3 faces or fewer says little, so such a cluster, or a new face, also joins a person of
+    # 5 faces or more when its faces' mean squared distance to the person's centre is within 2.1 times
+    # what a face of the person has on average (the person's own spread, corrected for its size; 1 for a
+    # face of the same person). 2.1 is the 99th percentile of that ratio under the chi-square law whose
+    # effective dimension (13) was measured on lfw10; checked on every set (docs/people.md).
+    "PEOPLE_SPREAD_RATIO": 2.1,
     # Each face links to its 10 nearest neighbours: enough to join every face of a person, few enough
     # that 100 k faces make about 1 M links.
     "PEOPLE_NEIGHBOURS": 10,

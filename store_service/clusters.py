@@ -6,6 +6,12 @@ first (by the RMS distance between their members, which needs no pairwise distan
 over a ∈ A, b ∈ B = ‖μA − μB‖² + σA² + σB²), and merge when a large enough share of the pairs between
 their members lies within the cluster distance and no cannot-link (two faces of one photo) forbids it.
 A share, unlike the distance between the means, means the same whatever the clusters' sizes.
+
+A share over a few faces says little (one odd photo of a person can have a third of its pairs with the
+rest within the distance, one face of someone else as many), so a cluster of up to FEW faces also joins
+a cluster of SPREAD_FACES or more when its faces lie no farther from that cluster's centre than the
+cluster's own faces do, within a spread ratio (`spread_ratio`): the test of whether a face is a draw
+from the cluster, which compares it with that person's own spread rather than one bound for everyone.
 """
 
 import numpy as np
@@ -23,16 +29,21 @@ KMEANS_ROUNDS = 8  # Lloyd iterations: the cells only bound the search, they nee
 PAIRS = 4096
 SAMPLE = 64
 CHUNK = 65536  # cross pairs measured at once: two 32 MB blocks of vectors
+# Up to this many faces a cluster joins by the spread ratio too (a share over them says little) ...
+FEW = 3
+# ... a cluster of at least this many: its spread measured to within about 20 % (the relative error of
+# a spread over n faces in the 13 effective dimensions of docs/people.md is sqrt(2 / (13 (n - 1)))).
+SPREAD_FACES = 5
 
 
-def cluster(vectors, cannot_link, distance, share, neighbours, exact_limit, min_size):
+def cluster(vectors, cannot_link, distance, share, ratio, neighbours, exact_limit, min_size):
     """A cluster label per face (NO_CLUSTER for faces left alone).
 
     `cannot_link` is an (m, 2) array of face index pairs that never share a cluster. Clusters smaller
     than `min_size` are dropped.
     """
     edges = neighbour_graph(vectors, neighbours, distance, exact_limit)
-    labels = agglomerate(vectors, edges, cannot_link, distance, share)
+    labels = agglomerate(vectors, edges, cannot_link, distance, share, ratio)
     sizes = np.bincount(labels, minlength=len(labels))
     return np.where(sizes[labels] < min_size, NO_CLUSTER, labels)
 
@@ -95,9 +106,10 @@ def _kmeans(vectors, count, seed=0):
     return centroids.astype(np.float32)
 
 
-def agglomerate(vectors, edges, cannot_link, distance, share):
+def agglomerate(vectors, edges, cannot_link, distance, share, ratio):
     """Merge linked clusters, closest pair first, when at least `share` of the pairs between their faces
-    lie within `distance`.
+    lie within `distance`, or the smaller has up to FEW faces, the larger at least SPREAD_FACES, and
+    the smaller's faces lie within `ratio` of the larger's spread from its centre (`spread_ratio`).
 
     The order is by RMS distance between the clusters' faces (cheap, from centroids and spreads); the
     decision is the share of their cross pairs within `distance` (all of them, or a sample of PAIRS),
@@ -118,7 +130,8 @@ def agglomerate(vectors, edges, cannot_link, distance, share):
         if not len(candidates):
             break
         members.update(labels)
-        passed = members.shares(links[candidates], state.size) >= share
+        pairs = links[candidates]
+        passed = (members.shares(pairs, state.size) >= share) | (state.spread_ratios(pairs) <= ratio)
         closed[candidates[~passed]] = True
         merges = links[candidates[passed]]
         if not len(merges):
@@ -170,6 +183,18 @@ class _ClusterState:
         )  # in chunks: 1 M links at once would be 1 GB of gathered rows
         return np.maximum(self.centroid_sq[a] + self.centroid_sq[b] - 2 * dot, 0) + self.spread[a] + self.spread[b]
 
+    def spread_ratios(self, pairs):
+        """Per pair of clusters, the smaller's `spread_ratio` to the larger when the smaller has up to FEW
+        faces and the larger at least SPREAD_FACES, else infinity."""
+        small = self.size[pairs[:, 0]] > self.size[pairs[:, 1]]
+        a, b = np.where(small, pairs[:, 1], pairs[:, 0]), np.where(small, pairs[:, 0], pairs[:, 1])
+        judged = (self.size[a] <= FEW) & (self.size[b] >= SPREAD_FACES)
+        a, b = a[judged], b[judged]
+        ratios = np.full(len(pairs), np.inf)
+        centres_sq = self.distances_sq(a, b) - self.spread[a] - self.spread[b]  # ‖μa − μb‖²
+        ratios[judged] = spread_ratio(centres_sq + self.spread[a], self.spread[b], self.size[b])
+        return ratios
+
     def merge(self, merges):
         keep, gone = merges[:, 0], merges[:, 1]
         self.size[keep] += self.size[gone]
@@ -179,6 +204,17 @@ class _ClusterState:
         self.centroid[keep] = mean
         self.centroid_sq[keep] = np.einsum("ij,ij->i", mean, mean)
         self.spread[keep] = self.sq[keep] / self.size[keep] - self.centroid_sq[keep]
+
+
+def spread_ratio(mean_sq, spread, size):
+    """How far faces lie from the centre of a cluster of `size` faces, in units of how far its own lie:
+    their mean squared distance to the centre over the mean a new face of the cluster would have,
+    spread × (size + 1) / (size − 1), where `spread` is the cluster's own faces' mean squared distance to
+    it (which underestimates a new face's: the centre is drawn towards the faces it is the mean of).
+    About 1 for a face of the same person whatever the sizes; 2 to 5 for faces of another.
+    """
+    expected = spread * (size + 1) / np.maximum(size - 1, 1)
+    return np.where(expected > 0, mean_sq / np.maximum(expected, 1e-12), np.inf)
 
 
 def _allowed(links, cannot, n):

@@ -13,11 +13,11 @@ What users are promised, whatever re-clusters and new faces do:
 - names, hidden flags and merges survive a re-cluster.
 """
 
+import io
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,16 +26,22 @@ import numpy as np
 
 from facerec.config import DEFAULTS
 
-from . import recluster
+from . import clusters, recluster
 from .corrections import Corrections, person_row
 from .db import NO_PERSON, Database, utc_now
 from .exceptions import UnknownPerson
 
 # A re-cluster is computed on a snapshot, outside the lock; when a correction lands meanwhile, it is
-# computed again, and after this many tries it is computed holding the lock.
+# computed again, this many times at most, then written as it is (faces changed meanwhile are left).
 STALE_RETRIES = 2
+# Faces a re-cluster writes per transaction: each holds the lock for a few milliseconds, so a query
+# waits at most about that long (one transaction of 100,000 faces held it for 4 s).
+BATCH = 200
+# A person's centre and spread for the spread ratio on arrival, from this many of its faces at most
+# (evenly spaced): within a few percent, at a bounded cost for a person of 100,000 faces.
+SPREAD_SAMPLE = 1000
 REPO = Path(__file__).resolve().parent.parent  # where the re-cluster's process finds store_service
-RECLUSTER = [sys.executable, "-m", "store_service.recluster"]  # + database, plan file, settings
+RECLUSTER = [sys.executable, "-m", "store_service.recluster"]  # + database, settings, pipe
 ADDED = "faces since re-cluster"  # the counter (db.py's counters table) of faces stored since the last began
 
 
@@ -76,7 +82,7 @@ class People:
             nearby = self._nearby(vector)
             scores = self._person_scores(nearby, persons, self.db.index.rows.get(face))
             if new and face not in changes:  # one descriptor twice in a photo is one face, placed once
-                person, distance = self._place_new(face, nearby, photo, persons, scores, taken, changes)
+                person, distance = self._place_new(face, vector, nearby, photo, persons, scores, taken, changes)
             else:
                 person = self._current_person(face)
                 distance = scores.get(person, _nearest(scores)[1]) if scores else None
@@ -113,15 +119,14 @@ class People:
         if after and self.db.execute("SELECT value FROM counters WHERE name = ?", (ADDED,)).fetchone()[0] >= after:
             self._start_background()
 
-    def _place_new(self, face, nearby, photo, persons, scores, taken, changes):
+    def _place_new(self, face, vector, nearby, photo, persons, scores, taken, changes):
         best, distance = _nearest(scores)
         runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
-        join, share = self.settings["PEOPLE_JOIN_DISTANCE"], self.settings["PEOPLE_CLUSTER_SHARE"]
-        if best is not None and distance <= join:
+        if best is not None and distance <= self.settings["PEOPLE_JOIN_DISTANCE"]:
             if (
                 runner_up - distance < self.settings["PEOPLE_MARGIN"]
                 or best in taken
-                or self._shares(nearby, persons).get(best, 0) < share
+                or not self._would_join(best, [vector], [self._shares(nearby, persons)], persons)
             ):
                 return None, distance  # near a person, but not clearly that one, or not as a re-cluster would: unknown
             self._set_person(face, best, changes, taken)
@@ -130,7 +135,7 @@ class People:
         if (
             partner is None
             or (distance is not None and distance - pair_distance < self.settings["PEOPLE_MARGIN"])
-            or self._pair_joins_someone(nearby, partner, persons)
+            or self._pair_joins_someone(vector, nearby, partner, persons)
         ):
             return None, distance
         person = self._new_person()
@@ -174,15 +179,31 @@ class People:
         people, counts = np.unique(near[near != NO_PERSON], return_counts=True)
         return {p: c / np.count_nonzero(persons == p) for p, c in zip(people.tolist(), counts.tolist())}
 
-    def _pair_joins_someone(self, nearby, partner, persons):
+    def _pair_joins_someone(self, vector, nearby, partner, persons):
         """Whether a new face and its partner, as a cluster of two, would join a person in a re-cluster:
         then they are no new person."""
-        partner_nearby = self.db.index.within(self.db.index.vector(partner), self.settings["PEOPLE_CLUSTER_DISTANCE"])
-        mine, theirs = self._shares(nearby, persons), self._shares(partner_nearby, persons)
-        return any(
-            (mine.get(p, 0) + theirs.get(p, 0)) / 2 >= self.settings["PEOPLE_CLUSTER_SHARE"]
-            for p in mine.keys() | theirs.keys()
-        )
+        partner_vector = self.db.index.vector(partner)
+        partner_nearby = self.db.index.within(partner_vector, self.settings["PEOPLE_CLUSTER_DISTANCE"])
+        shares = [self._shares(nearby, persons), self._shares(partner_nearby, persons)]
+        near = {p for found in shares for p in found} | set(np.unique(persons[nearby[0]]).tolist()) - {NO_PERSON}
+        return any(self._would_join(p, [vector, partner_vector], shares, persons) for p in near)
+
+    def _would_join(self, person, vectors, shares, persons):
+        """Whether faces (`shares`: each one's _shares) would join `person` as a cluster in a re-cluster
+        (clusters.py): at least PEOPLE_CLUSTER_SHARE of the pairs between them and its faces within
+        PEOPLE_CLUSTER_DISTANCE, or, when the person has clusters.SPREAD_FACES faces or more, their spread ratio to
+        it within PEOPLE_SPREAD_RATIO."""
+        if np.mean([found.get(person, 0) for found in shares]) >= self.settings["PEOPLE_CLUSTER_SHARE"]:
+            return True
+        rows = np.flatnonzero(persons == person)
+        if len(rows) < clusters.SPREAD_FACES:
+            return False
+        step = -(-len(rows) // SPREAD_SAMPLE)  # rounded up: SPREAD_SAMPLE rows at most
+        mine = self.db.index.vectors[rows[::step]].astype(np.float64)
+        centre = mine.mean(axis=0)
+        spread = np.mean(np.sum((mine - centre) ** 2, axis=1))
+        mean_sq = np.mean(np.sum((np.asarray(vectors, np.float64) - centre) ** 2, axis=1))
+        return clusters.spread_ratio(mean_sq, spread, len(mine)) <= self.settings["PEOPLE_SPREAD_RATIO"]
 
     def _unknown_partner(self, nearby, photo, persons):
         """The nearest unknown face of another photo within PEOPLE_PAIR_DISTANCE, and its distance."""
@@ -290,89 +311,113 @@ class People:
         replica at a time: with wait=False, None at once while another re-clusters.
 
         Computed by a process of its own on a snapshot of the database (recluster.py), so that queries
-        are answered meanwhile, then written in one transaction. When a correction lands meanwhile, it is
-        computed again, and after STALE_RETRIES tries holding the lock.
+        are answered meanwhile, then written in batches of BATCH faces, each a short transaction of its
+        own. When a correction lands while it is computed, it is computed again (STALE_RETRIES times at
+        most); whatever lands later, each face is written only if it is still as the snapshot saw it.
         """
         started = time.monotonic()
         with self._recluster_lock, self.db.run_once("recluster", wait) as mine:
             if not mine:
                 return None
-            for _ in range(STALE_RETRIES):
+            for attempt in range(STALE_RETRIES + 1):
                 with self.db.lock:
                     generation = self.corrections.generation
                     self.db.execute("UPDATE counters SET value = 0 WHERE name = ?", (ADDED,))
                 plan = self._plan(cancelled)
-                with self.db.lock:
-                    try:
-                        return self._apply(who, plan, started, generation)
-                    except _Stale:
-                        pass
-            with self.db.lock:  # corrections kept landing: compute holding the lock
-                return self._apply(who, self._plan(cancelled), started)
+                try:
+                    return self._apply(who, plan, started, generation if attempt < STALE_RETRIES else None, cancelled)
+                except _Stale:
+                    pass
 
     def _plan(self, cancelled):
-        """recluster.py's plan for the database as it is now, from a process of its own."""
-        with tempfile.TemporaryDirectory() as folder:
-            out, log = os.path.join(folder, "plan.npz"), os.path.join(folder, "log")
-            with open(log, "wb") as errors:
+        """recluster.py's plan for the database as it is now, from a process of its own, which exits
+        when this process dies (it watches a pipe only this process writes to)."""
+        lifeline, keep = os.pipe()  # neither end is inherited by other children (PEP 446)
+        try:
+            try:
                 child = subprocess.Popen(
-                    [*RECLUSTER, self.db.location, out, json.dumps(self.settings)],
+                    [*RECLUSTER, self.db.location, json.dumps(self.settings), str(lifeline)],
                     cwd=REPO,
+                    pass_fds=(lifeline,),
                     stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=errors,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
                     env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"),
                 )
-                _wait(child, cancelled)
-            if child.returncode:
-                with open(log, "rb") as errors:
-                    raise RuntimeError(f"the re-cluster failed: {errors.read()[-2000:].decode(errors='replace')}")
-            with np.load(out) as plan:
-                return {key: plan[key] for key in plan.files}
+            finally:
+                os.close(lifeline)  # the child has its own copy
+            out, errors = _communicate(child, cancelled)
+        finally:
+            os.close(keep)  # the child has exited, or exits now
+        if child.returncode:
+            raise RuntimeError(f"the re-cluster failed: {errors[-2000:].decode(errors='replace')}")
+        with np.load(io.BytesIO(out)) as plan:
+            return {key: plan[key] for key in plan.files}
 
-    def _people_exist(self, plan):
-        """Whether the people the plan puts faces in are all still there (a face deleted meanwhile may
-        have taken its person with it)."""
-        wanted = set(plan["persons"][plan["persons"] >= 0].tolist())
-        found = (
-            {
-                p
-                for (p,) in self.db.execute(
-                    "SELECT id FROM people WHERE id IN (%s)" % ",".join("?" * len(wanted)), list(wanted)
-                )
-            }
-            if wanted
-            else set()
-        )
-        return wanted == found
+    def _apply(self, who, plan, started, generation=None, cancelled=None):
+        """Write a plan, BATCH faces a transaction, the lock let go between them (for as long as a batch
+        took, so that waiting queries get it): the people it creates, each changed face's person.
 
-    def _apply(self, who, plan, started, generation=None):
-        """Write a plan in one transaction: the people it creates, then each changed face's person.
-        _Stale when a correction (on any replica: checked in the transaction) landed since `generation`,
-        or a person the plan uses is gone."""
-        with self.db.transaction():
-            if generation is not None and (generation != self.corrections.generation or not self._people_exist(plan)):
-                raise _Stale
-            created = [self._new_person() for _ in range(int(plan["new_people"]))]
-            faces = plan["ids"].astype(str).tolist()
-            persons = [
-                created[recluster.NEW - p] if p <= recluster.NEW else None if p == NO_PERSON else p
-                for p in plan["persons"].tolist()
-            ]
-            self.db.executemany("UPDATE faces SET person_id = ? WHERE id = ?", zip(persons, faces))
-            self._drop_empty_people()
-            self.corrections.log(who, "recluster", {"changed": len(faces)}, None)
-        for face, person in zip(faces, persons):
-            row = self.db.index.rows.get(face)  # None: deleted meanwhile
-            if row is not None:
-                self.db.index.labels[row] = NO_PERSON if person is None else person
+        _Stale at once when `generation` is given and a correction (on any replica) landed since. A face
+        is moved only while it still has the person the plan's snapshot saw, is not pinned, and its new
+        person exists and holds no other face of its photo: so corrections, deletions and new faces that
+        land between batches are kept, whatever the plan says."""
+        faces = plan["ids"].astype(str).tolist()
+        was, persons = plan["was"].tolist(), plan["persons"].tolist()
+        created, changed = {}, 0
+        for start in range(0, max(len(faces), 1), BATCH):
+            if cancelled is not None and cancelled.is_set():
+                raise Cancelled
+            began = time.monotonic()
+            with self.db.lock:
+                with self.db.transaction():
+                    if start == 0 and generation is not None and generation != self.corrections.generation:
+                        raise _Stale
+                    moved = self._move_faces(
+                        faces[start : start + BATCH],
+                        was[start : start + BATCH],
+                        persons[start : start + BATCH],
+                        created,
+                    )
+                    if start + BATCH >= len(faces):  # the last batch
+                        self._drop_empty_people()
+                        self.corrections.log(who, "recluster", {"changed": changed + len(moved)}, None)
+                for face, person in moved:
+                    row = self.db.index.rows.get(face)
+                    if row is not None:
+                        self.db.index.labels[row] = NO_PERSON if person is None else person
+            changed += len(moved)
+            _pause(time.monotonic() - began)
         return {
             "faces": int(plan["faces"]),
             "people": int(plan["people"]),
             "unknown": int(plan["unknown"]),
-            "changed": len(faces),
+            "changed": changed,
             "seconds": round(time.monotonic() - started, 3),
         }
+
+    def _move_faces(self, faces, was, persons, created):
+        """[(face, new person)] of the faces moved: each only if it is as the snapshot saw it (see _apply);
+        a person the plan creates (recluster.NEW - k) is created with its first face."""
+        moved = []
+        for face, old, new in zip(faces, was, persons):
+            if new <= recluster.NEW and new not in created:
+                created[new] = self._new_person()
+            person = created.get(new, None if new == NO_PERSON else new)
+            if person is None:
+                done = self.db.execute(
+                    "UPDATE faces SET person_id = NULL WHERE id = ? AND pinned = 0 AND person_id = ?", (face, old)
+                )
+            else:  # "+": find the photo's few faces by their photo, not the person's many by person
+                done = self.db.execute(
+                    "UPDATE faces SET person_id = ? WHERE id = ? AND pinned = 0 AND coalesce(person_id, ?) = ?"
+                    " AND EXISTS (SELECT 1 FROM people WHERE id = ?) AND NOT EXISTS (SELECT 1 FROM faces other"
+                    " WHERE other.photo_sha256 = faces.photo_sha256 AND +other.person_id = ? AND other.id <> faces.id)",
+                    (person, face, NO_PERSON, old, person, person),
+                )
+            if done.rowcount:
+                moved.append((face, person))
+        return moved
 
     def _start_background(self):
         if self._background is None or not self._background.is_alive():
@@ -396,16 +441,21 @@ class _Stale(Exception):
     pass
 
 
-def _wait(child, cancelled):
-    """Wait for the re-cluster's process; kill it and raise Cancelled when the store closes meanwhile."""
+def _pause(seconds):
+    """Between two batches of a re-cluster's write, outside the lock: the queries waiting for it go first."""
+    time.sleep(seconds)
+
+
+def _communicate(child, cancelled):
+    """(stdout, stderr) of the re-cluster's process once it exits; it is killed, and Cancelled raised,
+    when the store closes meanwhile."""
     while True:
         try:
-            child.wait(timeout=0.1)
-            return
+            return child.communicate(timeout=0.1)
         except subprocess.TimeoutExpired:
             if cancelled is not None and cancelled.is_set():
                 child.kill()
-                child.wait()
+                child.communicate()
                 raise Cancelled from None
 
 

@@ -1,16 +1,23 @@
-"""A re-cluster, computed in a process of its own: `python -m store_service.recluster DB OUT SETTINGS`.
+"""A re-cluster, computed in a process of its own: `python -m store_service.recluster DB SETTINGS FD`.
 
 It reads a snapshot of the database (one read transaction on its own read-only connection: with WAL,
 the store's writes never wait for it), groups every face that no user pinned with clusters.py, matches
-the clusters with the people they continue, and writes to OUT (.npz) only what changes: the faces whose
-person changes and their new person (an existing ID, or NEW - k for the k-th person to create). The
-store then writes that in one short transaction (people.py). Apart from the store's process, its numpy
-and Python never hold the store's GIL, so queries are answered meanwhile.
+the clusters with the people they continue, and writes to its standard output (.npz) only what
+changes: the faces whose person changes, their person as of the snapshot and their new person (an
+existing ID, or NEW - k for the k-th person to create). The store then writes that in short batches
+(people.py). Apart from the store's process, its numpy and Python never hold the store's GIL, so
+queries are answered meanwhile.
+
+FD is the read end of a pipe whose write end only the store's process holds: when that process dies
+(killed, say), the pipe closes and this process exits at once instead of computing for nobody. It
+writes no file, so it leaves nothing behind.
 """
 
+import io
 import json
 import os
 import sys
+import threading
 from itertools import combinations
 
 import numpy as np
@@ -23,8 +30,9 @@ NEW = -2  # NEW - k: the k-th person the store creates for a cluster that contin
 
 
 def plan(path, settings):
-    """{"ids": faces whose person changes, "persons": their new person, "new_people", "faces", "people",
-    "unknown"} for the database at `path`, as of one snapshot of it."""
+    """{"ids": faces whose person changes, "was": their person in the snapshot, "persons": their new
+    person (NEW - k: the k-th new one), "faces", "people", "unknown"} for the database at `path`, as of
+    one snapshot."""
     faces = _snapshot(path)
     persons, pinned = faces["persons"], faces["pinned"]
     free = np.flatnonzero(~pinned)
@@ -34,6 +42,7 @@ def plan(path, settings):
         same_photo_pairs(faces["photos"][free]),
         settings["PEOPLE_CLUSTER_DISTANCE"],
         settings["PEOPLE_CLUSTER_SHARE"],
+        settings["PEOPLE_SPREAD_RATIO"],
         settings["PEOPLE_NEIGHBOURS"],
         settings["PEOPLE_EXACT_LIMIT"],
         settings["PEOPLE_MIN_FACES"],
@@ -48,8 +57,8 @@ def plan(path, settings):
     changed = np.flatnonzero(new != persons)
     return {
         "ids": faces["ids"][changed],
+        "was": persons[changed],
         "persons": new[changed],
-        "new_people": len(fresh),
         "faces": len(new),
         "people": len(set(new.tolist()) - {NO_PERSON}),
         "unknown": int(np.count_nonzero(new == NO_PERSON)),
@@ -100,11 +109,22 @@ def same_photo_pairs(photos):
     return np.array(pairs, np.int64).reshape(-1, 2)
 
 
-def main(path, out, settings):
+def exit_with_parent(fd):
+    """Exit as soon as the pipe `fd` reads end of file: the store's process, its only writer, is gone."""
+
+    def watch():
+        os.read(fd, 1)  # nothing is ever written: this returns only when the write end closes
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent", daemon=True).start()
+
+
+def main(path, settings, fd):
+    exit_with_parent(int(fd))
     os.nice(10)  # background work: the store's queries come first on a busy machine
-    result = plan(path, json.loads(settings))
-    with open(out, "wb") as f:
-        np.savez(f, **result)
+    result = io.BytesIO()
+    np.savez(result, **plan(path, json.loads(settings)))
+    sys.stdout.buffer.write(result.getvalue())
 
 
 if __name__ == "__main__":

@@ -195,9 +195,10 @@ def slow_recluster(monkeypatch, tmp_path):
     """Re-clusters whose process writes its pid to the returned file, sleeps 20 s, then plans no change."""
     marker = tmp_path / "recluster.pid"
     code = (
-        f"import os, pathlib, sys, time, numpy as np; pathlib.Path({str(marker)!r}).write_text(str(os.getpid()));"
-        " time.sleep(20); np.savez(sys.argv[2], ids=np.zeros(0, 'S64'), persons=np.zeros(0, np.int64),"
-        " new_people=0, faces=0, people=0, unknown=0)"
+        f"import io, os, pathlib, sys, time, numpy as np; pathlib.Path({str(marker)!r}).write_text(str(os.getpid()));"
+        " time.sleep(20); out = io.BytesIO(); np.savez(out, ids=np.zeros(0, 'S64'), was=np.zeros(0, np.int64),"
+        " persons=np.zeros(0, np.int64), faces=0, people=0, unknown=0);"
+        " sys.stdout.buffer.write(out.getvalue())"
     )
     monkeypatch.setattr(people, "RECLUSTER", [sys.executable, "-c", code])
     return marker
@@ -304,3 +305,64 @@ def test_a_face_near_only_a_few_odd_faces_of_a_person_stays_unknown(store):
     face = (odd + axes[1] * 0.45).astype(np.float32)  # 0.45 from the 3 odd faces, 0.66+ from the rest
     placed = add_photo(store, "new", face)[0]
     assert placed["person"] is None and placed["person_distance"] < 0.5
+
+
+def test_an_odd_face_within_a_wide_persons_spread_joins_it_though_few_of_its_pairs_are_within_0_6(store):
+    """A person of 20 faces that vary a lot (61 % of their pairs within 0.6), and a face of theirs at the
+    edge: only 15 % of its pairs with them within 0.6, but no farther from their centre than their own
+    faces are (spread ratio 1.7): it joins them, as it arrives and after a re-cluster."""
+    rng = np.random.default_rng(3)
+    axes = np.linalg.qr(rng.normal(size=(128, 128)))[0].T[:13]  # faces vary in about 13 directions
+    (centre,) = descriptors(1, 12)
+
+    def around(n, scale):
+        return (centre + rng.normal(size=(n, 13)) * scale / np.sqrt(13) @ axes).astype(np.float32)
+
+    ids = [add_photo(store, f"p{i}", v)[0]["id"] for i, v in enumerate(around(20, 0.42))]
+    store.people.recluster()
+    (person,) = people_of(store, ids)
+    assert person is not None
+    placed = add_photo(store, "odd", around(1, 0.66)[0])[0]
+    assert placed["person"] == person
+    store.people.recluster()
+    assert person_of(store, placed["id"]) == person
+
+
+@pytest.mark.parametrize("change", ["assign", "delete"])
+def test_a_recluster_written_in_batches_keeps_what_users_change_between_them(
+    tmp_path, people_faces, monkeypatch, change
+):
+    """Written a face a transaction, Ben's faces first: between two batches the user puts Elton's last
+    face (which the plan sends to Elton's person) in Ben's person, or deletes Elton's new person. It
+    stands."""
+    store = FaceStore(
+        str(tmp_path / "faces.sqlite3"),
+        settings={"PEOPLE_RECLUSTER_AFTER": 0, "PEOPLE_JOIN_DISTANCE": 0, "PEOPLE_PAIR_DISTANCE": 0},
+    )
+    faces = add_people(store, people_faces, ("ben", "elton"))  # all unknown as they arrive
+    assert people_of(store, faces["ben"] + faces["elton"]) == {None}
+    last = faces["elton"][-1]
+    monkeypatch.setattr(people, "BATCH", 1)
+    done = []
+
+    def between_batches(seconds):
+        ben, elton = people_of(store, faces["ben"]) - {None}, people_of(store, faces["elton"]) - {None}
+        if done or person_of(store, last) is not None:
+            return
+        if change == "assign" and ben:
+            store.corrections.assign_face("test", last, ben.pop())
+            done.append(person_of(store, last))
+        elif change == "delete" and elton:
+            done.append(elton.pop())
+            store.corrections.delete_person("test", done[0])
+
+    monkeypatch.setattr(people, "_pause", between_batches)
+    store.people.recluster()
+    assert done
+    persons = {p for (p,) in store.db.execute("SELECT DISTINCT person_id FROM faces WHERE person_id IS NOT NULL")}
+    assert persons <= {p for (p,) in store.db.execute("SELECT id FROM people")}  # no face in a person that is gone
+    if change == "assign":
+        assert person_of(store, last) == done[0] and people_of(store, faces["ben"]) == {done[0]}
+    else:
+        assert done[0] not in persons and person_of(store, last) is None
+    store.close()
