@@ -81,6 +81,7 @@ class Stream:
         self.detections = collections.deque(maxlen=120)
         self.latencies = collections.deque(maxlen=LATENCIES_KEPT)  # seconds from read to sent, per frame sent
         self.viewers = 0
+        self.watched = False  # the reader was told someone watches
         self.tracks = Tracks()
         self.to_store = []  # (track, face) of new descriptors, for "store": true
         self.events = collections.deque(maxlen=EVENTS_KEPT)
@@ -259,6 +260,18 @@ class Streams:
                 "readers": [s.process.pid for s in self.streams.values() if s.process.is_alive()],
             }
 
+    def watch(self, stream, viewers):
+        """A viewer came (`viewers` 1) or went (-1). The reader draws and encodes the video only while
+        someone watches; a newcomer never gets a picture from before."""
+        with self.lock:
+            stream.viewers += viewers
+            watched = stream.viewers > 0
+            if watched != stream.watched and stream.running and stream.conn is not None:
+                _send(stream.conn, ("watched", watched))
+            stream.watched = watched
+            if not watched:
+                stream.jpeg = None
+
     def next_jpeg(self, stream, after):
         """(seq, JPEG, read time) of the first frame newer than `after`, however long a live source keeps
         it coming; None once the stream has ended."""
@@ -406,11 +419,12 @@ class Streams:
             if cut:  # the reader stops drawing the old shot's faces itself
                 self._left(stream, stream.tracks.cut())
                 stream.applied = max(stream.applied, seq - 1)
-            got = stream.jpegs.get(shown[0]) if shown and stream.jpegs else None
+            if shown:
+                stream.outputs.append(time.monotonic())
+            got = stream.jpegs.get(shown[0]) if shown and shown[2] and stream.jpegs else None
             if got is not None:
                 with stream.changed:
                     stream.jpeg = (shown[0], got[0], got[1])
-                    stream.outputs.append(time.monotonic())
                     stream.changed.notify_all()
         elif kind == "opened":
             _, stream.width, stream.height, stream.source_fps = message
