@@ -237,7 +237,23 @@ class Shown:
         if not after:
             return None
         before = [m for m in self.detected if max(shot, seq - NEAR) <= m < seq]
-        return self.detected[min(after)] + (self.detected[max(before)] if before else [])
+        return spanned(self.detected[max(before)] if before else [], self.detected[min(after)])
+
+
+def spanned(before, after):
+    """The faces of a frame between two detections: a face both found is where it was, where it went or
+    in between (the box spanning both); a face only one found may have moved anywhere near, so its box
+    gets a wider margin (`spread`)."""
+    earlier = {face["track"]: face for face in before}
+    faces = []
+    for face in after:
+        other = earlier.pop(face["track"], None)
+        if other is None:
+            faces.append({**face, "spread": True})
+        else:
+            (l1, t1, r1, b1), (l2, t2, r2, b2) = face["box"], other["box"]
+            faces.append({**face, "box": (min(l1, l2), min(t1, t2), max(r1, r2), max(b1, b2))})
+    return faces + [{**face, "spread": True} for face in earlier.values()]
 
 
 def annotate(frame, faces, fps, canvas=None):
@@ -250,7 +266,7 @@ def annotate(frame, faces, fps, canvas=None):
     for face in faces:
         left, top, right, bottom = face["box"]
         if face["blur"]:
-            _blur(out, face["box"])
+            _blur(out, face["box"], 2 if face.get("spread") else 4)
             continue
         colour = COLOURS[face["kind"]]
         thickness = max(2, width // 400)
@@ -272,10 +288,11 @@ def blurred(frame):
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def _blur(out, box):
-    """Blur the face and a margin around it (a face moves between detections) beyond recognition."""
+def _blur(out, box, margin=4):
+    """Blur the face and a margin of 1/`margin` of its size around it (a face moves between
+    detections) beyond recognition."""
     left, top, right, bottom = box
-    pad_x, pad_y = (right - left) // 4, (bottom - top) // 4
+    pad_x, pad_y = (right - left) // margin, (bottom - top) // margin
     left, top = max(left - pad_x, 0), max(top - pad_y, 0)
     right, bottom = min(right + pad_x, out.shape[1]), min(bottom + pad_y, out.shape[0])
     if right - left < 2 or bottom - top < 2:
