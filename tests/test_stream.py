@@ -111,6 +111,12 @@ def boxes_in(models, frame):
     ]
 
 
+# What JPEG (quality 80) leaves of detail in a blurred face: 2 to 3.4 (the Laplacian's variance) on the
+# clip's dark audience faces, whose own detail is only about 14. Without it those, well blurred, measure
+# up to 0.24 as sharp as their source, against 0.25 allowed.
+JPEG_FLOOR = 4
+
+
 def sharpness(image, box):
     left, top, right, bottom = box
     grey = cv2.cvtColor(image[top:bottom, left:right], cv2.COLOR_BGR2GRAY)
@@ -144,21 +150,31 @@ def test_mjpeg_frames_are_jpegs_with_boxes_on_the_faces(live, models, clip_frame
 
 
 def test_blur_unknown_leaves_no_unknown_face_sharp(live, models, clip_frames):
+    """Every face of every third frame is checked, for 150 frames and on until five faces were and one
+    frame with a face was shown blurred where its faces are rather than all over. How long that takes
+    depends on the machine: a frame no detection covered in time (the first ones, or any on a busy
+    machine) goes out blurred all over, which protects its faces but shows nothing of that."""
     _, service = live
     stream = start(service, loop=True, filter="blur-unknown")
     try:
         checked = faces_only = 0
         whole = (0, 0, 640, 360)
-        for seq, picture in parts(service, stream, 150)[::3]:
+        deadline = time.monotonic() + WAIT
+        for part, (seq, picture) in enumerate(itertools.islice(video(service, stream), 0, None, 3)):
             source = clip_frames[seq % len(clip_frames)]
             boxes = boxes_in(models, source)
             for box in boxes:
                 # Nobody is named in this store: every face is unknown, so blurred well beyond recognition.
-                assert sharpness(picture, box) < 0.25 * sharpness(source, box), seq
+                sharp, before = sharpness(picture, box), sharpness(source, box)
+                assert sharp < 0.25 * before + JPEG_FLOOR, (
+                    f"frame {seq}: the face at {box}: {sharp:.1f} of {before:.1f}"
+                )
                 checked += 1
             # The faces only, not the whole frame (what a frame no detection covered in time gets).
             faces_only += bool(boxes) and sharpness(picture, whole) > 0.5 * sharpness(source, whole)
-        assert checked >= 5 and faces_only >= 1
+            if (part >= 50 and checked >= 5 and faces_only >= 1) or time.monotonic() > deadline:
+                break
+        assert checked >= 5 and faces_only >= 1, (checked, faces_only)
     finally:
         stop(service, stream)
 
