@@ -1,11 +1,13 @@
 """The stream service on the real clip, looping (`make bench ARGS="--parts stream"`; part of plain `make bench`).
 
-Per scenario (the 640x360 clip with one viewer, for memory over a longer run; the clip resized to 1080p;
-four viewers at once): the MJPEG frames each viewer gets a second, the latency from a frame's read to
-its arrival at the viewer (both on this machine's monotonic clock: X-Frame-Read against the time the
-part is received), the frames detection ran on a second, the CPU the service's processes used, and
-their memory at the start and the end. Beside it, the reference: the seed's loop, detect and encode
-every face of every frame in one process, on the same frames.
+Per scenario (the clip resized to 1080p; four viewers at once; the 640x360 clip with one viewer for
+`--minutes`, 10 by default, for memory): the MJPEG frames each viewer gets a second, the latency from a
+frame's read to its arrival at the viewer (both on this machine's monotonic clock: X-Frame-Read against
+the time the part is received), the frames detection ran on a second, the CPU time each kind of process
+(arbiter, web, reader, detection) spent per frame read, their memory (RSS) along the run, and the load
+average. Before them, each step of a 1080p frame's CPU, as the service does it and as it did before
+(`stages`). Beside them, the reference: the seed's loop, detect and encode every face of every frame in
+one process, on the same frames. Run alone: `python bench/stream.py --minutes 10`.
 """
 
 import os
