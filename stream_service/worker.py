@@ -14,7 +14,7 @@ from facerec.vision.faces import FRAME_MIN_FACE_PX, FRAME_PROPOSAL_LONG_SIDE, Mo
 from .shared_frames import FrameRing
 from .tracks import iou
 
-# A face overlapping a followed face this much is that face: it needs no new descriptor.
+# A face YuNet proposes that overlaps a face found this much is that face.
 SAME_FACE_IOU = 0.3
 # A privacy filter can blur only the faces detection finds: it asks HOG for more. On every second frame
 # of the test clip, find_frame_faces found 92 faces at HOG's own threshold and 99 at -0.3 (each of the
@@ -79,11 +79,13 @@ def find_faces(models, frame, scale, known, thumbnails=False, private=False):
         right, bottom = left + box["width"] * scale, top + box["height"] * scale
         return max(round(left), 0), max(round(top), 0), min(round(right), width - 1), min(round(bottom), height - 1)
 
-    def is_new(box):
-        return not any(iou(in_frame(box), k) > SAME_FACE_IOU for k in known)
-
+    followed = [
+        {"left": left / scale, "top": top / scale, "width": (right - left) / scale, "height": (bottom - top) / scale}
+        for left, top, right, bottom in known
+    ]
+    threshold = PRIVACY_THRESHOLD if private else 0.0
     faces = []
-    for face in find_frame_faces(models, frame, describe=is_new, threshold=PRIVACY_THRESHOLD if private else 0.0):
+    for face in find_frame_faces(models, frame, known=followed, threshold=threshold):
         found = {"box": in_frame(face.box), "descriptor": face.descriptor}
         if thumbnails and face.descriptor is not None:
             found["thumbnail"], found["quality"] = face.thumbnail, face.quality
