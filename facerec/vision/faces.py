@@ -166,8 +166,9 @@ def find_faces(
     known: list[dict] = (),
     threshold: float = 0.0,
 ) -> list[Face]:
-    """Every face in `pixels` (upright RGB) by HOG's whole scan (`threshold` added to HOG's), described and pictured unless it
-    overlaps one of the `known` boxes (see find_frame_faces); boxes and landmarks scaled by `scale`.
+    """Every face in `pixels` (upright RGB) by HOG's whole scan (`threshold` added to HOG's), described
+    and pictured unless it overlaps one of the `known` boxes (see find_frame_faces); boxes and landmarks
+    scaled by `scale`.
 
     All faces of the photo are encoded in one call to the encoder.
     """
@@ -186,8 +187,8 @@ def find_proposed_faces(
     models, pixels, scale, min_face_px, describe=True, min_long_side=MIN_LONG_SIDE, known=(), threshold=0.0
 ):
     """The faces of `min_face_px` or more (photo pixels) in `pixels` (upright RGB, `scale` photo pixels
-    per pixel) that HOG confirms (`threshold` added to its own) around YuNet's proposals; None when the windows would scan as many
-    pixels as the whole scan would (then that is the better search). A proposal of a face of the `known`
+    per pixel) that HOG confirms (`threshold` added to its own) around YuNet's proposals; None when the
+    windows would scan as many pixels as the whole scan would (then that is the better search). A proposal of a face of the `known`
     boxes is kept without HOG's look, and no face of them is described (see find_frame_faces).
     """
     height, width = pixels.shape[:2]
