@@ -493,6 +493,7 @@ def main():
         default="photos,small,many,frames,dlib,store,ingest,stream,webrtc",
         help="which of photos, small, many, frames, dlib, store, ingest, stream, webrtc, scale to run",
     )
+    parser.add_argument("--stream-minutes", type=int, default=10, help="the stream part's 640x360 memory run")
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
     parser.add_argument("--scale-start-size", type=int, default=1_000_000, help="faces for scale's start-up time")
     args = parser.parse_args()
@@ -531,7 +532,7 @@ def main():
         ingest_bench(photos_of(args.photos, args.min_mp), report, copies=args.copies)
         out.write_text(json.dumps(report, indent=2))
     if "stream" in parts:
-        report["stream"] = stream_bench()
+        report["stream"] = stream_bench(minutes=args.stream_minutes)
     if "webrtc" in parts:
         report["webrtc"] = webrtc_bench()
     if "scale" in parts:

@@ -36,9 +36,6 @@ FILTERS = (None, "blur-unknown", "blur-all")
 CALL = "webrtc"  # the source of a call
 OPEN_WAIT = 15  # seconds POST /streams waits for a source to open (OpenCV gives up on one after 10)
 STOP_WAIT = 3  # seconds a process has to stop when asked, before it is terminated
-# A privacy filter can blur only the faces detection finds: it asks HOG for more. On the test clip's
-# frames with a face (80-105 px), HOG at its own threshold found one in 72 of 78, at -0.3 in 78 of 78.
-PRIVACY_THRESHOLD = -0.3
 EVENTS_KEPT = 500
 LATENCIES_KEPT = 1000
 
@@ -81,6 +78,7 @@ class Stream:
         self.detections = collections.deque(maxlen=120)
         self.latencies = collections.deque(maxlen=LATENCIES_KEPT)  # seconds from read to sent, per frame sent
         self.viewers = 0
+        self.watched = False  # the reader was told someone watches
         self.tracks = Tracks()
         self.to_store = []  # (track, face) of new descriptors, for "store": true
         self.events = collections.deque(maxlen=EVENTS_KEPT)
@@ -259,6 +257,18 @@ class Streams:
                 "readers": [s.process.pid for s in self.streams.values() if s.process.is_alive()],
             }
 
+    def watch(self, stream, viewers):
+        """A viewer came (`viewers` 1) or went (-1). The reader draws and encodes the video only while
+        someone watches; a newcomer never gets a picture from before."""
+        with self.lock:
+            stream.viewers += viewers
+            watched = stream.viewers > 0
+            if watched != stream.watched and stream.running and stream.conn is not None:
+                _send(stream.conn, ("watched", watched))
+            stream.watched = watched
+            if not watched:
+                stream.jpeg = None
+
     def next_jpeg(self, stream, after):
         """(seq, JPEG, read time) of the first frame newer than `after`, however long a live source keeps
         it coming; None once the stream has ended."""
@@ -406,11 +416,12 @@ class Streams:
             if cut:  # the reader stops drawing the old shot's faces itself
                 self._left(stream, stream.tracks.cut())
                 stream.applied = max(stream.applied, seq - 1)
-            got = stream.jpegs.get(shown[0]) if shown and stream.jpegs else None
+            if shown:
+                stream.outputs.append(time.monotonic())
+            got = stream.jpegs.get(shown[0]) if shown and shown[2] and stream.jpegs else None
             if got is not None:
                 with stream.changed:
                     stream.jpeg = (shown[0], got[0], got[1])
-                    stream.outputs.append(time.monotonic())
                     stream.changed.notify_all()
         elif kind == "opened":
             _, stream.width, stream.height, stream.source_fps = message
@@ -495,7 +506,7 @@ class Streams:
                 seq,
                 stream.tracks.known_boxes(),
                 stream.store,
-                PRIVACY_THRESHOLD if stream.filter else 0.0,
+                bool(stream.filter),  # a privacy filter: find every face that may be one
             )
             if _send(w.conn, job):
                 w.job = (stream.id, seq)

@@ -51,11 +51,14 @@ def is_file(source):
 
 
 def open_capture(source):
-    """OpenCV's capture for a file, a camera device or a URL, with time limits on opening and reading."""
-    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10_000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 10_000]
+    """OpenCV's capture for a file, a camera device or a URL, with time limits on opening and reading.
+
+    FFmpeg decodes with one thread: its frame threads cost more CPU a frame than they save in time
+    (docs/performance.md), and on a busy machine CPU is what the video is short of."""
     if source.startswith("/dev/video"):
         return cv2.VideoCapture(source, cv2.CAP_V4L2)
-    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, timeouts)
+    settings = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10_000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 10_000]
+    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, settings + [cv2.CAP_PROP_N_THREADS, 1])
 
 
 def run(conn, source, loop, blur, privacy_wait, names, jpeg_quality):
@@ -76,8 +79,10 @@ def run(conn, source, loop, blur, privacy_wait, names, jpeg_quality):
     frames = FrameRing(names["frames"], (height, width), create=True)
     jpegs = JpegSlots(names["jpeg"], height * width * 3 + 65536, create=True)
     try:
+        frames.slot(0)[:] = frame
         conn.send(("opened", width, height, fps))
-        _play(conn, capture, frame, frames, jpegs, source, loop, fps, Shown(blur, privacy_wait), jpeg_quality)
+        player = Player(conn, frames, jpegs, Shown(blur, privacy_wait), jpeg_quality)
+        _play(conn, capture, player, source, loop, fps)
     except (BrokenPipeError, EOFError):
         pass  # the manager is gone: nobody to play for
     finally:
@@ -86,29 +91,13 @@ def run(conn, source, loop, blur, privacy_wait, names, jpeg_quality):
         jpegs.close(unlink=True)
 
 
-def _play(conn, capture, frame, frames, jpegs, source, loop, fps, shown, jpeg_quality):
+def _play(conn, capture, player, source, loop, fps):
+    """Each frame is decoded straight into its slot of the frame ring (no copy), then shown."""
     paced = is_file(source)  # a file is played at its own frame rate; a live source paces itself
-    seq, outputs, previous = 0, [], None
-    due = time.monotonic()
+    seq, due = 0, time.monotonic()
     while True:
-        read_at = time.monotonic()
-        frames.put(seq, frame, read_at)
-        cut, previous = is_cut(frame, previous)
-        while conn.poll():
-            message = conn.recv()
-            if message[0] == "stop":
-                return
-            shown.told(message)
-        out = shown.next(seq, frame, read_at, cut)
-        if out is not None:
-            out_seq, out_frame, out_read_at, faces = out
-            outputs = [t for t in outputs if t > read_at - 1] + [read_at]
-            ok, jpeg = cv2.imencode(
-                ".jpg", picture(out_frame, faces, len(outputs)), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
-            )
-            jpegs.put(out_seq, jpeg.reshape(-1), out_read_at)
-            out = (out_seq, out_read_at)
-        conn.send(("frame", seq, cut, out))
+        if not player.show(seq, time.monotonic()):
+            return
         if paced:
             due += 1 / fps
             late = time.monotonic() - due
@@ -116,17 +105,63 @@ def _play(conn, capture, frame, frames, jpegs, source, loop, fps, shown, jpeg_qu
                 time.sleep(-late)
             elif late > 1:  # far behind (a busy machine): carry on from now rather than rush
                 due = time.monotonic()
-        ok, frame = capture.read()
+        seq += 1
+        slot = player.frames.slot(seq)
+        ok = read_into(capture, slot)
         if not ok and loop and paced:
             capture.release()
             capture = open_capture(source)
-            ok, frame = capture.read()
+            ok = read_into(capture, slot)
         if not ok:
             conn.send(("ended", "the file ended") if paced else ("failed", "the source stopped sending frames"))
             return
-        if frame.shape != frames.shape:  # a live source changed its size: keep the first one
-            frame = cv2.resize(frame, (frames.shape[1], frames.shape[0]))
-        seq += 1
+
+
+def read_into(capture, slot):
+    """Decode the next frame into `slot`; False when there is none. A live source that changed its frame
+    size is scaled back to its first size."""
+    ok, frame = capture.read(slot)
+    if ok and frame is not slot:  # OpenCV decoded it elsewhere: another size
+        cv2.resize(frame, (slot.shape[1], slot.shape[0]), dst=slot)
+    return ok
+
+
+class Player:
+    """What the reader does with each frame read: hand it on to detection (its slot of the ring), draw the
+    newest faces on the frame to show, and encode that as the JPEG every viewer gets, only while someone
+    watches (the manager says so: ("watched", bool))."""
+
+    def __init__(self, conn, frames, jpegs, shown, jpeg_quality):
+        self.conn, self.frames, self.jpegs, self.shown = conn, frames, jpegs, shown
+        self.quality = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+        self.watched = False
+        self.outputs, self.previous = [], None
+        self.canvas = np.empty(frames.shape, np.uint8)  # the picture is drawn here: the ring stays clean
+
+    def show(self, seq, read_at):
+        """The frame in slot `seq`, just read; False when told to stop."""
+        frame = self.frames.written(seq, read_at)
+        cut, self.previous = is_cut(frame, self.previous)
+        while self.conn.poll():
+            message = self.conn.recv()
+            if message[0] == "stop":
+                return False
+            if message[0] == "watched":
+                self.watched = message[1]
+            else:
+                self.shown.told(message)
+        out = self.shown.next(seq, frame, read_at, cut)
+        if out is not None:
+            out_seq, out_frame, out_read_at, faces = out
+            self.outputs = [t for t in self.outputs if t > read_at - 1] + [read_at]
+            if self.watched:
+                # A frame held back for the privacy filter is a copy of its own: drawn on in place.
+                canvas = out_frame if self.shown.blur else self.canvas
+                ok, jpeg = cv2.imencode(".jpg", picture(out_frame, faces, len(self.outputs), canvas), self.quality)
+                self.jpegs.put(out_seq, jpeg.reshape(-1), out_read_at)
+            out = (out_seq, out_read_at, self.watched)
+        self.conn.send(("frame", seq, cut, out))
+        return True
 
 
 def is_cut(frame, previous):
@@ -136,9 +171,10 @@ def is_cut(frame, previous):
     return previous is not None and float(np.mean(cv2.absdiff(thumb, previous))) > CUT_DIFFERENCE, thumb
 
 
-def picture(frame, faces, fps):
-    """The frame as it goes out: annotated (faces blurred or boxed), or blurred whole when `faces` is None."""
-    return annotate(frame, faces, fps) if faces is not None else blurred(frame)
+def picture(frame, faces, fps, canvas=None):
+    """The frame as it goes out: annotated (faces blurred or boxed), or blurred whole when `faces` is None.
+    Drawn on `canvas` (an array of the frame's shape, or the frame itself), else on a copy."""
+    return annotate(frame, faces, fps, canvas) if faces is not None else blurred(frame)
 
 
 class Shown:
@@ -201,17 +237,36 @@ class Shown:
         if not after:
             return None
         before = [m for m in self.detected if max(shot, seq - NEAR) <= m < seq]
-        return self.detected[min(after)] + (self.detected[max(before)] if before else [])
+        return spanned(self.detected[max(before)] if before else [], self.detected[min(after)])
 
 
-def annotate(frame, faces, fps):
-    """A copy of the frame with each face blurred or boxed and labelled, and the output fps top left."""
-    out = frame.copy()
+def spanned(before, after):
+    """The faces of a frame between two detections: a face both found is where it was, where it went or
+    in between (the box spanning both); a face only one found may have moved anywhere near, so its box
+    gets a wider margin (`spread`)."""
+    earlier = {face["track"]: face for face in before}
+    faces = []
+    for face in after:
+        other = earlier.pop(face["track"], None)
+        if other is None:
+            faces.append({**face, "spread": True})
+        else:
+            (l1, t1, r1, b1), (l2, t2, r2, b2) = face["box"], other["box"]
+            faces.append({**face, "box": (min(l1, l2), min(t1, t2), max(r1, r2), max(b1, b2))})
+    return faces + [{**face, "spread": True} for face in earlier.values()]
+
+
+def annotate(frame, faces, fps, canvas=None):
+    """The frame with each face blurred or boxed and labelled, and the output fps top left, drawn on
+    `canvas` (see picture)."""
+    out = frame.copy() if canvas is None else canvas
+    if out is not frame:
+        np.copyto(out, frame)
     height, width = out.shape[:2]
     for face in faces:
         left, top, right, bottom = face["box"]
         if face["blur"]:
-            _blur(out, face["box"])
+            _blur(out, face["box"], 2 if face.get("spread") else 4)
             continue
         colour = COLOURS[face["kind"]]
         thickness = max(2, width // 400)
@@ -233,10 +288,11 @@ def blurred(frame):
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def _blur(out, box):
-    """Blur the face and a margin around it (a face moves between detections) beyond recognition."""
+def _blur(out, box, margin=4):
+    """Blur the face and a margin of 1/`margin` of its size around it (a face moves between
+    detections) beyond recognition."""
     left, top, right, bottom = box
-    pad_x, pad_y = (right - left) // 4, (bottom - top) // 4
+    pad_x, pad_y = (right - left) // margin, (bottom - top) // margin
     left, top = max(left - pad_x, 0), max(top - pad_y, 0)
     right, bottom = min(right + pad_x, out.shape[1]), min(bottom + pad_y, out.shape[0])
     if right - left < 2 or bottom - top < 2:

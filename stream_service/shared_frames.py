@@ -9,6 +9,7 @@ that copies a slot checks the number before and after, so a slot overwritten mea
 
 from multiprocessing import shared_memory
 
+import cv2
 import numpy as np
 
 FRAME_SLOTS = 8  # 8 frames: a worker has about a quarter of a second to copy the frame it was given
@@ -39,12 +40,12 @@ class _Slots:
         self.seqs[slot] = seq
         return slot
 
-    def _get(self, seq):
-        """(a copy of the slot's bytes, read time), or None when that frame is gone."""
+    def _get(self, seq, copy=np.copy):
+        """(`copy` of the slot's bytes, read time), or None when that frame is gone."""
         slot = seq % self.slots
         if self.seqs[slot] != seq:
             return None
-        data, t = self.data[slot, : self.lengths[slot]].copy(), float(self.times[slot])
+        data, t = copy(self.data[slot, : self.lengths[slot]]), float(self.times[slot])
         return (data, t) if self.seqs[slot] == seq else None
 
     def close(self, unlink=False):
@@ -64,10 +65,29 @@ class FrameRing(_Slots):
     def put(self, seq, frame, t):
         return self._put(seq, frame.reshape(-1), t)
 
-    def get(self, seq):
-        """(frame, read time) of frame `seq`, or None when it has been overwritten."""
-        got = self._get(seq)
-        return None if got is None else (got[0].reshape(self.shape), got[1])
+    def slot(self, seq):
+        """The slot frame `seq` is to be written into (decoded straight into it); the slot reads as gone
+        until `written`."""
+        slot = seq % self.slots
+        self.seqs[slot] = -1
+        return self.data[slot].reshape(self.shape)
+
+    def written(self, seq, t):
+        """Frame `seq` is in its slot, read at `t`: workers may read it now. Returns the frame."""
+        slot = seq % self.slots
+        self.times[slot], self.lengths[slot] = t, self.size
+        self.seqs[slot] = seq
+        return self.data[slot].reshape(self.shape)
+
+    def get(self, seq, width=None):
+        """(frame, read time) of frame `seq`, or None when it has been overwritten. With `width`, a frame
+        wider than that comes shrunk to it, read from its slot without a full-size copy."""
+        height, full_width = self.shape[:2]
+        if width is None or full_width <= width:
+            got = self._get(seq)
+            return None if got is None else (got[0].reshape(self.shape), got[1])
+        size = (width, max(1, round(height * width / full_width)))
+        return self._get(seq, lambda data: cv2.resize(data.reshape(self.shape), size, interpolation=cv2.INTER_AREA))
 
 
 class JpegSlots(_Slots):

@@ -139,6 +139,7 @@ class Tracks:
         """What the reader draws: per face its box, label, kind and whether it is blurred."""
         return [
             {
+                "track": t.id,
                 "box": t.box,
                 "label": t.label(),
                 "kind": t.kind(),

@@ -87,7 +87,7 @@ def mjpeg(stream_id):
 
     def parts():
         seq = -1
-        stream.viewers += 1
+        manager.watch(stream, 1)
         try:
             while (frame := manager.next_jpeg(stream, seq)) is not None:
                 seq, jpeg, read_at = frame
@@ -101,7 +101,7 @@ def mjpeg(stream_id):
                 )
                 stream.latencies.append(time.monotonic() - read_at)  # the part has left: it is written
         finally:
-            stream.viewers -= 1
+            manager.watch(stream, -1)
 
     return Response(
         parts(),

@@ -23,6 +23,7 @@ from test_web import SCREENSHOTS, browser  # noqa: F401  (browser: the fixture, 
 
 from facerec.vision.faces import find_faces
 from stream_service.reader import COLOURS
+from stream_service.tracks import iou
 
 CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
 SHM = Path("/dev/shm")
@@ -111,8 +112,37 @@ def boxes_in(models, frame):
     ]
 
 
+# What JPEG (quality 80) leaves of detail in a blurred face: 2 to 3.4 (the Laplacian's variance) on the
+# clip's dark audience faces, whose own detail is only about 14. Without it those, well blurred, measure
+# up to 0.24 as sharp as their source, against 0.25 allowed.
+JPEG_FLOOR = 4
+# YuNet scores the audience shot's turned faces 0.82 to 0.89; a dark face it barely sees comes and goes
+# from frame to frame, and may be missing from the detection that covers a frame.
+CONFIDENT = 0.8
+AUDIENCE = (217, 250)  # the frames of the audience shot (7.2 to 8.3 s), the clip's last with faces
+
+
+def faces_in(models, frame, index):
+    """What a privacy filter must blur: each face dlib finds (boxes_in), and in the audience shot the
+    faces YuNet proposes (40 px or more) that dlib does not: three of its four faces, turned aside. Not
+    elsewhere: faces crossing the picture in the fast pan at 1.5 to 2.4 s outrun the detections that
+    cover their frames on a busy machine (a limit stated in docs/stream.md)."""
+    found = boxes_in(models, frame)
+    if AUDIENCE[0] <= index <= AUDIENCE[1]:
+        for x, y, w, h, score in models.proposer.propose(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 40, 0):
+            box = (max(round(x), 0), max(round(y), 0), min(round(x + w), 639), min(round(y + h), 359))
+            if score >= CONFIDENT and not any(iou(box, other) > 0.3 for other in found):
+                found.append(box)
+    return found
+
+
 def sharpness(image, box):
     left, top, right, bottom = box
+    if box != (0, 0, 640, 360):
+        # The face's middle (eyes, nose, mouth): a box's rim may hold where a blurred area ends, a sharp
+        # edge that says nothing of the face, and YuNet's boxes reach up into the hair.
+        dx, dy = (right - left) // 5, (bottom - top) // 5
+        left, top, right, bottom = left + dx, top + dy, right - dx, bottom - dy
     grey = cv2.cvtColor(image[top:bottom, left:right], cv2.COLOR_BGR2GRAY)
     return cv2.Laplacian(grey, cv2.CV_64F).var()
 
@@ -144,21 +174,32 @@ def test_mjpeg_frames_are_jpegs_with_boxes_on_the_faces(live, models, clip_frame
 
 
 def test_blur_unknown_leaves_no_unknown_face_sharp(live, models, clip_frames):
+    """Every face of every third frame is checked, up to the end of the audience shot and on until five
+    faces were and one frame with a face was shown blurred where its faces are rather than all over.
+    How long that takes depends on the machine: a frame no detection covered in time (the first ones,
+    or any on a busy machine) goes out blurred all over, which protects its faces but shows nothing of
+    that."""
     _, service = live
     stream = start(service, loop=True, filter="blur-unknown")
     try:
         checked = faces_only = 0
         whole = (0, 0, 640, 360)
-        for seq, picture in parts(service, stream, 150)[::3]:
+        deadline = time.monotonic() + WAIT
+        for seq, picture in itertools.islice(video(service, stream), 0, None, 3):
             source = clip_frames[seq % len(clip_frames)]
-            boxes = boxes_in(models, source)
+            boxes = faces_in(models, source, seq % len(clip_frames))
             for box in boxes:
                 # Nobody is named in this store: every face is unknown, so blurred well beyond recognition.
-                assert sharpness(picture, box) < 0.25 * sharpness(source, box), seq
+                sharp, before = sharpness(picture, box), sharpness(source, box)
+                assert sharp < 0.25 * before + JPEG_FLOOR, (
+                    f"frame {seq}: the face at {box}: {sharp:.1f} of {before:.1f}"
+                )
                 checked += 1
             # The faces only, not the whole frame (what a frame no detection covered in time gets).
             faces_only += bool(boxes) and sharpness(picture, whole) > 0.5 * sharpness(source, whole)
-        assert checked >= 5 and faces_only >= 1
+            if (seq >= AUDIENCE[1] and checked >= 5 and faces_only >= 1) or time.monotonic() > deadline:
+                break
+        assert checked >= 5 and faces_only >= 1, (checked, faces_only)
     finally:
         stop(service, stream)
 
@@ -344,7 +385,7 @@ def test_no_process_or_shared_memory_outlives_the_service(tmp_path):
         started = time.monotonic()
     assert time.monotonic() - started < 15  # the open MJPEG connections did not hold the shutdown
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in children)
-    assert not list(SHM.glob("facerec-*"))
+    assert not list(SHM.glob(f"facerec-*-{stream['id']}-*"))  # its own: other services may run beside it
 
 
 def test_the_live_page_plays_a_named_stream(live, browser, performer):  # noqa: F811 (the fixture)

@@ -70,15 +70,42 @@ def test_with_a_filter_a_frame_waits_for_a_detection_of_it_or_later_in_its_shot(
     monkeypatch.setattr(reader.time, "monotonic", lambda: now[0])
     shown, frame = Shown("blur-unknown", 0.5), np.zeros((4, 4, 3), np.uint8)
     assert shown.next(0, frame, 0.0, False) is None  # nothing detected yet: it waits
-    shown.faces_of(1, ["a"])
+    a = {"track": 1, "box": (0, 0, 2, 2), "blur": True}
+    shown.faces_of(1, [a])
     out = shown.next(1, frame, 0.0, False)
-    assert out[0] == 0 and out[3] == ["a"]  # frame 0 is covered by the detection of frame 1
+    assert out[0] == 0 and out[3] == [{**a, "spread": True}]  # frame 0 is covered by the detection of frame 1
     # A cut at frame 3: a detection of frame 3 does not cover frame 2 (its faces may be gone).
     shown.faces_of(3, [])
     assert shown.next(2, frame, 0.0, False)[0] == 1
     assert shown.next(3, frame, 0.0, True) is None  # frame 2 waits: no detection of its shot after it
     # Once the frame after it is covered, frame 2 is dropped to catch up: never shown with the wrong faces.
     assert shown.next(4, frame, 0.0, False)[0] == 3
+
+
+def test_between_two_detections_a_face_is_blurred_where_it_was_where_it_went_and_between(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(reader.time, "monotonic", lambda: now[0])
+    shown, frame = Shown("blur-unknown", 0.5), np.zeros((200, 300, 3), np.uint8)
+    moving, leaving, coming = (
+        {"track": t, "box": box, "label": "unknown", "kind": "unknown", "blur": True}
+        for t, box in ((1, (10, 10, 50, 50)), (2, (200, 100, 240, 140)), (3, (100, 100, 140, 140)))
+    )
+    shown.faces_of(0, [moving, leaving])
+    assert shown.next(0, frame, 0.0, False)[0] == 0
+    shown.faces_of(4, [{**moving, "box": (70, 30, 110, 70)}, coming])
+    seq, _, _, faces = shown.next(1, frame, 0.0, False)  # between the detections of frames 0 and 4
+    assert seq == 1
+    assert sorted((f["track"], f["box"], bool(f.get("spread"))) for f in faces) == [
+        (1, (10, 10, 110, 70), False),  # the box spanning both places
+        (2, (200, 100, 240, 140), True),  # found once only: a wider margin
+        (3, (100, 100, 140, 140), True),
+    ]
+    # A face found once is blurred with a margin of half its size: a face that moved that far is covered.
+    picture = frame.copy()
+    picture[90:150, 180:260] = np.indices((60, 80)).sum(axis=0)[..., None] % 2 * 255  # a sharp pattern
+    out = reader.annotate(picture, [f for f in faces if f["track"] == 2], 30)
+    detail = lambda image: np.abs(np.diff(image[80:160, 180:260].astype(int), axis=1)).mean()  # noqa: E731
+    assert detail(out) < 0.1 * detail(picture)
 
 
 def test_with_a_filter_a_frame_no_detection_covers_in_time_is_blurred_all_over(monkeypatch):

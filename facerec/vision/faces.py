@@ -130,6 +130,7 @@ def find_frame_faces(
     min_face_px: float = FRAME_MIN_FACE_PX,
     describe: bool = True,
     known: list[dict] = (),
+    threshold: float = 0.0,
 ) -> list[Face]:
     """Every face of `min_face_px` or more in one video frame: a BGR uint8 array, as OpenCV's
     VideoCapture gives it. Boxes and landmarks are in the frame's pixels.
@@ -138,18 +139,21 @@ def find_frame_faces(
     descriptor, thumbnail and quality None. `known`: the boxes (as Face.box) of faces the caller follows,
     found in the frame before. A face overlapping one of them (IoU over KNOWN_IOU) is that face: it is
     not described again, and where YuNet proposes it HOG does not look again (HOG confirmed it when it
-    appeared), so its box is YuNet's, set to dlib's proportions.
+    appeared), so its box is YuNet's, set to dlib's proportions. `threshold` is added to HOG's: below 0
+    more faces are found, and more that are none (what a privacy filter prefers).
     Not thread-safe: each thread needs its own Models.
     """
     rgb = cv2.cvtColor(bgr_frame, cv2.COLOR_BGR2RGB)
-    faces = find_proposed_faces(models, rgb, (1.0, 1.0), min_face_px, describe, FRAME_PROPOSAL_LONG_SIDE, known)
+    faces = find_proposed_faces(
+        models, rgb, (1.0, 1.0), min_face_px, describe, FRAME_PROPOSAL_LONG_SIDE, known, threshold
+    )
     if faces is not None:
         return faces
     height, width = rgb.shape[:2]
     scale = working_scale(min_face_px, width, height)
     size = (max(1, int(width * scale)), max(1, int(height * scale)))
     pixels = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    return find_faces(models, pixels, 0, (width / size[0], height / size[1]), min_face_px, describe, known)
+    return find_faces(models, pixels, 0, (width / size[0], height / size[1]), min_face_px, describe, known, threshold)
 
 
 def find_faces(
@@ -160,14 +164,16 @@ def find_faces(
     min_face_px: float = 0,
     describe: bool = True,
     known: list[dict] = (),
+    threshold: float = 0.0,
 ) -> list[Face]:
-    """Every face in `pixels` (upright RGB) by HOG's whole scan, described and pictured unless it
-    overlaps one of the `known` boxes (see find_frame_faces); boxes and landmarks scaled by `scale`.
+    """Every face in `pixels` (upright RGB) by HOG's whole scan (`threshold` added to HOG's), described
+    and pictured unless it overlaps one of the `known` boxes (see find_frame_faces); boxes and landmarks
+    scaled by `scale`.
 
     All faces of the photo are encoded in one call to the encoder.
     """
     to_photo = Placement(0.0, 0.0, *scale, pixels.shape[1] * scale[0], pixels.shape[0] * scale[1])
-    rects = [r for r in models.detector(pixels, upsample) if to_photo.side(r) >= min_face_px]
+    rects = [r for r in models.detector.run(pixels, upsample, threshold)[0] if to_photo.side(r) >= min_face_px]
     shapes = [models.predictor(pixels, r) for r in rects]
     new = [describe and not _is_known(to_photo.box(r), known) for r in rects]
     to_describe = dlib.full_object_detections([shape for shape, n in zip(shapes, new) if n])
@@ -177,10 +183,12 @@ def find_faces(
     ]
 
 
-def find_proposed_faces(models, pixels, scale, min_face_px, describe=True, min_long_side=MIN_LONG_SIDE, known=()):
+def find_proposed_faces(
+    models, pixels, scale, min_face_px, describe=True, min_long_side=MIN_LONG_SIDE, known=(), threshold=0.0
+):
     """The faces of `min_face_px` or more (photo pixels) in `pixels` (upright RGB, `scale` photo pixels
-    per pixel) that HOG confirms around YuNet's proposals; None when the windows would scan as many
-    pixels as the whole scan would (then that is the better search). A proposal of a face of the `known`
+    per pixel) that HOG confirms (`threshold` added to its own) around YuNet's proposals; None when the
+    windows would scan as many pixels as the whole scan would (then that is the better search). A proposal of a face of the `known`
     boxes is kept without HOG's look, and no face of them is described (see find_frame_faces).
     """
     height, width = pixels.shape[:2]
@@ -202,7 +210,7 @@ def find_proposed_faces(models, pixels, scale, min_face_px, describe=True, min_l
         to_photo = window.placement(image, scale, width, height)
         candidates = [
             (score, rect)
-            for rect, score in zip(*models.detector.run(image, 0, WINDOW_THRESHOLD)[:2])
+            for rect, score in zip(*models.detector.run(image, 0, WINDOW_THRESHOLD + threshold)[:2])
             if to_photo.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px and window.holds(rect, image)
         ]
         if candidates:
