@@ -61,6 +61,7 @@ from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_serv
 from stream import print_stream, stream_bench
 from webrtc import print_webrtc, webrtc_bench
 
+from facerec import blas
 from facerec.config import DEFAULTS
 from facerec.vision.faces import Models, analyse_photo, find_frame_faces
 from facerec.vision.images import decode_image
@@ -739,7 +740,7 @@ def on_one_core(fn):
     """fn() in a fresh process with one BLAS and OpenMP thread (read when the libraries load) and one OpenCV
     thread (onnxruntime's is one already, facerec/vision/proposals.py)."""
     saved = dict(os.environ)
-    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ.update(blas.environment())
     try:
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             return pool.submit(fn).result()

@@ -2,6 +2,7 @@
 import ctypes
 import os
 
+from facerec import blas
 from facerec.config import setting
 
 bind = setting("DETECT_BIND")
@@ -14,7 +15,7 @@ worker_connections = 100
 timeout = 60
 graceful_timeout = 30
 # One BLAS thread per worker: the workers already fill the cores.
-raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
+raw_env = [f"{name}={value}" for name, value in blas.environment().items()]
 accesslog = "-"
 # No control socket: its default path ($HOME/.gunicorn/gunicorn.ctl) is one per user, so every service
 # and every instance on a machine would fight over it, and nothing here uses gunicornc.

@@ -1,4 +1,5 @@
 # Gunicorn settings of the store service. Used as they are by `make run` and docker-compose.yml.
+from facerec import blas
 from facerec.config import setting
 
 bind = setting("STORE_BIND")
@@ -10,7 +11,7 @@ threads = 4
 # One BLAS thread a search: a query is a memory-bound matrix-vector product, which a second thread does
 # not speed up, and on a busy machine its hand-offs cost more than the product (docs/performance.md).
 # Concurrent queries run on the gthreads instead.
-raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
+raw_env = [f"{name}={value}" for name, value in blas.environment().items()]
 timeout = 60
 graceful_timeout = 30
 # Never preload: SQLite must be opened after the fork, in the worker.

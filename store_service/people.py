@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facerec import blas
 from facerec.config import DEFAULTS
 
 from . import clusters, recluster
@@ -342,7 +343,7 @@ class People:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"),
+                    env=dict(os.environ, **blas.environment()),
                 )
             finally:
                 os.close(lifeline)  # the child has its own copy

@@ -1,6 +1,7 @@
 # Gunicorn settings of the stream service. Used as they are by `make run` and docker-compose.yml.
 import signal
 
+from facerec import blas
 from facerec.config import setting
 
 bind = setting("STREAM_BIND")
@@ -10,7 +11,7 @@ workers = 1
 worker_class = "gthread"
 threads = 32
 # One BLAS and OpenMP thread per process (inherited by the detection workers): the workers fill the cores.
-raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
+raw_env = [f"{name}={value}" for name, value in blas.environment().items()]
 timeout = 60
 # HTTPS when a certificate is given: a browser on the LAN gives the page its camera only over https://.
 certfile = setting("STREAM_CERT_FILE")
