@@ -35,3 +35,8 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
+
+
+if __name__ == "__main__":  # `env $(python -m facerec.blas) command`: the kernels for a command's OpenBLAS
+    kernels = environment().get("OPENBLAS_CORETYPE")
+    print(f"OPENBLAS_CORETYPE={kernels}" if kernels else "")
