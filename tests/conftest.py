@@ -5,10 +5,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from facerec.pgcluster import Cluster, Unavailable
-from facerec.run import Service, running
-from facerec.vision.faces import Models
-from store_service import create_app as create_store_app
+from facerec import blas
+
+# Before dlib loads OpenBLAS: the tests' own descriptors are compared with the services' bit for bit, so
+# they are computed on the same kernels (facerec/blas.py).
+os.environ.update(blas.environment())
+
+from facerec.pgcluster import Cluster, Unavailable  # noqa: E402
+from facerec.run import Service, running  # noqa: E402
+from facerec.vision.faces import Models  # noqa: E402
+from store_service import create_app as create_store_app  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")).resolve()
