@@ -37,7 +37,7 @@ from .exceptions import UnknownPerson
 STALE_RETRIES = 2
 # Faces a re-cluster writes per transaction: each holds the lock for a few milliseconds, so a query
 # waits at most about that long (one transaction of 100,000 faces held it for 4 s).
-BATCH = 200
+BATCH = 50
 # A person's centre and spread for the spread ratio on arrival, from this many of its faces at most
 # (evenly spaced): within a few percent, at a bounded cost for a person of 100,000 faces.
 SPREAD_SAMPLE = 1000
