@@ -22,6 +22,7 @@ class StoreClient:
                     "thumbnail": base64.b64encode(f.thumbnail).decode("ascii"),
                     "quality": f.quality,
                     "landmarks": f.landmarks,
+                    "detector": f.detector,
                 }
                 for f in faces
             ],

@@ -50,6 +50,9 @@ DEFAULTS = {
     # On a photo of at most 1 MP, where HOG's whole scan costs little, faces down to this size are found
     # (as far as a scan of 1.25 MP allows: a 640×480 photo down to 40 px). 0 = MIN_FACE_PX everywhere.
     "SMALL_FACE_PX": 40,
+    # With DETECTOR "proposals", a face YuNet proposes with at least this score is a face even where HOG
+    # turns it down ("detector": "cnn"), 0.5 to 1; 1 = only the faces HOG accepts (docs/detection.md).
+    "SURE_FACE_SCORE": 0.9,
     # Detect: a photo is admitted while the photos ahead of it on its worker would take at most this many
     # seconds (at the worker's recent time per photo); past it, 503 with Retry-After at once. 60 s lets a
     # client's burst of 50 photos of 2 s each wait its turn on two workers, and answers a flood at once.

@@ -99,6 +99,9 @@ MIGRATIONS = [
     # Version 17: counts that outlive a restart, such as the faces stored since the last re-cluster
     # began (people.py starts one in the background at PEOPLE_RECLUSTER_AFTER).
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    # Version 18: how each face was found, "hog", "cnn" or "manual" (facerec/vision/faces.py FOUND_BY).
+    # NULL for older faces: HOG accepted every face stored before, so NULL reads as "hog".
+    "ALTER TABLE faces ADD COLUMN detector TEXT",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
