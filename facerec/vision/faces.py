@@ -279,7 +279,7 @@ def find_proposed_faces(
         if candidates:
             score, rect = max(candidates, key=lambda c: c[0])
             confirmed.append((score, rect, image, to_photo))
-        elif window.proposal[4] >= sure_score:
+        elif is_sure(window.proposal[4], sure_score):
             rect = window.within(_dlib_rect(window.proposal), image)
             if to_photo.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px:
                 sure.append((rect, image, to_photo, "cnn"))
@@ -311,7 +311,7 @@ def find_sure_faces(
     whole = Placement(0.0, 0.0, *scale, width * scale[0], height * scale[1])
     faces = []
     for proposal in models.proposer.propose(pixels, wanted):
-        if proposal[4] < sure_score or any(_centre_in(f.box, proposal, scale) for f in found + faces):
+        if not is_sure(proposal[4], sure_score) or any(_centre_in(f.box, proposal, scale) for f in found + faces):
             continue
         rect = _dlib_rect(proposal)
         if whole.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px:
@@ -320,6 +320,12 @@ def find_sure_faces(
                 face = replace(face, descriptor=None, thumbnail=None, quality=None)
             faces.append(face)
     return faces
+
+
+def is_sure(score: float, sure_score: float) -> bool:
+    """Whether YuNet is sure enough of a proposal for it to be a face without HOG: never at `sure_score` 1
+    (YuNet's scores saturate at 1)."""
+    return sure_score < 1 and score >= sure_score
 
 
 def _centre_in(box, proposal, scale):

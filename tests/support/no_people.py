@@ -1,4 +1,4 @@
-"""Photos without people (tests/data/no_people/README.md) and 200 views cut from them."""
+"""Photos without people (tests/photos/no_people/README.md) and 200 views cut from them."""
 
 from collections.abc import Iterator
 from pathlib import Path
