@@ -2,16 +2,16 @@
 
 from flask import Flask
 
-from facerec.auth import require_api_key
-from facerec.config import load_config
-from facerec.cors import allow_origins
-from facerec.errors import register_error_handlers
-from facerec.openapi import serve_openapi
+from facerec.service.auth import require_api_key
+from facerec.service.config import load_config
+from facerec.service.cors import allow_origins
+from facerec.service.errors import register_error_handlers
+from facerec.service.openapi import serve_openapi
+from facerec.service.store_api import StoreClient
 from facerec.vision.faces import DETECTORS, Models
 from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage
 
 from . import views
-from .store_client import StoreClient
 
 
 def create_app(test_config=None):

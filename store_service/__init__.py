@@ -5,10 +5,10 @@ import os
 
 from flask import Flask
 
-from facerec.auth import require_api_key
-from facerec.config import load_config
-from facerec.errors import register_error_handlers
-from facerec.openapi import serve_openapi
+from facerec.service.auth import require_api_key
+from facerec.service.config import load_config
+from facerec.service.errors import register_error_handlers
+from facerec.service.openapi import serve_openapi
 
 from .exceptions import Conflict, InvalidCorrection, InvalidFace, NoThumbnail, NotInPerson, UnknownFace, UnknownPerson
 from .store import FaceStore
@@ -36,10 +36,10 @@ def create_app(test_config=None):
         },
     )
 
-    from . import people_views, views, web
+    from .http import faces, people, web
 
-    app.register_blueprint(views.bp)
-    app.register_blueprint(people_views.bp)
+    app.register_blueprint(faces.bp)
+    app.register_blueprint(people.bp)
     app.register_blueprint(web.bp)
     serve_openapi(app)
     return app

@@ -5,14 +5,14 @@ import atexit
 
 from flask import Flask
 
-from facerec.auth import require_api_key
-from facerec.config import load_config
-from facerec.errors import register_error_handlers
-from facerec.openapi import serve_openapi
+from facerec.service.auth import require_api_key
+from facerec.service.config import load_config
+from facerec.service.errors import register_error_handlers
+from facerec.service.openapi import serve_openapi
+from facerec.service.store_api import StoreClient
 
 from . import views, web
 from .manager import SourceFailed, Streams, TooManyStreams, UnknownStream
-from .store_client import StoreClient
 
 
 def create_app(test_config=None):

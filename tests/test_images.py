@@ -5,7 +5,6 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import photo, with_orientation
 from PIL import Image, ImageOps
 
 from facerec.vision.images import (
@@ -19,6 +18,7 @@ from facerec.vision.images import (
     upright,
     working_scale,
 )
+from tests.support.faces import photo, with_orientation
 
 ORIENTATIONS = range(1, 9)
 
