@@ -53,11 +53,7 @@ def test_a_non_face_yunet_proposes_is_rejected_by_hog(models):
     decoded = decode_image(data, 100, exact=False)
     sx, sy = decoded.scale
     proposed = [(x * sx, y * sy, w * sx, h * sy) for x, y, w, h, _ in models.proposer.propose(decoded.pixels, 100 / sx)]
-    background = [
-        p
-        for p in proposed
-        if inside(p[0] + p[2] / 2, p[1] + p[3] / 2, {"left": 1600, "top": 150, "width": 800, "height": 900})
-    ]
+    background = [p for p in proposed if inside(p[0] + p[2] / 2, p[1] + p[3] / 2, Box(1600, 150, 800, 900))]
     assert background, "YuNet no longer proposes the background figure: pick another photo for this test"
     faces = faces_of(models, data, "proposals")
     assert len(faces) == 1 and faces[0].box.left < 1500  # his face, left of the figure
@@ -185,7 +181,7 @@ def test_a_photo_stored_by_the_whole_scan_keeps_its_ids_when_posted_again(models
     sha256 = decode_image(data).sha256
 
     def post(store, faces):
-        return store.add_faces(sha256, [{"descriptor": f.descriptor, "box": f.box} for f in faces], 0.36, 100)
+        return store.add_faces(sha256, [{"descriptor": f.descriptor, "box": f.box.to_json()} for f in faces], 0.36, 100)
 
     store = FaceStore(str(tmp_path / "faces.sqlite3"))
     try:
