@@ -8,15 +8,12 @@ where there are none, in process with the service's settings.
   before and after.
 """
 
-import sys
 from pathlib import Path
 
-from facerec.config import DEFAULTS
+from facerec.service.config import DEFAULTS
 from facerec.vision.faces import MIN_WINDOW_SIZE_SHARE, Models, analyse_photo, is_sure
 from facerec.vision.images import decode_image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from support.no_people import no_people_views  # noqa: E402
+from tests.support.no_people import no_people_views
 
 SETTINGS = (DEFAULTS["MIN_FACE_PX"], DEFAULTS["MAX_IMAGE_PIXELS"], DEFAULTS["SMALL_FACE_PX"])
 SURE = DEFAULTS["SURE_FACE_SCORE"]

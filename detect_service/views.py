@@ -7,9 +7,10 @@ from contextlib import contextmanager
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
-from facerec.config import SOURCE_MAX, TIME_MAX
-from facerec.store_api import StoreUnavailable
-from facerec.vision.faces import analyse_photo, describe_boxes, iou
+from facerec.service.config import SOURCE_MAX, TIME_MAX
+from facerec.service.store_api import StoreUnavailable, face_body
+from facerec.vision.boxes import Box, iou
+from facerec.vision.faces import analyse_photo, describe_boxes
 from facerec.vision.images import box_to_stored
 
 bp = Blueprint("detect", __name__)
@@ -38,7 +39,7 @@ def detect():
         "faces": [
             {
                 "id": s["id"],
-                "box": f.box,
+                "box": f.box.to_json(),
                 "landmarks": f.landmarks,
                 "detector": f.detector,
                 "matches": s["matches"],
@@ -61,7 +62,7 @@ def jalbum_detect():
         "faces": [
             {
                 "token": s["id"],
-                "rectangle": box_to_stored(f.box, photo.orientation, photo.width, photo.height),
+                "rectangle": box_to_stored(f.box, photo.orientation, photo.width, photo.height).to_json(),
                 "age": 0,  # never estimated
                 "quality": round(f.quality, 3),
                 "gender": 0,  # never estimated
@@ -114,7 +115,7 @@ def origin():
     return found
 
 
-def drawn_boxes():
+def drawn_boxes() -> list[Box]:
     """The boxes drawn by hand round faces the detector missed: form fields `box=left,top,width,height`
     (upright pixels, as /detect answers boxes), at most MAX_DRAWN_BOXES, each of MIN_DRAWN_BOX_PX or more."""
     fields = request.form.getlist("box") if request.mimetype == "multipart/form-data" else []
@@ -123,12 +124,12 @@ def drawn_boxes():
     return [parse_box(field) for field in fields]
 
 
-def parse_box(field):
+def parse_box(field: str) -> Box:
     numbers = field.split(",")
     if len(numbers) != 4 or not all(re.fullmatch("[0-9]{1,9}", n.strip()) for n in numbers):
         raise BadRequest(f"box is left,top,width,height in whole pixels, not {field[:40]!r}")
-    box = dict(zip(("left", "top", "width", "height"), map(int, numbers)))
-    if min(box["width"], box["height"]) < MIN_DRAWN_BOX_PX:
+    box = Box(*map(int, numbers))
+    if min(box.width, box.height) < MIN_DRAWN_BOX_PX:
         raise BadRequest(f"a box is at least {MIN_DRAWN_BOX_PX} pixels wide and high: a smaller face describes nothing")
     return box
 
@@ -149,7 +150,8 @@ def detect_and_store(origin=None, boxes=()):
         )
     try:
         # Even a photo without faces: the store notes every photo it is sent.
-        stored = current_app.extensions["store"].add_faces(photo.sha256, faces, origin or {})
+        bodies = [face_body(f.descriptor, f.box, f.thumbnail, f.quality, f.landmarks, f.detector) for f in faces]
+        stored = current_app.extensions["store"].add_faces(photo.sha256, bodies, origin)
     except StoreUnavailable as e:
         raise ServiceUnavailable(f"{e}; nothing was stored, try again", retry_after=5) from None
     return photo, faces, stored

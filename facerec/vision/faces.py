@@ -8,6 +8,7 @@ import cv2
 import dlib
 import numpy as np
 
+from .boxes import Box, iou
 from .images import (
     HOG_WINDOW_PX,
     MAX_IMAGE_PIXELS,
@@ -32,7 +33,7 @@ MODEL_FILES = {
 
 @dataclass
 class Face:
-    box: dict  # upright, full-resolution pixels, clamped to the photo
+    box: Box  # upright, full-resolution pixels, clamped to the photo
     landmarks: list  # [[x, y], ...] upright, full-resolution pixels
     descriptor: np.ndarray  # 128 float32; None when not described (find_frame_faces)
     thumbnail: bytes  # a small aligned JPEG of the face (thumbnails.py); None when not described
@@ -138,30 +139,31 @@ def analyse_photo(
 
 
 def describe_boxes(
-    models: "Models", data: bytes, boxes: list[dict], max_pixels: int = MAX_IMAGE_PIXELS
+    models: "Models", data: bytes, boxes: list[Box], max_pixels: int = MAX_IMAGE_PIXELS
 ) -> tuple[Photo, list[Face]]:
-    """The faces in `boxes` ({left, top, width, height}, upright full-resolution pixels, as Face.box) of
+    """The faces in `boxes` (upright full-resolution pixels, as Face.box) of
     the photo `data`, one per box whether a detector finds a face there or not: landmarks found inside
     each box, described as any face, `detector` "manual". ImageError for a box that is not in the photo."""
     # Decoded at the scale that shows the smallest box at MAX_WINDOW_FACE_PX, never enlarged.
-    smallest = min((max(box["width"], box["height"]) for box in boxes), default=HOG_WINDOW_PX)
+    smallest = min((max(box.width, box.height) for box in boxes), default=HOG_WINDOW_PX)
     photo = decode_image(data, max(HOG_WINDOW_PX, smallest * HOG_WINDOW_PX / MAX_WINDOW_FACE_PX), max_pixels)
     for box in boxes:
-        if box["left"] + box["width"] > photo.width or box["top"] + box["height"] > photo.height:
-            raise ImageError(f"box {_spelled(box)} reaches past the {photo.width}×{photo.height} photo")
+        if box.right > photo.width or box.bottom > photo.height:
+            raise ImageError(
+                f"box {','.join(map(str, box.to_json().values()))} reaches past the {photo.width}×{photo.height} photo"
+            )
     # Each face keeps the box as drawn (its window's rounding would move it by a pixel or two).
     return photo, [replace(describe_box(models, photo.pixels, box, photo.scale, "manual"), box=box) for box in boxes]
 
 
-def describe_box(models: "Models", pixels: np.ndarray, box: dict, scale: tuple[float, float], detector: str) -> Face:
+def describe_box(models: "Models", pixels: np.ndarray, box: Box, scale: tuple[float, float], detector: str) -> Face:
     """The face whose box (dlib's convention, photo pixels) is `box`, in `pixels` (upright RGB, `scale`
     photo pixels per pixel): landmarks by dlib's predictor inside the box, the descriptor and thumbnail
     from a window around it in which the face measures at most MAX_WINDOW_FACE_PX, as a window holds a
     face HOG confirms."""
     sx, sy = scale
-    left, top = box["left"] / sx, box["top"] / sy
     # Placement.box spans left..right of a dlib rectangle: its right is the box's left + width.
-    rect = dlib.rectangle(round(left), round(top), round(left + box["width"] / sx), round(top + box["height"] / sy))
+    rect = dlib.rectangle(round(box.left / sx), round(box.top / sy), round(box.right / sx), round(box.bottom / sy))
     height, width = pixels.shape[:2]
     window = _window_around(rect, width, height)
     image = window.image(pixels)
@@ -170,16 +172,12 @@ def describe_box(models: "Models", pixels: np.ndarray, box: dict, scale: tuple[f
     )
 
 
-def _spelled(box):
-    return ",".join(str(box[k]) for k in ("left", "top", "width", "height"))
-
-
 def find_frame_faces(
     models: "Models",
     bgr_frame: np.ndarray,
     min_face_px: float = FRAME_MIN_FACE_PX,
     describe: bool = True,
-    known: list[dict] = (),
+    known: list[Box] = (),
     threshold: float = 0.0,
     sure_score: float = SURE_SCORE,
 ) -> list[Face]:
@@ -187,7 +185,7 @@ def find_frame_faces(
     VideoCapture gives it. Boxes and landmarks are in the frame's pixels.
 
     Nothing a photo needs and a frame does not: no header, EXIF or hash. `describe` False leaves
-    descriptor, thumbnail and quality None. `known`: the boxes (as Face.box) of faces the caller follows,
+    descriptor, thumbnail and quality None. `known`: the boxes of faces the caller follows,
     found in the frame before. A face overlapping one of them (IoU over KNOWN_IOU) is that face: it is
     not described again, and where YuNet proposes it HOG does not look again (HOG confirmed it when it
     appeared), so its box is YuNet's, set to dlib's proportions. `threshold` is added to HOG's: below 0
@@ -217,7 +215,7 @@ def find_faces(
     scale: tuple[float, float] = (1.0, 1.0),
     min_face_px: float = 0,
     describe: bool = True,
-    known: list[dict] = (),
+    known: list[Box] = (),
     threshold: float = 0.0,
 ) -> list[Face]:
     """Every face in `pixels` (upright RGB) by HOG's whole scan (`threshold` added to HOG's), described
@@ -301,7 +299,7 @@ def find_sure_faces(
     found: list[Face],
     sure_score: float = SURE_SCORE,
     describe: bool = True,
-    known: list[dict] = (),
+    known: list[Box] = (),
 ) -> list[Face]:
     """The faces YuNet proposes at `sure_score` or more in `pixels` (upright RGB, `scale` photo pixels
     per pixel) that none of the `found` faces is (none has its centre in the proposal): faces HOG's whole
@@ -331,7 +329,7 @@ def is_sure(score: float, sure_score: float) -> bool:
 def _centre_in(box, proposal, scale):
     """Whether a face's box (photo pixels) has its centre in a proposal (image pixels)."""
     x, y, w, h, _ = proposal
-    cx, cy = (box["left"] + box["width"] / 2) / scale[0], (box["top"] + box["height"] / 2) / scale[1]
+    cx, cy = (box.left + box.width / 2) / scale[0], (box.top + box.height / 2) / scale[1]
     return x <= cx <= x + w and y <= cy <= y + h
 
 
@@ -455,7 +453,7 @@ class Placement:
         top = max(self.top + rect.top() * self.sy, 0)
         right = min(self.left + rect.right() * self.sx, self.width)
         bottom = min(self.top + rect.bottom() * self.sy, self.height)
-        return {"left": round(left), "top": round(top), "width": round(right - left), "height": round(bottom - top)}
+        return Box(round(left), round(top), round(right - left), round(bottom - top))
 
     def point(self, p):
         return [round(self.left + p.x * self.sx), round(self.top + p.y * self.sy)]
@@ -469,11 +467,3 @@ def _face(pixels, rect, shape, descriptor, to_photo, detector="hog"):
         descriptor = np.asarray(descriptor, dtype=np.float32)
     points = [to_photo.point(p) for p in shape.parts()]
     return Face(to_photo.box(rect), points, descriptor, thumbnail, quality, detector)
-
-
-def iou(a: dict, b: dict) -> float:
-    """How much two boxes overlap: intersection over union."""
-    w = max(0, min(a["left"] + a["width"], b["left"] + b["width"]) - max(a["left"], b["left"]))
-    h = max(0, min(a["top"] + a["height"], b["top"] + b["height"]) - max(a["top"], b["top"]))
-    inter = w * h
-    return inter / (a["width"] * a["height"] + b["width"] * b["height"] - inter) if inter else 0.0

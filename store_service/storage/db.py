@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from datetime import UTC, datetime
 
 import numpy as np
 
@@ -104,10 +103,6 @@ MIGRATIONS = [
     "ALTER TABLE faces ADD COLUMN detector TEXT",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def utc_now():
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Database:
