@@ -14,10 +14,10 @@ def no_people_photos() -> list[Path]:
     return sorted(FOLDER.glob("*.jpg"))
 
 
-def no_people_views() -> Iterator[tuple[str, bytes]]:
-    """(name, JPEG bytes) of 10 views of each photo: a face-like pattern is looked for at every size a
-    face may take, on small photos (whole scan) and on photos over 1 MP (proposals) alike."""
-    for path in no_people_photos():
+def no_people_views(photos: list[Path] | None = None) -> Iterator[tuple[str, bytes]]:
+    """(name/view, JPEG bytes) of 10 views of each photo (default: all 20): a face-like pattern is looked
+    for at every size a face may take, on small photos (whole scan) and over 1 MP (proposals) alike."""
+    for path in no_people_photos() if photos is None else photos:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         for view, pixels in views_of(image):
             yield f"{path.stem}/{view}", cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
