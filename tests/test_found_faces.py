@@ -1,12 +1,13 @@
 """Every face a person can see (issue 21), on real photos through the real pipeline: a face only YuNet
 finds, no face where there is none, and a drawn box described as a face."""
 
+import cv2
 import numpy as np
 import pytest
 
 from facerec.vision.boxes import Box, iou
 from facerec.vision.faces import analyse_photo, describe_boxes
-from tests.support.faces import photo
+from tests.support.faces import FACES, photo
 from tests.support.no_people import no_people_photos, no_people_views
 
 SERVICE = {"min_face_px": 100, "small_face_px": 40}  # the service's defaults (facerec/service/config.py)
@@ -28,6 +29,24 @@ def test_a_face_only_yunet_finds_is_answered_as_a_cnn_face_of_that_person(models
     to_elton = [np.linalg.norm(face.descriptor - d) for d in descriptors_of(models, ELTON)]
     to_others = [np.linalg.norm(face.descriptor - d) for d in descriptors_of(models, OTHERS)]
     assert np.median(to_elton) <= SAME_PERSON < min(to_others)
+
+
+def face_cut_by_the_top_edge():
+    """A 780×438 photo with a 224 px face cut by its top edge: deepface_tests/person_img8/img49.jpg (12.6 MP)
+    reduced to 0.2279 (the face 250 px) and cropped."""
+    image = cv2.imread(str(FACES / "deepface_tests/person_img8/img49.jpg"))
+    reduced = cv2.resize(image, None, fx=0.2279, fy=0.2279, interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", reduced[211 : 211 + 438, 194 : 194 + 780], [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+
+
+def test_the_search_for_small_faces_keeps_a_large_face_cut_by_the_edge(models):
+    """The scan for 40 px faces (the photo enlarged 1.9x) lost this face, the scan for 100 px faces found
+    it (issue 21): HOG alone (sure_score 1) now finds it with the default SMALL_FACE_PX too."""
+    data = face_cut_by_the_top_edge()
+    [as_before] = analyse_photo(models, data, 100, small_face_px=None, sure_score=1)[1]
+    [face] = analyse_photo(models, data, **SERVICE, sure_score=1)[1]
+    assert face.box == as_before.box and face.box.width == 224 and face.box.top == 0 and face.detector == "hog"
+    assert [f.box for f in analyse_photo(models, data, **SERVICE)[1]] == [face.box]  # no second, cnn, face
 
 
 def test_faces_hog_finds_stay_hog_faces(models):
