@@ -11,7 +11,7 @@ from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
 
 from . import views, web
-from .manager import SourceFailed, Streams, TooManyStreams, UnknownStream
+from .manager import Manager, SourceFailed, TooManyStreams, UnknownStream
 from .store_client import StoreClient
 
 
@@ -23,7 +23,7 @@ def create_app(test_config=None):
     require_api_key(app)
     store = StoreClient(app.config["STORE_URL"], app.config["STORE_TIMEOUT"], app.config["STORE_API_KEY"])
     # Processes start with the first stream, in the worker that serves it, never at import time.
-    app.extensions["streams"] = streams = Streams(app.config, store)
+    app.extensions["streams"] = streams = Manager(app.config, store)
     atexit.register(streams.close)
     register_error_handlers(app, {UnknownStream: 404, SourceFailed: 422, TooManyStreams: 409})
     app.register_blueprint(views.bp)

@@ -22,7 +22,7 @@ from conftest import REPO, SHARED, Service, running, service_env
 from test_web import SCREENSHOTS, browser  # noqa: F401  (browser: the fixture, Debian's chromium)
 
 from facerec.vision.faces import find_faces
-from stream_service.reader import COLOURS
+from stream_service.drawing import COLOURS
 from stream_service.tracks import iou
 
 CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"

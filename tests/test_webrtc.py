@@ -20,7 +20,7 @@ from conftest import Service, running, service_env
 from test_stream import CLIP, WAIT, boxes_in, sharpness, wait_for
 from test_web import CHROMIUM, SCREENSHOTS
 
-from stream_service.reader import COLOURS
+from stream_service.drawing import COLOURS
 
 live = test_stream.live  # the store and the stream service, as make run starts them (for this module)
 FIRST, LAST = 120, 209  # one shot of the clip, a face in every frame
