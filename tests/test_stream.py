@@ -9,6 +9,8 @@ import http.server
 import itertools
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -112,10 +114,6 @@ def boxes_in(models, frame):
     ]
 
 
-# What JPEG (quality 80) leaves of detail in a blurred face: 2 to 3.4 (the Laplacian's variance) on the
-# clip's dark audience faces, whose own detail is only about 14. Without it those, well blurred, measure
-# up to 0.24 as sharp as their source, against 0.25 allowed.
-JPEG_FLOOR = 4
 # YuNet scores the audience shot's turned faces 0.82 to 0.89; a dark face it barely sees comes and goes
 # from frame to frame, and may be missing from the detection that covers a frame.
 CONFIDENT = 0.8
@@ -136,15 +134,57 @@ def faces_in(models, frame, index):
     return found
 
 
-def sharpness(image, box):
+# A face counts as blurred when less than this share of its own detail is left in the picture. The
+# clip's faces, sent unblurred as JPEGs (quality 80), keep 0.48 to 0.98 of it (median 0.81, 85 faces);
+# blurred by the filter, at most 0.05 (median 0.01).
+DETAIL_LEFT = 0.2
+WHOLE = (0, 0, 640, 360)
+
+
+def detail_left(picture, source, box, middle=True):
+    """How much of the source's detail in `box` is left in the picture: the share of the source's
+    Laplacian (its edges) that the picture's Laplacian follows, 1 unchanged, 0 for none of it.
+
+    The picture's own edges that are not the source's count for nothing: a JPEG's blocks, or the border
+    between two blurred areas, which the Laplacian's variance took for detail (a blurred face measured
+    "50.7 of 23.3" where a neighbour's blur ended across it)."""
     left, top, right, bottom = box
-    if box != (0, 0, 640, 360):
-        # The face's middle (eyes, nose, mouth): a box's rim may hold where a blurred area ends, a sharp
-        # edge that says nothing of the face, and YuNet's boxes reach up into the hair.
+    if middle:
+        # The face's middle (eyes, nose, mouth): YuNet's boxes reach up into the hair.
         dx, dy = (right - left) // 5, (bottom - top) // 5
         left, top, right, bottom = left + dx, top + dy, right - dx, bottom - dy
-    grey = cv2.cvtColor(image[top:bottom, left:right], cv2.COLOR_BGR2GRAY)
-    return cv2.Laplacian(grey, cv2.CV_64F).var()
+    shown, own = (
+        cv2.Laplacian(cv2.cvtColor(image[top:bottom, left:right], cv2.COLOR_BGR2GRAY), cv2.CV_64F)
+        for image in (picture, source)
+    )
+    shown, own = shown - shown.mean(), own - own.mean()
+    return float((shown * own).sum() / (own * own).sum())
+
+
+def kept(folder, seq, picture, source):
+    """The frames of a failed check, saved for whoever looks into it: the paths."""
+    paths = folder / f"frame-{seq}-shown.png", folder / f"frame-{seq}-source.png"
+    for path, image in zip(paths, (picture, source)):
+        cv2.imwrite(str(path), image)
+    return " and ".join(map(str, paths))
+
+
+@pytest.fixture(params=["as-is", "starved"])
+def machine(request):
+    """The machine as it is, or starved: one process spinning on every core and one more, at the
+    services' own priority (the detection workers run below it), so that detection falls behind."""
+    if request.param == "as-is":
+        yield request.param
+        return
+    spinning = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(len(os.sched_getaffinity(0)) + 1)
+    ]
+    try:
+        yield request.param
+    finally:
+        for process in spinning:
+            process.kill()
+            process.wait()
 
 
 def test_mjpeg_frames_are_jpegs_with_boxes_on_the_faces(live, models, clip_frames):
@@ -173,33 +213,32 @@ def test_mjpeg_frames_are_jpegs_with_boxes_on_the_faces(live, models, clip_frame
     assert requests.get(f"{service.url}/streams/{stream['id']}", timeout=10).status_code == 404
 
 
-def test_blur_unknown_leaves_no_unknown_face_sharp(live, models, clip_frames):
+def test_blur_unknown_leaves_no_unknown_face_sharp(live, models, clip_frames, machine, tmp_path):
     """Every face of every third frame is checked, up to the end of the audience shot and on until five
     faces were and one frame with a face was shown blurred where its faces are rather than all over.
     How long that takes depends on the machine: a frame no detection covered in time (the first ones,
-    or any on a busy machine) goes out blurred all over, which protects its faces but shows nothing of
-    that."""
+    or many on a starved machine) goes out blurred all over, which protects its faces but shows nothing
+    of that."""
     _, service = live
     stream = start(service, loop=True, filter="blur-unknown")
     try:
         checked = faces_only = 0
-        whole = (0, 0, 640, 360)
         deadline = time.monotonic() + WAIT
         for seq, picture in itertools.islice(video(service, stream), 0, None, 3):
             source = clip_frames[seq % len(clip_frames)]
             boxes = faces_in(models, source, seq % len(clip_frames))
             for box in boxes:
                 # Nobody is named in this store: every face is unknown, so blurred well beyond recognition.
-                sharp, before = sharpness(picture, box), sharpness(source, box)
-                assert sharp < 0.25 * before + JPEG_FLOOR, (
-                    f"frame {seq}: the face at {box}: {sharp:.1f} of {before:.1f}"
+                left = detail_left(picture, source, box)
+                assert left < DETAIL_LEFT, (
+                    f"frame {seq}: the face at {box} keeps {left:.2f} of its detail: {kept(tmp_path, seq, picture, source)}"
                 )
                 checked += 1
             # The faces only, not the whole frame (what a frame no detection covered in time gets).
-            faces_only += bool(boxes) and sharpness(picture, whole) > 0.5 * sharpness(source, whole)
+            faces_only += bool(boxes) and detail_left(picture, source, WHOLE, middle=False) > 0.5
             if (seq >= AUDIENCE[1] and checked >= 5 and faces_only >= 1) or time.monotonic() > deadline:
                 break
-        assert checked >= 5 and faces_only >= 1, (checked, faces_only)
+        assert checked >= 5 and faces_only >= 1, (machine, checked, faces_only)
     finally:
         stop(service, stream)
 

@@ -17,7 +17,7 @@ import pytest
 import requests
 import test_stream
 from conftest import Service, running, service_env
-from test_stream import CLIP, WAIT, boxes_in, sharpness, wait_for
+from test_stream import CLIP, DETAIL_LEFT, WAIT, boxes_in, detail_left, wait_for
 from test_web import CHROMIUM, SCREENSHOTS
 
 from stream_service.drawing import COLOURS
@@ -188,12 +188,12 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             clip = cv2.resize(frames[k], (width, height), interpolation=cv2.INTER_AREA)
             for face in faces_of[k]:
                 box = [round(v * width / 640) for v in face]
-                assert sharpness(picture, box) < 0.25 * sharpness(clip, box), (k, box)
+                assert detail_left(picture, clip, box) < DETAIL_LEFT, (k, box)
                 counts["blurred"] += 1
             # The faces only, not the whole frame (what a frame that no detection covered in time gets,
             # often on a busy machine: so one such frame is asked for, not many).
             whole = (0, 0, width, height)
-            if sharpness(picture, whole) > 0.3 * sharpness(clip, whole):
+            if detail_left(picture, clip, whole, middle=False) > 0.3:
                 counts["faces_only"] += 1
                 cv2.imwrite(str(SCREENSHOTS / "call-blurred.png"), picture)
             return counts["blurred"] >= 5 and counts["faces_only"] >= 1
