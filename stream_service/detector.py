@@ -7,14 +7,14 @@ the web process, so that when the machine is short of CPU it is detection that s
 
 import os
 from multiprocessing.connection import Connection
-from typing import Any
 
 import cv2
 import numpy as np
 
+from facerec.vision.boxes import Box
 from facerec.vision.faces import FRAME_MIN_FACE_PX, FRAME_PROPOSAL_LONG_SIDE, Models, find_frame_faces
 
-from .messages import Box, Detect, Face, Forget, Found, Gone, Ready, Stop
+from .messages import Corners, Detect, Face, Forget, Found, Gone, Ready, Stop
 from .shared_frames import FrameRing
 from .tracks import iou
 
@@ -72,7 +72,7 @@ def detect_stream_faces(
     models: Models,
     frame: np.ndarray,
     scale: float,
-    known: list[Box],
+    known: list[Corners],
     thumbnails: bool = False,
     private: bool = False,
 ) -> list[Face]:
@@ -88,15 +88,11 @@ def detect_stream_faces(
     """
     height, width = round(frame.shape[0] * scale), round(frame.shape[1] * scale)
 
-    def in_frame(box: dict[str, Any]) -> Box:
-        left, top = box["left"] * scale, box["top"] * scale
-        right, bottom = left + box["width"] * scale, top + box["height"] * scale
-        return max(round(left), 0), max(round(top), 0), min(round(right), width - 1), min(round(bottom), height - 1)
+    def in_frame(box: Box) -> Corners:
+        left, top, right, bottom = box.scaled(scale).corners()
+        return max(left, 0), max(top, 0), min(right, width - 1), min(bottom, height - 1)
 
-    followed = [
-        {"left": left / scale, "top": top / scale, "width": (right - left) / scale, "height": (bottom - top) / scale}
-        for left, top, right, bottom in known
-    ]
+    followed = [Box.from_corners(*known_box).scaled(1 / scale) for known_box in known]
     threshold = PRIVACY_THRESHOLD if private else 0.0
     faces = []
     for face in find_frame_faces(models, frame, known=followed, threshold=threshold):
@@ -107,7 +103,7 @@ def detect_stream_faces(
     if private:
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         for x, y, w, h, _ in models.proposer.propose(rgb, FRAME_MIN_FACE_PX, FRAME_PROPOSAL_LONG_SIDE):
-            box = in_frame({"left": x, "top": y, "width": w, "height": h})
+            box = in_frame(Box.from_corners(x, y, x + w, y + h))
             if not any(iou(box, face["box"]) > SAME_FACE_IOU for face in faces):
                 faces.append({"box": box, "descriptor": None})
     return faces

@@ -5,7 +5,7 @@ detection covered in time, blurred all over. Used by the reader (reader.py) and 
 import cv2
 import numpy as np
 
-from .messages import Box, Face
+from .messages import Corners, Face
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # BGR: a named person, a person without a name, nobody known.
@@ -50,7 +50,7 @@ def blurred(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def _blur(out: np.ndarray, box: Box, margin: int = 4) -> None:
+def _blur(out: np.ndarray, box: Corners, margin: int = 4) -> None:
     """Blur the face and a margin of 1/`margin` of its size around it (a face moves between
     detections) beyond recognition."""
     left, top, right, bottom = box

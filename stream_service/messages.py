@@ -17,7 +17,7 @@ from typing import Any
 # A face as the detection workers find it (detector.py) and as the reader draws it (tracks.py's
 # overlay): a dict whose "box" is (left, top, right, bottom) in the pixels of the stream's frames.
 Face = dict[str, Any]
-Box = tuple[int, int, int, int]
+Corners = tuple[int, int, int, int]
 
 
 # -- from a reader or a call to the manager -------------------------------------------------------------
@@ -137,7 +137,7 @@ class Detect:
     ring: str
     shape: tuple[int, int]
     seq: int
-    known: list[Box]
+    known: list[Corners]
     thumbnails: bool
     private: bool
 

@@ -6,13 +6,15 @@ on the people page meanwhile shows then). With "store": true, each new descripto
 store that does not answer leaves the faces unknown; the video goes on.
 """
 
+import hashlib
 import logging
 import time
 from typing import Any, Protocol
 
 import numpy as np
 
-from facerec.store_api import StoreUnavailable
+from facerec.service.store_api import StoreUnavailable, face_body
+from facerec.vision.boxes import Box
 
 from .registry import Registry
 from .stream import Stream
@@ -24,11 +26,11 @@ NOBODY = {"person": None, "name": None, "distance": None}
 
 
 class Store(Protocol):
-    """What recognition asks of the store (store_client.py)."""
+    """What recognition asks of the store (facerec/service/store_api.py's StoreClient)."""
 
-    def identify(self, descriptors: list[np.ndarray]) -> list[dict[str, Any]]: ...
+    def identify(self, descriptors: list[np.ndarray]) -> list[dict]: ...
 
-    def add_face(self, frame_id: str, face: dict[str, Any]) -> dict[str, Any]: ...
+    def add_faces(self, photo_sha256: str, faces: list[dict], origin: dict | None = None) -> list[dict]: ...
 
 
 class Recognition:
@@ -48,13 +50,18 @@ class Recognition:
             for stream, tracks, means, pending in work:
                 try:
                     for track, face in pending:
-                        self.store.add_face(f"{stream.id}:{track.id}:{len(track.descriptors)}:{time.time()}", face)
+                        self._keep(f"{stream.id}:{track.id}:{len(track.descriptors)}:{time.time()}", face)
                     answers = self.store.identify(means) if means else []
                 except StoreUnavailable as e:
                     log.warning("streams: %s", e)
                     answers = [NOBODY] * len(tracks)
                 with registry.lock:
                     self._recognised(stream, tracks, answers)
+
+    def _keep(self, frame_id: str, face: dict[str, Any]) -> None:
+        """Store one face of a stream's frame, as a photo of its own ("store": true)."""
+        body = face_body(face["descriptor"], Box.from_corners(*face["box"]), face["thumbnail"], face["quality"])
+        self.store.add_faces(hashlib.sha256(frame_id.encode()).hexdigest(), [body])
 
     def _due(self) -> bool:
         if time.monotonic() - self._identified_at >= self.every:

@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from facerec.service.clock import utc_now
+
 from .shared_frames import JpegSlots
-from .tracks import Track, Tracks, utc_now
+from .tracks import Track, Tracks
 
 FILTERS = (None, "blur-unknown", "blur-all")
 CALL = "webrtc"  # the source of a call
