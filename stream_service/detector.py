@@ -96,7 +96,7 @@ def detect_stream_faces(
     threshold = PRIVACY_THRESHOLD if private else 0.0
     faces = []
     for face in find_frame_faces(models, frame, known=followed, threshold=threshold):
-        found = {"box": in_frame(face.box), "descriptor": face.descriptor}
+        found = {"box": in_frame(face.box), "descriptor": face.descriptor, "detector": face.detector}
         if thumbnails and face.descriptor is not None:
             found["thumbnail"], found["quality"] = face.thumbnail, face.quality
         faces.append(found)

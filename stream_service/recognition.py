@@ -60,7 +60,10 @@ class Recognition:
 
     def _keep(self, frame_id: str, face: dict[str, Any]) -> None:
         """Store one face of a stream's frame, as a photo of its own ("store": true)."""
-        body = face_body(face["descriptor"], Box.from_corners(*face["box"]), face["thumbnail"], face["quality"])
+        box = Box.from_corners(*face["box"])
+        body = face_body(
+            face["descriptor"], box, face["thumbnail"], face["quality"], detector=face.get("detector", "hog")
+        )
         self.store.add_faces(hashlib.sha256(frame_id.encode()).hexdigest(), [body])
 
     def _due(self) -> bool:
