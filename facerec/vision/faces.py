@@ -166,9 +166,9 @@ def find_faces_lost_to_the_small_scan(
 def describe_boxes(
     models: "Models", data: bytes, boxes: list[Box], max_pixels: int = MAX_IMAGE_PIXELS
 ) -> tuple[Photo, list[Face]]:
-    """The faces in `boxes` (upright full-resolution pixels, as Face.box) of
-    the photo `data`, one per box whether a detector finds a face there or not: landmarks found inside
-    each box, described as any face, `detector` "manual". ImageError for a box that is not in the photo."""
+    """The faces in `boxes` (upright full-resolution pixels, as Face.box) of the photo `data`, one per box
+    whether a detector finds a face there or not: landmarks found inside each box, described as any face,
+    `detector` "manual". ImageError for a box that reaches past the photo."""
     # Decoded at the scale that shows the smallest box at MAX_WINDOW_FACE_PX, never enlarged.
     smallest = min((max(box.width, box.height) for box in boxes), default=HOG_WINDOW_PX)
     photo = decode_image(data, max(HOG_WINDOW_PX, smallest * HOG_WINDOW_PX / MAX_WINDOW_FACE_PX), max_pixels)
