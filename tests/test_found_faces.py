@@ -70,3 +70,10 @@ def test_a_drawn_box_is_described_as_the_face_in_it(models):
     # The same face: landmarks within a few pixels, the descriptor well within one person.
     assert np.abs(np.array(face.landmarks) - np.array(found.landmarks)).max() <= 12
     assert np.linalg.norm(face.descriptor - found.descriptor) < 0.25
+
+
+def test_the_store_takes_every_detector_the_library_names():
+    from facerec.vision import faces
+    from store_service import store
+
+    assert store.FOUND_BY == faces.FOUND_BY
