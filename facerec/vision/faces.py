@@ -64,7 +64,9 @@ WINDOW_THRESHOLD = -0.1
 # whole image's at another phase: the same face may measure one step smaller there. So a window keeps a
 # face of 5/6 of MIN_FACE_PX or more.
 MIN_WINDOW_SIZE_SHARE = 5 / 6
-# A proposal whose face would be less than this share of the smallest face wanted holds no face to keep.
+# A proposal whose face would be less than this share of the smallest face wanted holds no face to keep;
+# a face YuNet is sure of counts from this size (24 px on a small photo): YuNet proposes faces from 16 px,
+# and on celeb5's small web photos 3 of the 4 faces HOG never found measured 26-31 px (docs/detection.md).
 MIN_PROPOSED_SHARE = 0.6
 # When the windows would scan more than this share of the pixels of the whole scan (a photo of many
 # faces), the whole scan costs no more and misses nothing YuNet did not propose.
@@ -304,7 +306,7 @@ def find_proposed_faces(
             confirmed.append((score, rect, image, to_photo))
         elif is_sure(window.proposal[4], sure_score):
             rect = window.within(_dlib_rect(window.proposal), image)
-            if to_photo.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px:
+            if to_photo.side(rect) >= MIN_PROPOSED_SHARE * min_face_px:
                 sure.append((rect, image, to_photo, "cnn"))
     found += [(rect, image, to_photo, "hog") for _, rect, image, to_photo in sorted(confirmed, key=lambda f: -f[0])]
     faces, boxes = [], []
@@ -337,7 +339,7 @@ def find_sure_faces(
         if not is_sure(proposal[4], sure_score) or any(_centre_in(f.box, proposal, scale) for f in found + faces):
             continue
         rect = _dlib_rect(proposal)
-        if whole.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px:
+        if whole.side(rect) >= MIN_PROPOSED_SHARE * min_face_px:
             face = describe_box(models, pixels, whole.box(rect), scale, "cnn")
             if not describe or _is_known(face.box, known):
                 face = replace(face, descriptor=None, thumbnail=None, quality=None)
