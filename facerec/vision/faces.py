@@ -2,6 +2,7 @@
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -183,20 +184,21 @@ def describe_boxes(
     return photo, [replace(describe_box(models, photo.pixels, box, photo.scale, "manual"), box=box) for box in boxes]
 
 
-def describe_box(models: "Models", pixels: np.ndarray, box: Box, scale: tuple[float, float], detector: str) -> Face:
+def describe_box(
+    models: "Models", pixels: np.ndarray, box: Box, scale: tuple[float, float], detector: str, describe: bool = True
+) -> Face:
     """The face whose box (dlib's convention, photo pixels) is `box`, in `pixels` (upright RGB, `scale`
     photo pixels per pixel): landmarks by dlib's predictor inside the box, the descriptor and thumbnail
-    from a window around it in which the face measures at most MAX_WINDOW_FACE_PX, as a window holds a
-    face HOG confirms."""
+    (unless `describe` is False) from a window around it in which the face measures at most
+    MAX_WINDOW_FACE_PX, as a window holds a face HOG confirms."""
     sx, sy = scale
     # Placement.box spans left..right of a dlib rectangle: its right is the box's left + width.
     rect = dlib.rectangle(round(box.left / sx), round(box.top / sy), round(box.right / sx), round(box.bottom / sy))
     height, width = pixels.shape[:2]
     window = _window_around(rect, width, height)
     image = window.image(pixels)
-    return _described(
-        models, image, window.within(rect, image), window.placement(image, scale, width, height), detector
-    )
+    to_photo = window.placement(image, scale, width, height)
+    return _described(models, image, window.within(rect, image), to_photo, detector, describe)
 
 
 def find_frame_faces(
@@ -326,7 +328,7 @@ def find_sure_faces(
     found: list[Face],
     sure_score: float = SURE_SCORE,
     describe: bool = True,
-    known: list[Box] = (),
+    known: Sequence[Box] = (),
 ) -> list[Face]:
     """The faces YuNet proposes at `sure_score` or more in `pixels` (upright RGB, `scale` photo pixels
     per pixel) that none of the `found` faces is (none has its centre in the proposal): faces HOG's whole
@@ -334,16 +336,14 @@ def find_sure_faces(
     height, width = pixels.shape[:2]
     wanted = min_face_px / max(scale)
     whole = Placement(0.0, 0.0, *scale, width * scale[0], height * scale[1])
-    faces = []
+    faces: list[Face] = []
     for proposal in models.proposer.propose(pixels, wanted):
         if not is_sure(proposal[4], sure_score) or any(_centre_in(f.box, proposal, scale) for f in found + faces):
             continue
         rect = _dlib_rect(proposal)
         if whole.side(rect) >= MIN_PROPOSED_SHARE * min_face_px:
-            face = describe_box(models, pixels, whole.box(rect), scale, "cnn")
-            if not describe or _is_known(face.box, known):
-                face = replace(face, descriptor=None, thumbnail=None, quality=None)
-            faces.append(face)
+            box = whole.box(rect)
+            faces.append(describe_box(models, pixels, box, scale, "cnn", describe and not _is_known(box, known)))
     return faces
 
 
