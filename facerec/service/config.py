@@ -108,8 +108,8 @@ DEFAULTS: dict[str, Any] = {
     # person: what a re-cluster does with two faces alone (their RMS distance is their distance). 0.5
     # and 0.55 left more faces unknown (celeb5 incremental F1 0.87 and 0.93) with the same precision.
     "PEOPLE_PAIR_DISTANCE": 0.6,
-    # A face of quality under this (thumbnails.py: size, sharpness, how frontal and how well lit; a face
-    # turned far aside or in the dark) may join a person but founds none, neither on arrival nor in a
+    # A face of quality under this (thumbnails.py: size × sharpness × how frontal; a face turned far aside,
+    # blurred, dim and flat, or tiny) may join a person but founds none, neither on arrival nor in a
     # re-cluster, and links no two clusters there (docs/people.md: what the quality means in distances).
     "PEOPLE_LOW_QUALITY": 0.1,
     # Re-cluster in the background after this many new faces (0 = only on POST /people/recluster).

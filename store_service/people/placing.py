@@ -224,7 +224,7 @@ class People:
         return None, None
 
     def _careful(self, face):
-        """Whether a face's quality is under PEOPLE_LOW_QUALITY (turned aside, badly lit, blurred, tiny):
+        """Whether a face's quality is under PEOPLE_LOW_QUALITY (turned aside, blurred, dim, tiny):
         its descriptor may lie far from its person's, so it founds no person (unknown quality: not careful)."""
         (quality,) = self.db.execute("SELECT quality FROM faces WHERE id = ?", (face,)).fetchone()
         return quality is not None and quality < self.settings["PEOPLE_LOW_QUALITY"]
