@@ -5,7 +5,9 @@ detection covered in time, blurred all over. Used by the reader (reader.py) and 
 import cv2
 import numpy as np
 
-from .messages import Corners, Face
+from facerec.vision.boxes import Box
+
+from .messages import Face
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # BGR: a named person, a person without a name, nobody known.
@@ -26,7 +28,7 @@ def annotate(frame: np.ndarray, faces: list[Face], fps: int, canvas: np.ndarray 
         np.copyto(out, frame)
     height, width = out.shape[:2]
     for face in faces:
-        left, top, right, bottom = face["box"]
+        left, top, right, bottom = face["box"].corners()
         if face["blur"]:
             _blur(out, face["box"], 2 if face.get("spread") else 4)
             continue
@@ -50,10 +52,10 @@ def blurred(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def _blur(out: np.ndarray, box: Corners, margin: int = 4) -> None:
+def _blur(out: np.ndarray, box: Box, margin: int = 4) -> None:
     """Blur the face and a margin of 1/`margin` of its size around it (a face moves between
     detections) beyond recognition."""
-    left, top, right, bottom = box
+    left, top, right, bottom = box.corners()
     pad_x, pad_y = (right - left) // margin, (bottom - top) // margin
     left, top = max(left - pad_x, 0), max(top - pad_y, 0)
     right, bottom = min(right + pad_x, out.shape[1]), min(bottom + pad_y, out.shape[0])

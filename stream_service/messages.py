@@ -14,10 +14,12 @@ strings, lists and numpy arrays.
 from dataclasses import dataclass
 from typing import Any
 
-# A face as the detection workers find it (detector.py) and as the reader draws it (tracks.py's
-# overlay): a dict whose "box" is (left, top, right, bottom) in the pixels of the stream's frames.
+from facerec.vision.boxes import Box
+
+# A face as the detection workers find it (detector.py: "box", "descriptor", and for the store
+# "thumbnail", "quality") and as the reader draws it (tracks.py's overlay: "track", "box", "label",
+# "kind", "blur"); its "box" a Box in the pixels of the stream's frames.
 Face = dict[str, Any]
-Corners = tuple[int, int, int, int]
 
 
 # -- from a reader or a call to the manager -------------------------------------------------------------
@@ -137,7 +139,7 @@ class Detect:
     ring: str
     shape: tuple[int, int]
     seq: int
-    known: list[Corners]
+    known: list[Box]
     thumbnails: bool
     private: bool
 

@@ -14,7 +14,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from facerec.service.store_api import StoreUnavailable, face_body
-from facerec.vision.boxes import Box
 
 from .registry import Registry
 from .stream import Stream
@@ -60,7 +59,7 @@ class Recognition:
 
     def _keep(self, frame_id: str, face: dict[str, Any]) -> None:
         """Store one face of a stream's frame, as a photo of its own ("store": true)."""
-        body = face_body(face["descriptor"], Box.from_corners(*face["box"]), face["thumbnail"], face["quality"])
+        body = face_body(face["descriptor"], face["box"], face["thumbnail"], face["quality"])
         self.store.add_faces(hashlib.sha256(frame_id.encode()).hexdigest(), [body])
 
     def _due(self) -> bool:

@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 
+from facerec.vision.boxes import Box
+
 from .messages import Draw, Face, SetFilter
 
 # With a privacy filter, detections this many frames from a frame (a third of a second at 30 fps) say
@@ -93,6 +95,9 @@ def spanned(before: list[Face], after: list[Face]) -> list[Face]:
         if other is None:
             faces.append({**face, "spread": True})
         else:
-            (l1, t1, r1, b1), (l2, t2, r2, b2) = face["box"], other["box"]
-            faces.append({**face, "box": (min(l1, l2), min(t1, t2), max(r1, r2), max(b1, b2))})
+            a, b = face["box"], other["box"]
+            box = Box.from_corners(
+                min(a.left, b.left), min(a.top, b.top), max(a.right, b.right), max(a.bottom, b.bottom)
+            )
+            faces.append({**face, "box": box})
     return faces + [{**face, "spread": True} for face in earlier.values()]

@@ -36,7 +36,8 @@ class Stream:
         self.id = uuid.uuid4().hex[:12]
         self.source, self.name, self.loop, self.filter, self.store = source, name, loop, filter, store
         self.answer: str | None = None  # a call's SDP answer
-        self.state, self.message = "starting", None
+        self.state = "starting"
+        self.message: str | None = None
         self.started_at = utc_now()
         self.width: int | None = None
         self.height: int | None = None
@@ -101,7 +102,7 @@ class Stream:
             out["faces"] = [
                 {
                     "track": t.id,
-                    "box": _box(t.box),
+                    "box": t.box.to_json(),
                     "person": t.person,
                     "name": t.name,
                     "distance": t.distance,
@@ -158,8 +159,3 @@ def _rate(times: Iterable[float]) -> float:
     now = time.monotonic()
     recent = [t for t in times if t > now - 2]
     return round(len(recent) / 2, 1)
-
-
-def _box(box: tuple[int, int, int, int]) -> dict[str, int]:
-    left, top, right, bottom = box
-    return {"left": left, "top": top, "width": right - left, "height": bottom - top}
