@@ -12,14 +12,38 @@ strings, lists and numpy arrays.
 """
 
 from dataclasses import dataclass
-from typing import Any
+
+import numpy as np
 
 from facerec.vision.boxes import Box
 
-# A face as the detection workers find it (detector.py: "box", "descriptor", and for the store
-# "thumbnail", "quality") and as the reader draws it (tracks.py's overlay: "track", "box", "label",
-# "kind", "blur"); its "box" a Box in the pixels of the stream's frames.
-Face = dict[str, Any]
+# -- the faces a message carries ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFace:
+    """A face a detection worker found, in the pixels of the stream's frames. Described (`descriptor`)
+    only when it is new to the manager; for a stream with "store": true, a described face also has its
+    thumbnail (JPEG) and quality, as the store keeps them."""
+
+    box: Box
+    descriptor: np.ndarray | None
+    thumbnail: bytes | None = None
+    quality: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrawnFace:
+    """A face as the reader draws it: boxed and labelled in its kind's colour ("named", "person",
+    "unknown"), or blurred; `spread`: blurred with a wider margin (found by only one of the two
+    detections around the frame: it may have moved)."""
+
+    track: int
+    box: Box
+    label: str
+    kind: str
+    blur: bool
+    spread: bool = False
 
 
 # -- from a reader or a call to the manager -------------------------------------------------------------
@@ -98,7 +122,7 @@ class Sent:
 class Draw:
     """The faces to draw (tracks.py's overlay), as followed up to the detection of frame `seq`."""
 
-    faces: list[Face]
+    faces: list[DrawnFace]
     seq: int
 
 
@@ -150,7 +174,7 @@ class Found:
 
     stream: str
     seq: int
-    faces: list[Face]
+    faces: list[FoundFace]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import numpy as np
 
 from facerec.service.clock import utc_now
 
+from .messages import FoundFace
 from .shared_frames import JpegSlots
 from .tracks import Track, Tracks
 
@@ -61,7 +62,7 @@ class Stream:
         self.viewers = 0
         self.watched = False  # the reader was told someone watches
         self.tracks = Tracks()
-        self.to_store: list[tuple[Track, dict[str, Any]]] = []  # (track, face) of new descriptors, for "store"
+        self.to_store: list[tuple[Track, FoundFace]] = []  # (track, face) of new descriptors, for "store"
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self.changed = threading.Condition()  # a new JPEG, a new event, or the end
 

@@ -16,7 +16,7 @@ import numpy as np
 from facerec.service.clock import utc_now
 from facerec.vision.boxes import Box, iou
 
-from .messages import Face
+from .messages import DrawnFace, FoundFace
 
 MATCH_IOU = 0.2  # a detected box overlapping a followed face's last box this much is that face
 LOST_AFTER = 1.0  # seconds unseen after which a face has left
@@ -69,12 +69,12 @@ class Tracks:
             if t.descriptors and (len(t.descriptors) >= DESCRIPTORS or now - t.described < SPACING)
         ]
 
-    def update(self, faces: list[Face]) -> tuple[list[tuple[Track, Face]], list[Track]]:
-        """Match one detection's faces ({"box", "descriptor"}); returns the tracks that got a new
+    def update(self, faces: list[FoundFace]) -> tuple[list[tuple[Track, FoundFace]], list[Track]]:
+        """Match one detection's faces; returns the tracks that got a new
         descriptor and the tracks that ended."""
         now = self.clock()
         pairs = sorted(
-            ((iou(f["box"], t.box), i, t.id) for i, f in enumerate(faces) for t in self.live.values()), reverse=True
+            ((iou(f.box, t.box), i, t.id) for i, f in enumerate(faces) for t in self.live.values()), reverse=True
         )
         matched: dict[int, int] = {}  # face's index -> track's id
         used: set[int] = set()
@@ -87,20 +87,20 @@ class Tracks:
         # A face that moved fast between two detections overlaps little: the nearest face followed
         # within a box's width of it is still that face.
         near = sorted(
-            (_centre_distance(f["box"], t.box), i, t.id)
+            (_centre_distance(f.box, t.box), i, t.id)
             for i, f in enumerate(faces)
             for t in self.live.values()
             if i not in matched and t.id not in used
         )
         for distance, i, track_id in near:
-            if distance <= faces[i]["box"].width and i not in matched and track_id not in used:
+            if distance <= faces[i].box.width and i not in matched and track_id not in used:
                 matched[i] = track_id
                 used.add(track_id)
-        described: list[tuple[Track, Face]] = []
+        described: list[tuple[Track, FoundFace]] = []
         ended: list[Track] = []
         for i, face in enumerate(faces):
             track = self.live.get(matched[i]) if i in matched else None
-            d = face["descriptor"]
+            d = face.descriptor
             if (
                 track is not None
                 and d is not None
@@ -110,9 +110,9 @@ class Tracks:
                 ended.append(self.live.pop(track.id))  # someone else stepped in: a new face
                 track = None
             if track is None:
-                track = Track(next(self._ids), face["box"], now)
+                track = Track(next(self._ids), face.box, now)
                 self.live[track.id] = track
-            track.box, track.seen = face["box"], now
+            track.box, track.seen = face.box, now
             if d is not None and len(track.descriptors) < DESCRIPTORS:
                 track.descriptors.append(d)
                 track.described = now
@@ -128,15 +128,11 @@ class Tracks:
         self.live.clear()
         return ended
 
-    def overlay(self, blur: str | None) -> list[Face]:
+    def overlay(self, blur: str | None) -> list[DrawnFace]:
         """What the reader draws: per face its box, label, kind and whether it is blurred."""
         return [
-            {
-                "track": t.id,
-                "box": t.box,
-                "label": t.label(),
-                "kind": t.kind(),
-                "blur": blur == "blur-all" or (blur == "blur-unknown" and t.kind() != "named"),
-            }
+            DrawnFace(
+                t.id, t.box, t.label(), t.kind(), blur == "blur-all" or (blur == "blur-unknown" and t.kind() != "named")
+            )
             for t in self.live.values()
         ]
