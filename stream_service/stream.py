@@ -1,8 +1,8 @@
 """One stream as the service knows it: its source and settings, its state, the faces it follows, its
 newest JPEG, its events, and the rates and latencies `GET /streams` reports.
 
-Plain state, changed under the registry's lock by the managing threads; `changed` wakes the viewers
-and event clients (views.py) when a JPEG, an event or the end comes.
+Plain state, changed under the registry's lock by the pipe loop and recognition; `changed` wakes the
+viewers and event clients (views.py) when a JPEG, an event or the end comes.
 """
 
 import collections
