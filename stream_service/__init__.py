@@ -2,6 +2,7 @@
 out, each face named from the store's people."""
 
 import atexit
+from pathlib import Path
 
 from flask import Flask
 
@@ -9,9 +10,11 @@ from facerec.auth import require_api_key
 from facerec.config import load_config
 from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
+from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage
 
-from . import views, web
-from .manager import SourceFailed, Streams, TooManyStreams, UnknownStream
+from . import background_views, views, web, whep
+from .backgrounds import Backgrounds, BadBackground, TooManyBackgrounds, UnknownBackground
+from .manager import NotBroadcast, SourceFailed, Streams, TooManyStreams, UnknownStream, UnknownViewer
 from .store_client import StoreClient
 
 
@@ -25,8 +28,28 @@ def create_app(test_config=None):
     # Processes start with the first stream, in the worker that serves it, never at import time.
     app.extensions["streams"] = streams = Streams(app.config, store)
     atexit.register(streams.close)
-    register_error_handlers(app, {UnknownStream: 404, SourceFailed: 422, TooManyStreams: 409})
+    app.extensions["backgrounds"] = Backgrounds(
+        Path(app.config["DATA_DIR"]) / "backgrounds", app.config["STREAM_BACKGROUNDS_KEPT"]
+    )
+    register_error_handlers(
+        app,
+        {
+            UnknownStream: 404,
+            SourceFailed: 422,
+            TooManyStreams: 409,
+            UnknownBackground: 404,
+            BadBackground: 400,
+            TooManyBackgrounds: 409,
+            UnsupportedImage: 415,
+            ImageTooLarge: 413,
+            ImageError: 422,
+            NotBroadcast: 409,
+            UnknownViewer: 404,
+        },
+    )
     app.register_blueprint(views.bp)
+    app.register_blueprint(background_views.bp)
+    app.register_blueprint(whep.bp)
     app.register_blueprint(web.bp)
     serve_openapi(app)
     return app

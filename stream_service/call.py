@@ -18,6 +18,7 @@ decoding, so a busy machine lowers the frame rate, not the latency. Nothing queu
 
 import asyncio
 import fractions
+import logging
 import time
 
 import av
@@ -25,8 +26,12 @@ import cv2
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .backdrop import Backdrop
+from .broadcast import JPEG_SLOT_BYTES, Broadcast
 from .reader import Shown, is_cut, picture
-from .shared_frames import FrameRing
+from .shared_frames import FrameRing, JpegSlots
+
+log = logging.getLogger(__name__)
 
 # The video back is VP8 (every browser decodes it), encoded here rather than by aiortc: at libvpx's
 # fastest real-time speed and without its noise filter, which costs far less CPU than aiortc's settings
@@ -47,20 +52,26 @@ CONNECT_WAIT = 30  # seconds from the answer to the first frame, before the call
 SILENCE = 10  # seconds without a frame after which the caller is gone (a tab closed without a goodbye)
 
 
-def run(conn, offer, filter, privacy_wait, names):
+def run(conn, offer, filter, privacy_wait, names, backdrop=(None, None), broadcast=None):
     """The process: answers the offer, then plays the call until the caller leaves, the manager says
-    stop, or the manager is gone (its pipe closes)."""
+    stop, or the manager is gone (its pipe closes). With `broadcast` (the MJPEG's JPEG quality), others
+    may watch it too (broadcast.py)."""
     cv2.setNumThreads(1)
     try:
-        asyncio.run(Call(conn, filter, privacy_wait, names).play(offer))
+        asyncio.run(Call(conn, filter, privacy_wait, names, backdrop, broadcast).play(offer))
     except (BrokenPipeError, EOFError):
         pass  # the manager is gone: nobody to play for
 
 
 class Call:
-    def __init__(self, conn, filter, privacy_wait, names):
+    def __init__(self, conn, filter, privacy_wait, names, backdrop=(None, None), broadcast=None):
         self.conn, self.names = conn, names
         self.shown = Shown(filter, privacy_wait)
+        self.backdrop = Backdrop(*backdrop)
+        self.broadcast = None
+        if broadcast is not None:
+            jpegs = JpegSlots(names["jpeg"], JPEG_SLOT_BYTES, create=True)
+            self.broadcast = Broadcast(self.conn.send, jpegs, broadcast)
         self.ring = None
         self.rings = 0  # frame rings made so far: each has a name of its own
         self.seq = -1
@@ -117,6 +128,9 @@ class Call:
             self.conn.send((kind, message))
         finally:
             loop.remove_reader(self.conn.fileno())
+            if self.broadcast is not None:  # every viewer's connection ends with the call
+                await self.broadcast.close()
+                self.broadcast.jpegs.close(unlink=True)
             await pc.close()
             if self.ring is not None:
                 self.ring.close(unlink=True)
@@ -132,9 +146,30 @@ class Call:
                 if message[0] == "stop":
                     self._finish("ended", "stopped")
                     return
-                self.shown.told(message)
+                if message[0] == "background":
+                    self.backdrop.set(*message[1:])
+                elif message[0] in ("watched", "whep", "whep-close") and self.broadcast is not None:
+                    asyncio.ensure_future(self._to_viewers(message))
+                else:
+                    self.shown.told(message)
         except (EOFError, OSError):
             self._finish("ended", "the service is gone")
+
+    async def _to_viewers(self, message):
+        """The manager's ("watched", bool), ("whep", viewer, offer) or ("whep-close", viewer)."""
+        if message[0] == "watched":
+            self.broadcast.watched = message[1]
+        elif message[0] == "whep-close":
+            await self.broadcast.remove(message[1])
+        else:
+            try:
+                answer = await self.broadcast.add(message[1], message[2])
+            except Exception as e:  # aiortc's SDP parser says what it cannot read in several exception types
+                log.info("call: a viewer's offer refused: %r", e)
+                why = str(e) if isinstance(e, ValueError) else "it is not an SDP offer that can be read"
+                self.conn.send(("whep-answer", message[1], None, f"the offer cannot be answered: {why}"))
+            else:
+                self.conn.send(("whep-answer", message[1], answer, None))
 
     async def _receive(self, track):
         """Drain the decoded frames as they come: only the newest is kept for work."""
@@ -187,10 +222,14 @@ class Call:
         out = self.shown.next(self.seq, image, received_at, cut or resized)
         if out is None:
             return None
-        _, out_image, out_received_at, faces = out
+        out_seq, out_image, out_received_at, faces = out
         self.outputs = [t for t in self.outputs if t > received_at - 1] + [received_at]
-        video = av.VideoFrame.from_ndarray(picture(out_image, faces, len(self.outputs)), format="bgr24")
+        filtered = self.backdrop.apply(out_image)
+        image = picture(filtered, faces, len(self.outputs), None if filtered is out_image else filtered)
+        video = av.VideoFrame.from_ndarray(image, format="bgr24")
         video.pts, video.time_base = frame.pts, frame.time_base
+        if self.broadcast is not None:
+            self.broadcast.put(video, image, out_seq, out_received_at)
         return video, out_received_at
 
     def _new_ring(self, width, height):

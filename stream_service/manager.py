@@ -27,6 +27,7 @@ import numpy as np
 from facerec.store_api import StoreUnavailable
 
 from . import call, reader, worker
+from .broadcast import JPEG_SLOT_BYTES
 from .shared_frames import JpegSlots, unlink
 from .tracks import Tracks, utc_now
 
@@ -53,13 +54,26 @@ class UnknownStream(LookupError):
         super().__init__(f"no stream with id {stream_id}")
 
 
+class NotBroadcast(RuntimeError):
+    pass
+
+
+class UnknownViewer(LookupError):
+    pass
+
+
 class Stream:
     """A stream: a source read by a reader process, or a call (`source` "webrtc"): a browser's camera
     received, and answered with the annotated video, by a call process (call.py)."""
 
-    def __init__(self, source, name, loop, filter, store):
+    def __init__(self, source, name, loop, filter, store, backdrop=None, broadcast=False):
         self.id = uuid.uuid4().hex[:12]
         self.source, self.name, self.loop, self.filter, self.store = source, name, loop, filter, store
+        # The background filter, its background as asked ("#rrggbb", a picture's name) and as the process
+        # gets it (backgrounds.py: resolve).
+        self.background_filter, self.background, self.backdrop = backdrop or (None, None, None)
+        self.broadcast = broadcast  # others may watch a call (broadcast.py): MJPEG and WHEP
+        self.whep = {}  # WHEP viewer id -> its SDP answer (None until the call's process answers)
         self.answer = None  # a call's SDP answer
         self.state, self.message = "starting", None
         self.started_at = utc_now()
@@ -100,6 +114,9 @@ class Stream:
             "source": self.source,
             "loop": self.loop,
             "filter": self.filter,
+            "background_filter": self.background_filter,
+            "background": self.background,
+            "broadcast": self.broadcast,
             "store": self.store,
             "state": self.state,
             "message": self.message,
@@ -110,6 +127,7 @@ class Stream:
             "fps": _rate(self.outputs),
             "detection_fps": _rate(self.detections),
             "viewers": self.viewers,
+            "whep_viewers": len(self.whep),
             "latency_ms": {
                 "p50": round(float(np.percentile(latencies, 50)), 1),
                 "p99": round(float(np.percentile(latencies, 99)), 1),
@@ -157,12 +175,13 @@ class Streams:
 
     # -- the HTTP edge's calls ------------------------------------------------------------------------
 
-    def start(self, source, name, loop=False, filter=None, store=False):
-        """Open a source and play it; returns the stream once it plays (or after OPEN_WAIT seconds)."""
+    def start(self, source, name, loop=False, filter=None, store=False, backdrop=None):
+        """Open a source and play it; returns the stream once it plays (or after OPEN_WAIT seconds).
+        `backdrop`: (background filter, background as asked, as resolved), or None."""
         problem = reader.source_problem(source)
         if problem:
             raise SourceFailed(problem)
-        stream = Stream(source, name, loop, filter, store)
+        stream = Stream(source, name, loop, filter, store, backdrop)
         self._launch(
             stream,
             reader.run,
@@ -173,15 +192,28 @@ class Streams:
                 self.config["STREAM_PRIVACY_WAIT"],
                 stream.names,
                 self.config["STREAM_JPEG_QUALITY"],
+                (stream.background_filter, stream.backdrop),
             ),
         )
         return self._started(stream, lambda: stream.state != "starting")
 
-    def call(self, offer, name, filter=None, store=False):
+    def call(self, offer, name, filter=None, store=False, backdrop=None, broadcast=False):
         """Answer a browser's WebRTC offer (SDP): returns the call, a stream whose `answer` is set, once
         its process has answered (its state turns "playing" with the first frame)."""
-        stream = Stream(CALL, name, False, filter, store)
-        self._launch(stream, call.run, (offer, filter, self.config["STREAM_PRIVACY_WAIT"], stream.names))
+        stream = Stream(CALL, name, False, filter, store, backdrop, broadcast)
+        watched = self.config["STREAM_JPEG_QUALITY"] if broadcast else None
+        self._launch(
+            stream,
+            call.run,
+            (
+                offer,
+                filter,
+                self.config["STREAM_PRIVACY_WAIT"],
+                stream.names,
+                (stream.background_filter, stream.backdrop),
+                watched,
+            ),
+        )
         self._started(stream, lambda: stream.answer is not None or stream.state != "starting")
         if stream.answer is None:
             with contextlib.suppress(UnknownStream):  # it may have ended meanwhile
@@ -231,15 +263,58 @@ class Streams:
         with self.lock:  # its faces and rates change under the managing thread
             return stream.summary(details)
 
-    def set_filter(self, stream_id, filter):
-        """Switch a stream's privacy filter while it plays: the next frames out are drawn with it."""
+    def change(self, stream_id, filter=..., backdrop=None):
+        """Switch a stream's privacy filter and/or its background filter (as `start` takes it) while it
+        plays: the next frames out are drawn with them."""
         with self.lock:
             stream = self.get(stream_id)
-            stream.filter = filter
-            if stream.running:
-                _send(stream.conn, ("filter", filter))
-                self._draw(stream)
+            if filter is not ...:
+                stream.filter = filter
+                if stream.running:
+                    _send(stream.conn, ("filter", filter))
+                    self._draw(stream)
+            if backdrop is not None:
+                stream.background_filter, stream.background, stream.backdrop = backdrop
+                if stream.running:
+                    _send(stream.conn, ("background", stream.background_filter, stream.backdrop))
             return stream
+
+    def whep(self, stream_id, offer):
+        """A WHEP viewer's SDP offer for a broadcast call: (viewer id, SDP answer) once the call's
+        process has answered it."""
+        with self.lock:
+            stream = self.get(stream_id)
+            if not (stream.is_call and stream.broadcast):
+                raise NotBroadcast(
+                    'only a call started with "broadcast": true is sent over WHEP (a stream is watched as MJPEG)'
+                )
+            if len(stream.whep) >= self.config["STREAM_MAX_VIEWERS"]:
+                raise NotBroadcast(f"{self.config['STREAM_MAX_VIEWERS']} viewers watch already (STREAM_MAX_VIEWERS)")
+            if not stream.running or stream.conn is None:
+                raise NotBroadcast("the call is not playing")
+            viewer = uuid.uuid4().hex[:12]
+            stream.whep[viewer] = None
+            _send(stream.conn, ("whep", viewer, offer))
+        with stream.changed:
+            stream.changed.wait_for(lambda: stream.whep.get(viewer) is not None or not stream.running, OPEN_WAIT)
+        with self.lock:
+            answer = stream.whep.get(viewer)
+            if isinstance(answer, str):
+                return viewer, answer
+            stream.whep.pop(viewer, None)
+            if stream.running and stream.conn is not None:
+                _send(stream.conn, ("whep-close", viewer))
+        raise SourceFailed(answer[1] if answer else f"the viewer was not answered within {OPEN_WAIT} s")
+
+    def whep_close(self, stream_id, viewer):
+        """A WHEP viewer is done (its DELETE): its connection ends, the others go on."""
+        with self.lock:
+            stream = self.get(stream_id)
+            if viewer not in stream.whep:
+                raise UnknownViewer(f"no viewer {viewer} of stream {stream_id}")
+            del stream.whep[viewer]
+            if stream.running and stream.conn is not None:
+                _send(stream.conn, ("whep-close", viewer))
 
     def stop(self, stream_id):
         """Stop a stream and forget it; its viewers' connections end."""
@@ -437,6 +512,8 @@ class Streams:
                 stream.changed.notify_all()
         elif kind == "ring":  # a call's frames, from now on in a new ring (the first, or a new size)
             _, stream.width, stream.height, name = message
+            if stream.broadcast and stream.jpegs is None:  # made by the call's process before it answered
+                stream.jpegs = JpegSlots(stream.names["jpeg"], JPEG_SLOT_BYTES)
             for w in self.workers:
                 _send(w.conn, ("forget", stream.names["frames"]))
             stream.names["frames"] = name
@@ -445,6 +522,19 @@ class Streams:
         elif kind == "sent":  # a call's frame went back to the caller
             stream.outputs.append(time.monotonic())
             stream.latencies.append(message[1])
+        elif kind == "jpeg":  # a broadcast call's frame, for its MJPEG viewers
+            got = stream.jpegs.get(message[1]) if stream.jpegs else None
+            if got is not None:
+                with stream.changed:
+                    stream.jpeg = (message[1], got[0], got[1])
+                    stream.changed.notify_all()
+        elif kind == "whep-answer":  # (viewer, SDP answer or None, why not)
+            if message[1] in stream.whep:
+                with stream.changed:
+                    stream.whep[message[1]] = message[2] if message[2] else ("refused", message[3])
+                    stream.changed.notify_all()
+        elif kind == "viewer-left":
+            stream.whep.pop(message[1], None)
 
     def _from_worker(self, w, obj):
         if obj == w.process.sentinel:

@@ -13,6 +13,7 @@ import time
 import cv2
 import numpy as np
 
+from .backdrop import Backdrop
 from .shared_frames import FrameRing, JpegSlots
 
 # A frame this different from the one before (mean absolute difference of 16x9 grey thumbnails, 0-255)
@@ -61,7 +62,7 @@ def open_capture(source):
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG, settings + [cv2.CAP_PROP_N_THREADS, 1])
 
 
-def run(conn, source, loop, blur, privacy_wait, names, jpeg_quality):
+def run(conn, source, loop, blur, privacy_wait, names, jpeg_quality, backdrop=(None, None)):
     """The process: returns when the source ends or fails, or when told to stop; and when the manager is
     gone (its pipe closes: the next message fails), so that it never outlives the service."""
     cv2.setNumThreads(1)
@@ -81,7 +82,7 @@ def run(conn, source, loop, blur, privacy_wait, names, jpeg_quality):
     try:
         frames.slot(0)[:] = frame
         conn.send(("opened", width, height, fps))
-        player = Player(conn, frames, jpegs, Shown(blur, privacy_wait), jpeg_quality)
+        player = Player(conn, frames, jpegs, Shown(blur, privacy_wait), jpeg_quality, Backdrop(*backdrop))
         _play(conn, capture, player, source, loop, fps)
     except (BrokenPipeError, EOFError):
         pass  # the manager is gone: nobody to play for
@@ -129,10 +130,10 @@ def read_into(capture, slot):
 class Player:
     """What the reader does with each frame read: hand it on to detection (its slot of the ring), draw the
     newest faces on the frame to show, and encode that as the JPEG every viewer gets, only while someone
-    watches (the manager says so: ("watched", bool))."""
+    watches (the manager says so: ("watched", bool)). A background filter (backdrop.py) goes on first."""
 
-    def __init__(self, conn, frames, jpegs, shown, jpeg_quality):
-        self.conn, self.frames, self.jpegs, self.shown = conn, frames, jpegs, shown
+    def __init__(self, conn, frames, jpegs, shown, jpeg_quality, backdrop):
+        self.conn, self.frames, self.jpegs, self.shown, self.backdrop = conn, frames, jpegs, shown, backdrop
         self.quality = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
         self.watched = False
         self.outputs, self.previous = [], None
@@ -148,6 +149,8 @@ class Player:
                 return False
             if message[0] == "watched":
                 self.watched = message[1]
+            elif message[0] == "background":
+                self.backdrop.set(*message[1:])
             else:
                 self.shown.told(message)
         out = self.shown.next(seq, frame, read_at, cut)
@@ -155,9 +158,10 @@ class Player:
             out_seq, out_frame, out_read_at, faces = out
             self.outputs = [t for t in self.outputs if t > read_at - 1] + [read_at]
             if self.watched:
-                # A frame held back for the privacy filter is a copy of its own: drawn on in place.
-                canvas = out_frame if self.shown.blur else self.canvas
-                ok, jpeg = cv2.imencode(".jpg", picture(out_frame, faces, len(self.outputs), canvas), self.quality)
+                filtered = self.backdrop.apply(out_frame)
+                # A frame held back for the privacy filter, or filtered, is a copy of its own: drawn on in place.
+                canvas = filtered if self.shown.blur or filtered is not out_frame else self.canvas
+                ok, jpeg = cv2.imencode(".jpg", picture(filtered, faces, len(self.outputs), canvas), self.quality)
                 self.jpegs.put(out_seq, jpeg.reshape(-1), out_read_at)
             out = (out_seq, out_read_at, self.watched)
         self.conn.send(("frame", seq, cut, out))
