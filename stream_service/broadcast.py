@@ -51,6 +51,8 @@ class Broadcast:
 
     async def add(self, viewer, offer):
         """A viewer's WHEP offer (SDP) answered: returns the answer. ValueError: the offer cannot be."""
+        if "H264/90000" not in offer:
+            raise ValueError("the viewer does not receive H.264, the one codec a broadcast is sent in")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         track = Relayed(self)
         self.viewers[viewer] = (pc, track)
@@ -61,22 +63,17 @@ class Broadcast:
                 await self.remove(viewer)
 
         try:
+            # The transceiver exists, H.264 only, before the offer is read: aiortc settles the answer's
+            # codecs while it reads the offer (and gives the offer's video to this transceiver).
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            transceiver.setCodecPreferences(
+                [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")]
+            )
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-            video = [t for t in pc.getTransceivers() if t.kind == "video"]
-            if not video:
-                raise ValueError("the offer receives no video")
-            h264 = [
-                c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")
-            ]
-            video[0].setCodecPreferences(h264)
-            pc.addTrack(track)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:
             await self.remove(viewer, tell=False)
             raise
-        if "H264" not in pc.localDescription.sdp:
-            await self.remove(viewer, tell=False)
-            raise ValueError("the viewer does not receive H.264, the one codec a broadcast is sent in")
         self.keyframe = True
         return pc.localDescription.sdp
 
@@ -129,7 +126,9 @@ class Broadcast:
         packets = []
         if self.viewers:
             codec = self._codec(video.width, video.height)
-            frame = video.reformat(format="yuv420p")
+            # A frame of its own: the caller's encoder converts `video` in another thread meanwhile, and
+            # two threads converting one av.VideoFrame hang in swscale (seen: the call stopped).
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
             frame.pts, frame.time_base = next(self.frames), codec.time_base
             keyframe = keyframe or frame.pts % KEYFRAME_EVERY == 0
             frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
