@@ -11,17 +11,14 @@ import cv2
 import numpy as np
 import pytest
 import requests
-import test_stream
-import test_webrtc
-from conftest import FACES
-from test_stream import CLIP, WAIT, boxes_in, sharpness, start, state, stop, video, wait_for
 
 from stream_service.backdrop import fitted
 from stream_service.reader import COLOURS
+from tests.support.faces import CLIP, FACES
+from tests.support.frames import boxes_in, sharpness
+from tests.support.streams import calls, grab, start, state, stop, tiny, video
+from tests.support.waiting import WAIT, eventually
 
-live = test_stream.live  # the store and the stream service, as make run starts them (for this module)
-clip_frames = test_stream.clip_frames
-camera_clip, camera_browser = test_webrtc.camera_clip, test_webrtc.camera_browser  # chromium's camera plays the clip
 SHOT = range(90, 205)
 GREEN = (0, 255, 0)  # BGR
 PHOTO = FACES / "celeb5" / "Madonna" / "1.jpg"  # any real picture will do as a background
@@ -184,7 +181,7 @@ def test_a_bad_upload_is_refused_and_stores_nothing(live):
         assert response.status_code == status, (name, response.text)
         assert response.json()["success"] is False
     assert requests.get(f"{service.url}/backgrounds", timeout=10).json()["backgrounds"] == names
-    wait_for(lambda: requests.get(f"{service.url}/health", timeout=10).status_code == 200, "the service still up")
+    eventually(lambda: requests.get(f"{service.url}/health", timeout=10).status_code == 200, "the service still up")
 
 
 def test_a_call_from_chromium_comes_back_with_its_background_blurred_then_replaced(
@@ -199,16 +196,16 @@ def test_a_call_from_chromium_comes_back_with_its_background_blurred_then_replac
         page.select_option("#call-background-filter", "background-blur")
         page.click("#call-start")
         page.wait_for_function("document.querySelector('#call-video').videoWidth > 0")
-        (call,) = test_webrtc.calls(service)
+        (call,) = calls(service)
         assert call["background_filter"] == "background-blur"
-        clip_tiny = [test_webrtc.tiny(f) for f in frames]
+        clip_tiny = [tiny(f) for f in frames]
         faces_of, seen = {}, {"faces": 0, "backgrounds": 0}
 
         def blurred_behind_a_sharp_face():
             # The picture is compared with the clip frame it shows, at the size the page shows it.
-            picture = test_webrtc.grab(page)
+            picture = grab(page)
             height, width = picture.shape[:2]
-            k = int(np.argmin([np.mean((test_webrtc.tiny(picture) - t) ** 2) for t in clip_tiny]))
+            k = int(np.argmin([np.mean((tiny(picture) - t) ** 2) for t in clip_tiny]))
             clip = cv2.resize(frames[k], (width, height), interpolation=cv2.INTER_AREA)
             # The top right corner: the curtain and the WH.GOV logo, sharp in the clip.
             logo = (width * 5 // 6, 0, width, height // 4)
@@ -222,17 +219,17 @@ def test_a_call_from_chromium_comes_back_with_its_background_blurred_then_replac
                 seen["faces"] += 1
             return seen["backgrounds"] >= 10 and seen["faces"] >= 5
 
-        wait_for(blurred_behind_a_sharp_face, "pictures with the background blurred and the face sharp")
+        eventually(blurred_behind_a_sharp_face, "pictures with the background blurred and the face sharp")
 
         # Switched live on the page: the same call now comes back over green (the colour field's default).
         page.select_option("#call-background-filter", "background-replace")
-        wait_for(lambda: state(service, call)["background_filter"] == "background-replace", "the filter switched")
+        eventually(lambda: state(service, call)["background_filter"] == "background-replace", "the filter switched")
 
         def green():
-            picture = test_webrtc.grab(page)
+            picture = grab(page)
             return all(np.abs(patch.astype(int) - GREEN).max() < 60 for patch in corners(picture))
 
-        wait_for(green, "a picture with green corners")
+        eventually(green, "a picture with green corners")
     finally:
         page.close()
-    wait_for(lambda: not test_webrtc.calls(service), "the call gone after the tab closed")
+    eventually(lambda: not calls(service), "the call gone after the tab closed")

@@ -5,17 +5,14 @@ stream service as real gunicorn and call processes."""
 import asyncio
 import itertools
 
-import cv2
 import numpy as np
 import requests
-import test_stream
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
-from test_stream import WAIT, video, wait_for
 
-live = test_stream.live  # the store and the stream service, as make run starts them (for this module)
-clip_frames = test_stream.clip_frames
+from tests.support.streams import start, stop, tiny, video
+from tests.support.waiting import WAIT, eventually
 
 
 class Camera(VideoStreamTrack):
@@ -32,10 +29,6 @@ class Camera(VideoStreamTrack):
         frame.pts, frame.time_base = pts, time_base
         self.count += 1
         return frame
-
-
-def tiny(image):
-    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 36), interpolation=cv2.INTER_AREA).astype(float)
 
 
 class Viewer:
@@ -142,7 +135,7 @@ async def a_broadcast(service, clip_frames):
     # One viewer leaves: its connection ends, the other two go on.
     gone = await asyncio.to_thread(requests.delete, f"{service.url}{viewers[0].resource}", timeout=10)
     assert gone.status_code == 200
-    await asyncio.wait_for(viewers[0].ended.wait(), WAIT)
+    await asyncio.eventually(viewers[0].ended.wait(), WAIT)
     counts = [v.frames for v in viewers[1:]]
     await until(
         lambda: all(v.frames >= c + 15 for v, c in zip(viewers[1:], counts)), "the others' frames after one left"
@@ -153,7 +146,7 @@ async def a_broadcast(service, clip_frames):
     # The caller hangs up: every viewer's video ends.
     await caller.close()
     for viewer in viewers[1:]:
-        await asyncio.wait_for(viewer.ended.wait(), WAIT)
+        await asyncio.eventually(viewer.ended.wait(), WAIT)
     for viewer in viewers:
         await viewer.pc.close()
     return call_id
@@ -162,15 +155,17 @@ async def a_broadcast(service, clip_frames):
 def test_three_whep_viewers_watch_one_call_one_leaving_stops_none_and_hanging_up_ends_all(live, clip_frames):
     _, service = live
     call_id = asyncio.run(a_broadcast(service, clip_frames))
-    wait_for(
+    eventually(
         lambda: requests.get(f"{service.url}/streams/{call_id}", timeout=10).status_code == 404, "the call forgotten"
     )
-    wait_for(lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone")
+    eventually(
+        lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone"
+    )
 
 
 def test_whep_is_for_broadcast_calls_only(live):
     _, service = live
-    stream = test_stream.start(service, loop=True)
+    stream = start(service, loop=True)
     try:
         response = requests.post(
             f"{service.url}/streams/{stream['id']}/whep",
@@ -180,5 +175,5 @@ def test_whep_is_for_broadcast_calls_only(live):
         )
         assert response.status_code == 409 and "broadcast" in response.json()["message"]
     finally:
-        test_stream.stop(service, stream)
+        stop(service, stream)
     assert requests.post(f"{service.url}/streams/nosuch/whep", data="v=0", timeout=10).status_code in (404, 415)

@@ -2,28 +2,19 @@
 not the stage behind him, in the model that fits the frame's shape, and its time smoothing cuts the
 flicker of the raw mask without lagging behind a person who moves."""
 
-import cv2
 import numpy as np
 import pytest
-from conftest import SHARED
 
 from facerec.vision.segmentation import GENERAL, LANDSCAPE, Segmenter
+from tests.support.frames import boxes_in
+from tests.support.streams import read_clip
 
-CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
 SHOT = range(90, 205)  # one shot: the performer on stage, the curtain behind him at every corner
 
 
 @pytest.fixture(scope="module")
 def shot():
-    capture = cv2.VideoCapture(str(CLIP))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, SHOT.start)
-    return [capture.read()[1] for _ in SHOT]
-
-
-def faces(models, frame):
-    return [
-        (r.left(), r.top(), r.right(), r.bottom()) for r in models.detector(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 0)
-    ]
+    return read_clip(SHOT.start, SHOT.stop - 1)
 
 
 def centre(mask, box):
@@ -45,7 +36,7 @@ def test_the_mask_holds_the_face_and_not_the_stage(models, shot):
     for frame in shot[::10]:
         mask = segmenter.mask(frame)
         assert mask.shape == frame.shape[:2] and mask.dtype == np.float32
-        for box in faces(models, frame):
+        for box in boxes_in(models, frame):
             assert centre(mask, box) > 0.9, box
             checked += 1
         assert max(corners(mask)) < 0.1
@@ -55,7 +46,7 @@ def test_the_mask_holds_the_face_and_not_the_stage(models, shot):
 def test_wide_frames_go_to_the_landscape_model_and_square_ones_to_the_general(models, shot):
     segmenter = Segmenter()
     frame = shot[60]
-    (box,) = faces(models, frame)
+    (box,) = boxes_in(models, frame)
     segmenter.mask(frame)
     assert set(segmenter._sessions) == {LANDSCAPE}
     left = max(0, (box[0] + box[2]) // 2 - 180)

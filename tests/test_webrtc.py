@@ -6,7 +6,6 @@ The page offers the camera, the service answers and sends the video back annotat
 video to a canvas and hands the test its pixels.
 """
 
-import base64
 import contextlib
 import time
 
@@ -15,24 +14,13 @@ import numpy as np
 import psutil
 import pytest
 import requests
-import test_stream
-from conftest import Service, running, service_env
-from test_stream import CLIP, WAIT, boxes_in, sharpness, wait_for
-from test_web import CHROMIUM, SCREENSHOTS
 
 from stream_service.reader import COLOURS
-
-live = test_stream.live  # the store and the stream service, as make run starts them (for this module)
-FIRST, LAST = 120, 209  # one shot of the clip, a face in every frame
-
-GRAB = """() => {
-  const video = document.querySelector('#call-video');
-  if (!video.videoWidth) return null;
-  const canvas = Object.assign(document.createElement('canvas'), {width: video.videoWidth, height: video.videoHeight});
-  canvas.getContext('2d').drawImage(video, 0, 0);
-  return canvas.toDataURL('image/png');
-}"""
-
+from tests.support.browser import SCREENSHOTS
+from tests.support.frames import boxes_in, sharpness
+from tests.support.services import Service, running, service_env
+from tests.support.streams import calls, grab, tiny
+from tests.support.waiting import WAIT, eventually
 
 # The call's video as the page receives it: the browser's own statistics of the peer connection (`call`
 # is the page's call, app.js), and the frames the <video> showing it presented (counted from COUNT_SHOWN on).
@@ -64,47 +52,6 @@ CORNERS = """(async () => {
 })()"""
 
 
-@pytest.fixture(scope="module")
-def camera_clip(tmp_path_factory):
-    """(the clip's frames FIRST..LAST, a .y4m of them for chromium's fake camera)."""
-    capture = cv2.VideoCapture(str(CLIP))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, FIRST)
-    frames = [capture.read()[1] for _ in range(LAST - FIRST + 1)]
-    height, width = frames[0].shape[:2]
-    path = tmp_path_factory.mktemp("camera") / "clip.y4m"
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return frames, path
-
-
-@pytest.fixture(scope="module")
-def camera_browser(camera_clip):
-    """Chromium whose camera plays the clip, allowed without asking."""
-    import os
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no {CHROMIUM}: run scripts/install-chromium.sh as root")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera_clip[1]}",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-def calls(service):
-    return [s for s in requests.get(f"{service.url}/streams", timeout=10).json()["streams"] if s["source"] == "webrtc"]
-
-
 def open_call(browser, service, filter=""):
     """A page on the live page with its camera in a call: (page, the call as GET /streams lists it)."""
     page = browser.new_page(viewport={"width": 1000, "height": 900})
@@ -116,17 +63,6 @@ def open_call(browser, service, filter=""):
     page.wait_for_function("document.querySelector('#call-video').videoWidth > 0")
     (call,) = [c for c in calls(service) if c["id"] not in before]
     return page, call
-
-
-def grab(page):
-    """The frame the page shows now of the video the service sent back (BGR)."""
-    url = page.evaluate(GRAB)
-    return cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
-
-
-def tiny(image):
-    """A 64x36 grey thumbnail, to tell which frame of the clip a picture shows."""
-    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 36), interpolation=cv2.INTER_AREA).astype(float)
 
 
 def boxed(picture, face):
@@ -158,7 +94,7 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             return len(found) >= 3
 
         SCREENSHOTS.mkdir(exist_ok=True)
-        wait_for(a_boxed_face, "three frames back from the call with a box on the face")
+        eventually(a_boxed_face, "three frames back from the call with a box on the face")
         listed = requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()
         # The browser sends 640x360, or less while its bandwidth estimate grows or its CPU is short.
         assert listed["state"] == "playing" and listed["fps"] > 0 and listed["width"] <= 640
@@ -167,11 +103,10 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
 
         # Switched live on the page: the same call now blurs every unknown face (nobody is named here).
         page.select_option("#call-filter", "blur-unknown")
-        wait_for(
+        eventually(
             lambda: requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()["filter"] == "blur-unknown",
             "the filter switched",
         )
-        time.sleep(1)  # frames drawn before the switch have left
         clip_tiny = [tiny(f) for f in frames]
         faces_of = {}  # a clip frame's index -> the faces dlib finds in it
         counts = {"blurred": 0, "faces_only": 0}
@@ -188,7 +123,10 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             clip = cv2.resize(frames[k], (width, height), interpolation=cv2.INTER_AREA)
             for face in faces_of[k]:
                 box = [round(v * width / 640) for v in face]
-                assert sharpness(picture, box) < 0.25 * sharpness(clip, box), (k, box)
+                sharp = sharpness(picture, box) >= 0.25 * sharpness(clip, box)
+                if sharp and not counts["blurred"]:
+                    return False  # a frame drawn before the switch, still on its way or in the jitter buffer
+                assert not sharp, (k, box)  # frames come in order: once one is blurred, every later one is
                 counts["blurred"] += 1
             # The faces only, not the whole frame (what a frame that no detection covered in time gets,
             # often on a busy machine: so one such frame is asked for, not many).
@@ -198,12 +136,14 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
                 cv2.imwrite(str(SCREENSHOTS / "call-blurred.png"), picture)
             return counts["blurred"] >= 5 and counts["faces_only"] >= 1
 
-        wait_for(faces_blurred, "frames with the faces blurred, and one with the rest sharp")
+        eventually(faces_blurred, "frames with the faces blurred, and one with the rest sharp")
     finally:
         page.close()
     # Closing the tab ends the call: it leaves the list, and its process is gone.
-    wait_for(lambda: not calls(service), "the call gone from GET /streams after the tab closed")
-    wait_for(lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone")
+    eventually(lambda: not calls(service), "the call gone from GET /streams after the tab closed")
+    eventually(
+        lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone"
+    )
 
 
 def cpu_seconds():
@@ -237,8 +177,7 @@ def test_three_calls_at_once_each_get_video_back_above_10_fps(live, camera_brows
             pages[-1].evaluate(COUNT_SHOWN)
         assert len(calls(service)) == 3
         # Steady: each page has shown frames for a while (the browsers' bandwidth estimates grow meanwhile).
-        wait_for(lambda: all(p.evaluate("window.framesShown") > 30 for p in pages), "every call's video playing")
-        time.sleep(2)
+        eventually(lambda: all(p.evaluate("window.framesShown") > 90 for p in pages), "every call's video playing")
         shown = [p.evaluate("window.framesShown") for p in pages]
         began, cpu = time.monotonic(), cpu_seconds()
         time.sleep(10)
@@ -253,7 +192,7 @@ def test_three_calls_at_once_each_get_video_back_above_10_fps(live, camera_brows
     finally:
         for page in pages:
             page.close()
-    wait_for(lambda: not calls(service), "every call gone after their tabs closed")
+    eventually(lambda: not calls(service), "every call gone after their tabs closed")
 
 
 @pytest.fixture(scope="module")
@@ -291,11 +230,12 @@ def test_with_a_certificate_and_key_the_service_speaks_https(tmp_path, monkeypat
     import ipaddress
     import os
 
-    from conftest import REPO
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
+
+    from tests.support.services import REPO
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "facerec test")])
@@ -338,7 +278,7 @@ def firefox():
     import os
     import shutil
 
-    from firefox import FIREFOX, Firefox
+    from tests.support.firefox import FIREFOX, Firefox
 
     if not shutil.which(FIREFOX):
         message = f"no {FIREFOX}: run scripts/install-firefox.sh as root (Debian's firefox-esr package)"
@@ -382,5 +322,7 @@ def test_in_firefox_the_call_connects_its_video_comes_back_and_closing_frees_it(
         assert white_pixels(corners["back"]) > 20 and white_pixels(corners["camera"]) == 0, corners
     finally:
         tab.close()
-    wait_for(lambda: not calls(service), "the Firefox call gone from GET /streams after the tab closed")
-    wait_for(lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone")
+    eventually(lambda: not calls(service), "the Firefox call gone from GET /streams after the tab closed")
+    eventually(
+        lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone"
+    )
