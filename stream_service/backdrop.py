@@ -29,7 +29,7 @@ class Backdrop:
     def __init__(self, kind: str | None = None, background: tuple | None = None, segmenter: Segmenter | None = None):
         self.kind, self.background = kind, background
         self._segmenter = segmenter
-        self._picture: tuple | None = None  # ((height, width), path, the picture fitted to that size)
+        self._picture: tuple | None = None  # ((height, width), background, the background at that size)
         self._random = np.random.default_rng()
 
     def set(self, kind: str | None, background: tuple | None) -> None:
@@ -50,11 +50,11 @@ class Backdrop:
         return blend(person, behind, mask)
 
     def _behind(self, size: tuple) -> np.ndarray:
+        """The background at the frame's size, made once for each size and background."""
         kind, value = self.background
-        if kind == "colour":
-            return np.full((*size, 3), value, np.uint8)
-        if self._picture is None or self._picture[:2] != (size, value):
-            self._picture = (size, value, fitted(cv2.imread(value, cv2.IMREAD_COLOR), size))
+        if self._picture is None or self._picture[:2] != (size, self.background):
+            made = np.full((*size, 3), value, np.uint8) if kind == "colour" else fitted(cv2.imread(value), size)
+            self._picture = (size, self.background, made)
         return self._picture[2]
 
 

@@ -135,7 +135,7 @@ async def a_broadcast(service, clip_frames):
     # One viewer leaves: its connection ends, the other two go on.
     gone = await asyncio.to_thread(requests.delete, f"{service.url}{viewers[0].resource}", timeout=10)
     assert gone.status_code == 200
-    await asyncio.eventually(viewers[0].ended.wait(), WAIT)
+    await asyncio.wait_for(viewers[0].ended.wait(), WAIT)
     counts = [v.frames for v in viewers[1:]]
     await until(
         lambda: all(v.frames >= c + 15 for v, c in zip(viewers[1:], counts)), "the others' frames after one left"
@@ -146,7 +146,7 @@ async def a_broadcast(service, clip_frames):
     # The caller hangs up: every viewer's video ends.
     await caller.close()
     for viewer in viewers[1:]:
-        await asyncio.eventually(viewer.ended.wait(), WAIT)
+        await asyncio.wait_for(viewer.ended.wait(), WAIT)
     for viewer in viewers:
         await viewer.pc.close()
     return call_id
