@@ -2,11 +2,15 @@
 not the stage behind him, in the model that fits the frame's shape, and its time smoothing cuts the
 flicker of the raw mask without lagging behind a person who moves."""
 
+import hashlib
+import re
+
 import numpy as np
 import pytest
 
-from facerec.vision.segmentation import GENERAL, LANDSCAPE, Segmenter
+from facerec.vision.segmentation import GENERAL, LANDSCAPE, MODELS, Segmenter
 from tests.support.frames import boxes_in
+from tests.support.services import REPO
 from tests.support.streams import read_clip
 
 SHOT = range(90, 205)  # one shot: the performer on stage, the curtain behind him at every corner
@@ -71,3 +75,11 @@ def test_smoothing_in_time_cuts_the_flicker_and_keeps_up(shot):
     assert flicker(smoothed) < 0.7 * flicker(raw)
     # Keeping up: the smoothed mask stays within 1 % of the raw one's pixels (one that lagged would not).
     assert np.mean([np.mean((s > 0.5) != (r > 0.5)) for s, r in zip(smoothed, raw)]) < 0.01
+
+
+def test_the_segmentation_models_are_the_repository_s_and_match_models_readme():
+    readme = (MODELS / "README.md").read_text()
+    for name in (GENERAL, LANDSCAPE):
+        documented = re.search(rf"\| `{re.escape(name)}` .*\| `([0-9a-f]{{64}})` \|", readme)[1]
+        assert hashlib.sha256((MODELS / name).read_bytes()).hexdigest() == documented, name
+    assert MODELS == REPO / "models"  # loaded from the repository, never downloaded
