@@ -12,7 +12,7 @@ from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage
 
 from . import background_views, views, web, whep
 from .backgrounds import Backgrounds, BadBackground, TooManyBackgrounds, UnknownBackground
-from .manager import NotBroadcast, SourceFailed, Streams, TooManyStreams, UnknownStream, UnknownViewer
+from .manager import Manager, NotBroadcast, SourceFailed, TooManyStreams, UnknownStream, UnknownViewer
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -33,7 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = make_app(__name__, test_config, 64 * 1024, errors)
     store = StoreClient(app.config["STORE_URL"], app.config["STORE_TIMEOUT"], app.config["STORE_API_KEY"])
     # Processes start with the first stream, in the worker that serves it, never at import time.
-    app.extensions["streams"] = streams = Streams(app.config, store)
+    app.extensions["streams"] = streams = Manager(app.config, store)
     atexit.register(streams.close)
     app.extensions["backgrounds"] = Backgrounds(
         Path(app.config["DATA_DIR"]) / "backgrounds", app.config["STREAM_BACKGROUNDS_KEPT"]

@@ -22,6 +22,8 @@ import cv2
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .messages import JpegOut, ViewerLeft
+
 # Bits a pixel a frame, times 30 fps: ~1 Mbit/s at 640x360, as the caller's VP8 (call.py).
 BITS_PER_PIXEL = 0.15
 KEYFRAME_EVERY = 60  # frames: a viewer's picture damaged by a lost packet is whole again within two seconds
@@ -35,7 +37,7 @@ JPEG_SLOT_BYTES = 1920 * 1080 * 3
 
 
 class Broadcast:
-    """The viewers of one call. `send` says things to the manager (("viewer-left", id), ("jpeg", ...));
+    """The viewers of one call. `send` says things to the manager (`ViewerLeft`, `JpegOut`);
     `jpegs` (JpegSlots, or None) is where the MJPEG frames go while `watched`."""
 
     def __init__(self, send, jpegs, jpeg_quality):
@@ -87,7 +89,7 @@ class Broadcast:
         track.stop()
         await pc.close()
         if tell:
-            self.send(("viewer-left", viewer))
+            self.send(ViewerLeft(viewer))
 
     async def close(self):
         for viewer in list(self.viewers):
@@ -114,7 +116,7 @@ class Broadcast:
                         track.push(packet)
                 if jpeg is not None and self.jpegs is not None and len(jpeg) <= self.jpegs.size:
                     self.jpegs.put(seq, jpeg.reshape(-1), read_at)
-                    self.send(("jpeg", seq, read_at))
+                    self.send(JpegOut(seq, read_at))
                 if self.pending is None:
                     return
                 (video, image, seq, read_at), self.pending = self.pending, None

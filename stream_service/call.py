@@ -1,9 +1,9 @@
 """A call's process: a browser's camera over WebRTC in, the same video annotated (or blurred) back out on
 the same peer connection. To the manager it is a stream's reader whose source is the caller: it puts each
 frame it receives in the stream's frame ring for the detection workers, draws the faces the manager sends,
-and speaks the reader's messages ("frame", "ended", "failed"), plus "answer" (the SDP answer), "ring"
-(a new frame ring, for the first frame and whenever the browser changes the resolution, as browsers do
-with bandwidth and CPU) and "sent" (a frame's latency).
+and speaks the reader's messages (messages.py: `FrameRead`, `Ended`, `Failed`), plus `Answer` (the SDP
+answer), `NewRing` (a new frame ring, for the first frame and whenever the browser changes the
+resolution, as browsers do with bandwidth and CPU) and `Sent` (a frame's latency).
 
 aiortc is asyncio: the process runs the call's event loop in its main thread for the call's whole life
 (an event loop started inside a Flask view ends with the request, and the peer connection with it). One
@@ -28,8 +28,26 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .backdrop import Backdrop
 from .broadcast import JPEG_SLOT_BYTES, Broadcast
-from .reader import Shown, is_cut, picture
+from .drawing import picture
+from .messages import (
+    AddViewer,
+    Answer,
+    Draw,
+    DropViewer,
+    Ended,
+    Failed,
+    FrameRead,
+    NewRing,
+    Sent,
+    SetBackground,
+    SetFilter,
+    Stop,
+    ViewerAnswer,
+    Watched,
+)
+from .reader import is_cut
 from .shared_frames import FrameRing, JpegSlots
+from .showing import Shown
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +73,7 @@ SILENCE = 10  # seconds without a frame after which the caller is gone (a tab cl
 def run(conn, offer, filter, privacy_wait, names, backdrop=(None, None), broadcast=None):
     """The process: answers the offer, then plays the call until the caller leaves, the manager says
     stop, or the manager is gone (its pipe closes). With `broadcast` (the MJPEG's JPEG quality), others
-    may watch it too (broadcast.py)."""
+    may watch it too (broadcast.py); `backdrop`: the background filter (backdrop.py)."""
     cv2.setNumThreads(1)
     try:
         asyncio.run(Call(conn, filter, privacy_wait, names, backdrop, broadcast).play(offer))
@@ -79,7 +97,7 @@ class Call:
         self.newest = None  # (the newest frame received, not yet worked on, when it came)
         self.received = None  # asyncio.Event: a frame came
         self.arrived = 0  # frames received
-        self.done = None  # asyncio.Future: the reason the call ends, ("ended" | "failed", message)
+        self.done = None  # asyncio.Future: the reason the call ends, Ended or Failed
         self.outputs = []  # times of the last second's frames out, for the fps drawn
 
     async def play(self, offer):
@@ -111,7 +129,7 @@ class Call:
             def on_state():
                 if pc.connectionState in ("failed", "closed"):
                     self._finish(
-                        "ended", "the caller hung up" if pc.connectionState == "closed" else "the connection failed"
+                        Ended("the caller hung up" if pc.connectionState == "closed" else "the connection failed")
                     )
 
             try:
@@ -120,12 +138,11 @@ class Call:
                     raise ValueError("the offer sends no video")
                 await pc.setLocalDescription(await pc.createAnswer())
             except ValueError as e:
-                self.conn.send(("failed", f"the offer cannot be answered: {e}"))
+                self.conn.send(Failed(f"the offer cannot be answered: {e}"))
                 return
-            self.conn.send(("answer", pc.localDescription.sdp))
+            self.conn.send(Answer(pc.localDescription.sdp))
             loop.create_task(self._watch())
-            kind, message = await self.done
-            self.conn.send((kind, message))
+            self.conn.send(await self.done)
         finally:
             loop.remove_reader(self.conn.fileno())
             if self.broadcast is not None:  # every viewer's connection ends with the call
@@ -135,41 +152,41 @@ class Call:
             if self.ring is not None:
                 self.ring.close(unlink=True)
 
-    def _finish(self, kind, message):
+    def _finish(self, reason):
         if not self.done.done():
-            self.done.set_result((kind, message))
+            self.done.set_result(reason)
 
     def _from_manager(self):
         try:
             while self.conn.poll():
                 message = self.conn.recv()
-                if message[0] == "stop":
-                    self._finish("ended", "stopped")
+                if isinstance(message, Stop):
+                    self._finish(Ended("stopped"))
                     return
-                if message[0] == "background":
-                    self.backdrop.set(*message[1:])
-                elif message[0] in ("watched", "whep", "whep-close") and self.broadcast is not None:
-                    asyncio.ensure_future(self._to_viewers(message))
-                else:
+                if isinstance(message, Draw | SetFilter):
                     self.shown.told(message)
+                elif isinstance(message, SetBackground):
+                    self.backdrop.set(message.kind, message.background)
+                elif isinstance(message, Watched | AddViewer | DropViewer) and self.broadcast is not None:
+                    asyncio.ensure_future(self._to_viewers(message))
         except (EOFError, OSError):
-            self._finish("ended", "the service is gone")
+            self._finish(Ended("the service is gone"))
 
     async def _to_viewers(self, message):
-        """The manager's ("watched", bool), ("whep", viewer, offer) or ("whep-close", viewer)."""
-        if message[0] == "watched":
-            self.broadcast.watched = message[1]
-        elif message[0] == "whep-close":
-            await self.broadcast.remove(message[1])
+        """The manager's Watched, AddViewer or DropViewer, for a broadcast."""
+        if isinstance(message, Watched):
+            self.broadcast.watched = message.watched
+        elif isinstance(message, DropViewer):
+            await self.broadcast.remove(message.viewer)
         else:
             try:
-                answer = await self.broadcast.add(message[1], message[2])
+                answer = await self.broadcast.add(message.viewer, message.offer)
             except Exception as e:  # aiortc's SDP parser says what it cannot read in several exception types
                 log.info("call: a viewer's offer refused: %r", e)
                 why = str(e) if isinstance(e, ValueError) else "it is not an SDP offer that can be read"
-                self.conn.send(("whep-answer", message[1], None, f"the offer cannot be answered: {why}"))
+                self.conn.send(ViewerAnswer(message.viewer, None, f"the offer cannot be answered: {why}"))
             else:
-                self.conn.send(("whep-answer", message[1], answer, None))
+                self.conn.send(ViewerAnswer(message.viewer, answer, None))
 
     async def _receive(self, track):
         """Drain the decoded frames as they come: only the newest is kept for work."""
@@ -179,7 +196,7 @@ class Call:
                 self.arrived += 1
                 self.received.set()
         except MediaStreamError:
-            self._finish("ended", "the caller's video ended")
+            self._finish(Ended("the caller's video ended"))
 
     async def _watch(self):
         """The caller is gone when no frame has come for SILENCE seconds (CONNECT_WAIT for the first)."""
@@ -190,10 +207,11 @@ class Call:
                 last, since = self.arrived, time.monotonic()
             elif time.monotonic() - since > (SILENCE if self.arrived else CONNECT_WAIT):
                 self._finish(
-                    "failed",
-                    "no video came from the caller"
-                    if not self.arrived
-                    else f"the caller sent no video for {SILENCE} s",
+                    Failed(
+                        "no video came from the caller"
+                        if not self.arrived
+                        else f"the caller sent no video for {SILENCE} s"
+                    )
                 )
 
     async def next_out(self):
@@ -218,7 +236,7 @@ class Call:
         self.seq += 1
         self.ring.put(self.seq, image, received_at)
         cut, self.previous = is_cut(image, None if resized else self.previous)
-        self.conn.send(("frame", self.seq, cut or resized, None))
+        self.conn.send(FrameRead(self.seq, cut or resized, None))
         out = self.shown.next(self.seq, image, received_at, cut or resized)
         if out is None:
             return None
@@ -240,7 +258,7 @@ class Call:
         self.rings += 1
         self.ring = FrameRing(name, (height, width), create=True)
         self.shown.waiting.clear()  # frames of the old size are not shown
-        self.conn.send(("ring", width, height, name))
+        self.conn.send(NewRing(width, height, name))
 
 
 class Annotated(MediaStreamTrack):
@@ -261,7 +279,7 @@ class Annotated(MediaStreamTrack):
 
     async def recv(self):
         if self.handed is not None:
-            self.conn.send(("sent", time.monotonic() - self.handed))
+            self.conn.send(Sent(time.monotonic() - self.handed))
             self.handed = None
         while True:
             frame, received_at = await (self.drawing or self.next_out())

@@ -5,6 +5,7 @@ Every check is made in the shot of frames 90 to 205 (the performer on stage, the
 every corner; the clip loops, so frame seq n shows clip frame n % 275).
 """
 
+import statistics
 import time
 
 import cv2
@@ -13,9 +14,9 @@ import pytest
 import requests
 
 from stream_service.backdrop import fitted
-from stream_service.reader import COLOURS
+from stream_service.drawing import COLOURS
 from tests.support.faces import CLIP, FACES
-from tests.support.frames import boxes_in, sharpness
+from tests.support.frames import DETAIL_LEFT, boxes_in, detail_left
 from tests.support.streams import calls, grab, start, state, stop, tiny, video
 from tests.support.waiting import WAIT, eventually
 
@@ -124,7 +125,7 @@ def test_a_picture_uploaded_once_goes_behind_the_person_under_the_privacy_blur(l
 
         def blurred_face(picture, source):
             for box in boxes_in(models, source):
-                assert sharpness(picture, box) < 0.25 * sharpness(source, box)
+                assert detail_left(picture, source, box) < DETAIL_LEFT
                 seen["faces"] += 1
             return seen["faces"] >= 5
 
@@ -199,7 +200,7 @@ def test_a_call_from_chromium_comes_back_with_its_background_blurred_then_replac
         (call,) = calls(service)
         assert call["background_filter"] == "background-blur"
         clip_tiny = [tiny(f) for f in frames]
-        faces_of, seen = {}, {"faces": 0, "backgrounds": 0}
+        faces_of, seen, kept = {}, {"backgrounds": 0}, []
 
         def blurred_behind_a_sharp_face():
             # The picture is compared with the clip frame it shows, at the size the page shows it.
@@ -209,17 +210,20 @@ def test_a_call_from_chromium_comes_back_with_its_background_blurred_then_replac
             clip = cv2.resize(frames[k], (width, height), interpolation=cv2.INTER_AREA)
             # The top right corner: the curtain and the WH.GOV logo, sharp in the clip.
             logo = (width * 5 // 6, 0, width, height // 4)
-            # What is left of its detail: 0.1-0.2 % once blurred. The face keeps 30-75 % of its own (VP8
-            # at ~1 Mbit/s loses some, the more so while its bit rate ramps up); blurred, it would keep ~1 %.
-            assert sharpness(picture, logo) < 0.05 * sharpness(clip, logo)
+            # The background keeps next to none of its detail (0.001 and less, where a face the privacy
+            # filter blurs keeps up to 0.05).
+            assert detail_left(picture, clip, logo, middle=False) < DETAIL_LEFT / 4
             seen["backgrounds"] += 1
             for face in faces_of.setdefault(k, boxes_in(models, frames[k])):
                 box = [round(v * width / 640) for v in face]
-                assert sharpness(picture, box) > 0.15 * sharpness(clip, box), (k, box)
-                seen["faces"] += 1
-            return seen["backgrounds"] >= 10 and seen["faces"] >= 5
+                kept.append(detail_left(picture, clip, box))
+            return seen["backgrounds"] >= 10 and len(kept) >= 5
 
         eventually(blurred_behind_a_sharp_face, "pictures with the background blurred and the face sharp")
+        # The face keeps more than a face left unblurred would lose: 0.34-0.44 of its detail through VP8
+        # at ~1 Mbit/s, or less where the picture matched the clip frame next to its own (a face that
+        # moved a little correlates less); a face the filter blurred would keep 0.01-0.05.
+        assert statistics.median(kept) > DETAIL_LEFT, kept
 
         # Switched live on the page: the same call now comes back over green (the colour field's default).
         page.select_option("#call-background-filter", "background-replace")
