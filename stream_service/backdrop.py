@@ -51,6 +51,7 @@ class Backdrop:
 
     def _behind(self, size: tuple) -> np.ndarray:
         """The background at the frame's size, made once for each size and background."""
+        assert self.background is not None  # apply() blurs the frame instead
         kind, value = self.background
         if self._picture is None or self._picture[:2] != (size, self.background):
             made = np.full((*size, 3), value, np.uint8) if kind == "colour" else fitted(cv2.imread(value), size)
@@ -98,5 +99,5 @@ def hologram(frame: np.ndarray, random: np.random.Generator) -> np.ndarray:
 
 def shifted(image: np.ndarray, by: int) -> np.ndarray:
     """The image moved `by` pixels right and down (left and up when negative), its edge repeated."""
-    matrix = np.float32([[1, 0, by], [0, 1, by]])
+    matrix = np.array([[1, 0, by], [0, 1, by]], np.float32)
     return cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REPLICATE)

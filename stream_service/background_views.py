@@ -1,20 +1,23 @@
 """The HTTP edge of background filters: the pictures (PUT, GET, DELETE /backgrounds/<name>) and the
 "background_filter" and "background" of a stream's body (POST /streams, POST /webrtc/offer, PATCH)."""
 
+from typing import Any
+
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest
 
 from .backdrop import FILTERS
+from .backgrounds import Backgrounds
 
 bp = Blueprint("backgrounds", __name__)
 
 
-def backgrounds():
+def backgrounds() -> Backgrounds:
     return current_app.extensions["backgrounds"]
 
 
 @bp.put("/backgrounds/<name>")
-def put_background(name):
+def put_background(name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     """A picture (JPEG, PNG, WebP, ... as the detect service reads photos) stored as background `name`."""
     request.max_content_length = current_app.config["STREAM_BACKGROUND_MAX_BYTES"]  # the rest stays at 64 KiB
     existed = name in backgrounds().names()
@@ -23,19 +26,21 @@ def put_background(name):
 
 
 @bp.get("/backgrounds")
-def list_backgrounds():
+def list_backgrounds() -> dict[str, list[str]]:
     return {"backgrounds": backgrounds().names()}
 
 
 @bp.delete("/backgrounds/<name>")
-def delete_background(name):
+def delete_background(name: str) -> dict[str, Any]:
     backgrounds().delete(name)
     return {"success": True, "name": name}
 
 
-def parse_backdrop(body, kind=None, background=None):
-    """(background filter, background, what the stream's process gets) of a request body, starting from
-    the stream's own (`kind`, `background`) for a PATCH; None when the body names neither."""
+def parse_backdrop(
+    body: Any, kind: str | None = None, background: str | None = None
+) -> tuple[str | None, str | None, tuple | None] | None:
+    """(background filter, background, what the stream's process gets) of a request body (a dict),
+    starting from the stream's own (`kind`, `background`) for a PATCH; None when it names neither."""
     if "background_filter" not in body and "background" not in body:
         return None
     kind, background = body.get("background_filter", kind), body.get("background", background)

@@ -16,13 +16,17 @@ to an encoder only when it encodes, never for packets).
 import asyncio
 import fractions
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import av
 import cv2
+import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .messages import JpegOut, ViewerLeft
+from .shared_frames import JpegSlots
 
 # Bits a pixel a frame, times 30 fps: ~1 Mbit/s at 640x360, as the caller's VP8 (call.py).
 BITS_PER_PIXEL = 0.15
@@ -40,18 +44,18 @@ class Broadcast:
     """The viewers of one call. `send` says things to the manager (`ViewerLeft`, `JpegOut`);
     `jpegs` (JpegSlots, or None) is where the MJPEG frames go while `watched`."""
 
-    def __init__(self, send, jpegs, jpeg_quality):
+    def __init__(self, send: Callable[[Any], None], jpegs: JpegSlots, jpeg_quality: int) -> None:
         self.send, self.jpegs = send, jpegs
         self.quality = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
         self.watched = False
         self.viewers: dict[str, tuple[RTCPeerConnection, Relayed]] = {}
-        self.codec = None
+        self.codec: Any = None
         self.keyframe = False  # the next frame encoded is a keyframe
         self.busy = False  # a frame is being encoded: the next ones wait, only the newest
-        self.pending = None
+        self.pending: tuple[Any, np.ndarray, int, float] | None = None
         self.frames = itertools.count()
 
-    async def add(self, viewer, offer):
+    async def add(self, viewer: str, offer: str) -> str:
         """A viewer's WHEP offer (SDP) answered: returns the answer. ValueError: the offer cannot be."""
         if "H264/90000" not in offer:
             raise ValueError("the viewer does not receive H.264, the one codec a broadcast is sent in")
@@ -79,7 +83,7 @@ class Broadcast:
         self.keyframe = True
         return pc.localDescription.sdp
 
-    async def remove(self, viewer, tell=True):
+    async def remove(self, viewer: str, tell: bool = True) -> None:
         """A viewer's connection closed (it left, or the call ends); the manager is told (`tell`)
         unless the viewer was never answered."""
         got = self.viewers.pop(viewer, None)
@@ -91,11 +95,11 @@ class Broadcast:
         if tell:
             self.send(ViewerLeft(viewer))
 
-    async def close(self):
+    async def close(self) -> None:
         for viewer in list(self.viewers):
             await self.remove(viewer)
 
-    def put(self, video, image, seq, read_at):
+    def put(self, video: Any, image: np.ndarray, seq: int, read_at: float) -> None:
         """A frame going out (the av.VideoFrame, its BGR pixels, its number and read time) for the viewers."""
         if not self.viewers and not self.watched:
             return
@@ -158,13 +162,13 @@ class Relayed(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, broadcast):
+    def __init__(self, broadcast: Broadcast) -> None:
         super().__init__()
         self.broadcast = broadcast
         self.queue: asyncio.Queue = asyncio.Queue()
         self.synced = False  # a keyframe has been passed since the viewer came (or fell behind)
 
-    def push(self, packet):
+    def push(self, packet: Any) -> None:
         if not self.synced and not packet.is_keyframe:
             return
         if self.queue.qsize() >= QUEUE:  # fallen behind: drop what waits and start again at a keyframe
@@ -176,7 +180,7 @@ class Relayed(MediaStreamTrack):
         self.synced = True
         self.queue.put_nowait(packet)
 
-    async def recv(self):
+    async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
         packet = await self.queue.get()
@@ -184,6 +188,6 @@ class Relayed(MediaStreamTrack):
             raise MediaStreamError
         return packet
 
-    def stop(self):
+    def stop(self) -> None:
         self.queue.put_nowait(None)
         super().stop()

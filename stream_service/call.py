@@ -174,13 +174,15 @@ class Call:
 
     async def _to_viewers(self, message):
         """The manager's Watched, AddViewer or DropViewer, for a broadcast."""
+        broadcast = self.broadcast
+        assert broadcast is not None  # only a broadcast call is told these
         if isinstance(message, Watched):
-            self.broadcast.watched = message.watched
+            broadcast.watched = message.watched
         elif isinstance(message, DropViewer):
-            await self.broadcast.remove(message.viewer)
+            await broadcast.remove(message.viewer)
         else:
             try:
-                answer = await self.broadcast.add(message.viewer, message.offer)
+                answer = await broadcast.add(message.viewer, message.offer)
             except Exception as e:  # aiortc's SDP parser says what it cannot read in several exception types
                 log.info("call: a viewer's offer refused: %r", e)
                 why = str(e) if isinstance(e, ValueError) else "it is not an SDP offer that can be read"

@@ -183,16 +183,16 @@ class Manager:
         `backdrop` is None) while it plays: the next frames out are drawn with them."""
         with self.registry.lock:
             stream = self.get(stream_id)
-            playing = stream.running and stream.conn is not None
+            conn = stream.conn if stream.running else None
             if filter is not ...:
                 stream.filter = filter
-                if playing:
-                    send(stream.conn, SetFilter(filter))
+                if conn is not None:
+                    send(conn, SetFilter(filter))
                     self.registry.draw(stream)
             if backdrop is not None:
                 stream.background_filter, stream.background, stream.backdrop = backdrop
-                if playing:
-                    send(stream.conn, SetBackground(stream.background_filter, stream.backdrop))
+                if conn is not None:
+                    send(conn, SetBackground(stream.background_filter, stream.backdrop))
             return stream
 
     def whep(self, stream_id: str, offer: str) -> tuple[str, str]:

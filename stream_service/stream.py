@@ -46,6 +46,9 @@ class Stream:
         self.source, self.name, self.loop, self.filter, self.store = source, name, loop, filter, store
         # The background filter, its background as asked ("#rrggbb", a picture's name) and as the process
         # gets it (backgrounds.py: resolve).
+        self.background_filter: str | None
+        self.background: str | None
+        self.backdrop: Any
         self.background_filter, self.background, self.backdrop = backdrop or (None, None, None)
         self.broadcast = broadcast  # others may watch a call (broadcast.py): MJPEG and WHEP
         self.whep: dict[str, Any] = {}  # WHEP viewer id -> its SDP answer (None until answered, or why not)

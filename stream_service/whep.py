@@ -5,7 +5,7 @@ POST /streams/<id>/whep with the viewer's SDP offer (application/sdp) answers 20
 a Location, the viewer's own resource, to DELETE when done (the connection closing ends it too).
 """
 
-import os
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request, send_from_directory
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
@@ -17,12 +17,12 @@ bp = Blueprint("whep", __name__)
 SDP = "application/sdp"
 
 
-def streams():
+def streams() -> Any:
     return current_app.extensions["streams"]
 
 
 @bp.post("/streams/<stream_id>/whep")
-def whep_offer(stream_id):
+def whep_offer(stream_id: str) -> Response:
     if request.mimetype != SDP:
         raise UnsupportedMediaType(f"a WHEP offer is sent as {SDP}")
     offer = request.get_data(as_text=True)
@@ -33,12 +33,12 @@ def whep_offer(stream_id):
 
 
 @bp.delete("/streams/<stream_id>/whep/<viewer>")
-def whep_leave(stream_id, viewer):
+def whep_leave(stream_id: str, viewer: str) -> dict[str, Any]:
     streams().whep_close(stream_id, viewer)
     return {"success": True, "viewer": viewer}
 
 
 @bp.get("/watch/<stream_id>")
-def watch_page(stream_id):
+def watch_page(stream_id: str) -> Response:
     """The page that watches one broadcast (the id is read by its script from the address)."""
-    return send_from_directory(os.path.join(WEB_DIR), "watch.html")
+    return send_from_directory(WEB_DIR, "watch.html")
