@@ -11,7 +11,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from tests.support.streams import start, stop, tiny, video
+from tests.support.streams import calls, start, state, stop, tiny, video
 from tests.support.waiting import WAIT, eventually
 
 
@@ -177,3 +177,40 @@ def test_whep_is_for_broadcast_calls_only(live):
     finally:
         stop(service, stream)
     assert requests.post(f"{service.url}/streams/nosuch/whep", data="v=0", timeout=10).status_code in (404, 415)
+
+
+SHOWN = """() => {
+  const video = document.querySelector('#watch-video'), img = document.querySelector('#watch-mjpeg');
+  if (!video.hidden && video.videoWidth > 0) return {how: 'webrtc', width: video.videoWidth};
+  if (!img.hidden && img.naturalWidth > 0) return {how: 'mjpeg', width: img.naturalWidth};
+  return null;
+}"""
+
+
+def test_the_watch_page_plays_a_broadcast_call_from_chromium(live, camera_browser):
+    _, service = live
+    caller = camera_browser.new_page()
+    caller.set_default_timeout(WAIT * 1000)
+    watcher = None
+    try:
+        caller.goto(service.url)
+        caller.check("#call-broadcast")
+        caller.click("#call-start")
+        caller.wait_for_function("document.querySelector('#call-video').videoWidth > 0")
+        (call,) = calls(service)
+        assert call["broadcast"] is True
+        watcher = camera_browser.new_page()
+        watcher.set_default_timeout(WAIT * 1000)
+        watcher.goto(f"{service.url}/watch/{call['id']}")
+        shown = watcher.wait_for_function(SHOWN).json_value()
+        assert shown["width"] > 0
+        if shown["how"] == "webrtc":  # chromium decodes H.264: the page watches over WHEP
+            eventually(lambda: state(service, call)["whep_viewers"] == 1, "the page a WHEP viewer")
+            watcher.close()  # its pagehide deletes its resource
+            watcher = None
+            eventually(lambda: state(service, call)["whep_viewers"] == 0, "the page's viewer gone")
+    finally:
+        if watcher is not None:
+            watcher.close()
+        caller.close()
+    eventually(lambda: not calls(service), "the call gone after the caller's tab closed")
