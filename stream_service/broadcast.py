@@ -120,7 +120,7 @@ class Broadcast:
                         track.push(packet)
                 if jpeg is not None and self.jpegs is not None and len(jpeg) <= self.jpegs.size:
                     self.jpegs.put(seq, jpeg.reshape(-1), read_at)
-                    self.send(JpegOut(seq, read_at))
+                    self.send(JpegOut(seq))
                 if self.pending is None:
                     return
                 (video, image, seq, read_at), self.pending = self.pending, None

@@ -120,7 +120,7 @@ class PipeLoop:
             case Sent(latency):  # a call's frame went back to the caller
                 stream.outputs.append(time.monotonic())
                 stream.latencies.append(latency)
-            case JpegOut(seq, _):  # a broadcast call's frame, for its MJPEG viewers
+            case JpegOut(seq):  # a broadcast call's frame, for its MJPEG viewers
                 got = stream.jpegs.get(seq) if stream.jpegs else None
                 if got is not None:
                     stream.publish(seq, *got)

@@ -93,10 +93,9 @@ class Sent:
 
 @dataclass(frozen=True, slots=True)
 class JpegOut:
-    """A broadcast call's frame `seq` is in the JPEG slots, for its MJPEG viewers."""
+    """A broadcast call's frame `seq` is in the JPEG slots (with its read time), for its MJPEG viewers."""
 
     seq: int
-    read_at: float
 
 
 @dataclass(frozen=True, slots=True)
