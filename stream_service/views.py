@@ -2,11 +2,15 @@
 
 import json
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
 from .background_views import parse_backdrop
+from .manager import Manager
 from .stream import FILTERS
 
 bp = Blueprint("streams", __name__)
@@ -16,19 +20,19 @@ MAX_SOURCE_CHARS = 2048
 MAX_NAME_CHARS = 200
 
 
-def streams():
+def streams() -> Manager:
     return current_app.extensions["streams"]
 
 
 @bp.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     if streams().closed.is_set():
         raise ServiceUnavailable("the service is stopping")
     return {"status": "ready", "streams": len(streams().current()), **streams().health()}
 
 
 @bp.post("/streams")
-def start_stream():
+def start_stream() -> ResponseReturnValue:
     body = request.get_json(silent=True)
     source, name, loop, filter, store = parse_stream(body)
     stream = streams().start(source, name, loop, filter, store, parse_backdrop(body))
@@ -36,23 +40,23 @@ def start_stream():
 
 
 @bp.get("/streams")
-def list_streams():
+def list_streams() -> ResponseReturnValue:
     return {"streams": [streams().summary(s) for s in streams().current()]}
 
 
 @bp.get("/streams/<stream_id>")
-def get_stream(stream_id):
+def get_stream(stream_id: str) -> ResponseReturnValue:
     return streams().summary(streams().get(stream_id), details=True)
 
 
 @bp.delete("/streams/<stream_id>")
-def stop_stream(stream_id):
+def stop_stream(stream_id: str) -> ResponseReturnValue:
     streams().stop(stream_id)
     return {"success": True, "id": stream_id}
 
 
 @bp.patch("/streams/<stream_id>")
-def change_stream(stream_id):
+def change_stream(stream_id: str) -> ResponseReturnValue:
     """Switch a stream's (or a call's) privacy filter and/or background filter while it plays."""
     body = request.get_json(silent=True)
     changes = {"filter", "background_filter", "background"}
@@ -69,7 +73,7 @@ def change_stream(stream_id):
 
 
 @bp.post("/webrtc/offer")
-def webrtc_offer():
+def webrtc_offer() -> ResponseReturnValue:
     """A browser's camera as a call: its WebRTC offer in, the SDP answer out. The annotated (or
     filtered) video goes back on the same peer connection; the call is listed with the streams."""
     body = request.get_json(silent=True)
@@ -89,7 +93,7 @@ def webrtc_offer():
 
 
 @bp.get("/streams/<stream_id>/mjpeg")
-def mjpeg(stream_id):
+def mjpeg(stream_id: str) -> Response:
     """The annotated video as Motion JPEG: each part is the newest frame when the viewer is ready for
     one (a slow viewer skips frames, it never makes others wait). Each part says when its frame was read
     (X-Frame-Read, seconds of the server's monotonic clock) and its number (X-Frame-Seq)."""
@@ -97,7 +101,7 @@ def mjpeg(stream_id):
     if stream.is_call and not stream.broadcast:
         raise Conflict('a call\'s video goes back to its caller only, unless it is started with "broadcast": true')
 
-    def parts():
+    def parts() -> Iterator[bytes]:
         seq = -1
         manager.watch(stream, 1)
         try:
@@ -123,7 +127,7 @@ def mjpeg(stream_id):
 
 
 @bp.get("/streams/<stream_id>/events")
-def events(stream_id):
+def events(stream_id: str) -> Response:
     """Server-sent events: who appeared and left, and the stream's state, from Last-Event-ID on."""
     manager, stream = streams(), streams().get(stream_id)
     try:
@@ -131,7 +135,7 @@ def events(stream_id):
     except ValueError:
         raise BadRequest("Last-Event-ID (or after) is an event id, a whole number") from None
 
-    def messages():
+    def messages() -> Iterator[str]:
         last = after
         yield "retry: 2000\n\n"
         while (batch := manager.next_events(stream, last)) is not None:
@@ -148,7 +152,7 @@ def events(stream_id):
     )
 
 
-def parse_stream(body):
+def parse_stream(body: Any) -> tuple[str, str, bool, str | None, bool]:
     """(source, name, loop, filter, store) of a POST /streams body, or 400."""
     if not isinstance(body, dict):
         raise BadRequest(
