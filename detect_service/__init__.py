@@ -10,7 +10,7 @@ from facerec.openapi import serve_openapi
 from facerec.vision.faces import DETECTORS, Models
 from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage
 
-from . import views
+from . import deepstack, views
 from .store_client import StoreClient
 
 
@@ -42,5 +42,6 @@ def create_app(test_config=None):
     register_error_handlers(app, {UnsupportedImage: 415, ImageTooLarge: 413, ImageError: 422})
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(deepstack.bp)
     serve_openapi(app)
     return app

@@ -1,4 +1,5 @@
-"""Optional API keys, the same for both services: header ``X-API-Key`` on every route but the open ones.
+"""Optional API keys, the same for both services: header ``X-API-Key`` on every route but the open ones
+(the DeepStack routes also take the form field ``api_key``).
 
 Keys come from ``API_KEYS`` (a comma-separated string or a JSON list) and ``API_KEY_FILE`` (one key per
 line). With neither set, every route is open, as before. Only the keys' SHA-256 digests are kept: the
@@ -16,6 +17,9 @@ HEADER = "X-API-Key"
 # The store's people page (/ and its files under /web/) holds no data: it asks for a key and sends it.
 OPEN_PATHS = frozenset({"/health", "/openapi.json", "/"})
 OPEN_PREFIX = "/web/"
+# The DeepStack face API's clients send the key as the multipart form field `api_key` (docs/home.md).
+FORM_KEY_PREFIX = "/v1/vision/"
+FORM_KEY_FIELD = "api_key"
 
 
 def is_open(path):
@@ -34,6 +38,8 @@ def require_api_key(app):
         if is_open(request.path):
             return
         key = request.headers.get(HEADER)
+        if key is None and request.path.startswith(FORM_KEY_PREFIX):
+            key = request.form.get(FORM_KEY_FIELD)
         if key is None:
             raise Unauthorized(f"this service requires an API key in the {HEADER} header")
         if not key_matches(key, digests):

@@ -8,6 +8,15 @@ class StoreUnavailable(RuntimeError):
     """The store did not answer, or answered with an error: nothing was acknowledged."""
 
 
+class StoreRefused(StoreUnavailable):
+    """The store answered 4xx other than 401: the request was wrong (an unknown face, a conflict), not
+    the store down. `status` and `message` are the store's, for the caller to pass on."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"the face store answered {status}: {message}")
+        self.status, self.message = status, message
+
+
 class StoreAPI:
     def __init__(self, base_url: str, timeout: float, api_key: str | None = None):
         self.base_url = base_url.rstrip("/")
@@ -26,6 +35,16 @@ class StoreAPI:
             raise StoreUnavailable(f"the face store at {self.base_url} did not answer ({type(e).__name__})") from None
         if response.status_code == 401:
             raise StoreUnavailable("the face store refused this service's key: set STORE_API_KEY to one of its keys")
+        if 400 <= response.status_code < 500:
+            raise StoreRefused(response.status_code, _message(response))
         if response.status_code != 200:
             raise StoreUnavailable(f"the face store answered {response.status_code}: {response.text[:200]}")
         return response.json()
+
+
+def _message(response: requests.Response) -> str:
+    """The `message` of the store's one error shape, else the start of its body."""
+    try:
+        return str(response.json()["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
