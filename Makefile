@@ -12,11 +12,12 @@ run: $(VENV)/.installed
 
 # scripts/install-chromium.sh: Debian's chromium for tests/test_web.py; scripts/install-firefox.sh: Debian's
 # firefox-esr for the call page's Firefox test; scripts/install-postgresql.sh: PostgreSQL's server for the
-# tests on it (each at once when it is there already).
+# tests on it; scripts/install-mosquitto.sh: the MQTT broker (each at once when it is there already).
 test: $(VENV)/.installed-test
 	sh scripts/install-chromium.sh
 	sh scripts/install-firefox.sh
 	sh scripts/install-postgresql.sh
+	sh scripts/install-mosquitto.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) -m pytest
@@ -52,6 +53,7 @@ $(VENV)/.installed: requirements.txt scripts/install-dlib.sh pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps deepstack-sdk==0.2.1
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt

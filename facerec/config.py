@@ -132,6 +132,12 @@ DEFAULTS = {
     # (or on localhost). Paths to a PEM certificate and its key, the user's own; None serves plain HTTP.
     "STREAM_CERT_FILE": None,
     "STREAM_KEY_FILE": None,
+    # The only folder whose files (and folders below it) a stream may play; None: no file at all, only
+    # cameras and URLs (docs/home.md). Symbolic links that lead out of it are refused.
+    "STREAM_MEDIA_DIR": None,
+    # The MQTT broker the stream service publishes every stream's events to (stream_service/mqtt.py,
+    # docs/home.md): mqtt://[user:password@]host[:port] or mqtts://...; None: no MQTT.
+    "MQTT_URL": None,
 }
 
 

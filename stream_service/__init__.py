@@ -10,7 +10,7 @@ from facerec.config import load_config
 from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
 
-from . import views, web
+from . import mqtt, views, web
 from .manager import SourceFailed, Streams, TooManyStreams, UnknownStream
 from .store_client import StoreClient
 
@@ -25,6 +25,8 @@ def create_app(test_config=None):
     # Processes start with the first stream, in the worker that serves it, never at import time.
     app.extensions["streams"] = streams = Streams(app.config, store)
     atexit.register(streams.close)
+    if app.config["MQTT_URL"]:
+        atexit.register(mqtt.Publisher(app.config["MQTT_URL"], streams).close)
     register_error_handlers(app, {UnknownStream: 404, SourceFailed: 422, TooManyStreams: 409})
     app.register_blueprint(views.bp)
     app.register_blueprint(web.bp)
