@@ -10,7 +10,7 @@ turn), as DeepStack's are.
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
 
-from facerec.store_api import StoreRefused, StoreUnavailable
+from facerec.service.store_api import StoreRefused, StoreUnavailable, face_body
 from facerec.vision.faces import Face, analyse_photo
 from facerec.vision.images import Photo, box_to_stored
 
@@ -110,8 +110,7 @@ def prediction(photo: Photo, face: Face, who: dict, least: float) -> dict:
 def corners(photo: Photo, face: Face) -> dict:
     """The face's box as DeepStack gives it: x_min, y_min, x_max, y_max in the stored file's pixels."""
     box = box_to_stored(face.box, photo.orientation, photo.width, photo.height)
-    left, top = round(box["left"]), round(box["top"])
-    return {"x_min": left, "y_min": top, "x_max": left + round(box["width"]), "y_max": top + round(box["height"])}
+    return {"x_min": box.left, "y_min": box.top, "x_max": box.right, "y_max": box.bottom}
 
 
 def analyse(data: bytes) -> tuple[Photo, list[Face]]:
@@ -131,18 +130,19 @@ def analyse(data: bytes) -> tuple[Photo, list[Face]]:
 
 def largest_face(photo: Photo, faces: list[Face]) -> tuple[Photo, Face | None]:
     """The photo and its largest face (the one a registration or a match is about), None if it has none."""
-    return photo, max(faces, key=lambda f: f.box["width"] * f.box["height"], default=None)
+    return photo, max(faces, key=lambda f: f.box.area, default=None)
 
 
 def identify(faces: list[Face]) -> list[dict]:
     """Per face the store's {"person", "name", "distance"}: the person the placing rule puts it in."""
     if not faces:
         return []
-    return call_store("POST", "/people/identify", json={"descriptors": [f.descriptor.tolist() for f in faces]})["faces"]
+    return store_answer(lambda: current_app.extensions["store"].identify([f.descriptor for f in faces]))
 
 
 def store_faces(photo: Photo, faces: list[Face]) -> list[dict]:
-    return store_answer(lambda: current_app.extensions["store"].add_faces(photo.sha256, faces, {}))
+    bodies = [face_body(f.descriptor, f.box, f.thumbnail, f.quality, f.landmarks) for f in faces]
+    return store_answer(lambda: current_app.extensions["store"].add_faces(photo.sha256, bodies))
 
 
 def all_people() -> list[dict]:
@@ -157,7 +157,7 @@ def all_people() -> list[dict]:
 
 
 def call_store(method: str, path: str, **kwargs) -> dict:
-    return store_answer(lambda: current_app.extensions["store"].api.call(method, path, **kwargs))
+    return store_answer(lambda: current_app.extensions["store"].call(method, path, **kwargs))
 
 
 def store_answer(call):

@@ -7,12 +7,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import FACES, photo, service_env, with_orientation
 from deepstack.core import DeepstackException, DeepstackFace
 from deepstack_sdk import Face, ServerConfig
 from PIL import Image
 
-from facerec.run import Service, running
+from tests.support.faces import FACES, photo, with_orientation
+from tests.support.services import Service, running, service_env
 
 KEY = "home-key"
 BEN = [f"celeb5/Ben_Afflek/{n}.jpg" for n in (1, 2, 4)]

@@ -18,11 +18,11 @@ import dlib
 import numpy as np
 import pytest
 import requests
-from conftest import PEOPLE_PHOTOS, REPO, SHARED, photo, service_env, with_orientation
 
-from facerec.cli.ingest import FIRST_WINDOW, Window
+from facerec.cli.ingest import FIRST_WINDOW, InFlightLimit
 from facerec.cli.video import frames
-from facerec.run import Service, running
+from tests.support.faces import PEOPLE_PHOTOS, SHARED, photo, with_orientation
+from tests.support.services import REPO, Service, running, service_env
 
 CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
 # The clip's frames at 1 a second: the first frame at or after each whole second (29.97 frames a second).
@@ -96,7 +96,7 @@ def test_frames_are_sampled_once_a_second_and_found_again_by_time():
 
 
 def test_the_window_widens_while_answers_come_and_narrows_on_a_503():
-    window = Window(most=6)
+    window = InFlightLimit(most=6)
     assert window.limit == FIRST_WINDOW
     for _ in range(3 * FIRST_WINDOW):  # answers taken with every slot in use
         for _ in range(window.limit):

@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 import pytest
 import requests
-from conftest import SHARED, service_env
-from support.mosquitto import Broker, Unavailable
 
-from facerec.run import Service, running
+from tests.support.faces import CLIP
+from tests.support.mosquitto import Broker, Unavailable
+from tests.support.services import Service, running, service_env
 
-CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
 NAME = "front door"  # → topic level front_door
 EVENTS = "facerec/streams/front_door/events"
 PERSON = "facerec/streams/front_door/person"

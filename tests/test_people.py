@@ -8,12 +8,12 @@ import time
 import numpy as np
 import psutil
 import pytest
-from test_store import descriptors, near
 
-from store_service import people
-from store_service.db import MIGRATIONS, SCHEMA_VERSION
 from store_service.exceptions import Conflict, NotInPerson
+from store_service.people import placing as people
+from store_service.storage.db import MIGRATIONS, SCHEMA_VERSION
 from store_service.store import FaceStore, face_id
+from tests.support.faces import descriptors, near
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
 

@@ -9,10 +9,9 @@ import time
 import numpy as np
 import psutil
 import requests
-from conftest import service_env
 
-from facerec.run import Service, running
 from store_service.store import FaceStore
+from tests.support.services import Service, running, service_env
 
 FACES = 100_000  # enough that a re-cluster computes for many seconds, even on a fast machine
 
@@ -75,7 +74,7 @@ def recluster_process(worker):
     while time.monotonic() < deadline:
         for child in psutil.Process(worker).children():
             try:
-                if "store_service.recluster" in child.cmdline():
+                if "store_service.people.recluster" in child.cmdline():
                     return child.pid
             except psutil.NoSuchProcess:
                 pass

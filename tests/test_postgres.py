@@ -6,12 +6,12 @@ import time
 
 import psycopg
 import pytest
-from test_store import BOX, descriptors, near
 
-from store_service.db import MIGRATIONS, Database
 from store_service.exceptions import UnknownFace
-from store_service.postgres import FOLLOWER, schema, statement
+from store_service.storage.db import MIGRATIONS, Database
+from store_service.storage.postgres import FOLLOWER, schema, statement
 from store_service.store import FaceStore, face_id
+from tests.support.faces import BOX, descriptors, near
 
 
 def add(store, *vectors, photo="p" * 64):

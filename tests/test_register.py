@@ -3,7 +3,8 @@ through Flask's test client on both engines (real SQLite, real PostgreSQL)."""
 
 import numpy as np
 import pytest
-from conftest import ENGINES
+
+from tests.support.services import ENGINES
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
 

@@ -11,11 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 import requests
-from balancer import balancer
-from conftest import PEOPLE_MIN_FACE_PX, PEOPLE_PHOTOS, REPO, photo
-from test_store import BOX, descriptors, near
 
-from facerec.run import Service, running
+from tests.support.balancer import balancer
+from tests.support.faces import BOX, PEOPLE_MIN_FACE_PX, PEOPLE_PHOTOS, descriptors, near, photo
+from tests.support.services import REPO, Service, running
 
 PHOTOS = [path for paths in PEOPLE_PHOTOS.values() for path in paths[:4]]  # a face of at least 40 px each
 SEEN_WITHIN = 5  # seconds: the replicas promise one; this shared test machine gets some slack

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 
-from facerec.run import free_port
+from tests.support.services import free_port
 
 PROGRAMS = ("mosquitto", "/usr/sbin/mosquitto")
 

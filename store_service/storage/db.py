@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from datetime import UTC, datetime
 
 import numpy as np
 
@@ -101,10 +100,6 @@ MIGRATIONS = [
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def utc_now():
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Database:

@@ -1,7 +1,13 @@
-"""Calls to the store's REST API from the other services (JSON, never pickle): one session, its key,
-one time-out, and one way to fail."""
+"""The one client of the store's REST API: the detect and stream services call the store only through it
+(JSON, never pickle)."""
 
+import base64
+from typing import Any
+
+import numpy as np
 import requests
+
+from facerec.vision.boxes import Box
 
 
 class StoreUnavailable(RuntimeError):
@@ -17,7 +23,10 @@ class StoreRefused(StoreUnavailable):
         self.status, self.message = status, message
 
 
-class StoreAPI:
+class StoreClient:
+    """The store's REST API as the other services use it: one session, its key, one time-out, and one way
+    to fail (StoreUnavailable: nothing was acknowledged)."""
+
     def __init__(self, base_url: str, timeout: float, api_key: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -27,8 +36,9 @@ class StoreAPI:
                 raise ValueError("STORE_API_KEY must be a string; quote a key that reads as JSON: '\"12345\"'")
             self.session.headers["X-API-Key"] = api_key
 
-    def call(self, method: str, path: str, **kwargs) -> dict:
-        """The store's JSON answer; StoreUnavailable for no answer or anything but a 200."""
+    def call(self, method: str, path: str, **kwargs: Any) -> dict:
+        """The store's JSON answer; StoreUnavailable for no answer or anything but a 200 (StoreRefused
+        for a 4xx)."""
         try:
             response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
         except requests.RequestException as e:
@@ -41,6 +51,24 @@ class StoreAPI:
             raise StoreUnavailable(f"the face store answered {response.status_code}: {response.text[:200]}")
         return response.json()
 
+    def ping(self) -> bool:
+        try:
+            self.call("GET", "/health")
+            return True
+        except StoreUnavailable:
+            return False
+
+    def add_faces(self, photo_sha256: str, faces: list[dict], origin: dict | None = None) -> list[dict]:
+        """Store one photo's faces (each built by `face_body`), all or none; per face, its ID and matches.
+        `origin`: the photo's source, source_sha256 and time, those the client gave."""
+        body = {"photo_sha256": photo_sha256, **(origin or {}), "faces": faces}
+        return self.call("POST", "/faces", json=body)["faces"]
+
+    def identify(self, descriptors: list[np.ndarray]) -> list[dict]:
+        """Per descriptor {"person", "name", "distance"}: the person it clearly is, else person None."""
+        body = {"descriptors": [d.tolist() for d in descriptors]}
+        return self.call("POST", "/people/identify", json=body)["faces"]
+
 
 def _message(response: requests.Response) -> str:
     """The `message` of the store's one error shape, else the start of its body."""
@@ -48,3 +76,18 @@ def _message(response: requests.Response) -> str:
         return str(response.json()["message"])
     except (ValueError, KeyError, TypeError):
         return response.text[:200]
+
+
+def face_body(
+    descriptor: np.ndarray, box: Box, thumbnail: bytes, quality: float, landmarks: list | None = None
+) -> dict:
+    """One face as `POST /faces` takes it: JSON numbers (exact for float32), never pickle."""
+    body = {
+        "descriptor": descriptor.tolist(),
+        "box": box.to_json(),
+        "thumbnail": base64.b64encode(thumbnail).decode("ascii"),
+        "quality": quality,
+    }
+    if landmarks is not None:
+        body["landmarks"] = landmarks
+    return body
