@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: run test fuzz bench bench-people load clean
+.PHONY: run test fuzz bench bench-people bench-home load clean
 
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
@@ -38,6 +38,12 @@ bench: $(VENV)/.installed-bench
 # bench/people-results.json. One BLAS thread, as in the store service (store_service/gunicorn.conf.py).
 bench-people: $(VENV)/.installed-bench
 	OPENBLAS_NUM_THREADS=1 PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/people.py
+
+# The home-camera integrations (not part of make test; docs/home.md): DeepStack recognize on every labelled
+# set, its time beside /detect, and the delay from a camera's frame to its MQTT message (needs mosquitto).
+bench-home: $(VENV)/.installed-test
+	sh scripts/install-mosquitto.sh
+	env $$(PYTHONPATH=. $(PYTHON) -m facerec.service.blas) PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/home.py $(ARGS)
 
 # Ten minutes of mixed load at saturation, bad uploads included (not part of make test).
 load: $(VENV)/.installed

@@ -50,11 +50,12 @@ def register():
     images = [f.read() for _, f in request.files.items(multi=True)]
     if not images or len(images) > REGISTER_MAX_IMAGES:
         raise BadRequest(f"register takes 1 to {REGISTER_MAX_IMAGES} images, in fields of any name")
-    # Every image is read before anything is stored: one without a face changes nothing.
-    chosen = [largest_face(*analyse(data)) for data in images]
+    # Every image is read before anything is stored: one without a face changes nothing. Only each
+    # photo's hash and largest face are kept meanwhile, not its pixels.
+    chosen = [(photo.sha256, face) for photo, face in (largest_face(*analyse(data)) for data in images)]
     if any(face is None for _, face in chosen):
         raise BadRequest("no face found in image")
-    ids = [store_faces(photo, [face])[0]["id"] for photo, face in chosen]
+    ids = [store_face(sha256, face)["id"] for sha256, face in chosen]
     call_store("POST", "/people/register", json={"name": userid, "faces": ids})
     return {"success": True, "message": "face added"}
 
@@ -140,9 +141,10 @@ def identify(faces: list[Face]) -> list[dict]:
     return store_answer(lambda: current_app.extensions["store"].identify([f.descriptor for f in faces]))
 
 
-def store_faces(photo: Photo, faces: list[Face]) -> list[dict]:
-    bodies = [face_body(f.descriptor, f.box, f.thumbnail, f.quality, f.landmarks) for f in faces]
-    return store_answer(lambda: current_app.extensions["store"].add_faces(photo.sha256, bodies))
+def store_face(photo_sha256: str, face: Face) -> dict:
+    """Store one face of a photo (the photo's other faces are no one's business here)."""
+    body = face_body(face.descriptor, face.box, face.thumbnail, face.quality, face.landmarks)
+    return store_answer(lambda: current_app.extensions["store"].add_faces(photo_sha256, [body]))[0]
 
 
 def all_people() -> list[dict]:

@@ -5,6 +5,7 @@ import atexit
 
 from flask import Flask
 
+from facerec.service import session
 from facerec.service.app import make_app
 from facerec.service.store_api import StoreClient
 
@@ -23,4 +24,5 @@ def create_app(test_config: dict | None = None) -> Flask:
         atexit.register(mqtt.Publisher(app.config["MQTT_URL"], streams).close)
     app.register_blueprint(views.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(session.bp)  # the live page's key, as a cookie its <img> and EventSource carry
     return app

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
 from .manager import FILTERS
+from .sources import allowed_source
 
 bp = Blueprint("streams", __name__)
 
@@ -155,4 +156,4 @@ def parse_stream(body):
         raise BadRequest("loop and store are true or false")
     if filter not in FILTERS:
         raise BadRequest('filter is null, "blur-unknown" or "blur-all"')
-    return source, name, loop, filter, store
+    return allowed_source(source, current_app.config["STREAM_MEDIA_DIR"]), name, loop, filter, store

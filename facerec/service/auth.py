@@ -15,11 +15,15 @@ from werkzeug.exceptions import Unauthorized
 HEADER = "X-API-Key"
 # /health is what load balancers and compose's health checks poll; the spec describes, it reveals nothing.
 # The store's people page (/ and its files under /web/) holds no data: it asks for a key and sends it.
-OPEN_PATHS = frozenset({"/health", "/openapi.json", "/"})
+# POST /session (session.py) checks the key it is given itself.
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/", "/session"})
 OPEN_PREFIX = "/web/"
 # The DeepStack face API's clients send the key as the multipart form field `api_key` (docs/home.md).
 FORM_KEY_PREFIX = "/v1/vision/"
 FORM_KEY_FIELD = "api_key"
+# The key as a cookie (session.py), accepted by the services that register its blueprint.
+COOKIE = "facerec_key"
+DIGESTS = "api_key_digests"  # app.extensions[DIGESTS]: what session.py checks a posted key against
 
 
 def is_open(path):
@@ -30,6 +34,7 @@ def require_api_key(app):
     """When keys are configured, answer 401 to every request to a closed path without a right key."""
     digests = key_digests(app.config)
     app.config["API_KEYS"] = None  # only the digests stay in memory
+    app.extensions[DIGESTS] = digests
     if not digests:
         return
 
@@ -40,6 +45,8 @@ def require_api_key(app):
         key = request.headers.get(HEADER)
         if key is None and request.path.startswith(FORM_KEY_PREFIX):
             key = request.form.get(FORM_KEY_FIELD)
+        if key is None and "session" in app.blueprints:
+            key = request.cookies.get(COOKIE)
         if key is None:
             raise Unauthorized(f"this service requires an API key in the {HEADER} header")
         if not key_matches(key, digests):
