@@ -20,6 +20,7 @@ test: $(VENV)/.installed-test
 	sh scripts/install-mosquitto.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) -m pytest
 
 # The fuzz targets of tests/test_fuzz.py with many examples (make test runs them briefly).

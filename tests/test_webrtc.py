@@ -171,7 +171,6 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             lambda: requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()["filter"] == "blur-unknown",
             "the filter switched",
         )
-        time.sleep(1)  # frames drawn before the switch have left
         clip_tiny = [tiny(f) for f in frames]
         faces_of = {}  # a clip frame's index -> the faces dlib finds in it
         counts = {"blurred": 0, "faces_only": 0}
@@ -188,7 +187,10 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             clip = cv2.resize(frames[k], (width, height), interpolation=cv2.INTER_AREA)
             for face in faces_of[k]:
                 box = [round(v * width / 640) for v in face]
-                assert sharpness(picture, box) < 0.25 * sharpness(clip, box), (k, box)
+                sharp = sharpness(picture, box) >= 0.25 * sharpness(clip, box)
+                if sharp and not counts["blurred"]:
+                    return False  # a frame drawn before the switch, still on its way or in the jitter buffer
+                assert not sharp, (k, box)  # frames come in order: once one is blurred, every later one is
                 counts["blurred"] += 1
             # The faces only, not the whole frame (what a frame that no detection covered in time gets,
             # often on a busy machine: so one such frame is asked for, not many).
@@ -239,8 +241,7 @@ def test_three_calls_at_once_each_get_video_back_above_10_fps(live, camera_brows
             pages[-1].evaluate(COUNT_SHOWN)
         assert len(calls(service)) == 3
         # Steady: each page has shown frames for a while (the browsers' bandwidth estimates grow meanwhile).
-        eventually(lambda: all(p.evaluate("window.framesShown") > 30 for p in pages), "every call's video playing")
-        time.sleep(2)
+        eventually(lambda: all(p.evaluate("window.framesShown") > 90 for p in pages), "every call's video playing")
         shown = [p.evaluate("window.framesShown") for p in pages]
         began, cpu = time.monotonic(), cpu_seconds()
         time.sleep(10)
