@@ -50,12 +50,13 @@ def services(data_dir, **settings):
 
 
 def people_of(name):
-    """{identity: [photo paths, sorted]} of a set; files other than images left out."""
+    """{identity: [photo paths, sorted]} of a set; files other than images, and the folders of unlabelled
+    group photos (_unlabeled_group), left out."""
     folder = FACES / name
     return {
         p.name: sorted(f for f in p.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
         for p in sorted(folder.iterdir())
-        if p.is_dir()
+        if p.is_dir() and not p.name.startswith("_")
     }
 
 

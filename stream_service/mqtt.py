@@ -65,7 +65,7 @@ class Publisher:
         self.client.reconnect_delay_set(*RECONNECT_DELAYS)
         self.client.will_set(STATUS_TOPIC, "offline", qos=1, retain=True)
         self.client.on_connect = self._connected
-        self.followed = {}  # stream id → its name as a topic level
+        self.followed: dict[str, str] = {}  # stream id → its name as a topic level
         self.lock = threading.Lock()
         self.closed = threading.Event()
         self.client.connect_async(host, port)
@@ -102,7 +102,8 @@ class Publisher:
 
     def _follow(self, stream, name: str) -> None:
         """Publish one stream's events until it is stopped, then its person as nobody."""
-        on_screen, after = {}, 0  # track → name shown
+        on_screen: dict[int, str] = {}  # track → name shown
+        after = 0
         while not self.closed.is_set():
             events = self.streams.next_events(stream, after)
             if events is None:
