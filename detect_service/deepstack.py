@@ -2,9 +2,9 @@
 Agent DVR and deepstack-sdk call it (docs/home.md): multipart forms in, JSON with `success` out.
 
 Who a face is, the store decides, by the rule that places new faces (POST /people/identify): a face the
-rule would not put in a named person is "unknown", whatever `min_confidence` the client sends, so a loose
-client threshold never turns a stranger into family. Boxes are in the stored file's pixels (no EXIF
-turn), as DeepStack's are.
+rule would not put in a named person is "unknown", and so is one farther from that person than
+DEEPSTACK_MAX_DISTANCE, whatever `min_confidence` the client sends: a loose client threshold never turns
+a stranger into family. Boxes are in the stored file's pixels (no EXIF turn), as DeepStack's are.
 """
 
 from flask import Blueprint, current_app, request
@@ -19,14 +19,12 @@ from .views import off_hub
 bp = Blueprint("deepstack", __name__, url_prefix="/v1/vision/face")
 
 UNKNOWN = "unknown"
-# Confidence is a straight line down from 1 at distance 0, through DEFAULT_CONFIDENCE at JOIN_DISTANCE:
-# 1 - 0.55 d, 0 from d = 1.82 on. 0.6 is dlib's same-person bound (its model is 99.38 % right on LFW
-# pairs there) and PEOPLE_JOIN_DISTANCE's default; 0.67 is the min_confidence DeepStack's clients send
-# by default. So the default threshold accepts what dlib's own bound accepts, and a higher one asks
-# for a closer face (0.8: within 0.36, the original service's MAX_DISTANCE).
-JOIN_DISTANCE = 0.6
+# Confidence falls in a straight line from 1 at distance 0 to DEFAULT_CONFIDENCE at DEEPSTACK_MAX_DISTANCE
+# (0.55 by default: 1 - 0.6 d, 0 from d = 1.67 on). 0.67 is the min_confidence DeepStack's clients send by
+# default, so the default threshold is exactly our bound, a higher one asks for a closer face (0.78: within
+# 0.36, the original service's MAX_DISTANCE), and a lower one changes nothing: no face beyond the bound
+# is named.
 DEFAULT_CONFIDENCE = 0.67
-CONFIDENCE_PER_DISTANCE = (1 - DEFAULT_CONFIDENCE) / JOIN_DISTANCE
 # DeepStack's default min_confidence of face detection.
 DEFAULT_DETECTION_CONFIDENCE = 0.4
 REGISTER_MAX_IMAGES = 20  # images in one register request: 20 photos are about 20 s of work
@@ -34,8 +32,9 @@ USERID_MAX = 200  # characters: a person's name in the store
 
 
 def confidence(distance: float) -> float:
-    """DeepStack's confidence (0..1) for one of our distances: monotone, DEFAULT_CONFIDENCE at JOIN_DISTANCE."""
-    return round(min(1.0, max(0.0, 1 - CONFIDENCE_PER_DISTANCE * distance)), 4)
+    """DeepStack's confidence (0..1) for one of our distances: monotone, DEFAULT_CONFIDENCE at the bound."""
+    per_distance = (1 - DEFAULT_CONFIDENCE) / current_app.config["DEEPSTACK_MAX_DISTANCE"]
+    return round(min(1.0, max(0.0, 1 - per_distance * distance)), 4)
 
 
 def detection_confidence(face: Face) -> float:
@@ -103,10 +102,18 @@ def match():
 
 
 def prediction(photo: Photo, face: Face, who: dict, least: float) -> dict:
-    """One recognize prediction: the person's name and confidence, or "unknown" with 0."""
-    score = confidence(who["distance"]) if who["distance"] is not None else 0.0
-    named = who["person"] is not None and who["name"] is not None and score >= least
-    return {"userid": who["name"] if named else UNKNOWN, "confidence": score if named else 0.0, **corners(photo, face)}
+    """One recognize prediction: the person's name and confidence, or "unknown" with 0: when the placing
+    rule puts the face in no named person, or farther than DEEPSTACK_MAX_DISTANCE, or the client asks for
+    more confidence."""
+    distance = who["distance"]
+    named = (
+        who["person"] is not None
+        and who["name"] is not None
+        and distance <= current_app.config["DEEPSTACK_MAX_DISTANCE"]
+        and confidence(distance) >= least
+    )
+    score = confidence(distance) if named else 0.0
+    return {"userid": who["name"] if named else UNKNOWN, "confidence": score, **corners(photo, face)}
 
 
 def corners(photo: Photo, face: Face) -> dict:

@@ -5,12 +5,14 @@ real detect and store service, with API keys on (the clients send the key as the
 import io
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import requests
 from deepstack.core import DeepstackException, DeepstackFace
 from deepstack_sdk import Face, ServerConfig
 from PIL import Image
 
+from facerec.vision.faces import analyse_photo
 from tests.support.faces import FACES, photo, with_orientation
 from tests.support.services import Service, running, service_env
 
@@ -23,16 +25,26 @@ ARIEL = [f"lfw10/Ariel_Sharon/Ariel_Sharon_000{n}.jpg" for n in (1, 2, 3)]
 # Never registered, and the nearest stranger to a registered person in celeb5 and lfw10: 0.60, 0.60 and
 # 0.64 from Ariel Sharon's three photos, a mean of 0.613, which the placing rule turns down (> 0.6).
 NEAR_STRANGER = "lfw10/Hugo_Chavez/Hugo_Chavez_0005.jpg"
+JENNIFER = [f"celeb8/Jennifer_Lawrence/{n}" for n in ("001_21a7d5e6.jpg", "002_533748b2.jpg", "003_963a3627.jpg")]
+# Never registered, and a lookalike: 0.58, 0.59 and 0.56 from Jennifer Lawrence's three photos, a mean of
+# 0.576, which the placing rule accepts (<= 0.6) and DEEPSTACK_MAX_DISTANCE (0.55) does not.
+LOOKALIKE = "celeb8/Kate_Winslet/034_60fff082.jpg"
 
 
 @pytest.fixture(scope="module")
-def detect_url(tmp_path_factory):
+def urls(tmp_path_factory):
+    """(the store's URL, the detect service's)."""
     # 40 px: these web photos' faces are small (docs/detection.md).
     env = service_env(tmp_path_factory, DETECT_WORKERS=1, MIN_FACE_PX=40)
     store = Service("store", env)
     detect = Service("detect", dict(env, FACEREC_STORE_URL=store.url, FACEREC_API_KEYS=f'["{KEY}"]'))
     with running(store, detect):
-        yield detect.url
+        yield store.url, detect.url
+
+
+@pytest.fixture(scope="module")
+def detect_url(urls):
+    return urls[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +62,9 @@ def sdk(detect_url):
 @pytest.fixture(scope="module")
 def registered(hass, sdk):
     """Ben registered one photo at a time (deepstack-python), Elton three at once (deepstack-sdk)."""
-    for path in BEN + ARIEL:
-        assert hass.register("Ben" if path in BEN else "Ariel", photo(path)) == "face added"
+    for name, paths in (("Ben", BEN), ("Ariel", ARIEL), ("Jennifer", JENNIFER)):
+        for path in paths:
+            assert hass.register(name, photo(path)) == "face added"
     assert sdk.registerFace([str(FACES / p) for p in ELTON], "Elton") is True
 
 
@@ -70,6 +83,17 @@ def test_a_loose_min_confidence_never_names_a_stranger(detect_url, registered):
     assert [(p["userid"], p["confidence"]) for p in strict.json()["predictions"]] == [("unknown", 0)]
 
 
+def test_a_lookalike_the_placing_rule_would_name_is_unknown(urls, models, registered):
+    store_url, detect_url = urls
+    _, faces = analyse_photo(models, photo(LOOKALIKE), 40)
+    (rule,) = requests.post(
+        f"{store_url}/people/identify", json={"descriptors": [faces[0].descriptor.tolist()]}, timeout=30
+    ).json()["faces"]
+    assert rule["name"] == "Jennifer" and 0.55 < rule["distance"] <= 0.6  # the store's rule alone names her
+    answer = post(detect_url, "recognize", files={"image": photo(LOOKALIKE)}, data={"min_confidence": "0"})
+    assert [(p["userid"], p["confidence"]) for p in answer.json()["predictions"]] == [("unknown", 0)]
+
+
 def test_boxes_are_in_the_stored_file_pixels(detect_url, registered):
     """A photo stored turned (EXIF 6) gets its box in the turned file's pixels, as DeepStack answers."""
     upright = photo(BEN_ASKED)
@@ -86,13 +110,13 @@ def test_boxes_are_in_the_stored_file_pixels(detect_url, registered):
 
 
 def test_list_and_delete(sdk, detect_url, registered):
-    assert sorted(sdk.listFaces().list) == ["Ariel", "Ben", "Elton"]
+    assert sorted(sdk.listFaces().list) == ["Ariel", "Ben", "Elton", "Jennifer"]
     assert sdk.deleteFace("Elton") is True
-    assert sorted(sdk.listFaces().list) == ["Ariel", "Ben"]
+    assert sorted(sdk.listFaces().list) == ["Ariel", "Ben", "Jennifer"]
     (elton,) = post(detect_url, "recognize", files={"image": photo("celeb5/Elton_John/6.jpg")}).json()["predictions"]
     assert elton["userid"] == "unknown"
     assert sdk.registerFace([str(FACES / p) for p in ELTON], "Elton") is True  # back, for the other tests
-    assert sorted(sdk.listFaces().list) == ["Ariel", "Ben", "Elton"]
+    assert sorted(sdk.listFaces().list) == ["Ariel", "Ben", "Elton", "Jennifer"]
 
 
 def test_detection_and_recognition_through_the_sdk(sdk, registered):
@@ -102,10 +126,18 @@ def test_detection_and_recognition_through_the_sdk(sdk, registered):
     assert named.userid == "Ben"
 
 
-def test_match_is_high_for_one_person_and_low_for_two(detect_url):
-    same = post(detect_url, "match", files={"image1": photo(BEN[0]), "image2": photo(BEN_ASKED)}).json()
-    other = post(detect_url, "match", files={"image1": photo(BEN[0]), "image2": photo(STRANGER)}).json()
-    assert same["success"] is True and same["similarity"] >= 0.67 > other["similarity"] >= 0
+def test_match_is_the_confidence_of_the_distance_between_the_largest_faces(detect_url, models):
+    def descriptor(path):
+        _, faces = analyse_photo(models, photo(path), 40)
+        return max(faces, key=lambda f: f.box.area).descriptor
+
+    similarity = {}
+    for other in (BEN_ASKED, STRANGER):
+        answer = post(detect_url, "match", files={"image1": photo(BEN[0]), "image2": photo(other)}).json()
+        distance = float(np.linalg.norm(descriptor(BEN[0]) - descriptor(other)))
+        assert answer["success"] is True and answer["similarity"] == pytest.approx(1 - 0.6 * distance, abs=1e-3)
+        similarity[other] = answer["similarity"]
+    assert similarity[BEN_ASKED] > similarity[STRANGER]
 
 
 def test_bad_input_is_success_false_with_a_4xx_and_changes_nothing(hass, detect_url, registered):
