@@ -31,6 +31,14 @@ REGISTER_MAX_IMAGES = 20  # images in one register request: 20 photos are about 
 USERID_MAX = 200  # characters: a person's name in the store
 
 
+@bp.record_once
+def check_settings(state) -> None:
+    """A bad DEEPSTACK_MAX_DISTANCE stops the service at start-up, not a request later."""
+    bound = state.app.config["DEEPSTACK_MAX_DISTANCE"]
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not 0 < bound <= 1.2:
+        raise ValueError(f"DEEPSTACK_MAX_DISTANCE must be a distance above 0 and at most 1.2, not {bound!r}")
+
+
 def confidence(distance: float) -> float:
     """DeepStack's confidence (0..1) for one of our distances: monotone, DEFAULT_CONFIDENCE at the bound."""
     per_distance = (1 - DEFAULT_CONFIDENCE) / current_app.config["DEEPSTACK_MAX_DISTANCE"]

@@ -12,6 +12,7 @@ from deepstack.core import DeepstackException, DeepstackFace
 from deepstack_sdk import Face, ServerConfig
 from PIL import Image
 
+from detect_service import create_app
 from facerec.vision.faces import analyse_photo
 from tests.support.faces import FACES, photo, with_orientation
 from tests.support.services import Service, running, service_env
@@ -175,3 +176,9 @@ def test_the_key_is_required(detect_url):
 def post(detect_url, route, files=None, data=None):
     path = "/v1/vision/face" + ("" if route == "detect" else f"/{route}")
     return requests.post(detect_url + path, files=files, data={"api_key": KEY, **(data or {})}, timeout=120)
+
+
+@pytest.mark.parametrize("bound", [0, -0.5, 2, "0.55", True, None])
+def test_a_bad_deepstack_max_distance_stops_the_service_at_start(bound):
+    with pytest.raises(ValueError, match="DEEPSTACK_MAX_DISTANCE"):
+        create_app({"TESTING": True, "DEEPSTACK_MAX_DISTANCE": bound})
