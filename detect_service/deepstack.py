@@ -7,7 +7,11 @@ DEEPSTACK_MAX_DISTANCE, whatever `min_confidence` the client sends: a loose clie
 a stranger into family. Boxes are in the stored file's pixels (no EXIF turn), as DeepStack's are.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, current_app, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
 
 from facerec.service.store_api import StoreRefused, StoreUnavailable, face_body
@@ -32,7 +36,7 @@ USERID_MAX = 200  # characters: a person's name in the store
 
 
 @bp.record_once
-def check_settings(state) -> None:
+def check_settings(state: BlueprintSetupState) -> None:
     """A bad DEEPSTACK_MAX_DISTANCE stops the service at start-up, not a request later."""
     bound = state.app.config["DEEPSTACK_MAX_DISTANCE"]
     if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not 0 < bound <= 1.2:
@@ -52,7 +56,7 @@ def detection_confidence(face: Face) -> float:
 
 
 @bp.post("/register")
-def register():
+def register() -> dict:
     userid = form_userid()
     images = [f.read() for _, f in request.files.items(multi=True)]
     if not images or len(images) > REGISTER_MAX_IMAGES:
@@ -69,7 +73,7 @@ def register():
 
 
 @bp.post("/recognize")
-def recognize():
+def recognize() -> dict:
     least = form_confidence(DEFAULT_CONFIDENCE)
     photo, faces = analyse(form_image("image"))
     who = identify(faces)
@@ -77,12 +81,12 @@ def recognize():
 
 
 @bp.post("/list")
-def list_faces():
+def list_faces() -> dict:
     return {"success": True, "faces": sorted({p["name"] for p in all_people() if p["name"] is not None})}
 
 
 @bp.post("/delete")
-def delete():
+def delete() -> dict:
     """The people named `userid` go; their faces stay in the store, unknown (DeepStack answers success
     whether or not the name was registered)."""
     userid = form_userid()
@@ -93,7 +97,7 @@ def delete():
 
 
 @bp.post("")
-def detect_faces():
+def detect_faces() -> dict:
     least = form_confidence(DEFAULT_DETECTION_CONFIDENCE)
     photo, faces = analyse(form_image("image"))
     found = [{"confidence": detection_confidence(f), **corners(photo, f)} for f in faces]
@@ -101,7 +105,7 @@ def detect_faces():
 
 
 @bp.post("/match")
-def match():
+def match() -> dict:
     first, second = (largest_face(*analyse(form_image(field))) for field in ("image1", "image2"))
     if first[1] is None or second[1] is None:
         raise BadRequest("no face found in image1" if first[1] is None else "no face found in image2")
@@ -178,7 +182,7 @@ def call_store(method: str, path: str, **kwargs) -> dict:
     return store_answer(lambda: current_app.extensions["store"].call(method, path, **kwargs))
 
 
-def store_answer(call):
+def store_answer(call: Callable[[], Any]) -> Any:
     """The store's answer; its refusal passed on with its status, its absence a 503."""
     try:
         return call()

@@ -6,7 +6,7 @@ cookie only: never in a URL, so never in an access log. auth.py accepts the cook
 register this blueprint (the stream service's live and call page).
 """
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest, Forbidden
 
 from .auth import COOKIE, DIGESTS, key_matches
@@ -19,7 +19,7 @@ KEY_MAX = 1024  # characters: longer than any key a person types or pastes
 
 
 @bp.post(PATH)
-def open_session():
+def open_session() -> Response:
     """{"key": "..."}: a valid key is set as the cookie (204); a wrong one is a 403 and sets nothing.
     Without keys configured there is nothing to remember: 204, no cookie."""
     body = request.get_json(silent=True)
@@ -37,7 +37,7 @@ def open_session():
 
 
 @bp.delete(PATH)
-def close_session():
+def close_session() -> Response:
     """The cookie is cleared: the page asks for the key again."""
     response = current_app.response_class(status=204)
     response.delete_cookie(COOKIE, httponly=True, samesite="Strict", secure=request.is_secure)
