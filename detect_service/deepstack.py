@@ -10,6 +10,7 @@ a stranger into family. Boxes are in the stored file's pixels (no EXIF turn), as
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from flask import Blueprint, current_app, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
@@ -106,10 +107,13 @@ def detect_faces() -> dict:
 
 @bp.post("/match")
 def match() -> dict:
-    first, second = (largest_face(*analyse(form_image(field))) for field in ("image1", "image2"))
-    if first[1] is None or second[1] is None:
-        raise BadRequest("no face found in image1" if first[1] is None else "no face found in image2")
-    distance = float(((first[1].descriptor - second[1].descriptor) ** 2).sum() ** 0.5)
+    descriptors = []
+    for field in ("image1", "image2"):
+        face = largest_face(*analyse(form_image(field)))[1]
+        if face is None:
+            raise BadRequest(f"no face found in {field}")
+        descriptors.append(face.descriptor)
+    distance = float(np.linalg.norm(descriptors[0] - descriptors[1]))
     return {"success": True, "similarity": confidence(distance)}
 
 
