@@ -56,7 +56,7 @@ def client_for(url: str) -> tuple[mqtt.Client, str, int]:
 
 
 class Publisher:
-    """Publishes the events of every stream of `streams` (manager.Streams) to the broker at `url`."""
+    """Publishes the events of every stream of `streams` (manager.Manager) to the broker at `url`."""
 
     def __init__(self, url: str, streams) -> None:
         self.streams = streams
@@ -92,7 +92,7 @@ class Publisher:
 
     def _look_for_streams(self) -> None:
         while not self.closed.wait(LOOK_EVERY):
-            for stream in self.streams.list():
+            for stream in self.streams.current():
                 with self.lock:
                     if stream.id in self.followed:
                         continue

@@ -6,8 +6,8 @@ import time
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
-from .manager import FILTERS
 from .sources import allowed_source
+from .stream import FILTERS
 
 bp = Blueprint("streams", __name__)
 
@@ -24,7 +24,7 @@ def streams():
 def health():
     if streams().closed.is_set():
         raise ServiceUnavailable("the service is stopping")
-    return {"status": "ready", "streams": len(streams().list()), **streams().health()}
+    return {"status": "ready", "streams": len(streams().current()), **streams().health()}
 
 
 @bp.post("/streams")
@@ -36,7 +36,7 @@ def start_stream():
 
 @bp.get("/streams")
 def list_streams():
-    return {"streams": [streams().summary(s) for s in streams().list()]}
+    return {"streams": [streams().summary(s) for s in streams().current()]}
 
 
 @bp.get("/streams/<stream_id>")
