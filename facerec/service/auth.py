@@ -44,15 +44,22 @@ def require_api_key(app: Flask) -> None:
     def check_api_key():
         if is_open(request.path):
             return
-        key = request.headers.get(HEADER)
+        key, source = request.headers.get(HEADER), f"the {HEADER} header"
         if key is None and request.path.startswith(FORM_KEY_PREFIX):
-            key = request.form.get(FORM_KEY_FIELD)
+            key, source = request.form.get(FORM_KEY_FIELD), f"the form field {FORM_KEY_FIELD}"
         if key is None and "session" in app.blueprints:
-            key = request.cookies.get(COOKIE)
+            key, source = request.cookies.get(COOKIE), "the page's key cookie"
         if key is None:
-            raise Unauthorized(f"this service requires an API key in the {HEADER} header")
+            raise Unauthorized(f"this service requires an API key in the {HEADER} header{other_places(app)}")
         if not key_matches(key, digests):
-            raise Unauthorized(f"the {HEADER} header does not hold a valid API key")
+            raise Unauthorized(f"{source} does not hold a valid API key")
+
+
+def other_places(app: Flask) -> str:
+    """Where else this request could have carried its key, for the 401's message."""
+    if request.path.startswith(FORM_KEY_PREFIX):
+        return f" or the form field {FORM_KEY_FIELD}"
+    return " (the live page asks for it once)" if "session" in app.blueprints else ""
 
 
 def key_digests(config: Mapping[str, Any]) -> list[bytes]:
