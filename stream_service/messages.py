@@ -12,12 +12,38 @@ strings, lists and numpy arrays.
 """
 
 from dataclasses import dataclass
-from typing import Any
 
-# A face as the detection workers find it (detector.py) and as the reader draws it (tracks.py's
-# overlay): a dict whose "box" is (left, top, right, bottom) in the pixels of the stream's frames.
-Face = dict[str, Any]
-Corners = tuple[int, int, int, int]
+import numpy as np
+
+from facerec.vision.boxes import Box
+
+# -- the faces a message carries ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFace:
+    """A face a detection worker found, in the pixels of the stream's frames. Described (`descriptor`)
+    only when it is new to the manager; for a stream with "store": true, a described face also has its
+    thumbnail (JPEG) and quality, as the store keeps them."""
+
+    box: Box
+    descriptor: np.ndarray | None
+    thumbnail: bytes | None = None
+    quality: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrawnFace:
+    """A face as the reader draws it: boxed and labelled in its kind's colour ("named", "person",
+    "unknown"), or blurred; `spread`: blurred with a wider margin (found by only one of the two
+    detections around the frame: it may have moved)."""
+
+    track: int
+    box: Box
+    label: str
+    kind: str
+    blur: bool
+    spread: bool = False
 
 
 # -- from a reader or a call to the manager -------------------------------------------------------------
@@ -96,7 +122,7 @@ class Sent:
 class Draw:
     """The faces to draw (tracks.py's overlay), as followed up to the detection of frame `seq`."""
 
-    faces: list[Face]
+    faces: list[DrawnFace]
     seq: int
 
 
@@ -137,7 +163,7 @@ class Detect:
     ring: str
     shape: tuple[int, int]
     seq: int
-    known: list[Corners]
+    known: list[Box]
     thumbnails: bool
     private: bool
 
@@ -148,7 +174,7 @@ class Found:
 
     stream: str
     seq: int
-    faces: list[Face]
+    faces: list[FoundFace]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,9 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
+from .manager import Manager
+from .stream import Stream
+
 log = logging.getLogger(__name__)
 
 PREFIX = "facerec/streams"
@@ -56,9 +59,9 @@ def client_for(url: str) -> tuple[mqtt.Client, str, int]:
 
 
 class Publisher:
-    """Publishes the events of every stream of `streams` (manager.Manager) to the broker at `url`."""
+    """Publishes the events of every stream of `streams` to the broker at `url`."""
 
-    def __init__(self, url: str, streams) -> None:
+    def __init__(self, url: str, streams: Manager) -> None:
         self.streams = streams
         self.client, host, port = client_for(url)
         self.client.max_queued_messages_set(MAX_QUEUED)
@@ -100,7 +103,7 @@ class Publisher:
                     self._announce(name)
                 threading.Thread(target=self._follow, args=(stream, name), daemon=True).start()
 
-    def _follow(self, stream, name: str) -> None:
+    def _follow(self, stream: Stream, name: str) -> None:
         """Publish one stream's events until it is stopped, then its person as nobody."""
         on_screen: dict[int, str] = {}  # track → name shown
         after = 0

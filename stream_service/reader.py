@@ -70,7 +70,7 @@ def run(
     cv2.setNumThreads(1)
     capture = open_capture(source)
     ok, frame = capture.read() if capture.isOpened() else (False, None)
-    if not ok:
+    if not ok or frame is None:
         conn.send(Failed(f"could not read a frame from {source}"))
         return
     height, width = frame.shape[:2]

@@ -1,8 +1,8 @@
 """One stream as the service knows it: its source and settings, its state, the faces it follows, its
 newest JPEG, its events, and the rates and latencies `GET /streams` reports.
 
-Plain state, changed under the registry's lock by the managing threads; `changed` wakes the viewers
-and event clients (views.py) when a JPEG, an event or the end comes.
+Plain state, changed under the registry's lock by the pipe loop and recognition; `changed` wakes the
+viewers and event clients (views.py) when a JPEG, an event or the end comes.
 """
 
 import collections
@@ -19,6 +19,7 @@ import numpy as np
 
 from facerec.service.clock import utc_now
 
+from .messages import FoundFace
 from .shared_frames import JpegSlots
 from .tracks import Track, Tracks
 
@@ -36,7 +37,8 @@ class Stream:
         self.id = uuid.uuid4().hex[:12]
         self.source, self.name, self.loop, self.filter, self.store = source, name, loop, filter, store
         self.answer: str | None = None  # a call's SDP answer
-        self.state, self.message = "starting", None
+        self.state = "starting"
+        self.message: str | None = None
         self.started_at = utc_now()
         self.width: int | None = None
         self.height: int | None = None
@@ -60,7 +62,7 @@ class Stream:
         self.viewers = 0
         self.watched = False  # the reader was told someone watches
         self.tracks = Tracks()
-        self.to_store: list[tuple[Track, dict[str, Any]]] = []  # (track, face) of new descriptors, for "store"
+        self.to_store: list[tuple[Track, FoundFace]] = []  # (track, face) of new descriptors, for "store"
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self.changed = threading.Condition()  # a new JPEG, a new event, or the end
 
@@ -101,7 +103,7 @@ class Stream:
             out["faces"] = [
                 {
                     "track": t.id,
-                    "box": _box(t.box),
+                    "box": t.box.to_json(),
                     "person": t.person,
                     "name": t.name,
                     "distance": t.distance,
@@ -158,8 +160,3 @@ def _rate(times: Iterable[float]) -> float:
     now = time.monotonic()
     recent = [t for t in times if t > now - 2]
     return round(len(recent) / 2, 1)
-
-
-def _box(box: tuple[int, int, int, int]) -> dict[str, int]:
-    left, top, right, bottom = box
-    return {"left": left, "top": top, "width": right - left, "height": bottom - top}

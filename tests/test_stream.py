@@ -20,9 +20,9 @@ import psutil
 import pytest
 import requests
 
+from facerec.vision.boxes import Box, iou
 from facerec.vision.faces import find_faces
 from stream_service.drawing import COLOURS
-from stream_service.tracks import iou
 from tests.support.browser import SCREENSHOTS
 from tests.support.cpu import starved
 from tests.support.faces import CLIP
@@ -99,7 +99,9 @@ def faces_in(models, frame, index):
     if AUDIENCE[0] <= index <= AUDIENCE[1]:
         for x, y, w, h, score in models.proposer.propose(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 40, 0):
             box = (max(round(x), 0), max(round(y), 0), min(round(x + w), 639), min(round(y + h), 359))
-            if score >= CONFIDENT and not any(iou(box, other) > 0.3 for other in found):
+            if score >= CONFIDENT and not any(
+                iou(Box.from_corners(*box), Box.from_corners(*other)) > 0.3 for other in found
+            ):
                 found.append(box)
     return found
 
