@@ -5,6 +5,7 @@ the key is in no URL the page requests."""
 import pytest
 import requests
 
+from tests.support.browser import SCREENSHOTS
 from tests.support.faces import CLIP
 from tests.support.services import Service, running, service_env
 from tests.support.waiting import WAIT
@@ -52,6 +53,8 @@ def test_the_live_page_asks_for_the_key_once_and_plays(keyed_stream, browser):
     try:
         page.goto(keyed_stream.url)
         page.wait_for_selector("#key-form:not([hidden])")  # the page found it needs a key
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "live-key-asked.png")
         page.fill("#key", KEY)
         page.click("#key-form button")
         page.wait_for_selector("#key-form[hidden]", state="attached")
@@ -65,6 +68,7 @@ def test_the_live_page_asks_for_the_key_once_and_plays(keyed_stream, browser):
         assert page.is_hidden("#key-form")
         assert any("/mjpeg" in u for u in urls) and any("/events" in u for u in urls)
         assert not [u for u in urls if KEY in u]
+        page.screenshot(path=SCREENSHOTS / "live-key-playing.png", full_page=True)
     finally:
         context.close()
         requests.delete(f"{keyed_stream.url}/streams/{started.json()['id']}", headers=headers, timeout=10)
