@@ -18,6 +18,7 @@ decoding, so a busy machine lowers the frame rate, not the latency. Nothing queu
 
 import asyncio
 import fractions
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
@@ -29,11 +30,30 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .backdrop import Backdrop
+from .broadcast import JPEG_SLOT_BYTES, Broadcast
 from .drawing import picture
-from .messages import Answer, Draw, Ended, Failed, FrameRead, NewRing, Sent, SetFilter, Stop
+from .messages import (
+    AddViewer,
+    Answer,
+    Draw,
+    DropViewer,
+    Ended,
+    Failed,
+    FrameRead,
+    NewRing,
+    Sent,
+    SetBackground,
+    SetFilter,
+    Stop,
+    ViewerAnswer,
+    Watched,
+)
 from .reader import is_cut
-from .shared_frames import FrameRing
+from .shared_frames import FrameRing, JpegSlots
 from .showing import Shown
+
+log = logging.getLogger(__name__)
 
 # The video back is VP8 (every browser decodes it), encoded here rather than by aiortc: at libvpx's
 # fastest real-time speed and without its noise filter, which costs far less CPU than aiortc's settings
@@ -54,26 +74,56 @@ CONNECT_WAIT = 30  # seconds from the answer to the first frame, before the call
 SILENCE = 10  # seconds without a frame after which the caller is gone (a tab closed without a goodbye)
 
 
-def run(conn: Connection, offer: str, filter: str | None, privacy_wait: float, names: dict[str, str]) -> None:
+def run(
+    conn: Connection,
+    offer: str,
+    filter: str | None,
+    privacy_wait: float,
+    names: dict[str, str],
+    backdrop: tuple = (None, None),
+    broadcast: int | None = None,
+) -> None:
     """The process: answers the offer, then plays the call until the caller leaves, the manager says
-    stop, or the manager is gone (its pipe closes)."""
+    stop, or the manager is gone (its pipe closes). `backdrop`: the background filter (backdrop.py); with
+    `broadcast` (the MJPEG's JPEG quality), others may watch the call too (broadcast.py)."""
     cv2.setNumThreads(1)
     try:
-        asyncio.run(_answer(conn, offer, filter, privacy_wait, names))
+        asyncio.run(_answer(conn, offer, filter, privacy_wait, names, backdrop, broadcast))
     except (BrokenPipeError, EOFError):
         pass  # the manager is gone: nobody to play for
 
 
-async def _answer(conn: Connection, offer: str, filter: str | None, privacy_wait: float, names: dict[str, str]) -> None:
-    await Call(conn, filter, privacy_wait, names).play(offer)
+async def _answer(
+    conn: Connection,
+    offer: str,
+    filter: str | None,
+    privacy_wait: float,
+    names: dict[str, str],
+    backdrop: tuple,
+    broadcast: int | None,
+) -> None:
+    await Call(conn, filter, privacy_wait, names, backdrop, broadcast).play(offer)
 
 
 class Call:
     """One call, made inside its event loop."""
 
-    def __init__(self, conn: Connection, filter: str | None, privacy_wait: float, names: dict[str, str]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        filter: str | None,
+        privacy_wait: float,
+        names: dict[str, str],
+        backdrop: tuple = (None, None),
+        broadcast: int | None = None,
+    ) -> None:
         self.conn, self.names = conn, names
         self.shown = Shown(filter, privacy_wait)
+        self.backdrop = Backdrop(*backdrop)
+        self.broadcast: Broadcast | None = None
+        if broadcast is not None:
+            jpegs = JpegSlots(names["jpeg"], JPEG_SLOT_BYTES, create=True)
+            self.broadcast = Broadcast(self.conn.send, jpegs, broadcast)
         self.ring: FrameRing | None = None
         self.rings = 0  # frame rings made so far: each has a name of its own
         self.seq = -1
@@ -129,6 +179,9 @@ class Call:
             self.conn.send(await self.done)
         finally:
             loop.remove_reader(self.conn.fileno())
+            if self.broadcast is not None:  # every viewer's connection ends with the call
+                await self.broadcast.close()
+                self.broadcast.jpegs.close(unlink=True)
             await pc.close()
             if self.ring is not None:
                 self.ring.close(unlink=True)
@@ -146,8 +199,30 @@ class Call:
                     return
                 if isinstance(message, Draw | SetFilter):
                     self.shown.told(message)
+                elif isinstance(message, SetBackground):
+                    self.backdrop.set(message.kind, message.background)
+                elif isinstance(message, Watched | AddViewer | DropViewer) and self.broadcast is not None:
+                    asyncio.ensure_future(self._to_viewers(message))
         except (EOFError, OSError):
             self._finish(Ended("the service is gone"))
+
+    async def _to_viewers(self, message: Watched | AddViewer | DropViewer) -> None:
+        """The manager's Watched, AddViewer or DropViewer, for a broadcast."""
+        broadcast = self.broadcast
+        assert broadcast is not None  # only a broadcast call is told these
+        if isinstance(message, Watched):
+            broadcast.watched = message.watched
+        elif isinstance(message, DropViewer):
+            await broadcast.remove(message.viewer)
+        else:
+            try:
+                answer = await broadcast.add(message.viewer, message.offer)
+            except Exception as e:  # aiortc's SDP parser says what it cannot read in several exception types
+                log.info("call: a viewer's offer refused: %r", e)
+                why = str(e) if isinstance(e, ValueError) else "it is not an SDP offer that can be read"
+                self.conn.send(ViewerAnswer(message.viewer, None, f"the offer cannot be answered: {why}"))
+            else:
+                self.conn.send(ViewerAnswer(message.viewer, answer, None))
 
     async def _receive(self, track: MediaStreamTrack) -> None:
         """Drain the decoded frames as they come: only the newest is kept for work."""
@@ -202,10 +277,14 @@ class Call:
         out = self.shown.next(self.seq, image, received_at, cut or resized)
         if out is None:
             return None
-        _, out_image, out_received_at, faces = out
+        out_seq, out_image, out_received_at, faces = out
         self.outputs = [t for t in self.outputs if t > received_at - 1] + [received_at]
-        video = av.VideoFrame.from_ndarray(picture(out_image, faces, len(self.outputs)), format="bgr24")
+        filtered = self.backdrop.apply(out_image)
+        image = picture(filtered, faces, len(self.outputs), None if filtered is out_image else filtered)
+        video = av.VideoFrame.from_ndarray(image, format="bgr24")
         video.pts, video.time_base = frame.pts, frame.time_base
+        if self.broadcast is not None:
+            self.broadcast.put(video, image, out_seq, out_received_at)
         return video, out_received_at
 
     def _new_ring(self, width: int, height: int) -> FrameRing:

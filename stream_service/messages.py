@@ -6,7 +6,9 @@ each over a pipe of its own, and only in small messages: frames and JPEGs go thr
 strings, lists and numpy arrays.
 
 - A stream's reader (reader.py) or a call (call.py) says `Opened`, `FrameRead`, `Ended`, `Failed`; a
-  call also `Answer`, `NewRing` and `Sent`. It is told `Draw`, `SetFilter`, `Watched` and `Stop`.
+  call also `Answer`, `NewRing` and `Sent`, and a broadcast call `JpegOut`, `ViewerAnswer` and
+  `ViewerLeft`. It is told `Draw`, `SetFilter`, `SetBackground`, `Watched` and `Stop`; a broadcast call
+  also `AddViewer` and `DropViewer` (broadcast.py).
 - A detection worker (detector.py) says `Ready`, then answers each `Detect` with `Found` or `Gone`. It
   is told `Forget` (a stream's frames are gone) and `Stop`.
 """
@@ -116,6 +118,29 @@ class Sent:
     latency: float
 
 
+@dataclass(frozen=True, slots=True)
+class JpegOut:
+    """A broadcast call's frame `seq` is in the JPEG slots (with its read time), for its MJPEG viewers."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerAnswer:
+    """A broadcast call answered WHEP viewer `viewer`: its SDP answer, or None and why not."""
+
+    viewer: str
+    sdp: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerLeft:
+    """A WHEP viewer's connection closed."""
+
+    viewer: str
+
+
 # -- from the manager to a reader or a call -------------------------------------------------------------
 
 
@@ -132,6 +157,30 @@ class SetFilter:
     """The privacy filter switched live: None, "blur-unknown" or "blur-all"."""
 
     filter: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetBackground:
+    """The background filter switched live (backdrop.py): its kind, and what goes behind the person as
+    backgrounds.py resolves it (None, ("colour", (b, g, r)) or ("image", path))."""
+
+    kind: str | None
+    background: tuple[str, object] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AddViewer:
+    """A WHEP viewer's SDP offer, for a broadcast call to answer."""
+
+    viewer: str
+    offer: str
+
+
+@dataclass(frozen=True, slots=True)
+class DropViewer:
+    """A WHEP viewer is done (its DELETE)."""
+
+    viewer: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +242,7 @@ class Forget:
     ring: str
 
 
-FromReader = Opened | FrameRead | Ended | Failed | Answer | NewRing | Sent
-ToReader = Draw | SetFilter | Watched | Stop
+FromReader = Opened | FrameRead | Ended | Failed | Answer | NewRing | Sent | JpegOut | ViewerAnswer | ViewerLeft
+ToReader = Draw | SetFilter | SetBackground | Watched | Stop | AddViewer | DropViewer
 FromDetector = Ready | Found | Gone
 ToDetector = Detect | Forget | Stop

@@ -33,9 +33,26 @@ class Stream:
     """A stream: a source read by a reader process, or a call (`source` "webrtc"): a browser's camera
     received, and answered with the annotated video, by a call process (call.py)."""
 
-    def __init__(self, source: str, name: str, loop: bool, filter: str | None, store: bool) -> None:
+    def __init__(
+        self,
+        source: str,
+        name: str,
+        loop: bool,
+        filter: str | None,
+        store: bool,
+        backdrop: tuple[str | None, str | None, Any] | None = None,
+        broadcast: bool = False,
+    ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.source, self.name, self.loop, self.filter, self.store = source, name, loop, filter, store
+        # The background filter, its background as asked ("#rrggbb", a picture's name) and as the process
+        # gets it (backgrounds.py: resolve).
+        self.background_filter: str | None
+        self.background: str | None
+        self.backdrop: Any
+        self.background_filter, self.background, self.backdrop = backdrop or (None, None, None)
+        self.broadcast = broadcast  # others may watch a call (broadcast.py): MJPEG and WHEP
+        self.whep: dict[str, Any] = {}  # WHEP viewer id -> its SDP answer (None until answered, or why not)
         self.answer: str | None = None  # a call's SDP answer
         self.state = "starting"
         self.message: str | None = None
@@ -82,6 +99,9 @@ class Stream:
             "source": self.source,
             "loop": self.loop,
             "filter": self.filter,
+            "background_filter": self.background_filter,
+            "background": self.background,
+            "broadcast": self.broadcast,
             "store": self.store,
             "state": self.state,
             "message": self.message,
@@ -92,6 +112,7 @@ class Stream:
             "fps": _rate(self.outputs),
             "detection_fps": _rate(self.detections),
             "viewers": self.viewers,
+            "whep_viewers": len(self.whep),
             "latency_ms": {
                 "p50": round(float(np.percentile(latencies, 50)), 1),
                 "p99": round(float(np.percentile(latencies, 99)), 1),
@@ -118,6 +139,13 @@ class Stream:
         with self.changed:
             self.jpeg = (seq, jpeg, read_at)
             self.changed.notify_all()
+
+    def answer_viewer(self, viewer: str, answer: str | tuple[str, str | None]) -> None:
+        """A WHEP viewer's SDP answer, or ("refused", why)."""
+        with self.changed:
+            if viewer in self.whep:
+                self.whep[viewer] = answer
+                self.changed.notify_all()
 
     def set_answer(self, sdp: str) -> None:
         with self.changed:

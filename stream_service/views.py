@@ -9,7 +9,9 @@ from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
+from .background_views import parse_backdrop
 from .manager import Manager
+from .sources import allowed_source
 from .stream import FILTERS
 
 bp = Blueprint("streams", __name__)
@@ -32,8 +34,9 @@ def health() -> ResponseReturnValue:
 
 @bp.post("/streams")
 def start_stream() -> ResponseReturnValue:
-    source, name, loop, filter, store = parse_stream(request.get_json(silent=True))
-    stream = streams().start(source, name, loop, filter, store)
+    body = request.get_json(silent=True)
+    source, name, loop, filter, store = parse_stream(body)
+    stream = streams().start(source, name, loop, filter, store, parse_backdrop(body))
     return streams().summary(stream, details=True), 201, {"Location": f"/streams/{stream.id}"}
 
 
@@ -55,11 +58,19 @@ def stop_stream(stream_id: str) -> ResponseReturnValue:
 
 @bp.patch("/streams/<stream_id>")
 def change_stream(stream_id: str) -> ResponseReturnValue:
-    """Switch a stream's (or a call's) privacy filter while it plays."""
+    """Switch a stream's (or a call's) privacy filter and/or background filter while it plays."""
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or set(body) != {"filter"} or body["filter"] not in FILTERS:
-        raise BadRequest('expected JSON {"filter": null | "blur-unknown" | "blur-all"}')
-    return streams().summary(streams().set_filter(stream_id, body["filter"]), details=True)
+    changes = {"filter", "background_filter", "background"}
+    if not isinstance(body, dict) or not body or not set(body) <= changes or body.get("filter") not in FILTERS:
+        raise BadRequest(
+            'expected JSON {"filter": null | "blur-unknown" | "blur-all", "background_filter": null |'
+            ' "background-blur" | "background-replace" | "hologram", "background": "#rrggbb" | "<name>"},'
+            " any of the three"
+        )
+    stream = streams().get(stream_id)
+    backdrop = parse_backdrop(body, stream.background_filter, stream.background)
+    changed = streams().change(stream_id, body["filter"] if "filter" in body else ..., backdrop)
+    return streams().summary(changed, details=True)
 
 
 @bp.post("/webrtc/offer")
@@ -76,7 +87,9 @@ def webrtc_offer() -> ResponseReturnValue:
         raise BadRequest(f"name is a string of at most {MAX_NAME_CHARS} characters")
     if filter not in FILTERS:
         raise BadRequest('filter is null, "blur-unknown" or "blur-all"')
-    call = streams().call(sdp, name, filter)
+    if not isinstance(body.get("broadcast", False), bool):
+        raise BadRequest("broadcast is true or false")
+    call = streams().call(sdp, name, filter, backdrop=parse_backdrop(body), broadcast=body.get("broadcast", False))
     return {"sdp": call.answer, "type": "answer", "id": call.id}, 201, {"Location": f"/streams/{call.id}"}
 
 
@@ -86,8 +99,8 @@ def mjpeg(stream_id: str) -> Response:
     one (a slow viewer skips frames, it never makes others wait). Each part says when its frame was read
     (X-Frame-Read, seconds of the server's monotonic clock) and its number (X-Frame-Seq)."""
     manager, stream = streams(), streams().get(stream_id)
-    if stream.is_call:
-        raise Conflict("a call's video goes back to its caller over WebRTC, not as Motion JPEG")
+    if stream.is_call and not stream.broadcast:
+        raise Conflict('a call\'s video goes back to its caller only, unless it is started with "broadcast": true')
 
     def parts() -> Iterator[bytes]:
         seq = -1
@@ -159,4 +172,4 @@ def parse_stream(body: Any) -> tuple[str, str, bool, str | None, bool]:
         raise BadRequest("loop and store are true or false")
     if filter not in FILTERS:
         raise BadRequest('filter is null, "blur-unknown" or "blur-all"')
-    return source, name, loop, filter, store
+    return allowed_source(source, current_app.config["STREAM_MEDIA_DIR"]), name, loop, filter, store
