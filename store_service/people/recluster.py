@@ -78,12 +78,15 @@ def attach_careful(vectors, labels, careful, settings):
         return
     near, k = settings["PEOPLE_NEAR"], settings["PEOPLE_JOIN_NEAREST"]
     pairs = clusters._knn(vectors, careful, clustered, settings["PEOPLE_NEIGHBOURS"] + 1, near)
-    d = np.linalg.norm(vectors[pairs[:, 0]] - vectors[pairs[:, 1]], axis=1) if len(pairs) else np.zeros(0)
-    for face in careful.tolist():
-        mine = pairs[:, 0] == face
+    pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]  # each face's neighbours together
+    d = np.linalg.norm(vectors[pairs[:, 0]] - vectors[pairs[:, 1]], axis=1)
+    starts = np.searchsorted(pairs[:, 0], careful)
+    ends = np.searchsorted(pairs[:, 0], careful, side="right")
+    for face, start, end in zip(careful.tolist(), starts.tolist(), ends.tolist()):
+        theirs, distances = labels[pairs[start:end, 1]], d[start:end]
         scores = {}
-        for label in np.unique(labels[pairs[mine, 1]]).tolist():
-            nearest = np.sort(d[mine][labels[pairs[mine, 1]] == label])[:k]
+        for label in np.unique(theirs).tolist():
+            nearest = np.sort(distances[theirs == label])[:k]
             scores[label] = (nearest.sum() + near * (k - len(nearest))) / k
         ranked = sorted(scores.items(), key=lambda item: item[1])
         runner_up = ranked[1][1] if len(ranked) > 1 else np.inf
