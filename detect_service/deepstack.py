@@ -15,11 +15,11 @@ from flask import Blueprint, current_app, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
 
-from facerec.service.store_api import StoreRefused, StoreUnavailable, face_body
+from facerec.service.store_api import StoreRefused, StoreUnavailable
 from facerec.vision.faces import Face, analyse_photo
 from facerec.vision.images import Photo, box_to_stored
 
-from .views import off_hub
+from .views import described_body, off_hub
 
 bp = Blueprint("deepstack", __name__, url_prefix="/v1/vision/face")
 
@@ -53,6 +53,7 @@ def confidence(distance: float) -> float:
 def detection_confidence(face: Face) -> float:
     """0.5 to 1: every face found has passed HOG, so it is more likely a face than not (above DeepStack's
     default 0.4), and its quality (0..1: size, sharpness, frontality; thumbnails.py) ranks it above that."""
+    assert face.quality is not None  # a photo's faces are all described
     return round(0.5 + 0.5 * face.quality, 4)
 
 
@@ -112,6 +113,7 @@ def match() -> dict:
         face = largest_face(*analyse(form_image(field)))[1]
         if face is None:
             raise BadRequest(f"no face found in {field}")
+        assert face.descriptor is not None  # a photo's faces are all described
         descriptors.append(face.descriptor)
     distance = float(np.linalg.norm(descriptors[0] - descriptors[1]))
     return {"success": True, "similarity": confidence(distance)}
@@ -168,7 +170,7 @@ def identify(faces: list[Face]) -> list[dict]:
 
 def store_face(photo_sha256: str, face: Face) -> dict:
     """Store one face of a photo (the photo's other faces are no one's business here)."""
-    body = face_body(face.descriptor, face.box, face.thumbnail, face.quality, face.landmarks, face.detector)
+    body = described_body(face)
     return store_answer(lambda: current_app.extensions["store"].add_faces(photo_sha256, [body]))[0]
 
 
@@ -183,7 +185,7 @@ def all_people() -> list[dict]:
         page += 1
 
 
-def call_store(method: str, path: str, **kwargs) -> dict:
+def call_store(method: str, path: str, **kwargs: Any) -> dict:
     return store_answer(lambda: current_app.extensions["store"].call(method, path, **kwargs))
 
 

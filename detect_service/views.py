@@ -2,7 +2,9 @@
 
 import re
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
@@ -10,8 +12,8 @@ from werkzeug.exceptions import BadRequest, ServiceUnavailable
 from facerec.service.config import SOURCE_MAX, TIME_MAX
 from facerec.service.store_api import StoreUnavailable, face_body
 from facerec.vision.boxes import Box, iou
-from facerec.vision.faces import analyse_photo, describe_boxes
-from facerec.vision.images import box_to_stored
+from facerec.vision.faces import Face, Models, analyse_photo, describe_boxes
+from facerec.vision.images import Photo, box_to_stored
 
 bp = Blueprint("detect", __name__)
 
@@ -22,9 +24,11 @@ MIN_DRAWN_BOX_PX = 20
 # A drawn box overlapping a face the detector found by this much is that face (the benchmark's "same face").
 DRAWN_IOU = 0.5
 
+T = TypeVar("T")
+
 
 @bp.get("/health")
-def health():
+def health() -> dict[str, Any]:
     models = current_app.extensions["models"]
     if not current_app.extensions["store"].ping():
         raise ServiceUnavailable("models loaded, but the face store does not answer", retry_after=5)
@@ -32,7 +36,7 @@ def health():
 
 
 @bp.post("/detect")
-def detect():
+def detect() -> dict[str, Any]:
     photo, faces, stored = detect_and_store(origin(), drawn_boxes())
     return {
         "image": photo.summary(),
@@ -52,27 +56,35 @@ def detect():
 
 
 @bp.put("/api/detect")
-def jalbum_detect():
+def jalbum_detect() -> dict[str, Any]:
     """jAlbum's contract: raw (often chunked) body; `rectangle` in the stored file's pixels, since
     jAlbum crops thumbnails from them without applying EXIF orientation."""
     photo, faces, stored = detect_and_store()
+    return {"success": True, "count": len(faces), "faces": [jalbum_face(photo, f, s) for f, s in zip(faces, stored)]}
+
+
+def jalbum_face(photo: Photo, face: Face, stored: dict) -> dict[str, Any]:
+    """One face of a photo (all of which are described) as jAlbum takes it."""
+    assert face.quality is not None
     return {
-        "success": True,
-        "count": len(faces),
-        "faces": [
-            {
-                "token": s["id"],
-                "rectangle": box_to_stored(f.box, photo.orientation, photo.width, photo.height).to_json(),
-                "age": 0,  # never estimated
-                "quality": round(f.quality, 3),
-                "gender": 0,  # never estimated
-            }
-            for f, s in zip(faces, stored)
-        ],
+        "token": stored["id"],
+        "rectangle": box_to_stored(face.box, photo.orientation, photo.width, photo.height).to_json(),
+        "age": 0,  # never estimated
+        "quality": round(face.quality, 3),
+        "gender": 0,  # never estimated
     }
 
 
-def analyse_drawn_photo(models, data, min_face_px, max_pixels, small_face_px, detector, sure_score, boxes):
+def analyse_drawn_photo(
+    models: Models,
+    data: bytes,
+    min_face_px: float,
+    max_pixels: int,
+    small_face_px: float | None,
+    detector: str,
+    sure_score: float,
+    boxes: Sequence[Box],
+) -> tuple[Photo, list[Face]]:
     """The photo's faces as found by the detector, then those of the drawn `boxes` that none of them is
     (boxes overlapping at IoU DRAWN_IOU or more are one face): every face of the photo is stored as the
     photo is noted, so a photo first sent with a drawn box is not taken for one of a single face."""
@@ -83,7 +95,7 @@ def analyse_drawn_photo(models, data, min_face_px, max_pixels, small_face_px, de
     return photo, faces
 
 
-def uploaded_bytes():
+def uploaded_bytes() -> bytes:
     """The photo: multipart field `image`, or else the raw body (chunked or not)."""
     if request.mimetype == "multipart/form-data":
         if "image" not in request.files:
@@ -96,7 +108,7 @@ def uploaded_bytes():
     return data
 
 
-def origin():
+def origin() -> dict[str, str | float]:
     """Where the photo comes from, kept with its faces (facerec ingest sends it): `source` (a path or
     name), `source_sha256` (of the file it came from, when that is not the photo: a video) and `time`
     (seconds into that video). Checked here, before any work; the store checks them again."""
@@ -135,7 +147,9 @@ def parse_box(field: str) -> Box:
     return box
 
 
-def detect_and_store(origin=None, boxes=()):
+def detect_and_store(
+    origin: dict[str, str | float] | None = None, boxes: Sequence[Box] = ()
+) -> tuple[Photo, list[Face], list[dict]]:
     config = current_app.config
     with current_app.extensions["photo_queue"].turn():
         photo, faces = off_hub(
@@ -151,11 +165,17 @@ def detect_and_store(origin=None, boxes=()):
         )
     try:
         # Even a photo without faces: the store notes every photo it is sent.
-        bodies = [face_body(f.descriptor, f.box, f.thumbnail, f.quality, f.landmarks, f.detector) for f in faces]
+        bodies = [described_body(f) for f in faces]
         stored = current_app.extensions["store"].add_faces(photo.sha256, bodies, origin)
     except StoreUnavailable as e:
         raise ServiceUnavailable(f"{e}; nothing was stored, try again", retry_after=5) from None
     return photo, faces, stored
+
+
+def described_body(face: Face) -> dict:
+    """One face of a photo (all of which are described) as the store's `POST /faces` takes it."""
+    assert face.descriptor is not None and face.thumbnail is not None and face.quality is not None
+    return face_body(face.descriptor, face.box, face.thumbnail, face.quality, face.landmarks, face.detector)
 
 
 class PhotoQueue:
@@ -180,7 +200,7 @@ class PhotoQueue:
         return self.held * self.seconds_per_photo
 
     @contextmanager
-    def turn(self):
+    def turn(self) -> Iterator[None]:
         wait = self.expected_wait()
         if wait > self.max_wait:
             raise ServiceUnavailable(
@@ -198,7 +218,7 @@ class PhotoQueue:
             self.held -= 1
 
 
-def off_hub(fn, *args):
+def off_hub(fn: Callable[..., T], *args: Any) -> T:
     """Run CPU-bound work in gevent's native thread pool when under gevent.
 
     dlib releases the GIL, so the hub, and with it gunicorn's heartbeat greenlet, keeps running

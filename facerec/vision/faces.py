@@ -4,6 +4,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import cv2
 import dlib
@@ -20,7 +21,7 @@ from .images import (
     decode_image,
     working_scale,
 )
-from .proposals import MIN_LONG_SIDE, Proposer
+from .proposals import MIN_LONG_SIDE, Proposal, Proposer
 from .thumbnails import face_thumbnail
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,10 @@ MODEL_FILES = {
 @dataclass
 class Face:
     box: Box  # upright, full-resolution pixels, clamped to the photo
-    landmarks: list  # [[x, y], ...] upright, full-resolution pixels
-    descriptor: np.ndarray  # 128 float32; None when not described (find_frame_faces)
-    thumbnail: bytes  # a small aligned JPEG of the face (thumbnails.py); None when not described
-    quality: float  # 0..1, how good a picture of the face it is (thumbnails.py); None when not described
+    landmarks: list[list[int]]  # [[x, y], ...] upright, full-resolution pixels
+    descriptor: np.ndarray | None  # 128 float32; None when not described (find_frame_faces)
+    thumbnail: bytes | None  # a small aligned JPEG of the face (thumbnails.py); None when not described
+    quality: float | None  # 0..1, how good a picture of the face it is (thumbnails.py); None when not described
     detector: str = "hog"  # how it was found: one of FOUND_BY
 
 
@@ -88,7 +89,7 @@ class Models:
     """dlib's HOG detector, a landmark predictor, the ResNet encoder and YuNet's proposer, loaded once
     per worker (or per thread: dlib's objects are not shared between threads)."""
 
-    def __init__(self, models_dir=None, landmarks=5):
+    def __init__(self, models_dir: str | None = None, landmarks: int = 5) -> None:
         if landmarks not in (5, 68):
             raise ValueError(f"LANDMARKS must be 5 or 68, not {landmarks!r}")
         models_dir = models_dir or default_models_dir()
@@ -100,18 +101,18 @@ class Models:
         log.info("models loaded from %s (%d-point landmarks); dlib %s", models_dir, landmarks, self.build)
 
 
-def default_models_dir():
+def default_models_dir() -> str:
     """The model folder of the face-recognition-models package, found by path: its helper functions
     import pkg_resources, which newer setuptools no longer ships."""
     import importlib.util
 
     spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None:
+    if spec is None or spec.origin is None:
         raise RuntimeError("no models: set FACEREC_MODELS_DIR or install face-recognition-models")
     return os.path.join(os.path.dirname(spec.origin), "models")
 
 
-def dlib_build():
+def dlib_build() -> str:
     blas = "with BLAS" if getattr(dlib, "DLIB_USE_BLAS", False) else "without BLAS (slow encoding)"
     return f"{dlib.__version__} {blas}"
 
@@ -206,7 +207,7 @@ def find_frame_faces(
     bgr_frame: np.ndarray,
     min_face_px: float = FRAME_MIN_FACE_PX,
     describe: bool = True,
-    known: list[Box] = (),
+    known: Sequence[Box] = (),
     threshold: float = 0.0,
     sure_score: float = SURE_SCORE,
 ) -> list[Face]:
@@ -229,9 +230,9 @@ def find_frame_faces(
     if faces is not None:
         return faces
     height, width = rgb.shape[:2]
-    scale = working_scale(min_face_px, width, height)
-    size = (max(1, int(width * scale)), max(1, int(height * scale)))
-    pixels = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    working = working_scale(min_face_px, width, height)
+    size = (max(1, int(width * working)), max(1, int(height * working)))
+    pixels = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if working < 1 else cv2.INTER_LINEAR)
     scale = (width / size[0], height / size[1])
     faces = find_faces(models, pixels, 0, scale, min_face_px, describe, known, threshold)
     return faces + find_sure_faces(models, pixels, scale, min_face_px, faces, sure_score, describe, known)
@@ -244,7 +245,7 @@ def find_faces(
     scale: tuple[float, float] = (1.0, 1.0),
     min_face_px: float = 0,
     describe: bool = True,
-    known: list[Box] = (),
+    known: Sequence[Box] = (),
     threshold: float = 0.0,
 ) -> list[Face]:
     """Every face in `pixels` (upright RGB) by HOG's whole scan (`threshold` added to HOG's), described
@@ -265,16 +266,16 @@ def find_faces(
 
 
 def find_proposed_faces(
-    models,
-    pixels,
-    scale,
-    min_face_px,
-    describe=True,
-    min_long_side=MIN_LONG_SIDE,
-    known=(),
-    threshold=0.0,
-    sure_score=SURE_SCORE,
-):
+    models: "Models",
+    pixels: np.ndarray,
+    scale: tuple[float, float],
+    min_face_px: float,
+    describe: bool = True,
+    min_long_side: int = MIN_LONG_SIDE,
+    known: Sequence[Box] = (),
+    threshold: float = 0.0,
+    sure_score: float = SURE_SCORE,
+) -> list[Face] | None:
     """The faces of `min_face_px` or more (photo pixels) in `pixels` (upright RGB, `scale` photo pixels
     per pixel) that HOG confirms (`threshold` added to its own) around YuNet's proposals, and those it
     turns down where YuNet scores `sure_score` or more ("cnn", after HOG's); None when the windows would
@@ -284,7 +285,9 @@ def find_proposed_faces(
     height, width = pixels.shape[:2]
     wanted = min_face_px / max(scale)  # in pixels
     whole = Placement(0.0, 0.0, *scale, width * scale[0], height * scale[1])
-    found, windows = [], []  # found: (rect, image, its placement), followed faces first
+    # dlib's rectangles are Any (dlib has no stubs).
+    found: list[tuple[Any, np.ndarray, Placement, str]] = []
+    windows: list[Window] = []  # found: (rect, image, its placement), followed faces first
     for proposal in models.proposer.propose(pixels, wanted, min_long_side):
         rect = _dlib_rect(proposal)
         if known and whole.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px and _is_known(whole.box(rect), known):
@@ -294,7 +297,8 @@ def find_proposed_faces(
     whole_scan = width * height * (HOG_WINDOW_PX / wanted) ** 2
     if sum(w.pixels for w in windows) > MAX_WINDOW_SHARE * whole_scan:
         return None
-    confirmed, sure = [], []
+    confirmed: list[tuple[float, Any, np.ndarray, Placement]] = []
+    sure: list[tuple[Any, np.ndarray, Placement, str]] = []
     for window in windows:
         image = window.image(pixels)
         to_photo = window.placement(image, scale, width, height)
@@ -311,7 +315,8 @@ def find_proposed_faces(
             if to_photo.side(rect) >= MIN_PROPOSED_SHARE * min_face_px:
                 sure.append((rect, image, to_photo, "cnn"))
     found += [(rect, image, to_photo, "hog") for _, rect, image, to_photo in sorted(confirmed, key=lambda f: -f[0])]
-    faces, boxes = [], []
+    faces: list[Face] = []
+    boxes: list[Box] = []
     for rect, image, to_photo, detector in found + sure:
         box = to_photo.box(rect)
         if all(iou(box, other) < 0.5 for other in boxes):  # two proposals of one face
@@ -353,21 +358,23 @@ def is_sure(score: float, sure_score: float) -> bool:
     return sure_score < 1 and score >= sure_score
 
 
-def _centre_in(box, proposal, scale):
+def _centre_in(box: Box, proposal: Proposal, scale: tuple[float, float]) -> bool:
     """Whether a face's box (photo pixels) has its centre in a proposal (image pixels)."""
     x, y, w, h, _ = proposal
     cx, cy = (box.left + box.width / 2) / scale[0], (box.top + box.height / 2) / scale[1]
     return x <= cx <= x + w and y <= cy <= y + h
 
 
-def _described(models, image, rect, to_photo, detector, describe=True):
+def _described(
+    models: Models, image: np.ndarray, rect: Any, to_photo: "Placement", detector: str, describe: bool = True
+) -> Face:
     """The face in `rect` of `image`: landmarks, and unless `describe` is False, descriptor and thumbnail."""
     shape = models.predictor(image, rect)
     descriptor = models.encoder.compute_face_descriptor(image, shape) if describe else None
     return _face(image, rect, shape, descriptor, to_photo, detector)
 
 
-def _dlib_rect(proposal):
+def _dlib_rect(proposal: Proposal) -> Any:
     """Where dlib's detector would put its box around a face YuNet proposes (image pixels)."""
     x, y, w, h, _ = proposal
     side = DLIB_PER_PROPOSED_WIDTH * w
@@ -375,7 +382,7 @@ def _dlib_rect(proposal):
     return dlib.rectangle(round(left), round(top), round(left + side) - 1, round(top + side) - 1)
 
 
-def _is_known(box, known):
+def _is_known(box: Box, known: Sequence[Box]) -> bool:
     return any(iou(box, other) > KNOWN_IOU for other in known)
 
 
@@ -389,27 +396,27 @@ class Window:
     right: int
     bottom: int
     zoom: float
-    proposal: tuple  # (left, top, width, height, score), image pixels
+    proposal: Proposal  # (left, top, width, height, score), image pixels
 
     @property
-    def pixels(self):
+    def pixels(self) -> float:
         return (self.right - self.left) * (self.bottom - self.top) * self.zoom**2
 
-    def image(self, pixels):
+    def image(self, pixels: np.ndarray) -> np.ndarray:
         crop = pixels[self.top : self.bottom, self.left : self.right]
         if self.zoom == 1:
             return np.ascontiguousarray(crop)
         size = (max(1, round(crop.shape[1] * self.zoom)), max(1, round(crop.shape[0] * self.zoom)))
         return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if self.zoom < 1 else cv2.INTER_LINEAR)
 
-    def placement(self, image, scale, width, height):
+    def placement(self, image: np.ndarray, scale: tuple[float, float], width: int, height: int) -> "Placement":
         sx = (self.right - self.left) / image.shape[1]
         sy = (self.bottom - self.top) / image.shape[0]
         return Placement(
             self.left * scale[0], self.top * scale[1], sx * scale[0], sy * scale[1], width * scale[0], height * scale[1]
         )
 
-    def within(self, rect, image):
+    def within(self, rect: Any, image: np.ndarray) -> Any:
         """An image's rectangle in the window's zoomed pixels."""
         zx = image.shape[1] / (self.right - self.left)
         zy = image.shape[0] / (self.bottom - self.top)
@@ -420,7 +427,7 @@ class Window:
             round((rect.bottom() - self.top) * zy),
         )
 
-    def holds(self, rect, image):
+    def holds(self, rect: Any, image: np.ndarray) -> bool:
         """Whether a detection is the proposed face: its centre lies inside the proposal's box."""
         x, y, w, h, _ = self.proposal
         zx = image.shape[1] / (self.right - self.left)
@@ -429,7 +436,7 @@ class Window:
         return x <= cx <= x + w and y <= cy <= y + h
 
 
-def _window(proposal, wanted, width, height):
+def _window(proposal: Proposal, wanted: float, width: int, height: int) -> Window | None:
     """The window for one proposal (image pixels); None when it cannot hold a face of `wanted` pixels."""
     x, y, w, h, _ = proposal
     expected = DLIB_PER_PROPOSED_WIDTH * w
@@ -440,17 +447,21 @@ def _window(proposal, wanted, width, height):
     return _square(x + w / 2, y + h / 2, WINDOW_FACES * max(expected, wanted) / 2, zoom, proposal, width, height)
 
 
-def _window_around(rect, width, height):
+def _window_around(rect: Any, width: int, height: int) -> Window:
     """The window of a face whose box is `rect` (image pixels), zoomed out to MAX_WINDOW_FACE_PX."""
     side = max(rect.width(), rect.height())
     proposal = (rect.left(), rect.top(), rect.width(), rect.height(), 1.0)
     centre = rect.dcenter()
-    return _square(
+    window = _square(
         centre.x, centre.y, WINDOW_FACES * side / 2, min(1.0, MAX_WINDOW_FACE_PX / side), proposal, width, height
     )
+    assert window is not None, "a face's box within the image has pixels around it"
+    return window
 
 
-def _square(cx, cy, half, zoom, proposal, width, height):
+def _square(
+    cx: float, cy: float, half: float, zoom: float, proposal: Proposal, width: int, height: int
+) -> Window | None:
     """The window of the square of `half` its side around (cx, cy), within the image; None if empty."""
     left, top = max(0, int(cx - half)), max(0, int(cy - half))
     right, bottom = min(width, int(np.ceil(cx + half))), min(height, int(np.ceil(cy + half)))
@@ -470,11 +481,11 @@ class Placement:
     width: float
     height: float
 
-    def side(self, rect):
+    def side(self, rect: Any) -> float:
         """A detection's size in photo pixels."""
         return max(rect.width() * self.sx, rect.height() * self.sy)
 
-    def box(self, rect):
+    def box(self, rect: Any) -> Box:
         # dlib's rectangles may reach past the edges for a face cut by them; clamp as face_recognition does.
         left = max(self.left + rect.left() * self.sx, 0)
         top = max(self.top + rect.top() * self.sy, 0)
@@ -482,11 +493,13 @@ class Placement:
         bottom = min(self.top + rect.bottom() * self.sy, self.height)
         return Box(round(left), round(top), round(right - left), round(bottom - top))
 
-    def point(self, p):
+    def point(self, p: Any) -> list[int]:
         return [round(self.left + p.x * self.sx), round(self.top + p.y * self.sy)]
 
 
-def _face(pixels, rect, shape, descriptor, to_photo, detector="hog"):
+def _face(
+    pixels: np.ndarray, rect: Any, shape: Any, descriptor: Any, to_photo: Placement, detector: str = "hog"
+) -> Face:
     if descriptor is None:
         thumbnail = quality = None
     else:

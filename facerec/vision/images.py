@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pillow_heif
@@ -97,21 +98,21 @@ class Photo:
     min_face_px: float = 0  # the smallest face looked for in this photo (face_floor); 0: every face
 
     @property
-    def scale(self):
+    def scale(self) -> tuple[float, float]:
         """Full-resolution pixels per working pixel, on each axis."""
         return self.width / self.pixels.shape[1], self.height / self.pixels.shape[0]
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         return {"width": self.width, "height": self.height, "orientation": self.orientation, "sha256": self.sha256}
 
 
-def working_scale(min_face_px, width, height):
+def working_scale(min_face_px: float, width: int, height: int) -> float:
     """How much smaller than the photo the image HOG scans is, so that it finds every face of
     `min_face_px` or more, within MAX_WORKING_PIXELS."""
     return min(HOG_WINDOW_PX / min_face_px, (MAX_WORKING_PIXELS / (width * height)) ** 0.5)
 
 
-def face_floor(min_face_px, small_face_px, width, height):
+def face_floor(min_face_px: float, small_face_px: float | None, width: int, height: int) -> float:
     """The smallest face looked for in a photo of this size: `min_face_px`, or on a small photo less, down
     to `small_face_px`, as far as a whole scan of CHEAP_SCAN_PIXELS allows."""
     pixels = width * height
@@ -120,7 +121,7 @@ def face_floor(min_face_px, small_face_px, width, height):
     return min(min_face_px, max(small_face_px, HOG_WINDOW_PX * (pixels / CHEAP_SCAN_PIXELS) ** 0.5))
 
 
-def cheap_to_scan(photo):
+def cheap_to_scan(photo: Photo) -> bool:
     """Whether HOG's whole scan of this small photo, for its faces of photo.min_face_px, stays within
     CHEAP_SCAN_PIXELS."""
     scale = working_scale(photo.min_face_px, photo.width, photo.height)
@@ -128,7 +129,7 @@ def cheap_to_scan(photo):
     return pixels <= SMALL_PHOTO_PIXELS and pixels * scale**2 <= CHEAP_SCAN_PIXELS * 1.001
 
 
-def jpeg_reduction(scale):
+def jpeg_reduction(scale: float) -> int:
     """The most reduced JPEG decode (1, 2, 4 or 8) that is at most MAX_ENLARGE from `scale`."""
     reduction = 1
     while reduction < 8 and 2 * reduction * scale <= MAX_ENLARGE:
@@ -174,13 +175,13 @@ def decode_image(
     return Photo(rgb, up_w, up_h, orientation, hashlib.sha256(data).hexdigest(), floor)
 
 
-def at_working_scale(photo):
+def at_working_scale(photo: Photo) -> Photo:
     """The photo with its pixels at the working scale for photo.min_face_px (decode_image with `exact`)."""
     scale = working_scale(photo.min_face_px, photo.width, photo.height) if photo.min_face_px else 1.0
     return replace(photo, pixels=np.ascontiguousarray(_resized(photo.pixels, photo.width, photo.height, scale)))
 
 
-def _resized(rgb, width, height, scale):
+def _resized(rgb: np.ndarray, width: int, height: int, scale: float) -> np.ndarray:
     # Rounded down, so that a working pixel is never less than 1 / scale photo pixels and a face of
     # HOG_WINDOW_PX working pixels is at least min_face_px.
     size = (max(1, int(width * scale)), max(1, int(height * scale)))
@@ -190,7 +191,7 @@ def _resized(rgb, width, height, scale):
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def decode_with_opencv(data, fmt, reduction):
+def decode_with_opencv(data: bytes, fmt: str, reduction: int) -> np.ndarray:
     """RGB uint8 pixels of the stored image (first frame, first page); JPEG reduced `reduction` times.
 
     IMREAD_COLOR turns every variant into 8-bit BGR: CMYK JPEG and TIFF, 16-bit PNG and TIFF
@@ -206,7 +207,7 @@ def decode_with_opencv(data, fmt, reduction):
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)  # in place: a 36 MP photo is 108 MB
 
 
-def decode_with_pillow(data, fmt):
+def decode_with_pillow(data: bytes, fmt: str) -> np.ndarray:
     """RGB uint8 pixels of a format OpenCV cannot decode (HEIC), after the same header check."""
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -217,11 +218,11 @@ def decode_with_pillow(data, fmt):
         ) from None
 
 
-def _reduced(side, reduction):
+def _reduced(side: int, reduction: int) -> int:
     return -(-side // reduction)  # libjpeg's scaled decode rounds up
 
 
-def read_header(data, max_pixels):
+def read_header(data: bytes, max_pixels: int) -> tuple[str, int, int, int]:
     """(format, stored width, stored height, EXIF orientation), refusing too many pixels before any
     are decoded."""
     try:
@@ -241,7 +242,7 @@ def read_header(data, max_pixels):
         return fmt, image.width, image.height, _orientation(image)
 
 
-def _orientation(image):
+def _orientation(image: Image.Image) -> int:
     # Pillow decodes a whole PNG to look for EXIF after its pixels: read only what precedes them.
     if image.format == "PNG" and "exif" not in image.info:
         return 1
@@ -252,7 +253,7 @@ def _orientation(image):
     return orientation if orientation in range(1, 9) else 1
 
 
-def _jpeg_truncated(data):
+def _jpeg_truncated(data: bytes) -> bool:
     # libjpeg pads a cut-off JPEG with grey and only warns. Entropy-coded data never holds FF D9
     # (0xFF is always stuffed), so a whole file has an end-of-image marker after its last scan.
     return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
@@ -283,7 +284,7 @@ _TURN_PIXELS = {
 }
 
 
-def upright(pixels, orientation):
+def upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """The stored pixel array turned as its EXIF orientation says (a view, no copy)."""
     return _TURN_PIXELS[orientation](pixels)
 

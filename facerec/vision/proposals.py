@@ -4,6 +4,7 @@ Proposals are candidates only: faces.py confirms each with dlib's HOG detector i
 it, so that what facerec finds stays what dlib's detector accepts.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -24,12 +25,14 @@ MIN_SCORE = 0.5
 NMS_IOU = 0.3
 # YuNet's three heads see the image in cells of 8, 16 and 32 pixels; its input is padded to a multiple of 32.
 STRIDES = (8, 16, 32)
+# A proposed face: (left, top, width, height, score), in the pixels of the image it was proposed in.
+Proposal = tuple[float, float, float, float, float]
 
 
 class Proposer:
     """YuNet, loaded once per worker (a session runs on the calling thread)."""
 
-    def __init__(self, path=MODEL):
+    def __init__(self, path: str | Path = MODEL) -> None:
         if not Path(path).is_file():
             raise RuntimeError(f"the face proposal model {path} is missing (models/README.md)")
         options = onnxruntime.SessionOptions()
@@ -39,7 +42,7 @@ class Proposer:
         options.log_severity_level = 3
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def propose(self, rgb, min_face_px, min_long_side=MIN_LONG_SIDE):
+    def propose(self, rgb: np.ndarray, min_face_px: float, min_long_side: int = MIN_LONG_SIDE) -> list[Proposal]:
         """[(left, top, width, height, score)] of the likely faces of `min_face_px` or more in `rgb`,
         in its pixels, most likely first. `min_long_side`: the smallest image YuNet looks at."""
         height, width = rgb.shape[:2]
@@ -52,7 +55,7 @@ class Proposer:
             found += self._detect(coarse, width / coarse.shape[1], height / coarse.shape[0])
         return distinct(sorted(found, key=lambda box: -box[4]))
 
-    def _detect(self, image, sx, sy):
+    def _detect(self, image: np.ndarray, sx: float, sy: float) -> list[Proposal]:
         """YuNet's proposals in `image` (RGB), in the pixels of an image `sx` by `sy` times as large."""
         height, width = image.shape[:2]
         # YuNet takes BGR pixel values 0-255, channels first, padded with black below and to the right.
@@ -63,7 +66,7 @@ class Proposer:
         return [(x * sx, y * sy, w * sx, h * sy, scores[i]) for i in keep for x, y, w, h in [boxes[i]]]
 
 
-def shrunk(image, scale):
+def shrunk(image: np.ndarray, scale: float) -> np.ndarray:
     """`image` reduced by `scale` <= 1: averaged over blocks of whole pixels as far as they go (OpenCV's
     fast exact path; its general area resize costs ten times as much), then resized linearly by less than
     2, where nothing is lost between samples. Rows and columns past the last whole block are left out,
@@ -77,10 +80,11 @@ def shrunk(image, scale):
     return image if image.shape[1::-1] == size else cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
-def decode(outputs, padded_width):
+def decode(outputs: Sequence[np.ndarray], padded_width: int) -> tuple[list[list[float]], list[float]]:
     """YuNet's outputs (class, objectness, box and landmark heads at each stride, in that order) as the
     boxes [left, top, width, height] scoring MIN_SCORE or more, and their scores, as OpenCV decodes them."""
-    boxes, scores = [], []
+    boxes: list[list[float]] = []
+    scores: list[float] = []
     for i, stride in enumerate(STRIDES):
         cls, obj, box = outputs[i][0, :, 0], outputs[i + 3][0, :, 0], outputs[i + 6][0]
         score = np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1))
@@ -93,9 +97,9 @@ def decode(outputs, padded_width):
     return boxes, scores
 
 
-def distinct(boxes):
+def distinct(boxes: list[Proposal]) -> list[Proposal]:
     """The boxes without those whose centre lies inside one kept before (the same face seen twice)."""
-    kept = []
+    kept: list[Proposal] = []
     for box in boxes:
         cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
         if not any(k[0] <= cx <= k[0] + k[2] and k[1] <= cy <= k[1] + k[3] for k in kept):

@@ -4,6 +4,8 @@ Both come from the working-scale pixels and dlib's landmarks, so the people page
 without the original photo, and choose the best of a person's faces as the cover.
 """
 
+from typing import Any
+
 import cv2
 import dlib
 import numpy as np
@@ -32,7 +34,7 @@ SHARP_VARIANCE = 50.0
 EYES_AND_NOSE = {5: ((0, 1), (2, 3), 4), 68: ((36, 39), (42, 45), 33)}
 
 
-def face_thumbnail(pixels, shape, side_px):
+def face_thumbnail(pixels: np.ndarray, shape: Any, side_px: float) -> tuple[bytes, float]:
     """(JPEG bytes, quality 0..1) of the face whose landmarks are `shape` (a dlib detection) in `pixels`
     (upright RGB); `side_px` is the face's size in the full-resolution photo."""
     chip = dlib.get_face_chip(pixels, shape, size=SIZE_PX, padding=PADDING)
@@ -42,7 +44,7 @@ def face_thumbnail(pixels, shape, side_px):
     return encode_jpeg(chip), quality
 
 
-def encode_jpeg(rgb):
+def encode_jpeg(rgb: np.ndarray) -> bytes:
     """The picture as a JPEG of at most THUMBNAIL_MAX_BYTES: the best of JPEG_QUALITIES that fits."""
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     for quality in JPEG_QUALITIES:
@@ -52,16 +54,16 @@ def encode_jpeg(rgb):
     raise ValueError(f"a {rgb.shape[1]}×{rgb.shape[0]} picture does not fit {THUMBNAIL_MAX_BYTES} bytes as a JPEG")
 
 
-def size_score(side_px):
+def size_score(side_px: float) -> float:
     return min(1.0, side_px / FULL_SIZE_PX)
 
 
-def sharpness_score(grey):
+def sharpness_score(grey: np.ndarray) -> float:
     variance = cv2.Laplacian(grey, cv2.CV_64F).var()
     return variance / (variance + SHARP_VARIANCE)
 
 
-def frontal_score(points):
+def frontal_score(points: np.ndarray) -> float:
     """1 for a face seen from the front, falling to 0 as it turns away: how far the nose lies from the
     middle of the eyes, along the line through them, in eye distances (0.5 = below one eye)."""
     (a, b), (c, d), nose = EYES_AND_NOSE[len(points)]
