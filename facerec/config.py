@@ -100,6 +100,10 @@ DEFAULTS = {
     # person: what a re-cluster does with two faces alone (their RMS distance is their distance). 0.5
     # and 0.55 left more faces unknown (celeb5 incremental F1 0.87 and 0.93) with the same precision.
     "PEOPLE_PAIR_DISTANCE": 0.6,
+    # GET /people/<id>/suggestions offers the people whose mean distance to this one (a face of one to a
+    # face of the other, average linkage) is within 0.7: the textbook merges at 0.6; two of celeb8's
+    # actors lie 0.8 or more apart (docs/people.md).
+    "PEOPLE_SUGGEST_DISTANCE": 0.7,
     # Re-cluster in the background after this many new faces (0 = only on POST /people/recluster).
     "PEOPLE_RECLUSTER_AFTER": 1000,
     # Default and largest `limit` of GET /people and GET /people/audit.

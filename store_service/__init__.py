@@ -10,7 +10,16 @@ from facerec.config import load_config
 from facerec.errors import register_error_handlers
 from facerec.openapi import serve_openapi
 
-from .exceptions import Conflict, InvalidCorrection, InvalidFace, NoThumbnail, NotInPerson, UnknownFace, UnknownPerson
+from .exceptions import (
+    Conflict,
+    InvalidCorrection,
+    InvalidFace,
+    NoThumbnail,
+    NotInPerson,
+    UnknownFace,
+    UnknownPerson,
+    UnknownPhoto,
+)
 from .store import FaceStore
 
 
@@ -29,6 +38,7 @@ def create_app(test_config=None):
             UnknownFace: 404,
             InvalidFace: 400,
             UnknownPerson: 404,
+            UnknownPhoto: 404,
             NotInPerson: 404,
             NoThumbnail: 404,
             InvalidCorrection: 400,
@@ -36,10 +46,11 @@ def create_app(test_config=None):
         },
     )
 
-    from . import people_views, views, web
+    from . import people_views, suggestion_views, views, web
 
     app.register_blueprint(views.bp)
     app.register_blueprint(people_views.bp)
+    app.register_blueprint(suggestion_views.bp)
     app.register_blueprint(web.bp)
     serve_openapi(app)
     return app

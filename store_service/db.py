@@ -99,6 +99,15 @@ MIGRATIONS = [
     # Version 17: counts that outlive a restart, such as the faces stored since the last re-cluster
     # began (people.py starts one in the background at PEOPLE_RECLUSTER_AFTER).
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    # Version 18: two people a user said are not one (POST /people/<id>/not-same, person_a < person_b):
+    # no re-cluster puts a face of one with a face of the other, and neither is suggested for the other.
+    """
+    CREATE TABLE people_apart (
+        person_a INTEGER NOT NULL,
+        person_b INTEGER NOT NULL,
+        PRIMARY KEY (person_a, person_b)
+    ) WITHOUT ROWID
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

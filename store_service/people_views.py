@@ -18,6 +18,7 @@ USER_HEADER = "X-Facerec-User"
 KEY_PREFIX = 12
 NAME_MAX = 200  # characters in a person's name
 IDENTIFY_MAX = 100  # descriptors in one POST /people/identify
+NEW_PERSON_FACES = 1000  # faces in one POST /people: more is a re-cluster's work, not a hand's
 
 
 def people():
@@ -31,8 +32,27 @@ def corrections():
 @bp.get("/people")
 def list_people():
     page, limit = parse_page()
-    found, total = people().list_people(page, limit, parse_flag("hidden"))
+    search = request.args.get("q", "")
+    if len(search) > NAME_MAX or not is_utf8(search):
+        raise BadRequest(f"q is up to {NAME_MAX} characters of a name")
+    found, total = people().list_people(page, limit, parse_flag("hidden"), search)
     return {"people": found, "page": page, "total": total}
+
+
+@bp.post("/people")
+def create_person():
+    """A new person of the given faces, named: for a face no suggestion fits."""
+    body = json_body()
+    faces, changes = body.get("faces"), parse_changes({"name": body.get("name")})
+    if (
+        not isinstance(faces, list)
+        or not 1 <= len(faces) <= NEW_PERSON_FACES
+        or not all(isinstance(f, str) and is_utf8(f) for f in faces)
+        or set(body) - {"name", "faces"}
+    ):
+        raise BadRequest(f'expected JSON {{"faces": [1 to {NEW_PERSON_FACES} face IDs], "name": "..." or null}}')
+    person = corrections().create_person(who(), changes["name"], faces)
+    return people().summary(person), 201
 
 
 @bp.post("/people/identify")
