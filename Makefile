@@ -19,6 +19,7 @@ test: $(VENV)/.installed-test
 	sh scripts/install-postgresql.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) -m pytest
 
 # The fuzz targets of tests/test_fuzz.py with many examples (make test runs them briefly).
@@ -28,10 +29,10 @@ fuzz: $(VENV)/.installed-test
 # facerec next to the reference pipelines, and the store at 10 k to 1 M faces (not part of make test);
 # chromium measures a call's glass-to-glass latency.
 # ARGS="--photos DIR" measures your own photos. Everything, the references too, runs on the OpenBLAS kernels
-# the services choose (facerec/blas.py), so the comparison is of pipelines, not of BLAS kernels.
+# the services choose (facerec/service/blas.py), so the comparison is of pipelines, not of BLAS kernels.
 bench: $(VENV)/.installed-bench
 	sh scripts/install-chromium.sh
-	env $$(PYTHONPATH=. $(PYTHON) -m facerec.blas) PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/bench.py $(ARGS)
+	env $$(PYTHONPATH=. $(PYTHON) -m facerec.service.blas) PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/bench.py $(ARGS)
 
 # How well faces are grouped into people, on every labelled set (not part of make test): writes
 # bench/people-results.json. One BLAS thread, as in the store service (store_service/gunicorn.conf.py).

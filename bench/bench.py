@@ -61,8 +61,9 @@ from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_serv
 from stream import print_stream, stream_bench
 from webrtc import print_webrtc, webrtc_bench
 
-from facerec import blas
-from facerec.config import DEFAULTS
+from facerec.service import blas
+from facerec.service.config import DEFAULTS
+from facerec.vision.boxes import Box, iou
 from facerec.vision.faces import Models, analyse_photo, find_frame_faces
 from facerec.vision.images import decode_image
 
@@ -155,13 +156,9 @@ def reference_pass(name, photos, workers):
     return [(boxes, seconds) for boxes, seconds, _ in out], wall, max(peak for _, _, peak in out)
 
 
-def iou(a, b):
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = w * h
-    return inter / (aw * ah + bw * bh - inter) if inter else 0.0
+def overlap(a, b):
+    """IoU of two (left, top, width, height) tuples, as the reference pipelines' results hold them."""
+    return iou(Box(*a), Box(*b))
 
 
 def recall(ours, theirs_lists, min_px=references.MIN_FACE_PX):
@@ -170,10 +167,10 @@ def recall(ours, theirs_lists, min_px=references.MIN_FACE_PX):
     for our_boxes, *their_boxes in zip(ours, *theirs_lists):
         union = []
         for box in (b for boxes in their_boxes for b in boxes if min(b[2], b[3]) >= min_px):
-            if all(iou(box, u) < 0.5 for u in union):
+            if all(overlap(box, u) < 0.5 for u in union):
                 union.append(box)
         wanted += len(union)
-        found += sum(any(iou(u, b) >= 0.5 for b in our_boxes) for u in union)
+        found += sum(any(overlap(u, b) >= 0.5 for b in our_boxes) for u in union)
     return wanted, found
 
 
@@ -650,7 +647,7 @@ def differences(photos, boxes, min_px=references.MIN_FACE_PX):
     """Every face that one detector finds and the other (or the original) does not, by photo."""
 
     def unmatched(mine, others):
-        return [b for b in mine if min(b[2], b[3]) >= min_px and all(iou(b, o) < 0.5 for o in others)]
+        return [b for b in mine if min(b[2], b[3]) >= min_px and all(overlap(b, o) < 0.5 for o in others)]
 
     out = []
     for i, (path, mp) in enumerate(photos):
@@ -686,7 +683,7 @@ def small_photos(folder, stride=4):
             _, faces = analyse_photo(
                 models, data, DEFAULTS["MIN_FACE_PX"], DEFAULTS["MAX_IMAGE_PIXELS"], DEFAULTS["SMALL_FACE_PX"], detector
             )
-            row[name] = [tuple(f.box[k] for k in ("left", "top", "width", "height")) for f in faces]
+            row[name] = [(f.box.left, f.box.top, f.box.width, f.box.height) for f in faces]
         rows.append(row)
     out = {"photos": len(rows), "stride": stride}
     for label, low, high in SMALL_CLASSES:

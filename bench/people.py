@@ -42,11 +42,11 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from facerec.config import DEFAULTS  # noqa: E402
-from facerec.run import Service, running  # noqa: E402
+from facerec.service.config import DEFAULTS  # noqa: E402
 from facerec.vision.faces import Models, analyse_photo  # noqa: E402
-from store_service import clusters  # noqa: E402
+from store_service.people import clusters  # noqa: E402
 from store_service.store import FaceStore  # noqa: E402
+from tests.support.services import Service, running  # noqa: E402
 
 FACES = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")) / "data" / "faces"
 CACHE = REPO / "bench" / ".cache"
@@ -89,7 +89,7 @@ def faces_of_set(folder, models):
             except Exception as e:  # noqa: BLE001 (a file the pipeline refuses is reported and skipped)
                 print(f"  skipped {path.name}: {type(e).__name__}", file=sys.stderr)
                 continue
-            largest = max(range(len(found)), key=lambda i: found[i].box["width"] * found[i].box["height"], default=None)
+            largest = max(range(len(found)), key=lambda i: found[i].box.width * found[i].box.height, default=None)
             for i, face in enumerate(found):
                 out.append(
                     {

@@ -6,7 +6,7 @@ replicas, side by side in one run on the same descriptors.
 - with two replicas: how long after a write on one it is searchable on the other (p50, p99);
 - start-up of a store of 1 M faces (--scale-start-size), SQLite and PostgreSQL.
 
-PostgreSQL runs as a private cluster with fsync on (facerec/pgcluster.py), on this same machine.
+PostgreSQL runs as a private cluster with fsync on (tests/support/pgcluster.py), on this same machine.
 """
 
 import hashlib
@@ -21,8 +21,8 @@ import psycopg
 import requests
 from services import REPO
 
-from facerec.pgcluster import Cluster
-from facerec.run import Service
+from tests.support.pgcluster import Cluster
+from tests.support.services import Service
 
 SIZE = 100_000
 INSERTS = 4_000  # faces inserted over HTTP in each configuration

@@ -9,7 +9,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from facerec.run import Service, free_port  # noqa: E402
+from tests.support.services import Service, free_port  # noqa: E402
 
 FACES = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")) / "data" / "faces"
 # Free ports, chosen once per benchmark run: two benchmarks on one machine never talk to each other's services.

@@ -25,7 +25,7 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from facerec.run import Service, free_port, running  # noqa: E402
+from tests.support.services import Service, free_port, running  # noqa: E402
 
 CLIP = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")) / "data" / "video" / "short_hamilton_clip.mp4"
 # Free ports chosen per run: two benchmarks on one machine never talk to each other's services.

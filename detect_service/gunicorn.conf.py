@@ -2,8 +2,11 @@
 import ctypes
 import os
 
-from facerec import blas
-from facerec.config import setting
+from facerec.service import blas
+from facerec.service.config import setting
+
+# OpenCV reads its pixel ceiling once, when facerec.vision first imports it (in the workers, after this).
+os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(setting("MAX_IMAGE_PIXELS"))
 
 bind = setting("DETECT_BIND")
 # One worker per core: each works on one photo at a time (see views.off_hub), so more would only queue.

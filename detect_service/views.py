@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
-from facerec.config import SOURCE_MAX, TIME_MAX
-from facerec.store_api import StoreUnavailable
+from facerec.service.config import SOURCE_MAX, TIME_MAX
+from facerec.service.store_api import StoreUnavailable, face_body
 from facerec.vision.faces import analyse_photo
 from facerec.vision.images import box_to_stored
 
@@ -31,7 +31,7 @@ def detect():
         "faces": [
             {
                 "id": s["id"],
-                "box": f.box,
+                "box": f.box.to_json(),
                 "landmarks": f.landmarks,
                 "matches": s["matches"],
                 "person": s["person"],
@@ -53,7 +53,7 @@ def jalbum_detect():
         "faces": [
             {
                 "token": s["id"],
-                "rectangle": box_to_stored(f.box, photo.orientation, photo.width, photo.height),
+                "rectangle": box_to_stored(f.box, photo.orientation, photo.width, photo.height).to_json(),
                 "age": 0,  # never estimated
                 "quality": round(f.quality, 3),
                 "gender": 0,  # never estimated
@@ -109,7 +109,8 @@ def detect_and_store(origin=None):
         )
     try:
         # Even a photo without faces: the store notes every photo it is sent.
-        stored = current_app.extensions["store"].add_faces(photo.sha256, faces, origin or {})
+        bodies = [face_body(f.descriptor, f.box, f.thumbnail, f.quality, f.landmarks) for f in faces]
+        stored = current_app.extensions["store"].add_faces(photo.sha256, bodies, origin)
     except StoreUnavailable as e:
         raise ServiceUnavailable(f"{e}; nothing was stored, try again", retry_after=5) from None
     return photo, faces, stored

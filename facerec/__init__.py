@@ -1,1 +1,2 @@
-"""Pieces both services share: settings, the error shape and the process supervisor."""
+"""facerec: `vision/` (the face library, no HTTP in it), `service/` (what the three services are built on),
+`cli/` (the `facerec` command, a client of the services) and `run.py` (what `make run` runs)."""

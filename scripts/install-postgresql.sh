@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs Debian's PostgreSQL server programs for the tests on PostgreSQL (tests/conftest.py starts a
-# private cluster with initdb and pg_ctl; facerec/pgcluster.py finds them on PATH or in /usr/lib/postgresql).
+# private cluster with initdb and pg_ctl; tests/support/pgcluster.py finds them on PATH or in /usr/lib/postgresql).
 #
 # As root with apt-get, missing programs are installed; otherwise the script says so and succeeds: the
 # PostgreSQL tests then skip, except under CI=true, where they fail.

@@ -5,10 +5,7 @@ import os
 
 from flask import Flask
 
-from facerec.auth import require_api_key
-from facerec.config import load_config
-from facerec.errors import register_error_handlers
-from facerec.openapi import serve_openapi
+from facerec.service.app import make_app
 
 from .exceptions import (
     Conflict,
@@ -22,35 +19,27 @@ from .exceptions import (
 )
 from .store import FaceStore
 
+ERRORS = {
+    UnknownFace: 404,
+    InvalidFace: 400,
+    UnknownPerson: 404,
+    UnknownPhoto: 404,
+    NotInPerson: 404,
+    NoThumbnail: 404,
+    InvalidCorrection: 400,
+    Conflict: 409,
+}
 
-def create_app(test_config=None):
-    app = Flask(__name__, static_folder=None)  # an API: no /static/<filename> route
-    load_config(app, test_config)
-    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_STORE_REQUEST_BYTES"]
-    app.json.sort_keys = False
-    require_api_key(app)  # first: a bad key setting fails before any model or database is opened
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = make_app(__name__, test_config, "MAX_STORE_REQUEST_BYTES", ERRORS)
     # Opened here, in the worker after gunicorn forks: never share a database connection across a fork.
     location = app.config["DATABASE_URL"] or os.path.join(app.config["DATA_DIR"], "faces.sqlite3")
     app.extensions["face_store"] = FaceStore(location, settings=app.config)
-    register_error_handlers(
-        app,
-        {
-            UnknownFace: 404,
-            InvalidFace: 400,
-            UnknownPerson: 404,
-            UnknownPhoto: 404,
-            NotInPerson: 404,
-            NoThumbnail: 404,
-            InvalidCorrection: 400,
-            Conflict: 409,
-        },
-    )
+    from .http import faces, people, suggestions, web
 
-    from . import people_views, suggestion_views, views, web
-
-    app.register_blueprint(views.bp)
-    app.register_blueprint(people_views.bp)
-    app.register_blueprint(suggestion_views.bp)
+    app.register_blueprint(faces.bp)
+    app.register_blueprint(people.bp)
+    app.register_blueprint(suggestions.bp)
     app.register_blueprint(web.bp)
-    serve_openapi(app)
     return app

@@ -1,6 +1,6 @@
 # Gunicorn settings of the store service. Used as they are by `make run` and docker-compose.yml.
-from facerec import blas
-from facerec.config import setting
+from facerec.service import blas
+from facerec.service.config import setting
 
 bind = setting("STORE_BIND")
 # Exactly one process: it owns the SQLite file and the in-memory search matrix (the one writer).

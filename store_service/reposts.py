@@ -7,6 +7,8 @@ before such a change and posted again would store each of its faces a second tim
 
 import numpy as np
 
+from facerec.vision.boxes import Box, iou
+
 # The same face: the same photo (SHA-256), boxes overlapping at IoU >= 0.5 (the benchmark's "same face")
 # and descriptors within 0.3 (between the two detectors a face's descriptor moved by 0.2 at most on the
 # shared photo sets; another person lies about 0.6 or more away).
@@ -21,7 +23,8 @@ def stored_twins(db, photo_sha256: str, boxes: list[tuple], vectors: list[np.nda
         "SELECT id, box_left, box_top, box_width, box_height FROM faces WHERE photo_sha256 = ?", (photo_sha256,)
     ).fetchall()
     pairs = sorted(
-        ((_iou(box, row[1:]), i, j) for i, box in enumerate(boxes) for j, row in enumerate(rows)), reverse=True
+        ((iou(Box(*box), Box(*row[1:])), i, j) for i, box in enumerate(boxes) for j, row in enumerate(rows)),
+        reverse=True,
     )
     twins, taken = [None] * len(boxes), set()
     for overlap, i, j in pairs:
@@ -36,10 +39,3 @@ def stored_twins(db, photo_sha256: str, boxes: list[tuple], vectors: list[np.nda
             twins[i] = stored
             taken.add(j)
     return twins
-
-
-def _iou(a, b):
-    w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0

@@ -11,15 +11,16 @@ import re
 
 import numpy as np
 
-from facerec.config import SOURCE_MAX, THUMBNAIL_MAX_BYTES, TIME_MAX
+from facerec.service.clock import utc_now
+from facerec.service.config import SOURCE_MAX, THUMBNAIL_MAX_BYTES, TIME_MAX
 
-from .corrections import Corrections
-from .db import Database, utc_now
 from .exceptions import InvalidFace, NoThumbnail, UnknownFace, UnknownPhoto
-from .index import DIM
-from .people import People
+from .people.corrections import Corrections
+from .people.placing import People
+from .people.suggestions import Suggestions
 from .reposts import stored_twins
-from .suggestions import Suggestions
+from .storage.db import Database
+from .storage.index import DIM
 
 
 def canonical(descriptor) -> np.ndarray:
@@ -43,7 +44,7 @@ class FaceStore:
 
     def __init__(self, location: str, lock_timeout: float = 30, settings=None):
         """`location`: a SQLite file or a postgresql:// URL (db.py). `settings`: the PEOPLE_* settings
-        (facerec/config.py), DEFAULTS when None."""
+        (facerec/service/config.py), DEFAULTS when None."""
         self.db = Database(location, lock_timeout)
         self.corrections = Corrections(self.db)
         self.people = People(self.db, self.corrections, settings)

@@ -5,28 +5,20 @@ import atexit
 
 from flask import Flask
 
-from facerec.auth import require_api_key
-from facerec.config import load_config
-from facerec.errors import register_error_handlers
-from facerec.openapi import serve_openapi
+from facerec.service.app import make_app
+from facerec.service.store_api import StoreClient
 
 from . import views, web
 from .manager import SourceFailed, Streams, TooManyStreams, UnknownStream
-from .store_client import StoreClient
 
 
-def create_app(test_config=None):
-    app = Flask(__name__, static_folder=None)  # an API and one page: no /static/<filename> route
-    load_config(app, test_config)
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a stream's settings, never more
-    app.json.sort_keys = False
-    require_api_key(app)
+def create_app(test_config: dict | None = None) -> Flask:
+    errors = {UnknownStream: 404, SourceFailed: 422, TooManyStreams: 409}
+    app = make_app(__name__, test_config, 64 * 1024, errors)  # a stream's settings, never more
     store = StoreClient(app.config["STORE_URL"], app.config["STORE_TIMEOUT"], app.config["STORE_API_KEY"])
     # Processes start with the first stream, in the worker that serves it, never at import time.
     app.extensions["streams"] = streams = Streams(app.config, store)
     atexit.register(streams.close)
-    register_error_handlers(app, {UnknownStream: 404, SourceFailed: 422, TooManyStreams: 409})
     app.register_blueprint(views.bp)
     app.register_blueprint(web.bp)
-    serve_openapi(app)
     return app

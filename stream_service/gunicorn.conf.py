@@ -1,8 +1,8 @@
 # Gunicorn settings of the stream service. Used as they are by `make run` and docker-compose.yml.
 import signal
 
-from facerec import blas
-from facerec.config import setting
+from facerec.service import blas
+from facerec.service.config import setting
 
 bind = setting("STREAM_BIND")
 # Exactly one worker: it owns the streams, their reader processes and the detection workers

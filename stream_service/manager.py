@@ -14,6 +14,7 @@ kill -9) the pipe closes, the child's next message fails and it leaves: none out
 
 import collections
 import contextlib
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -24,11 +25,13 @@ from multiprocessing.connection import wait
 
 import numpy as np
 
-from facerec.store_api import StoreUnavailable
+from facerec.service.clock import utc_now
+from facerec.service.store_api import StoreUnavailable, face_body
+from facerec.vision.boxes import Box
 
 from . import call, reader, worker
 from .shared_frames import JpegSlots, unlink
-from .tracks import Tracks, utc_now
+from .tracks import Tracks
 
 log = logging.getLogger(__name__)
 
@@ -598,7 +601,11 @@ class Streams:
             for stream, tracks, means, pending in work:
                 try:
                     for track, face in pending:
-                        self.store.add_face(f"{stream.id}:{track.id}:{len(track.descriptors)}:{time.time()}", face)
+                        frame_id = f"{stream.id}:{track.id}:{len(track.descriptors)}:{time.time()}"
+                        body = face_body(
+                            face["descriptor"], Box.from_corners(*face["box"]), face["thumbnail"], face["quality"]
+                        )
+                        self.store.add_faces(hashlib.sha256(frame_id.encode()).hexdigest(), [body])
                     answers = self.store.identify(means) if means else []
                 except StoreUnavailable as e:
                     log.warning("streams: %s", e)

@@ -9,9 +9,10 @@ Pure bookkeeping, no processes and no HTTP: the manager calls it under its lock.
 import itertools
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
+
+from facerec.service.clock import utc_now
 
 MATCH_IOU = 0.2  # a detected box overlapping a followed face's last box this much is that face
 LOST_AFTER = 1.0  # seconds unseen after which a face has left
@@ -34,10 +35,6 @@ def iou(a, b):
 
 def _centre_distance(a, b):
     return ((a[0] + a[2] - b[0] - b[2]) ** 2 + (a[1] + a[3] - b[1] - b[3]) ** 2) ** 0.5 / 2
-
-
-def utc_now():
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass

@@ -9,6 +9,7 @@ import os
 
 import cv2
 
+from facerec.vision.boxes import Box
 from facerec.vision.faces import FRAME_MIN_FACE_PX, FRAME_PROPOSAL_LONG_SIDE, Models, find_frame_faces
 
 from .shared_frames import FrameRing
@@ -75,14 +76,10 @@ def find_faces(models, frame, scale, known, thumbnails=False, private=False):
     height, width = round(frame.shape[0] * scale), round(frame.shape[1] * scale)
 
     def in_frame(box):
-        left, top = box["left"] * scale, box["top"] * scale
-        right, bottom = left + box["width"] * scale, top + box["height"] * scale
-        return max(round(left), 0), max(round(top), 0), min(round(right), width - 1), min(round(bottom), height - 1)
+        left, top, right, bottom = box.scaled(scale).corners()
+        return max(left, 0), max(top, 0), min(right, width - 1), min(bottom, height - 1)
 
-    followed = [
-        {"left": left / scale, "top": top / scale, "width": (right - left) / scale, "height": (bottom - top) / scale}
-        for left, top, right, bottom in known
-    ]
+    followed = [Box.from_corners(*known_box).scaled(1 / scale) for known_box in known]
     threshold = PRIVACY_THRESHOLD if private else 0.0
     faces = []
     for face in find_frame_faces(models, frame, known=followed, threshold=threshold):
@@ -93,7 +90,7 @@ def find_faces(models, frame, scale, known, thumbnails=False, private=False):
     if private:
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         for x, y, w, h, _ in models.proposer.propose(rgb, FRAME_MIN_FACE_PX, FRAME_PROPOSAL_LONG_SIDE):
-            box = in_frame({"left": x, "top": y, "width": w, "height": h})
+            box = in_frame(Box.from_corners(x, y, x + w, y + h))
             if not any(iou(box, face["box"]) > SAME_FACE_IOU for face in faces):
                 faces.append({"box": box, "descriptor": None})
     return faces

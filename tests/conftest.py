@@ -1,51 +1,21 @@
-import io
+"""The fixtures every test module may ask for; the tools they use live in tests/support/."""
+
 import os
-from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from facerec import blas
+from facerec.service import blas
 
 # Before dlib loads OpenBLAS: the tests' own descriptors are compared with the services' bit for bit, so
-# they are computed on the same kernels (facerec/blas.py).
+# they are computed on the same kernels (facerec/service/blas.py).
 os.environ.update(blas.environment())
 
-from facerec.pgcluster import Cluster, Unavailable  # noqa: E402
-from facerec.run import Service, running  # noqa: E402
 from facerec.vision.faces import Models  # noqa: E402
 from store_service import create_app as create_store_app  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("FACEREC_SHARED", REPO.parent / "shared")).resolve()
-FACES = SHARED / "data" / "faces"
-FR_IMAGES = FACES / "face_recognition_test_images"
-
-
-def photo(relative):
-    """The bytes of a real photo under shared/data/faces."""
-    return (FACES / relative).read_bytes()
-
-
-def with_orientation(data, orientation):
-    """The same photo stored turned, with the EXIF orientation that makes it upright again."""
-    # Pillow's transpose methods that undo each orientation, applied in reverse to store it turned.
-    undo = {
-        2: Image.Transpose.FLIP_LEFT_RIGHT,
-        3: Image.Transpose.ROTATE_180,
-        4: Image.Transpose.FLIP_TOP_BOTTOM,
-        5: Image.Transpose.TRANSPOSE,
-        6: Image.Transpose.ROTATE_90,
-        7: Image.Transpose.TRANSVERSE,
-        8: Image.Transpose.ROTATE_270,
-    }
-    image = Image.open(io.BytesIO(data))
-    stored = image.transpose(undo[orientation]) if orientation != 1 else image
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    out = io.BytesIO()
-    stored.save(out, "JPEG", quality=95, exif=exif)
-    return out.getvalue()
+from tests.support.browser import chromium  # noqa: E402
+from tests.support.faces import PEOPLE_MIN_FACE_PX, PEOPLE_PHOTOS, photo  # noqa: E402
+from tests.support.pgcluster import Cluster, Unavailable  # noqa: E402
+from tests.support.services import Service, running, service_env  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -53,15 +23,9 @@ def models():
     return Models()
 
 
-# The engines the store runs on. A module runs its tests on both by overriding `engine`:
-#     @pytest.fixture(params=ENGINES)
-#     def engine(request): return request.param
-ENGINES = ["sqlite", "postgresql"]
-
-
 @pytest.fixture(scope="session")
 def postgres():
-    """A private PostgreSQL cluster for the session (facerec/pgcluster.py). Without PostgreSQL's programs
+    """A private PostgreSQL cluster for the session (tests/support/pgcluster.py). Without PostgreSQL's programs
     the tests that need it skip, except under CI=true, where they fail (make test installs them as root)."""
     try:
         cluster = Cluster()
@@ -94,17 +58,6 @@ def store_app(tmp_path, database_url):
 @pytest.fixture
 def store_client(store_app):
     return store_app.test_client()
-
-
-def service_env(tmp_path_factory, **settings):
-    """The environment services start in: this one, the repository on the path, a fresh data folder,
-    and FACEREC_<name> for each setting."""
-    return dict(
-        os.environ,
-        PYTHONPATH=str(REPO),
-        FACEREC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-        **{f"FACEREC_{name}": str(value) for name, value in settings.items()},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -141,16 +94,6 @@ def keyed_services(tmp_path_factory):
         yield store, detect
 
 
-# People tests: a few labelled photos per person, described once per session (a few seconds of dlib).
-# These web photos are small: their faces are found with MIN_FACE_PX 40 (docs/detection.md).
-PEOPLE_MIN_FACE_PX = 40
-PEOPLE_PHOTOS = {
-    "ben": [f"celeb5/Ben_Afflek/{n}.jpg" for n in (1, 2, 4, 5, 6, 8)],
-    "elton": [f"celeb5/Elton_John/{n}.jpg" for n in (2, 3, 4, 6, 8, 15)],
-    "madonna": [f"celeb5/Madonna/{n}.jpg" for n in (1, 2, 3, 4, 5, 6)],
-}
-
-
 @pytest.fixture(scope="session")
 def people_faces(models):
     """{person: [(photo path, descriptor of the photo's largest face)]}."""
@@ -161,6 +104,25 @@ def people_faces(models):
         described[person] = []
         for path in paths:
             _, faces = analyse_photo(models, photo(path), PEOPLE_MIN_FACE_PX)
-            largest = max(faces, key=lambda f: f.box["width"] * f.box["height"])
+            largest = max(faces, key=lambda f: f.box.width * f.box.height)
             described[person].append((path, largest.descriptor))
     return described
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless chromium, one a module (tests/support/browser.py)."""
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """The store and the stream service (two detection workers), as `make run` starts them."""
+    # Two seconds for detection to cover a blurred stream's frames, for a busy machine.
+    env = service_env(tmp_path_factory, STREAM_WORKERS=2, STREAM_PRIVACY_WAIT=2)
+    store = Service("store", env)
+    stream = Service("stream", env)
+    env["FACEREC_STORE_URL"] = store.url
+    with running(store, stream):
+        yield store, stream

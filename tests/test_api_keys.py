@@ -1,12 +1,12 @@
-"""Optional API keys (facerec/auth.py): Flask test clients, then both services for real with keys."""
+"""Optional API keys (facerec/service/auth.py): Flask test clients, then both services for real with keys."""
 
 import pytest
 import requests
-from conftest import photo
 
 from detect_service import create_app as create_detect_app
-from facerec.auth import key_matches, parse_keys
+from facerec.service.auth import key_matches, parse_keys
 from store_service import create_app as create_store_app
+from tests.support.faces import photo
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
 FACE = {"photo_sha256": "f" * 64, "faces": [{"descriptor": [0.05] * 128, "box": BOX}]}
@@ -111,7 +111,7 @@ def test_parse_keys():
 
 
 def test_key_matches_compares_digests():
-    from facerec.auth import digest
+    from facerec.service.auth import digest
 
     digests = [digest("one"), digest("two")]
     assert key_matches("two", digests) and not key_matches("three", digests) and not key_matches("two", [])

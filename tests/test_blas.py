@@ -1,4 +1,4 @@
-"""OpenBLAS's kernels named by the CPU's flags (facerec/blas.py), checked in a real OpenBLAS."""
+"""OpenBLAS's kernels named by the CPU's flags (facerec/service/blas.py), checked in a real OpenBLAS."""
 
 import ctypes
 import ctypes.util
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from facerec import blas
+from facerec.service import blas
 
 
 def test_kernels_follow_the_instruction_flags():

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import REPO, photo
 
-from facerec.config import DEFAULTS
-from facerec.run import SERVICES, Service, command, running
+from facerec.run import SERVICES, command
+from facerec.service.config import DEFAULTS
 from facerec.vision.faces import MODEL_FILES, default_models_dir
 from facerec.vision.proposals import MODEL as PROPOSAL_MODEL
+from tests.support.faces import photo
+from tests.support.services import REPO, Service, running
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
 

@@ -1,9 +1,9 @@
 """The detect service's HTTP edge in-process, for what needs one edge isolated."""
 
 import pytest
-from conftest import photo
 
 from detect_service import create_app
+from tests.support.faces import photo
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import FACES, REPO
 
 from store_service.store import FaceStore
+from tests.support.faces import FACES
+from tests.support.services import REPO
 
 # 218 small real photos (about 130 faces of 100 px or more): enough load to kill things in the middle of.
 LOAD = sorted((FACES / "lfw10").glob("*/*.jpg")) + sorted((FACES / "celeb5").glob("*/*.jp*g"))
@@ -128,10 +129,12 @@ def test_a_backup_taken_while_running_restores_the_live_data(services, tmp_path)
     store, _ = services
     live = os.path.join(store.env["FACEREC_DATA_DIR"], "faces.sqlite3")
     backup = str(tmp_path / "backup.sqlite3")
-    subprocess.run([sys.executable, "-m", "store_service.backup", live, backup], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-m", "store_service.storage.backup", live, backup], cwd=REPO, check=True)
     restored = str(tmp_path / "restored" / "faces.sqlite3")
     os.makedirs(os.path.dirname(restored))
-    subprocess.run([sys.executable, "-m", "store_service.backup", "--restore", backup, restored], cwd=REPO, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "store_service.storage.backup", "--restore", backup, restored], cwd=REPO, check=True
+    )
     query = "SELECT * FROM faces ORDER BY id"
     expected = database(services).execute(query).fetchall()
     assert expected and sqlite3.connect(restored).execute(query).fetchall() == expected
@@ -145,9 +148,9 @@ def test_restore_refuses_while_the_store_runs(services, tmp_path):
     store, _ = services
     live = os.path.join(store.env["FACEREC_DATA_DIR"], "faces.sqlite3")
     backup = str(tmp_path / "backup.sqlite3")
-    subprocess.run([sys.executable, "-m", "store_service.backup", live, backup], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-m", "store_service.storage.backup", live, backup], cwd=REPO, check=True)
     result = subprocess.run(
-        [sys.executable, "-m", "store_service.backup", "--restore", backup, live],
+        [sys.executable, "-m", "store_service.storage.backup", "--restore", backup, live],
         cwd=REPO,
         capture_output=True,
         text=True,

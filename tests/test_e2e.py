@@ -6,8 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import FACES, photo, with_orientation
 from PIL import Image
+
+from tests.support.faces import FACES, photo, with_orientation
 
 OBAMA = "face_recognition_test_images/obama.jpg"
 OBAMA3 = "face_recognition_test_images/obama3.jpg"  # another photo, 0.33 from obama.jpg

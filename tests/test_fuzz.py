@@ -9,12 +9,12 @@ from urllib.parse import quote, urlencode
 
 import numpy as np
 import pytest
-from corpus import good_formats
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from facerec.vision.images import ImageError, decode_image
 from store_service import create_app as create_store_app
+from tests.support.corpus import good_formats
 
 settings.register_profile(
     "brief", max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]

@@ -10,11 +10,20 @@ import time
 import numpy as np
 import pytest
 import requests
-from conftest import REPO
-from corpus import UNDO, face_image, good_formats, hostile, oriented, oriented_as, png_bomb, sixteen_bit_tiff
 
 from facerec.vision.faces import analyse_photo
 from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage, decode_image
+from tests.support.corpus import (
+    UNDO,
+    face_image,
+    good_formats,
+    hostile,
+    oriented,
+    oriented_as,
+    png_bomb,
+    sixteen_bit_tiff,
+)
+from tests.support.services import REPO
 
 STATUS = {UnsupportedImage: 415, ImageTooLarge: 413, ImageError: 422}
 # Where face_recognition puts the face in the half-size Obama photo (455×568): left 175..309, top 71..205.

@@ -5,9 +5,9 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import photo, with_orientation
 from PIL import Image, ImageOps
 
+from facerec.vision.boxes import Box
 from facerec.vision.images import (
     HOG_WINDOW_PX,
     ImageError,
@@ -19,6 +19,7 @@ from facerec.vision.images import (
     upright,
     working_scale,
 )
+from tests.support.faces import photo, with_orientation
 
 ORIENTATIONS = range(1, 9)
 
@@ -75,9 +76,9 @@ def test_box_maps_back_to_the_stored_pixels(orientation):
     stored[10:12, 20:23] = 1
     turned = upright(stored, orientation)
     ys, xs = np.nonzero(turned)
-    box = {"left": xs.min(), "top": ys.min(), "width": xs.max() + 1 - xs.min(), "height": ys.max() + 1 - ys.min()}
+    box = Box(int(xs.min()), int(ys.min()), int(xs.max() + 1 - xs.min()), int(ys.max() + 1 - ys.min()))
     height, width = turned.shape
-    assert box_to_stored(box, orientation, width, height) == {"left": 20, "top": 10, "width": 3, "height": 2}
+    assert box_to_stored(box, orientation, width, height) == Box(20, 10, 3, 2)
 
 
 @pytest.mark.parametrize("orientation", [6, 8, 3])

@@ -3,7 +3,8 @@
 import ast
 
 import pytest
-from conftest import REPO
+
+from tests.support.services import REPO
 
 PACKAGES = sorted(p.parent.name for p in REPO.glob("*/__init__.py") if p.parent.name not in ("tests", "bench"))
 SERVICES = [p for p in PACKAGES if p.endswith("_service")]
@@ -73,7 +74,7 @@ def cycles(edges):
 def test_the_graph_sees_the_packages_and_their_imports():
     edges = graph()
     assert {"facerec", "detect_service", "store_service"} <= set(PACKAGES)
-    assert "store_service.db" in edges["store_service.store"]
+    assert "store_service.storage.db" in edges["store_service.store"]
 
 
 def test_no_module_imports_itself_through_others():
@@ -98,12 +99,53 @@ def test_the_shared_package_imports_no_service():
             assert not {t for t in targets if t.split(".")[0] in SERVICES}, name
 
 
-def test_the_store_database_layer_knows_nothing_above_it():
-    above = {
-        "store_service.store",
-        "store_service.people",
-        "store_service.corrections",
-        "store_service.views",
-        "store_service.people_views",
-    }
-    assert not graph()["store_service.db"] & above
+def layer(name):
+    return name.split(".")[:2]
+
+
+def test_the_store_s_arrows_run_from_http_through_the_core_to_storage():
+    for name, targets in graph().items():
+        if name.startswith("store_service.storage."):
+            assert not {t for t in targets if t.startswith("store_service.") and layer(t) != layer(name)}, name
+        if name.startswith("store_service.people."):
+            assert not {t for t in targets if t.startswith(("store_service.http", "store_service.store"))}, name
+        if name.startswith("store_service.") and not name.startswith("store_service.http"):
+            assert not {t for t in targets if t.startswith("store_service.http")}, name
+
+
+def test_the_vision_library_knows_no_service_and_no_setting():
+    for name, targets in graph().items():
+        if name.startswith("facerec.vision"):
+            assert not {t for t in targets if not t.startswith("facerec.vision")}, name
+
+
+def test_the_service_plumbing_knows_no_client_and_no_service():
+    for name, targets in graph().items():
+        if name.startswith("facerec.service"):
+            assert not {t for t in targets if t.startswith(("facerec.cli", "facerec.run"))}, name
+
+
+def imported_names(path):
+    """Every module name the file at `path` imports, as written (relative imports left out)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.add(node.module)
+    return found
+
+
+def test_product_code_never_imports_the_tests():
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            assert not {m for m in imported_names(path) if m.split(".")[0] == "tests"}, path
+
+
+def test_tests_never_import_another_test_module():
+    """Tests share tools through tests/support/ and fixtures through conftest.py, never through each other."""
+    test_modules = {p.stem for p in (REPO / "tests").glob("*.py")}
+    for path in (REPO / "tests").rglob("*.py"):
+        imported = imported_names(path)
+        assert not {m for m in imported if m.split(".")[0] in test_modules}, path
+        assert not {m for m in imported if m.startswith("tests.") and not m.startswith("tests.support")}, path

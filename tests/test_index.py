@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from store_service.index import Index
+from store_service.storage.index import Index
 
 
 def clustered(n, seed=0):

@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from itertools import combinations
 
 import cv2
@@ -18,11 +17,12 @@ import dlib
 import numpy as np
 import pytest
 import requests
-from conftest import PEOPLE_PHOTOS, REPO, SHARED, photo, service_env, with_orientation
 
-from facerec.cli.ingest import FIRST_WINDOW, Window
+from facerec.cli.ingest import FIRST_WINDOW, InFlightLimit
 from facerec.cli.video import frames
-from facerec.run import Service, running
+from tests.support.faces import PEOPLE_PHOTOS, SHARED, photo, with_orientation
+from tests.support.services import REPO, Service, running, service_env
+from tests.support.waiting import eventually
 
 CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
 # The clip's frames at 1 a second: the first frame at or after each whole second (29.97 frames a second).
@@ -96,7 +96,7 @@ def test_frames_are_sampled_once_a_second_and_found_again_by_time():
 
 
 def test_the_window_widens_while_answers_come_and_narrows_on_a_503():
-    window = Window(most=6)
+    window = InFlightLimit(most=6)
     assert window.limit == FIRST_WINDOW
     for _ in range(3 * FIRST_WINDOW):  # answers taken with every slot in use
         for _ in range(window.limit):
@@ -116,12 +116,12 @@ def test_ingest_killed_half_way_then_run_again_stores_each_photo_and_frame_once(
     first = facerec(
         "ingest", folder, "--json", "--jobs", "1", cwd=work, env=env
     )  # one at a time: a kill lands mid-clip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill -9 once some of the clip's frames are stored, not all
+
+    def some_stored():  # kill -9 once some of the clip's frames are stored, not all
         stored = requests.get(f"{store.url}/photos", params={"source_sha256": clip_sha}, timeout=5).json()["photos"]
-        if len(stored) >= 3 or first.poll() is not None:
-            break
-        time.sleep(0.05)
+        return stored if len(stored) >= 3 or first.poll() is not None else None
+
+    stored = eventually(some_stored, "some of the clip's frames stored", timeout=120, every=0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert 3 <= len(stored) < len(CLIP_TIMES), "the kill was meant to land in the middle of the clip"

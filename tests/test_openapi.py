@@ -2,15 +2,15 @@
 
 import pytest
 import schemathesis
-from conftest import REPO, Service, running
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
 from detect_service import create_app as create_detect_app
-from facerec.auth import HEADER, is_open
-from facerec.openapi import load_spec
+from facerec.service.auth import HEADER, is_open
+from facerec.service.openapi import load_spec
 from store_service import create_app as create_store_app
 from stream_service import create_app as create_stream_app
+from tests.support.services import REPO, Service, running
 
 SPECS = {name: REPO / f"{name}_service" / "openapi.yaml" for name in ("detect", "store", "stream")}
 

@@ -6,10 +6,11 @@ core must give its boxes, landmarks and distance verdicts (../shared/data/face_r
 
 import numpy as np
 import pytest
-from conftest import FR_IMAGES
 
+from facerec.vision.boxes import iou
 from facerec.vision.faces import Models, analyse_photo, find_faces
 from facerec.vision.images import decode_image
+from tests.support.faces import FR_IMAGES
 
 
 def faces_in(models, name, upsample=1):
@@ -19,7 +20,7 @@ def faces_in(models, name, upsample=1):
 
 def css(box):
     """face_recognition's (top, right, bottom, left)."""
-    return box["top"], box["left"] + box["width"], box["top"] + box["height"], box["left"]
+    return box.top, box.right, box.bottom, box.left
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +117,3 @@ def test_the_service_default_keeps_the_verdicts_and_the_boxes_close(models):
         found[name] = faces[0].descriptor
     d = {n: np.linalg.norm(found["obama.jpg"] - found[n]) for n in found}
     assert d["obama2.jpg"] <= 0.6 and d["obama3.jpg"] <= 0.6 and d["biden.jpg"] > 0.6
-
-
-def iou(a, b):
-    ix = max(0, min(a["left"] + a["width"], b["left"] + b["width"]) - max(a["left"], b["left"]))
-    iy = max(0, min(a["top"] + a["height"], b["top"] + b["height"]) - max(a["top"], b["top"]))
-    inter = ix * iy
-    return inter / (a["width"] * a["height"] + b["width"] * b["height"] - inter)

@@ -3,17 +3,17 @@
 import sqlite3
 import sys
 import threading
-import time
 
 import numpy as np
 import psutil
 import pytest
-from test_store import descriptors, near
 
-from store_service import people
-from store_service.db import MIGRATIONS, SCHEMA_VERSION
 from store_service.exceptions import Conflict, NotInPerson
+from store_service.people import placing as people
+from store_service.storage.db import MIGRATIONS, SCHEMA_VERSION
 from store_service.store import FaceStore, face_id
+from tests.support.faces import descriptors, near
+from tests.support.waiting import eventually
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
 
@@ -205,10 +205,7 @@ def slow_recluster(monkeypatch, tmp_path):
 
 
 def started_pid(marker):
-    deadline = time.monotonic() + 30
-    while not (marker.exists() and marker.read_text()):
-        assert time.monotonic() < deadline, "the re-cluster's process did not start"
-        time.sleep(0.05)
+    eventually(lambda: marker.exists() and marker.read_text(), "the re-cluster's process started")
     return int(marker.read_text())
 
 

@@ -4,7 +4,8 @@ engines (real SQLite, real PostgreSQL)."""
 import hashlib
 
 import pytest
-from conftest import ENGINES
+
+from tests.support.services import ENGINES
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
 

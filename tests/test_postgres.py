@@ -2,28 +2,20 @@
 database in this process, each with its own index: real PostgreSQL (conftest's private cluster)."""
 
 import threading
-import time
 
 import psycopg
 import pytest
-from test_store import BOX, descriptors, near
 
-from store_service.db import MIGRATIONS, Database
 from store_service.exceptions import UnknownFace
-from store_service.postgres import FOLLOWER, schema, statement
+from store_service.storage.db import MIGRATIONS, Database
+from store_service.storage.postgres import FOLLOWER, schema, statement
 from store_service.store import FaceStore, face_id
+from tests.support.faces import BOX, descriptors, near
+from tests.support.waiting import eventually
 
 
 def add(store, *vectors, photo="p" * 64):
     return store.add_faces(photo, [{"descriptor": v, "box": BOX} for v in vectors], 0.36, 100)
-
-
-def eventually(check, seconds=5.0):
-    """check() becomes true within `seconds` (the replicas promise one; a busy test machine gets more)."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "not seen in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture

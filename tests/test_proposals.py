@@ -4,17 +4,18 @@ and real video frames."""
 import cv2
 import numpy as np
 import pytest
-from conftest import FACES, photo
 
+from facerec.vision.boxes import Box, iou
 from facerec.vision.faces import analyse_photo, find_frame_faces, find_proposed_faces
 from facerec.vision.images import decode_image, face_floor
+from tests.support.faces import FACES, photo
 
 # A face found by both detectors: boxes overlapping at IoU >= 0.5 (the benchmark's "same face"), and
 # descriptors within 0.2 (the windows' image pyramids differ from the whole scan's, so boxes and
 # descriptors move a little: 0.03-0.17 on these photos; 0.6 separates people).
 SAME_FACE_IOU = 0.5
 SAME_FACE_DISTANCE = 0.2
-SERVICE = {"min_face_px": 100, "small_face_px": 40}  # the service's defaults (facerec/config.py)
+SERVICE = {"min_face_px": 100, "small_face_px": 40}  # the service's defaults (facerec/service/config.py)
 
 AGREEMENT_PHOTOS = [
     "fr_examples/obama/obama-1080p.jpg",  # 1080p
@@ -31,15 +32,8 @@ def faces_of(models, data, detector, **settings):
     return analyse_photo(models, data, detector=detector, **{**SERVICE, **settings})[1]
 
 
-def iou(a, b):
-    w = max(0, min(a["left"] + a["width"], b["left"] + b["width"]) - max(a["left"], b["left"]))
-    h = max(0, min(a["top"] + a["height"], b["top"] + b["height"]) - max(a["top"], b["top"]))
-    inter = w * h
-    return inter / (a["width"] * a["height"] + b["width"] * b["height"] - inter)
-
-
 def inside(x, y, box):
-    return box["left"] <= x <= box["left"] + box["width"] and box["top"] <= y <= box["top"] + box["height"]
+    return box.left <= x <= box.right and box.top <= y <= box.bottom
 
 
 @pytest.mark.parametrize("name", AGREEMENT_PHOTOS)
@@ -59,14 +53,10 @@ def test_a_non_face_yunet_proposes_is_rejected_by_hog(models):
     decoded = decode_image(data, 100, exact=False)
     sx, sy = decoded.scale
     proposed = [(x * sx, y * sy, w * sx, h * sy) for x, y, w, h, _ in models.proposer.propose(decoded.pixels, 100 / sx)]
-    background = [
-        p
-        for p in proposed
-        if inside(p[0] + p[2] / 2, p[1] + p[3] / 2, {"left": 1600, "top": 150, "width": 800, "height": 900})
-    ]
+    background = [p for p in proposed if inside(p[0] + p[2] / 2, p[1] + p[3] / 2, Box(1600, 150, 800, 900))]
     assert background, "YuNet no longer proposes the background figure: pick another photo for this test"
     faces = faces_of(models, data, "proposals")
-    assert len(faces) == 1 and faces[0].box["left"] < 1500  # his face, left of the figure
+    assert len(faces) == 1 and faces[0].box.left < 1500  # his face, left of the figure
     x, y, w, h = background[0]
     assert not any(inside(x + w / 2, y + h / 2, f.box) for f in faces)
 
@@ -77,7 +67,7 @@ def test_a_small_face_yunet_misses_is_found_by_the_whole_scan_of_a_small_photo(m
     data = photo("celeb8/Jennifer_Lawrence/082_2251d7b7.jpg")
     decoded = decode_image(data, 100, small_face_px=40, exact=False)
     windows_only = find_proposed_faces(models, decoded.pixels, decoded.scale, decoded.min_face_px, describe=False)
-    missed = {"left": 85, "top": 42, "width": 43, "height": 44}
+    missed = Box(85, 42, 43, 44)
     assert windows_only is not None and not any(iou(f.box, missed) >= SAME_FACE_IOU for f in windows_only)
     assert any(iou(f.box, missed) >= SAME_FACE_IOU for f in faces_of(models, data, "proposals"))
 
@@ -112,7 +102,7 @@ def test_small_photos_are_searched_for_smaller_faces(width, height, floor):
 def test_a_small_group_photo_yields_its_small_faces(models):
     data = photo("dlib_faces/_unlabeled_group/2007_007763.jpg")  # 500x375, faces of 43-52 px
     small = faces_of(models, data, "proposals")
-    assert len(small) >= 2 and all(f.box["width"] < 100 for f in small)
+    assert len(small) >= 2 and all(f.box.width < 100 for f in small)
     assert faces_of(models, data, "proposals", small_face_px=0) == []  # the original's 100 px cut
 
 
@@ -137,7 +127,7 @@ def test_frame_faces_are_described_like_the_same_frame_as_a_photo(models, frames
         faces = find_frame_faces(models, frame)
         as_photo = analyse_photo(models, cv2.imencode(".png", frame)[1].tobytes(), 40, detector="hog")[1]
         for face in faces:
-            assert 0 <= face.box["left"] and face.box["left"] + face.box["width"] <= frame.shape[1]
+            assert 0 <= face.box.left and face.box.left + face.box.width <= frame.shape[1]
             twins = [f for f in as_photo if iou(f.box, face.box) >= SAME_FACE_IOU]
             if twins:  # a face both find is the same face, described alike
                 assert np.linalg.norm(twins[0].descriptor - face.descriptor) <= SAME_FACE_DISTANCE
@@ -176,7 +166,7 @@ def test_hog_does_not_look_again_at_a_known_face(models):
     or falls into shadow) is followed without HOG's look."""
     frame = clip_frames([60])[60]
     x, y, w, h, _ = models.proposer.propose(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 40, 0)[0]
-    face = {"left": round(x), "top": round(y), "width": round(w), "height": round(h)}
+    face = Box(round(x), round(y), round(w), round(h))
     assert find_frame_faces(models, frame) == []
     followed = [f for f in find_frame_faces(models, frame, known=[face]) if iou(f.box, face) >= SAME_FACE_IOU]
     assert len(followed) == 1 and followed[0].descriptor is None
@@ -191,7 +181,7 @@ def test_a_photo_stored_by_the_whole_scan_keeps_its_ids_when_posted_again(models
     sha256 = decode_image(data).sha256
 
     def post(store, faces):
-        return store.add_faces(sha256, [{"descriptor": f.descriptor, "box": f.box} for f in faces], 0.36, 100)
+        return store.add_faces(sha256, [{"descriptor": f.descriptor, "box": f.box.to_json()} for f in faces], 0.36, 100)
 
     store = FaceStore(str(tmp_path / "faces.sqlite3"))
     try:

@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 import requests
-from balancer import balancer
-from conftest import PEOPLE_MIN_FACE_PX, PEOPLE_PHOTOS, REPO, photo
-from test_store import BOX, descriptors, near
 
-from facerec.run import Service, running
+from tests.support.balancer import balancer
+from tests.support.faces import BOX, PEOPLE_MIN_FACE_PX, PEOPLE_PHOTOS, descriptors, near, photo
+from tests.support.services import REPO, Service, running
+from tests.support.waiting import eventually
 
 PHOTOS = [path for paths in PEOPLE_PHOTOS.values() for path in paths[:4]]  # a face of at least 40 px each
 SEEN_WITHIN = 5  # seconds: the replicas promise one; this shared test machine gets some slack
@@ -111,10 +111,7 @@ def test_a_replica_killed_mid_ingest_loses_nothing_acknowledged_and_catches_up(d
             errors.append(e)
 
     def until(n):
-        deadline = time.monotonic() + 60
-        while len(acknowledged) < n and not errors:
-            assert time.monotonic() < deadline, "ingest stalled"
-            time.sleep(0.02)
+        eventually(lambda: len(acknowledged) >= n or errors, f"{n} faces acknowledged", every=0.02)
 
     writers = [threading.Thread(target=ingest, args=(seed,)) for seed in (21, 22)]
     for w in writers:

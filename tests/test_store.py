@@ -6,24 +6,10 @@ import sqlite3
 import numpy as np
 import pytest
 
-from store_service.db import MIGRATIONS, SCHEMA_VERSION
 from store_service.exceptions import InvalidFace, UnknownFace
+from store_service.storage.db import MIGRATIONS, SCHEMA_VERSION
 from store_service.store import FaceStore, canonical, face_id
-
-BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
-
-
-def descriptors(n, seed=0):
-    # dlib descriptors are about 1.4 long; these random ones are too, and far apart from each other.
-    rng = np.random.default_rng(seed)
-    v = rng.normal(size=(n, 128)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True) * 1.4
-
-
-def near(v, distance, seed=1):
-    """A descriptor exactly `distance` (to float32 precision) away from v."""
-    step = np.random.default_rng(seed).normal(size=128)
-    return (v + step / np.linalg.norm(step) * distance).astype(np.float32)
+from tests.support.faces import BOX, descriptors, near
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """The store's HTTP edge (Flask test client), on both engines: a real SQLite file and a real PostgreSQL database."""
 
 import pytest
-from conftest import ENGINES
-from test_store import BOX, descriptors, near
+
+from tests.support.faces import BOX, descriptors, near
+from tests.support.services import ENGINES
 
 
 @pytest.fixture(params=ENGINES)

@@ -18,16 +18,17 @@ import numpy as np
 import psutil
 import pytest
 import requests
-from conftest import REPO, SHARED, Service, running, service_env
-from test_web import SCREENSHOTS, browser  # noqa: F401  (browser: the fixture, Debian's chromium)
 
 from facerec.vision.faces import find_faces
 from stream_service.reader import COLOURS
 from stream_service.tracks import iou
+from tests.support.browser import SCREENSHOTS
+from tests.support.faces import CLIP
+from tests.support.frames import boxes_in, sharpness
+from tests.support.services import REPO, Service, running
+from tests.support.waiting import WAIT, eventually
 
-CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
 SHM = Path("/dev/shm")
-WAIT = 60  # seconds: generous, for a busy two-core machine; the tests check behaviour, not speed
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +41,6 @@ def clip_frames():
         if not ok:
             return frames
         frames.append(frame)
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    """The store and the stream service (two detection workers), as `make run` starts them."""
-    # Two seconds for detection to cover a blurred stream's frames, for a busy machine.
-    env = service_env(tmp_path_factory, STREAM_WORKERS=2, STREAM_PRIVACY_WAIT=2)
-    store = Service("store", env)
-    stream = Service("stream", env)
-    env["FACEREC_STORE_URL"] = store.url
-    with running(store, stream):
-        yield store, stream
 
 
 def start(service, **body):
@@ -93,25 +82,6 @@ def state(service, stream):
     return requests.get(f"{service.url}/streams/{stream['id']}", timeout=10).json()
 
 
-def wait_for(predicate, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
-def boxes_in(models, frame):
-    """(left, top, right, bottom) of each face dlib finds in a frame, as the service looks for them
-    (640 px wide, upsample 0)."""
-    return [
-        (max(r.left(), 0), max(r.top(), 0), r.right(), r.bottom())
-        for r in models.detector(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 0)
-    ]
-
-
 # What JPEG (quality 80) leaves of detail in a blurred face: 2 to 3.4 (the Laplacian's variance) on the
 # clip's dark audience faces, whose own detail is only about 14. Without it those, well blurred, measure
 # up to 0.24 as sharp as their source, against 0.25 allowed.
@@ -134,17 +104,6 @@ def faces_in(models, frame, index):
             if score >= CONFIDENT and not any(iou(box, other) > 0.3 for other in found):
                 found.append(box)
     return found
-
-
-def sharpness(image, box):
-    left, top, right, bottom = box
-    if box != (0, 0, 640, 360):
-        # The face's middle (eyes, nose, mouth): a box's rim may hold where a blurred area ends, a sharp
-        # edge that says nothing of the face, and YuNet's boxes reach up into the hair.
-        dx, dy = (right - left) // 5, (bottom - top) // 5
-        left, top, right, bottom = left + dx, top + dy, right - dx, bottom - dy
-    grey = cv2.cvtColor(image[top:bottom, left:right], cv2.COLOR_BGR2GRAY)
-    return cv2.Laplacian(grey, cv2.CV_64F).var()
 
 
 def test_mjpeg_frames_are_jpegs_with_boxes_on_the_faces(live, models, clip_frames):
@@ -206,7 +165,7 @@ def test_blur_unknown_leaves_no_unknown_face_sharp(live, models, clip_frames):
 
 def descriptor_of(models, frame):
     faces = find_faces(models, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    return max(faces, key=lambda f: f.box["width"]).descriptor
+    return max(faces, key=lambda f: f.box.width).descriptor
 
 
 @pytest.fixture(scope="module")
@@ -233,14 +192,14 @@ def test_a_person_named_in_the_store_is_named_on_the_video(live, performer):
     store, service = live
     stream = start(service, loop=True)
     try:
-        seen = wait_for(
+        seen = eventually(
             lambda: [f for f in state(service, stream)["faces"] if f["person"] == performer],
             "the performer recognised as the store's person",
         )
         assert seen[0]["name"] is None
         named = time.monotonic()
         assert requests.patch(f"{store.url}/people/{performer}", json={"name": "Lin-Manuel"}, timeout=10).ok
-        wait_for(
+        eventually(
             lambda: any(f["name"] == "Lin-Manuel" for f in state(service, stream)["faces"]), "the name on the video"
         )
         # The video is looked up again every STREAM_IDENTIFY_EVERY (0.5 s): the name shows within a second
@@ -267,7 +226,7 @@ def test_a_source_that_does_not_open_is_refused_and_leaves_nothing(live, tmp_pat
         response = requests.post(f"{service.url}/streams", json={"source": source}, timeout=WAIT)
         assert response.status_code == 422 and response.json()["status"] == 422, source
     assert requests.get(f"{service.url}/streams", timeout=10).json()["streams"] == []
-    wait_for(
+    eventually(
         lambda: requests.get(f"{service.url}/health", timeout=10).json()["readers"] == before["readers"],
         "no reader left",
     )
@@ -284,14 +243,14 @@ def test_a_stream_that_ends_says_so_and_its_reader_is_gone(live, clip_frames, tm
     writer.release()
     stream = start(service, source=path)
     reader = requests.get(f"{service.url}/health", timeout=10).json()["readers"]
-    ended = wait_for(lambda: (s := state(service, stream))["state"] == "ended" and s, "the end of the file")
+    ended = eventually(lambda: (s := state(service, stream))["state"] == "ended" and s, "the end of the file")
     assert ended["message"] == "the file ended"
     assert [s["state"] for s in requests.get(f"{service.url}/streams", timeout=10).json()["streams"]] == ["ended"]
-    wait_for(
+    eventually(
         lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in reader),
         "the reader gone",
     )
-    wait_for(lambda: not list(SHM.glob(f"facerec-*-{stream['id']}-*")), "its shared memory unlinked")
+    eventually(lambda: not list(SHM.glob(f"facerec-*-{stream['id']}-*")), "its shared memory unlinked")
     assert parts(service, stream, 1) == []  # the video of an ended stream is empty, not hanging
     stop(service, stream)
 
@@ -322,12 +281,12 @@ def test_a_camera_that_disappears_is_failed(live, clip_frames):
     threading.Thread(target=camera.serve_forever, daemon=True).start()
     try:
         stream = start(service, source=f"http://127.0.0.1:{camera.server_port}/")
-        failed = wait_for(lambda: (s := state(service, stream))["state"] == "failed" and s, "the camera gone")
+        failed = eventually(lambda: (s := state(service, stream))["state"] == "failed" and s, "the camera gone")
     finally:
         camera.shutdown()
         camera.server_close()
     assert failed["message"] == "the source stopped sending frames"
-    wait_for(lambda: not list(SHM.glob(f"facerec-*-{stream['id']}-*")), "its shared memory unlinked")
+    eventually(lambda: not list(SHM.glob(f"facerec-*-{stream['id']}-*")), "its shared memory unlinked")
     stop(service, stream)
 
 
@@ -338,7 +297,7 @@ def test_a_worker_killed_with_sigkill_is_replaced_and_the_stream_goes_on(live):
         health = requests.get(f"{service.url}/health", timeout=10).json()
         victim = health["workers"][0]
         os.kill(victim, signal.SIGKILL)
-        wait_for(
+        eventually(
             lambda: (
                 (h := requests.get(f"{service.url}/health", timeout=10).json())["worker_restarts"]
                 > health["worker_restarts"]
@@ -348,7 +307,7 @@ def test_a_worker_killed_with_sigkill_is_replaced_and_the_stream_goes_on(live):
             "a new worker in its place",
         )
         assert len(parts(service, stream, 30)) == 30
-        wait_for(lambda: state(service, stream)["detection_fps"] > 0, "detection going on")
+        eventually(lambda: state(service, stream)["detection_fps"] > 0, "detection going on")
         assert state(service, stream)["state"] == "playing"
     finally:
         stop(service, stream)
@@ -375,8 +334,8 @@ def test_no_process_or_shared_memory_outlives_the_service(tmp_path):
         orphans = worker.children(recursive=True)
         assert len(orphans) >= 2  # the reader and the detection worker (and multiprocessing's tracker)
         worker.kill()
-        wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans), "no orphan")
-        wait_for(lambda: not list(SHM.glob(f"facerec-{worker.pid}-*")), "the orphans' shared memory unlinked")
+        eventually(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans), "no orphan")
+        eventually(lambda: not list(SHM.glob(f"facerec-{worker.pid}-*")), "the orphans' shared memory unlinked")
         # gunicorn starts a new worker; a stream on it, then a plain stop (SIGTERM) of the service.
         service.wait_ready()
         stream = start(service, loop=True)
@@ -388,7 +347,7 @@ def test_no_process_or_shared_memory_outlives_the_service(tmp_path):
     assert not list(SHM.glob(f"facerec-*-{stream['id']}-*"))  # its own: other services may run beside it
 
 
-def test_the_live_page_plays_a_named_stream(live, browser, performer):  # noqa: F811 (the fixture)
+def test_the_live_page_plays_a_named_stream(live, browser, performer):
     store, service = live
     assert requests.patch(f"{store.url}/people/{performer}", json={"name": "Lin-Manuel"}, timeout=10).ok
     stream = start(service, loop=True, name="Hamilton")
@@ -401,9 +360,9 @@ def test_the_live_page_plays_a_named_stream(live, browser, performer):  # noqa: 
         page.wait_for_selector(".events li:has-text('Lin-Manuel')")
         # It plays: the picture changes; and a screenshot shows a box in the colour of a named person.
         first = video.screenshot()
-        wait_for(lambda: video.screenshot() != first, "the video moving")
+        eventually(lambda: video.screenshot() != first, "the video moving")
         named = np.array(COLOURS["named"])
-        shot = wait_for(
+        shot = eventually(
             lambda: (
                 (p := video.screenshot())
                 and (
@@ -429,8 +388,10 @@ def test_with_store_true_the_stream_s_faces_become_a_person_of_the_store(tmp_pat
     env["FACEREC_STORE_URL"] = store.url
     with running(store, service):
         stream = start(service, loop=True, store=True)
-        people = wait_for(lambda: requests.get(f"{store.url}/people", timeout=10).json()["people"], "a person stored")
+        people = eventually(lambda: requests.get(f"{store.url}/people", timeout=10).json()["people"], "a person stored")
         face = requests.get(f"{store.url}/people/{people[0]['id']}", timeout=10).json()["faces"][0]
         thumbnail = requests.get(f"{store.url}/faces/{face['id']}/thumbnail.jpg", timeout=10)
         assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
-        wait_for(lambda: any(f["person"] for f in state(service, stream)["faces"]), "the face named by its new person")
+        eventually(
+            lambda: any(f["person"] for f in state(service, stream)["faces"]), "the face named by its new person"
+        )

@@ -9,7 +9,8 @@ sqrt((0.4 - x)^2 + y^2) from A and sqrt((0.4 + x)^2 + y^2) from B: the open-set 
 import numpy as np
 import pytest
 import requests
-from conftest import Service, running, service_env
+
+from tests.support.services import Service, running, service_env
 
 HALF_APART = 0.4
 

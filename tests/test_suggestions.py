@@ -3,9 +3,9 @@ through re-clusters and restarts, and every face of a photo. The store app's rou
 test client, real descriptors, on both engines (real SQLite, real PostgreSQL)."""
 
 import pytest
-from conftest import ENGINES
 
 from store_service import create_app
+from tests.support.services import ENGINES
 
 BOX = {"left": 10, "top": 20, "width": 100, "height": 110}
 NO_FACE = "0" * 64

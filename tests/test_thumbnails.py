@@ -7,15 +7,14 @@ import sqlite3
 import cv2
 import numpy as np
 import pytest
-from conftest import photo
 from PIL import Image
-from test_store import BOX, descriptors
 
-from facerec.config import THUMBNAIL_MAX_BYTES
+from facerec.service import config
 from facerec.vision.faces import analyse_photo
-from facerec.vision.thumbnails import SIZE_PX, encode_jpeg, frontal_score
+from facerec.vision.thumbnails import SIZE_PX, THUMBNAIL_MAX_BYTES, encode_jpeg, frontal_score
 from store_service.exceptions import InvalidFace, NoThumbnail, UnknownFace
 from store_service.store import FaceStore
+from tests.support.faces import BOX, descriptors, photo
 
 OBAMA = "face_recognition_test_images/obama.jpg"
 
@@ -28,6 +27,10 @@ def jpeg(data):
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+def test_the_library_makes_no_thumbnail_the_store_would_refuse():
+    assert THUMBNAIL_MAX_BYTES == config.THUMBNAIL_MAX_BYTES
 
 
 @pytest.mark.parametrize("relative", [OBAMA, "face_recognition_test_images/biden.jpg"])

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 
 import pytest
 import requests
-from conftest import FACES, REPO
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/install-chromium.sh); Playwright downloads none
-SCREENSHOTS = REPO / "tests" / "screenshots"
+from tests.support.browser import SCREENSHOTS
+from tests.support.faces import FACES
+
 # Photos of three people, several each, so that each person's faces make a person of their own.
 PHOTOS = {
     "obama": ["fr_examples/obama/obama.jpg", "fr_examples/obama/obama2.jpg", "fr_examples/obama/obama3.jpg"],
@@ -23,21 +23,6 @@ PHOTOS = {
     "kit": ["fr_examples/kit_harington/john1.jpeg", "fr_examples/kit_harington/john2.jpeg"],
 }
 TIMEOUT_MS = 60_000  # one photo through dlib on a busy two-core machine takes seconds, not a minute
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        message = f"no {CHROMIUM}: run scripts/install-chromium.sh as root (Debian's chromium package)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)  # CI must run the browser test, never pass without it
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
 
 
 @contextmanager

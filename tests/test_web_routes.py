@@ -4,11 +4,11 @@ import base64
 
 import numpy as np
 import pytest
-from test_store import BOX, descriptors
 
 from detect_service import create_app as create_detect_app
 from facerec.vision.thumbnails import SIZE_PX, encode_jpeg
 from store_service import create_app as create_store_app
+from tests.support.faces import BOX, descriptors
 
 PAGE_ORIGIN = "http://127.0.0.1:5001"  # the store's page at its default address (CORS_ORIGINS)
 THUMBNAIL = encode_jpeg(np.full((SIZE_PX, SIZE_PX, 3), 128, np.uint8))
@@ -118,7 +118,7 @@ def test_a_plain_options_request_still_needs_a_key(detect_client):
 
 
 def test_cors_origins_as_a_string_or_a_list():
-    from facerec.cors import parse_origins
+    from facerec.service.cors import parse_origins
 
     assert (
         parse_origins("http://a:1, http://b:2")

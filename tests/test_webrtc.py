@@ -15,14 +15,14 @@ import numpy as np
 import psutil
 import pytest
 import requests
-import test_stream
-from conftest import Service, running, service_env
-from test_stream import CLIP, WAIT, boxes_in, sharpness, wait_for
-from test_web import CHROMIUM, SCREENSHOTS
 
 from stream_service.reader import COLOURS
+from tests.support.browser import CHROMIUM, SCREENSHOTS
+from tests.support.faces import CLIP
+from tests.support.frames import boxes_in, sharpness
+from tests.support.services import Service, running, service_env
+from tests.support.waiting import WAIT, eventually
 
-live = test_stream.live  # the store and the stream service, as make run starts them (for this module)
 FIRST, LAST = 120, 209  # one shot of the clip, a face in every frame
 
 GRAB = """() => {
@@ -158,7 +158,7 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             return len(found) >= 3
 
         SCREENSHOTS.mkdir(exist_ok=True)
-        wait_for(a_boxed_face, "three frames back from the call with a box on the face")
+        eventually(a_boxed_face, "three frames back from the call with a box on the face")
         listed = requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()
         # The browser sends 640x360, or less while its bandwidth estimate grows or its CPU is short.
         assert listed["state"] == "playing" and listed["fps"] > 0 and listed["width"] <= 640
@@ -167,11 +167,10 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
 
         # Switched live on the page: the same call now blurs every unknown face (nobody is named here).
         page.select_option("#call-filter", "blur-unknown")
-        wait_for(
+        eventually(
             lambda: requests.get(f"{service.url}/streams/{call['id']}", timeout=10).json()["filter"] == "blur-unknown",
             "the filter switched",
         )
-        time.sleep(1)  # frames drawn before the switch have left
         clip_tiny = [tiny(f) for f in frames]
         faces_of = {}  # a clip frame's index -> the faces dlib finds in it
         counts = {"blurred": 0, "faces_only": 0}
@@ -188,7 +187,10 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             clip = cv2.resize(frames[k], (width, height), interpolation=cv2.INTER_AREA)
             for face in faces_of[k]:
                 box = [round(v * width / 640) for v in face]
-                assert sharpness(picture, box) < 0.25 * sharpness(clip, box), (k, box)
+                sharp = sharpness(picture, box) >= 0.25 * sharpness(clip, box)
+                if sharp and not counts["blurred"]:
+                    return False  # a frame drawn before the switch, still on its way or in the jitter buffer
+                assert not sharp, (k, box)  # frames come in order: once one is blurred, every later one is
                 counts["blurred"] += 1
             # The faces only, not the whole frame (what a frame that no detection covered in time gets,
             # often on a busy machine: so one such frame is asked for, not many).
@@ -198,12 +200,14 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
                 cv2.imwrite(str(SCREENSHOTS / "call-blurred.png"), picture)
             return counts["blurred"] >= 5 and counts["faces_only"] >= 1
 
-        wait_for(faces_blurred, "frames with the faces blurred, and one with the rest sharp")
+        eventually(faces_blurred, "frames with the faces blurred, and one with the rest sharp")
     finally:
         page.close()
     # Closing the tab ends the call: it leaves the list, and its process is gone.
-    wait_for(lambda: not calls(service), "the call gone from GET /streams after the tab closed")
-    wait_for(lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone")
+    eventually(lambda: not calls(service), "the call gone from GET /streams after the tab closed")
+    eventually(
+        lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone"
+    )
 
 
 def cpu_seconds():
@@ -237,8 +241,7 @@ def test_three_calls_at_once_each_get_video_back_above_10_fps(live, camera_brows
             pages[-1].evaluate(COUNT_SHOWN)
         assert len(calls(service)) == 3
         # Steady: each page has shown frames for a while (the browsers' bandwidth estimates grow meanwhile).
-        wait_for(lambda: all(p.evaluate("window.framesShown") > 30 for p in pages), "every call's video playing")
-        time.sleep(2)
+        eventually(lambda: all(p.evaluate("window.framesShown") > 90 for p in pages), "every call's video playing")
         shown = [p.evaluate("window.framesShown") for p in pages]
         began, cpu = time.monotonic(), cpu_seconds()
         time.sleep(10)
@@ -253,7 +256,7 @@ def test_three_calls_at_once_each_get_video_back_above_10_fps(live, camera_brows
     finally:
         for page in pages:
             page.close()
-    wait_for(lambda: not calls(service), "every call gone after their tabs closed")
+    eventually(lambda: not calls(service), "every call gone after their tabs closed")
 
 
 @pytest.fixture(scope="module")
@@ -291,11 +294,12 @@ def test_with_a_certificate_and_key_the_service_speaks_https(tmp_path, monkeypat
     import ipaddress
     import os
 
-    from conftest import REPO
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
+
+    from tests.support.services import REPO
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "facerec test")])
@@ -338,7 +342,7 @@ def firefox():
     import os
     import shutil
 
-    from firefox import FIREFOX, Firefox
+    from tests.support.firefox import FIREFOX, Firefox
 
     if not shutil.which(FIREFOX):
         message = f"no {FIREFOX}: run scripts/install-firefox.sh as root (Debian's firefox-esr package)"
@@ -382,5 +386,7 @@ def test_in_firefox_the_call_connects_its_video_comes_back_and_closing_frees_it(
         assert white_pixels(corners["back"]) > 20 and white_pixels(corners["camera"]) == 0, corners
     finally:
         tab.close()
-    wait_for(lambda: not calls(service), "the Firefox call gone from GET /streams after the tab closed")
-    wait_for(lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone")
+    eventually(lambda: not calls(service), "the Firefox call gone from GET /streams after the tab closed")
+    eventually(
+        lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone"
+    )

@@ -10,10 +10,10 @@ import sys
 from tqdm import tqdm
 
 from .export import export
-from .http import Service, Unreachable
+from .http import ServiceClient, Unreachable
 from .ingest import Ingest, find_files, json_line, summary
 
-# make run's addresses (facerec/config.py's DETECT_BIND and STORE_BIND).
+# make run's addresses (facerec/service/config.py's DETECT_BIND and STORE_BIND).
 DETECT_URL, STORE_URL = "http://127.0.0.1:5000", "http://127.0.0.1:5001"
 
 
@@ -63,7 +63,7 @@ def positive(text):
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    store = Service(args.store, args.api_key)
+    store = ServiceClient(args.store, args.api_key)
     bar = None
     if sys.stderr.isatty():
         bar = tqdm(total=0, unit="photo" if args.command == "ingest" else "face", dynamic_ncols=True)
@@ -92,7 +92,7 @@ def unready(*services):
 
 
 def run_ingest(args, store, bar):
-    detect = Service(args.detect, args.api_key)
+    detect = ServiceClient(args.detect, args.api_key)
     if unready(detect, store):
         return 2
     files = find_files(args.paths)

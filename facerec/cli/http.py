@@ -34,7 +34,7 @@ class Busy(Exception):
         self.wait = wait
 
 
-class Service:
+class ServiceClient:
     """One service at `url`, shared by the CLI's threads (each has its own connection pool)."""
 
     def __init__(self, url, api_key=None):

@@ -2,7 +2,7 @@
 
 The main thread walks the files, hashes each, asks the store what it already holds (a photo by its
 SHA-256, a video frame by the video's SHA-256 and the frame's time) and queues the rest; sender
-threads post them to the detect service, as many at once as it takes (`Window`). Whatever is killed
+threads post them to the detect service, as many at once as it takes (`InFlightLimit`). Whatever is killed
 when, a run started again skips what the store holds and sends the rest: nothing twice, nothing lost.
 """
 
@@ -76,7 +76,7 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-class Window:
+class InFlightLimit:
     """How many requests may be in flight: one more after a window's worth of answers taken at the
     limit, one fewer on each 503. It settles where every worker of the service has work waiting."""
 
@@ -110,7 +110,7 @@ class Ingest:
     def __init__(self, detect, store, fps=1.0, jobs=32, report=None, progress=None):
         self.detect, self.store, self.fps = detect, store, fps
         self.report, self.progress = report, progress
-        self.window = Window(jobs)
+        self.window = InFlightLimit(jobs)
         self.queue = queue.Queue(maxsize=jobs)  # read but not yet sent: memory stays bounded
         self.lock = threading.Lock()
         self.seen = {}  # sha256 -> path, this run

@@ -8,6 +8,7 @@ import cv2
 import dlib
 import numpy as np
 
+from .boxes import Box, iou
 from .images import (
     HOG_WINDOW_PX,
     MAX_IMAGE_PIXELS,
@@ -31,7 +32,7 @@ MODEL_FILES = {
 
 @dataclass
 class Face:
-    box: dict  # upright, full-resolution pixels, clamped to the photo
+    box: Box  # upright, full-resolution pixels, clamped to the photo
     landmarks: list  # [[x, y], ...] upright, full-resolution pixels
     descriptor: np.ndarray  # 128 float32; None when not described (find_frame_faces)
     thumbnail: bytes  # a small aligned JPEG of the face (thumbnails.py); None when not described
@@ -129,14 +130,14 @@ def find_frame_faces(
     bgr_frame: np.ndarray,
     min_face_px: float = FRAME_MIN_FACE_PX,
     describe: bool = True,
-    known: list[dict] = (),
+    known: list[Box] = (),
     threshold: float = 0.0,
 ) -> list[Face]:
     """Every face of `min_face_px` or more in one video frame: a BGR uint8 array, as OpenCV's
     VideoCapture gives it. Boxes and landmarks are in the frame's pixels.
 
     Nothing a photo needs and a frame does not: no header, EXIF or hash. `describe` False leaves
-    descriptor, thumbnail and quality None. `known`: the boxes (as Face.box) of faces the caller follows,
+    descriptor, thumbnail and quality None. `known`: the boxes of faces the caller follows,
     found in the frame before. A face overlapping one of them (IoU over KNOWN_IOU) is that face: it is
     not described again, and where YuNet proposes it HOG does not look again (HOG confirmed it when it
     appeared), so its box is YuNet's, set to dlib's proportions. `threshold` is added to HOG's: below 0
@@ -163,7 +164,7 @@ def find_faces(
     scale: tuple[float, float] = (1.0, 1.0),
     min_face_px: float = 0,
     describe: bool = True,
-    known: list[dict] = (),
+    known: list[Box] = (),
     threshold: float = 0.0,
 ) -> list[Face]:
     """Every face in `pixels` (upright RGB) by HOG's whole scan (`threshold` added to HOG's), described
@@ -220,7 +221,7 @@ def find_proposed_faces(
     faces, boxes = [], []
     for rect, image, to_photo in found:
         box = to_photo.box(rect)
-        if all(_iou(box, other) < 0.5 for other in boxes):  # two proposals of one face
+        if all(iou(box, other) < 0.5 for other in boxes):  # two proposals of one face
             boxes.append(box)
             shape = models.predictor(image, rect)
             new = describe and not _is_known(box, known)
@@ -238,7 +239,7 @@ def _dlib_rect(proposal):
 
 
 def _is_known(box, known):
-    return any(_iou(box, other) > KNOWN_IOU for other in known)
+    return any(iou(box, other) > KNOWN_IOU for other in known)
 
 
 @dataclass
@@ -318,7 +319,7 @@ class Placement:
         top = max(self.top + rect.top() * self.sy, 0)
         right = min(self.left + rect.right() * self.sx, self.width)
         bottom = min(self.top + rect.bottom() * self.sy, self.height)
-        return {"left": round(left), "top": round(top), "width": round(right - left), "height": round(bottom - top)}
+        return Box(round(left), round(top), round(right - left), round(bottom - top))
 
     def point(self, p):
         return [round(self.left + p.x * self.sx), round(self.top + p.y * self.sy)]
@@ -331,10 +332,3 @@ def _face(pixels, rect, shape, descriptor, to_photo):
         thumbnail, quality = face_thumbnail(pixels, shape, to_photo.side(rect))
         descriptor = np.asarray(descriptor, dtype=np.float32)
     return Face(to_photo.box(rect), [to_photo.point(p) for p in shape.parts()], descriptor, thumbnail, quality)
-
-
-def _iou(a, b):
-    w = max(0, min(a["left"] + a["width"], b["left"] + b["width"]) - max(a["left"], b["left"]))
-    h = max(0, min(a["top"] + a["height"], b["top"] + b["height"]) - max(a["top"], b["top"]))
-    inter = w * h
-    return inter / (a["width"] * a["height"] + b["width"] * b["height"] - inter) if inter else 0.0

@@ -15,11 +15,14 @@ import numpy as np
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
-from facerec.config import DEFAULTS, setting
+from .boxes import Box
 
-MAX_IMAGE_PIXELS = DEFAULTS["MAX_IMAGE_PIXELS"]
-# OpenCV reads its pixel ceiling once, at import: a second guard behind the header check below.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(setting("MAX_IMAGE_PIXELS")))
+# The most pixels a photo may have unless the caller says otherwise (the detect service passes its
+# MAX_IMAGE_PIXELS setting, whose default this is).
+MAX_IMAGE_PIXELS = 64_000_000
+# OpenCV reads its pixel ceiling once, at import: a second guard behind the header check below. The
+# detect service sets it from its setting before this module is imported (detect_service/gunicorn.conf.py).
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
 import cv2  # noqa: E402
 
 # Pixel counts are checked against MAX_IMAGE_PIXELS in decode_image, with a clearer message.
@@ -285,16 +288,16 @@ def upright(pixels, orientation):
     return _TURN_PIXELS[orientation](pixels)
 
 
-def box_to_stored(box: dict, orientation: int, upright_w: int, upright_h: int) -> dict:
-    """Map an upright full-resolution box {left, top, width, height} back into stored pixels."""
+def box_to_stored(box: Box, orientation: int, upright_w: int, upright_h: int) -> Box:
+    """Map an upright full-resolution box back into stored pixels."""
     # The inverse of each map above: find the stored corner that lands on each upright corner.
     inverse = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}[orientation]
     xs, ys = zip(
         *(
             _TO_UPRIGHT[inverse](x, y, upright_w, upright_h)
-            for x in (box["left"], box["left"] + box["width"])
-            for y in (box["top"], box["top"] + box["height"])
+            for x in (box.left, box.right)
+            for y in (box.top, box.bottom)
         )
     )
     left, top = min(xs), min(ys)
-    return {"left": left, "top": top, "width": max(xs) - left, "height": max(ys) - top}
+    return Box(left, top, max(xs) - left, max(ys) - top)

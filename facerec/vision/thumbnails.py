@@ -8,7 +8,9 @@ import cv2
 import dlib
 import numpy as np
 
-from facerec.config import THUMBNAIL_MAX_BYTES
+# The largest thumbnail made; the store refuses larger ones (its THUMBNAIL_MAX_BYTES, the same number:
+# tests/test_thumbnails.py checks they agree).
+THUMBNAIL_MAX_BYTES = 8 * 1024
 
 # 112 px a side: a face in a grid of people, and twice that on a high-density screen, still reads.
 SIZE_PX = 112

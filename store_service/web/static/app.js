@@ -43,7 +43,7 @@ $("#key-form").addEventListener("submit", (event) => {
 
 class ApiError extends Error {}
 
-// One call to a service's JSON API; its errors (one shape: facerec/errors.py) become ApiErrors.
+// One call to a service's JSON API; its errors (one shape: facerec/service/errors.py) become ApiErrors.
 async function api(base, method, path, body) {
   const headers = keyFor(base) ? { "X-API-Key": keyFor(base) } : {};
   const init = { method, headers };

@@ -4,7 +4,7 @@ person (store_service/suggestions.py); a yes is the existing assign or merge, a 
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest
 
-from .people_views import corrections, is_id, json_body, parse_person, who
+from .people import corrections, is_id, json_body, parse_person, who
 
 bp = Blueprint("suggestions", __name__)
 # Most suggestions in one answer: a page shows a few; more says nothing the user can answer at once.

@@ -1,7 +1,7 @@
 """Consistent copies of the store's database, taken while the store runs (SQLite's online backup API).
 
-    python -m store_service.backup data/faces.sqlite3 faces-backup.sqlite3             # back up
-    python -m store_service.backup --restore faces-backup.sqlite3 data/faces.sqlite3   # restore
+    python -m store_service.storage.backup data/faces.sqlite3 faces-backup.sqlite3             # back up
+    python -m store_service.storage.backup --restore faces-backup.sqlite3 data/faces.sqlite3   # restore
 
 A backup reads one snapshot: faces committed after it started are not in it, none is half in it.
 A restore needs the store stopped: it takes the store's writer lock and refuses while the store holds it.

@@ -1,4 +1,4 @@
-"""A re-cluster, computed in a process of its own: `python -m store_service.recluster DB SETTINGS FD`.
+"""A re-cluster, computed in a process of its own: `python -m store_service.people.recluster DB SETTINGS FD`.
 
 It reads a snapshot of the database (one read transaction on its own read-only connection: with WAL,
 the store's writes never wait for it), groups every face that no user pinned with clusters.py, matches
@@ -22,9 +22,9 @@ from itertools import combinations
 
 import numpy as np
 
+from ..storage.db import NO_PERSON, read_snapshot
+from ..storage.index import DIM
 from . import clusters
-from .db import NO_PERSON, read_snapshot
-from .index import DIM
 
 NEW = -2  # NEW - k: the k-th person the store creates for a cluster that continues nobody
 

@@ -5,7 +5,7 @@ import math
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest
 
-from .store import UNKNOWN_ORDERS, parse_origin
+from ..store import UNKNOWN_ORDERS, parse_origin
 
 bp = Blueprint("store", __name__)
 FACES_PAGE_MAX = 1000  # faces in one page of GET /faces

@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from datetime import UTC, datetime
 
 import numpy as np
 
@@ -110,10 +109,6 @@ MIGRATIONS = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def utc_now():
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Database:

@@ -8,8 +8,8 @@ already has a face in the same photo (one photo shows a person once: accepting w
 
 import numpy as np
 
-from .db import NO_PERSON, Database
-from .exceptions import UnknownFace, UnknownPerson
+from ..exceptions import UnknownFace, UnknownPerson
+from ..storage.db import NO_PERSON, Database
 
 # A person's faces compared with every other face, this many at most (evenly spaced): the mean distance
 # between two people over 64 of one's faces is within about 0.01 of the mean over all of them (the

@@ -8,9 +8,10 @@ import os
 
 from flask import Blueprint, current_app, render_template, send_from_directory
 
-STATIC_DIR = os.path.join(os.path.dirname(__file__), "web", "static")
+WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "web")  # store_service/web/
+STATIC_DIR = os.path.join(WEB_DIR, "static")
 
-bp = Blueprint("web", __name__, template_folder="web")
+bp = Blueprint("web", __name__, template_folder=WEB_DIR)
 
 
 @bp.get("/")

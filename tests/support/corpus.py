@@ -8,8 +8,9 @@ import struct
 import zlib
 
 import numpy as np
-from conftest import photo, with_orientation
 from PIL import Image
+
+from tests.support.faces import photo, with_orientation
 
 OBAMA = "face_recognition_test_images/obama.jpg"  # 910×1137, one face
 PNG_PHOTO = "face_recognition_test_images/32bit.png"

@@ -1,14 +1,14 @@
-"""The HTTP edge of people: parse, call store_service/people.py, answer JSON."""
+"""The HTTP edge of people: parse, call store_service/people/, answer JSON."""
 
 import hashlib
 
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest
 
-from facerec.auth import HEADER
+from facerec.service.auth import HEADER
 
-from .exceptions import UnknownPerson
-from .store import canonical
+from ..exceptions import UnknownPerson
+from ..store import canonical
 
 bp = Blueprint("people", __name__)
 # Who made a correction, for the audit log: this header when the client names its user ...

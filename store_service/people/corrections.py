@@ -8,8 +8,10 @@ before-image back. `generation` is the newest audit entry, so a re-cluster compu
 import json
 from contextlib import contextmanager
 
-from .db import NO_PERSON, Database, utc_now
-from .exceptions import Conflict, InvalidCorrection, NotInPerson, UnknownFace, UnknownPerson
+from facerec.service.clock import utc_now
+
+from ..exceptions import Conflict, InvalidCorrection, NotInPerson, UnknownFace, UnknownPerson
+from ..storage.db import NO_PERSON, Database
 
 
 def person_row(db: Database, person: int) -> tuple:

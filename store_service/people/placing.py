@@ -25,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec import blas
-from facerec.config import DEFAULTS
+from facerec.service import blas
+from facerec.service.clock import utc_now
+from facerec.service.config import DEFAULTS
 
+from ..exceptions import UnknownPerson
+from ..storage.db import NO_PERSON, Database
 from . import clusters, recluster
 from .corrections import Corrections, person_row
-from .db import NO_PERSON, Database, utc_now
-from .exceptions import UnknownPerson
 
 # A re-cluster is computed on a snapshot, outside the lock; when a correction lands meanwhile, it is
 # computed again, this many times at most, then written as it is (faces changed meanwhile are left).
@@ -42,8 +43,8 @@ BATCH = 50
 # A person's centre and spread for the spread ratio on arrival, from this many of its faces at most
 # (evenly spaced): within a few percent, at a bounded cost for a person of 100,000 faces.
 SPREAD_SAMPLE = 1000
-REPO = Path(__file__).resolve().parent.parent  # where the re-cluster's process finds store_service
-RECLUSTER = [sys.executable, "-m", "store_service.recluster"]  # + database, settings, pipe
+REPO = Path(__file__).resolve().parents[2]  # where the re-cluster's process finds store_service
+RECLUSTER = [sys.executable, "-m", "store_service.people.recluster"]  # + database, settings, pipe
 ADDED = "faces since re-cluster"  # the counter (db.py's counters table) of faces stored since the last began
 
 

@@ -15,7 +15,7 @@ import tempfile
 
 import psycopg
 
-from facerec.run import free_port
+from tests.support.services import free_port
 
 
 class Unavailable(RuntimeError):

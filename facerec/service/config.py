@@ -58,13 +58,13 @@ DEFAULTS = {
     "MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 64_000_000,
     "MAX_STORE_REQUEST_BYTES": 4 * 1024 * 1024,
-    # Optional API keys (docs/operations.md; facerec/auth.py). Unset = every route open.
+    # Optional API keys (docs/operations.md; facerec/service/auth.py). Unset = every route open.
     # A comma-separated string or a JSON list of keys, and/or a file with one key per line.
     "API_KEYS": None,
     "API_KEY_FILE": None,
     # The key the detect service sends to the store in X-API-Key: one of the store's keys.
     "STORE_API_KEY": None,
-    # People (docs/people.md; store_service/people.py and clusters.py). All distances are plain
+    # People (docs/people.md; store_service/people/ and clusters.py). All distances are plain
     # Euclidean between dlib descriptors, measured by `make bench-people`.
     # A re-cluster merges two clusters when at least 40 % of the pairs between their faces lie within
     # 0.6, dlib's own same-person bound (docs/people.md: the faces of one person in our labelled sets
@@ -111,7 +111,7 @@ DEFAULTS = {
     # Store: where the web page (served at the store's /) sends photos: the detect service, as the
     # browser reaches it.
     "DETECT_URL": "http://127.0.0.1:5000",
-    # Detect: the origins whose pages may call it from a browser (CORS; facerec/cors.py): the store's
+    # Detect: the origins whose pages may call it from a browser (CORS; facerec/service/cors.py): the store's
     # web page at its default address, by either name. A comma-separated string or a JSON list.
     "CORS_ORIGINS": ["http://127.0.0.1:5001", "http://localhost:5001"],
     # Live streams (docs/stream.md; stream_service/). Detection worker processes, shared by all streams:
