@@ -369,3 +369,21 @@ def test_a_recluster_written_in_batches_keeps_what_users_change_between_them(
     else:
         assert x not in persons and person_of(store, waiting) is None
     store.close()
+
+
+def test_a_person_in_two_eras_with_no_face_near_the_other_era_is_one_person_after_a_recluster(store):
+    """40 faces of a person young and 40 old (a beard): each face's 10 nearest lie in its own era (0.28
+    apart there, 0.49 across), so the faces' own links never join the eras, though every pair of his
+    faces lies within 0.6 and the textbook keeps him whole. A re-cluster keeps him one person too."""
+    rng = np.random.default_rng(7)
+    (young,) = descriptors(1, 13)
+    old = near(young, 0.4, seed=14)
+
+    def around(point, n):
+        steps = rng.normal(size=(n, 128))
+        return (point + steps / np.linalg.norm(steps, axis=1, keepdims=True) * 0.2).astype(np.float32)
+
+    faces = np.concatenate([around(young, 40), around(old, 40)])
+    ids = [add_photo(store, f"p{i}", v)[0]["id"] for i, v in enumerate(faces[rng.permutation(80)])]
+    store.people.recluster()
+    assert len(people_of(store, ids)) == 1 and None not in people_of(store, ids)
