@@ -387,3 +387,19 @@ def test_a_person_in_two_eras_with_no_face_near_the_other_era_is_one_person_afte
     ids = [add_photo(store, f"p{i}", v)[0]["id"] for i, v in enumerate(faces[rng.permutation(80)])]
     store.people.recluster()
     assert len(people_of(store, ids)) == 1 and None not in people_of(store, ids)
+
+
+def test_an_odd_face_with_no_face_of_its_person_within_0_6_joins_it_by_the_spread_ratio(store):
+    """20 faces 0.4 from their centre (0.57 apart), and one 0.47 from it in a direction none of them
+    takes: 0.62 from every one of them, so it has no link of its own, but no farther from their centre
+    than their own faces' spread allows (ratio 1.4). A re-cluster puts it with them."""
+    rng = np.random.default_rng(9)
+    axes = np.linalg.qr(rng.normal(size=(128, 128)))[0].T[:14]
+    (centre,) = descriptors(1, 15)
+    steps = rng.normal(size=(20, 13)) @ axes[:13]
+    person = (centre + steps / np.linalg.norm(steps, axis=1, keepdims=True) * 0.4).astype(np.float32)
+    odd = (centre + axes[13] * 0.47).astype(np.float32)
+    assert np.linalg.norm(person - odd, axis=1).min() > 0.6
+    ids = [add_photo(store, f"p{i}", v)[0]["id"] for i, v in enumerate([*person, odd])]
+    store.people.recluster()
+    assert len(people_of(store, ids)) == 1 and None not in people_of(store, ids)

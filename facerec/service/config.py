@@ -101,8 +101,9 @@ DEFAULTS = {
     # and 0.55 left more faces unknown (celeb5 incremental F1 0.87 and 0.93) with the same precision.
     "PEOPLE_PAIR_DISTANCE": 0.6,
     # GET /people/<id>/suggestions offers the people whose mean distance to this one (a face of one to a
-    # face of the other, average linkage) is within 0.7: the textbook merges at 0.6; two of celeb8's
-    # actors lie 0.8 or more apart (docs/people.md).
+    # face of the other, average linkage) is within 0.7: the textbook merges below 0.6, the parts of one
+    # person a re-cluster left apart lie up to about 0.65 from each other; different people of the
+    # labelled sets lie 0.63 or more apart, most beyond 0.7 (docs/people.md): a few "no" answers.
     "PEOPLE_SUGGEST_DISTANCE": 0.7,
     # Re-cluster in the background after this many new faces (0 = only on POST /people/recluster).
     "PEOPLE_RECLUSTER_AFTER": 1000,

@@ -63,7 +63,7 @@ def neighbour_graph(vectors, k, radius, exact_limit):
 
 def _knn(vectors, queries, base, k, radius):
     """(query, neighbour) index pairs: each query's k nearest among `base` (itself excluded) within radius."""
-    k = min(k, len(base) - 1)
+    k = min(k, len(base))  # a query in `base` finds itself at infinity, which no radius keeps
     if k < 1:
         return np.zeros((0, 2), np.int64)
     found = []
@@ -162,21 +162,26 @@ def agglomerate(vectors, edges, cannot_link, distance, share, ratio):
 
 
 def _cluster_links(state, labels, links, cannot, radius):
-    """New links between clusters of 2 faces or more: each to its CLUSTER_LINKS nearest by centroid
-    within `radius`, those not linked yet and not kept apart.
+    """New links to clusters of 2 faces or more: each cluster (a face alone too) to its CLUSTER_LINKS
+    nearest of them by centroid within `radius`, those not linked yet and not kept apart.
 
     The faces' own links join only clusters that hold two faces near each other. A person whose faces
     fall into groups (photos decades apart, a beard) can have every face's nearest neighbours in its
     own group, so no link between the groups, however near they lie on average: the textbook, which
     compares every pair of clusters, joins them. The distance between two clusters' centroids is at
     most the mean distance between their faces (Jensen), so every pair the textbook at `radius` would
-    join is linked here; the share then decides as for any link."""
+    join is linked here; the share then decides as for any link. So is an odd face of a person with no
+    face of theirs within `radius` but within the spread ratio of their centre (a face alone has no
+    link of its own then)."""
     n = len(labels)
     alive = np.unique(labels)
-    alive = alive[state.size[alive] >= 2]
-    if len(alive) < 2:
+    big = np.flatnonzero(state.size[alive] >= 2)
+    if not len(big) or len(alive) < 2:
         return np.zeros((0, 2), np.int64)
-    near = neighbour_graph(state.centroid[alive], CLUSTER_LINKS, radius, CLUSTER_EXACT)
+    if len(big) <= CLUSTER_EXACT:  # every cluster, a face alone too, to its nearest clusters of 2 or more
+        near = _knn(state.centroid[alive], np.arange(len(alive)), big, CLUSTER_LINKS, radius)
+    else:
+        near = big[neighbour_graph(state.centroid[alive[big]], CLUSTER_LINKS, radius, CLUSTER_EXACT)]
     fresh = _allowed(_unique_pairs(alive[near], n), cannot, n)
     return fresh[~np.isin(fresh[:, 0] * n + fresh[:, 1], links[:, 0] * n + links[:, 1])]
 

@@ -332,7 +332,8 @@ class _Before:
         # Audit rows written before people_apart existed have no such keys.
         db.executemany("DELETE FROM people_apart WHERE person_a = ? AND person_b = ?", before.get("apart_added", []))
         db.executemany("INSERT OR IGNORE INTO people_apart VALUES (?, ?)", before.get("apart_removed", []))
-        # After the faces: a created person's faces have left it. A person named since keeps existing.
+        # After the faces: a person the correction created goes once they have left it (faces that joined
+        # it since keep it).
         db.executemany(
             "DELETE FROM people WHERE id = ? AND id NOT IN (SELECT person_id FROM faces WHERE person_id IS NOT NULL)",
             [(p,) for p in before.get("created", [])],

@@ -271,7 +271,8 @@ class People:
             return [_summary(row, self.cover(row[0])) for row in rows], total
 
     def cover(self, person: int) -> str | None:
-        """The face that best shows a person (the caller holds the lock): the highest quality, else (quality unknown) the largest box."""
+        """The face that best shows a person: the highest quality, else (quality unknown) the largest box.
+        The caller holds the lock."""
         row = self.db.execute(
             "SELECT id FROM faces WHERE person_id = ?"
             " ORDER BY quality IS NULL, quality DESC, box_width * box_height DESC, id LIMIT 1",
