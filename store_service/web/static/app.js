@@ -214,7 +214,7 @@ async function upload(file) {
 let shownPhoto = null; // {file, width, height}: the photo last dropped, in upright pixels
 
 async function showPhoto(file, result) {
-  shownPhoto = { file, width: result.image.width, height: result.image.height };
+  shownPhoto = { file, width: result.image.width, height: result.image.height, sha256: result.image.sha256 };
   const img = $("#photo-img");
   URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(file);

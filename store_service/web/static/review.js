@@ -306,14 +306,15 @@ $("#draw-form").addEventListener("submit", (event) => {
     await nameFace(face.id, name);
     cancelDrawing();
     $("#draw-name").value = "";
-    await showPhoto(shownPhoto.file, await api(DETECT_URL, "POST", "/detect", photoForm(shownPhoto.file)));
+    await showStoredBoxes();
   }, `Added ${name}'s face.`);
 });
 
-function photoForm(file) {
-  const form = new FormData();
-  form.append("image", file);
-  return form;
+// Every box the store holds for the photo shown, with the names they have now.
+async function showStoredBoxes() {
+  const { faces } = await store("GET", `/photos/${shownPhoto.sha256}`);
+  const names = new Map(faces.filter((f) => f.person != null).map((f) => [f.person, f.name || "Unnamed"]));
+  $("#boxes").replaceChildren(...faces.map((face) => faceBox(face, shownPhoto.width, shownPhoto.height, names)));
 }
 
 // The face whose box overlaps the drawn one most (for a detect service that does not name its detector).
