@@ -167,7 +167,7 @@ def stages(path, count=150, quality=80):
     threads FFmpeg may start are in each loop's total (process CPU), so decoding is what the total has
     beyond the other steps. ms per frame, medians (totals: means)."""
     from facerec.vision.faces import Models, find_frame_faces
-    from stream_service import reader
+    from stream_service import drawing, reader
     from stream_service.shared_frames import FrameRing
 
     cv2.setNumThreads(1)
@@ -196,14 +196,14 @@ def stages(path, count=150, quality=80):
     def before(seq):
         _, frame = old.read()
         timed("before: copy into the ring", ring.put, seq, frame, 0.0)
-        picture = timed("before: draw (on a new copy)", reader.annotate, frame, faces, 30)
+        picture = timed("before: draw (on a new copy)", drawing.annotate, frame, faces, 30)
         timed(f"before: JPEG, quality {quality}", cv2.imencode, ".jpg", picture, jpeg)
 
     def after(seq):
         slot = ring.slot(seq)
         timed("now: decode (one thread, into the ring)", reader.read_into, new, slot)
         ring.written(seq, 0.0)
-        timed("now: draw (on the reused canvas)", reader.annotate, slot, faces, 30, canvas)
+        timed("now: draw (on the reused canvas)", drawing.annotate, slot, faces, 30, canvas)
         timed(f"now: JPEG, quality {quality}", cv2.imencode, ".jpg", canvas, jpeg)
 
     again = reader.open_capture(path)

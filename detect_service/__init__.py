@@ -11,7 +11,7 @@ from . import views
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    errors = {UnsupportedImage: 415, ImageTooLarge: 413, ImageError: 422}
+    errors: dict[type[Exception], int] = {UnsupportedImage: 415, ImageTooLarge: 413, ImageError: 422}
     app = make_app(__name__, test_config, "MAX_UPLOAD_BYTES", errors, cors=True)
     min_face = app.config["MIN_FACE_PX"]
     if isinstance(min_face, bool) or not isinstance(min_face, (int, float)) or not 20 <= min_face <= 2000:

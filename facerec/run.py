@@ -21,7 +21,7 @@ def command(name: str) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-c", SERVICES[name]]
 
 
-def main():
+def main() -> None:
     stopping = []
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))

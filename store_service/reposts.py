@@ -9,6 +9,8 @@ import numpy as np
 
 from facerec.vision.boxes import Box, iou
 
+from .storage.db import Database
+
 # The same face: the same photo (SHA-256), boxes overlapping at IoU >= 0.5 (the benchmark's "same face")
 # and descriptors within 0.3 (between the two detectors a face's descriptor moved by 0.2 at most on the
 # shared photo sets; another person lies about 0.6 or more away).
@@ -16,7 +18,7 @@ SAME_FACE_IOU = 0.5
 SAME_FACE_DISTANCE = 0.3
 
 
-def stored_twins(db, photo_sha256: str, boxes: list[tuple], vectors: list[np.ndarray]) -> list[str | None]:
+def stored_twins(db: Database, photo_sha256: str, boxes: list[tuple], vectors: list[np.ndarray]) -> list[str | None]:
     """Per posted face ((left, top, width, height), descriptor), the ID of the stored face of the same
     photo that it is, or None. Each stored face answers for one posted face, the best overlap first."""
     rows = db.execute(
@@ -26,7 +28,8 @@ def stored_twins(db, photo_sha256: str, boxes: list[tuple], vectors: list[np.nda
         ((iou(Box(*box), Box(*row[1:])), i, j) for i, box in enumerate(boxes) for j, row in enumerate(rows)),
         reverse=True,
     )
-    twins, taken = [None] * len(boxes), set()
+    twins: list[str | None] = [None] * len(boxes)
+    taken: set[int] = set()
     for overlap, i, j in pairs:
         if overlap < SAME_FACE_IOU:
             break

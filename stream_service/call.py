@@ -1,9 +1,9 @@
 """A call's process: a browser's camera over WebRTC in, the same video annotated (or blurred) back out on
 the same peer connection. To the manager it is a stream's reader whose source is the caller: it puts each
 frame it receives in the stream's frame ring for the detection workers, draws the faces the manager sends,
-and speaks the reader's messages ("frame", "ended", "failed"), plus "answer" (the SDP answer), "ring"
-(a new frame ring, for the first frame and whenever the browser changes the resolution, as browsers do
-with bandwidth and CPU) and "sent" (a frame's latency).
+and speaks the reader's messages (messages.py: `FrameRead`, `Ended`, `Failed`), plus `Answer` (the SDP
+answer), `NewRing` (a new frame ring, for the first frame and whenever the browser changes the
+resolution, as browsers do with bandwidth and CPU) and `Sent` (a frame's latency).
 
 aiortc is asyncio: the process runs the call's event loop in its main thread for the call's whole life
 (an event loop started inside a Flask view ends with the request, and the peer connection with it). One
@@ -25,8 +25,11 @@ import cv2
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .reader import Shown, is_cut, picture
+from .drawing import picture
+from .messages import Answer, Draw, Ended, Failed, FrameRead, NewRing, Sent, SetFilter, Stop
+from .reader import is_cut
 from .shared_frames import FrameRing
+from .showing import Shown
 
 # The video back is VP8 (every browser decodes it), encoded here rather than by aiortc: at libvpx's
 # fastest real-time speed and without its noise filter, which costs far less CPU than aiortc's settings
@@ -68,7 +71,7 @@ class Call:
         self.newest = None  # (the newest frame received, not yet worked on, when it came)
         self.received = None  # asyncio.Event: a frame came
         self.arrived = 0  # frames received
-        self.done = None  # asyncio.Future: the reason the call ends, ("ended" | "failed", message)
+        self.done = None  # asyncio.Future: the reason the call ends, Ended or Failed
         self.outputs = []  # times of the last second's frames out, for the fps drawn
 
     async def play(self, offer):
@@ -100,7 +103,7 @@ class Call:
             def on_state():
                 if pc.connectionState in ("failed", "closed"):
                     self._finish(
-                        "ended", "the caller hung up" if pc.connectionState == "closed" else "the connection failed"
+                        Ended("the caller hung up" if pc.connectionState == "closed" else "the connection failed")
                     )
 
             try:
@@ -109,32 +112,32 @@ class Call:
                     raise ValueError("the offer sends no video")
                 await pc.setLocalDescription(await pc.createAnswer())
             except ValueError as e:
-                self.conn.send(("failed", f"the offer cannot be answered: {e}"))
+                self.conn.send(Failed(f"the offer cannot be answered: {e}"))
                 return
-            self.conn.send(("answer", pc.localDescription.sdp))
+            self.conn.send(Answer(pc.localDescription.sdp))
             loop.create_task(self._watch())
-            kind, message = await self.done
-            self.conn.send((kind, message))
+            self.conn.send(await self.done)
         finally:
             loop.remove_reader(self.conn.fileno())
             await pc.close()
             if self.ring is not None:
                 self.ring.close(unlink=True)
 
-    def _finish(self, kind, message):
+    def _finish(self, reason):
         if not self.done.done():
-            self.done.set_result((kind, message))
+            self.done.set_result(reason)
 
     def _from_manager(self):
         try:
             while self.conn.poll():
                 message = self.conn.recv()
-                if message[0] == "stop":
-                    self._finish("ended", "stopped")
+                if isinstance(message, Stop):
+                    self._finish(Ended("stopped"))
                     return
-                self.shown.told(message)
+                if isinstance(message, Draw | SetFilter):
+                    self.shown.told(message)
         except (EOFError, OSError):
-            self._finish("ended", "the service is gone")
+            self._finish(Ended("the service is gone"))
 
     async def _receive(self, track):
         """Drain the decoded frames as they come: only the newest is kept for work."""
@@ -144,7 +147,7 @@ class Call:
                 self.arrived += 1
                 self.received.set()
         except MediaStreamError:
-            self._finish("ended", "the caller's video ended")
+            self._finish(Ended("the caller's video ended"))
 
     async def _watch(self):
         """The caller is gone when no frame has come for SILENCE seconds (CONNECT_WAIT for the first)."""
@@ -155,10 +158,11 @@ class Call:
                 last, since = self.arrived, time.monotonic()
             elif time.monotonic() - since > (SILENCE if self.arrived else CONNECT_WAIT):
                 self._finish(
-                    "failed",
-                    "no video came from the caller"
-                    if not self.arrived
-                    else f"the caller sent no video for {SILENCE} s",
+                    Failed(
+                        "no video came from the caller"
+                        if not self.arrived
+                        else f"the caller sent no video for {SILENCE} s"
+                    )
                 )
 
     async def next_out(self):
@@ -183,7 +187,7 @@ class Call:
         self.seq += 1
         self.ring.put(self.seq, image, received_at)
         cut, self.previous = is_cut(image, None if resized else self.previous)
-        self.conn.send(("frame", self.seq, cut or resized, None))
+        self.conn.send(FrameRead(self.seq, cut or resized, None))
         out = self.shown.next(self.seq, image, received_at, cut or resized)
         if out is None:
             return None
@@ -201,7 +205,7 @@ class Call:
         self.rings += 1
         self.ring = FrameRing(name, (height, width), create=True)
         self.shown.waiting.clear()  # frames of the old size are not shown
-        self.conn.send(("ring", width, height, name))
+        self.conn.send(NewRing(width, height, name))
 
 
 class Annotated(MediaStreamTrack):
@@ -222,7 +226,7 @@ class Annotated(MediaStreamTrack):
 
     async def recv(self):
         if self.handed is not None:
-            self.conn.send(("sent", time.monotonic() - self.handed))
+            self.conn.send(Sent(time.monotonic() - self.handed))
             self.handed = None
         while True:
             frame, received_at = await (self.drawing or self.next_out())

@@ -6,7 +6,7 @@ import time
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
-from .manager import FILTERS
+from .stream import FILTERS
 
 bp = Blueprint("streams", __name__)
 
@@ -23,7 +23,7 @@ def streams():
 def health():
     if streams().closed.is_set():
         raise ServiceUnavailable("the service is stopping")
-    return {"status": "ready", "streams": len(streams().list()), **streams().health()}
+    return {"status": "ready", "streams": len(streams().current()), **streams().health()}
 
 
 @bp.post("/streams")
@@ -35,7 +35,7 @@ def start_stream():
 
 @bp.get("/streams")
 def list_streams():
-    return {"streams": [streams().summary(s) for s in streams().list()]}
+    return {"streams": [streams().summary(s) for s in streams().current()]}
 
 
 @bp.get("/streams/<stream_id>")

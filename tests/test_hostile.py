@@ -38,8 +38,8 @@ def decoded_well(photo):
 def the_face_is_found(faces):
     assert len(faces) == 1
     box = faces[0].box
-    assert abs(box["left"] + box["width"] / 2 - FACE_CENTRE[0]) < 25
-    assert abs(box["top"] + box["height"] / 2 - FACE_CENTRE[1]) < 25
+    assert abs(box.left + box.width / 2 - FACE_CENTRE[0]) < 25
+    assert abs(box.top + box.height / 2 - FACE_CENTRE[1]) < 25
 
 
 @pytest.mark.parametrize("name", list(good_formats()))

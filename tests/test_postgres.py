@@ -74,13 +74,15 @@ def test_a_write_on_one_replica_is_searchable_on_the_other(replicas):
     a, b = replicas
     v = descriptors(1)[0]
     (stored,) = add(a, v)
-    eventually(lambda: stored["id"] in b.db.index)
+    eventually(lambda: stored["id"] in b.db.index, "the face in the other replica's index")
     assert b.get(stored["id"])["box"] == BOX
     (close,) = add(b, near(v, 0.3), photo="q" * 64)
     assert [m["id"] for m in close["matches"]] == [stored["id"]]  # b's write saw a's face in its transaction
-    eventually(lambda: [f["id"] for f in a.similar(stored["id"], 0.36, 10)] == [close["id"]])
+    eventually(
+        lambda: [f["id"] for f in a.similar(stored["id"], 0.36, 10)] == [close["id"]], "the other's face similar"
+    )
     a.delete(close["id"])
-    eventually(lambda: close["id"] not in b.db.index)
+    eventually(lambda: close["id"] not in b.db.index, "the deleted face gone from the other index")
     assert b.similar(stored["id"], 0.36, 10) == []
 
 
@@ -106,7 +108,7 @@ def test_the_same_face_stored_on_two_replicas_at_once_is_stored_once(replicas, u
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 50
     for store in replicas:
-        eventually(lambda store=store: len(store) == 50)
+        eventually(lambda store=store: len(store) == 50, "every face in every replica")
         assert sorted(store.db.index.ids) == sorted(face_id(v) for v in vectors)
 
 
@@ -114,11 +116,11 @@ def test_a_replica_that_lost_its_notifications_catches_up_from_the_log(replicas,
     a, b = replicas
     followers = " FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()"
     with psycopg.connect(url, autocommit=True) as conn:  # a's listening connection dies, as in a server restart
-        eventually(lambda: conn.execute("SELECT count(*)" + followers, (FOLLOWER,)).fetchone()[0] == 2)
+        eventually(lambda: conn.execute("SELECT count(*)" + followers, (FOLLOWER,)).fetchone()[0] == 2, "two followers")
         killed = conn.execute("SELECT pg_terminate_backend(pid)" + followers, (FOLLOWER,)).fetchall()
     assert len(killed) == 2
     stored = [f["id"] for f in add(b, *descriptors(20, seed=4))]
-    eventually(lambda: all(face in a.db.index for face in stored))
+    eventually(lambda: all(face in a.db.index for face in stored), "every stored face in the index")
 
 
 def test_a_replica_behind_the_pruned_log_loads_every_face_again(replicas):
@@ -158,7 +160,7 @@ def test_a_correction_on_one_replica_moves_the_face_in_the_others_index(replicas
     generation = a.corrections.generation
     b.corrections.remove_face("test", person, face)
     assert a.corrections.generation > generation  # a re-cluster computed on `a` before it is stale
-    eventually(lambda: a.db.index.labels[a.db.index.rows[face]] == -1)
+    eventually(lambda: a.db.index.labels[a.db.index.rows[face]] == -1, "the face moved in the other index")
 
 
 def test_a_recluster_runs_on_one_replica_at_a_time(replicas):
@@ -188,7 +190,7 @@ def test_connections_the_server_closed_are_replaced_before_use(url):
 def test_a_face_deleted_on_one_replica_is_unknown_to_a_delete_on_the_other(replicas):
     a, b = replicas
     (face,) = (f["id"] for f in add(a, *descriptors(1, seed=6)))
-    eventually(lambda: face in b.db.index)
+    eventually(lambda: face in b.db.index, "the face in the other replica's index")
     b.db.engine.stop_following()  # b has not yet heard of the delete when its own comes
     a.delete(face)
     with pytest.raises(UnknownFace):

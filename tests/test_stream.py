@@ -5,6 +5,7 @@ The clip (640x360, 30 fps, 9 s) shows a performer in most shots. Its faces are f
 same dlib models, on the very frames the service sent (each MJPEG part says its frame's number).
 """
 
+import contextlib
 import http.server
 import itertools
 import os
@@ -20,11 +21,12 @@ import pytest
 import requests
 
 from facerec.vision.faces import find_faces
-from stream_service.reader import COLOURS
+from stream_service.drawing import COLOURS
 from stream_service.tracks import iou
 from tests.support.browser import SCREENSHOTS
+from tests.support.cpu import starved
 from tests.support.faces import CLIP
-from tests.support.frames import boxes_in, sharpness
+from tests.support.frames import DETAIL_LEFT, boxes_in, detail_left
 from tests.support.services import REPO, Service, running
 from tests.support.waiting import WAIT, eventually
 
@@ -82,10 +84,6 @@ def state(service, stream):
     return requests.get(f"{service.url}/streams/{stream['id']}", timeout=10).json()
 
 
-# What JPEG (quality 80) leaves of detail in a blurred face: 2 to 3.4 (the Laplacian's variance) on the
-# clip's dark audience faces, whose own detail is only about 14. Without it those, well blurred, measure
-# up to 0.24 as sharp as their source, against 0.25 allowed.
-JPEG_FLOOR = 4
 # YuNet scores the audience shot's turned faces 0.82 to 0.89; a dark face it barely sees comes and goes
 # from frame to frame, and may be missing from the detection that covers a frame.
 CONFIDENT = 0.8
@@ -104,6 +102,24 @@ def faces_in(models, frame, index):
             if score >= CONFIDENT and not any(iou(box, other) > 0.3 for other in found):
                 found.append(box)
     return found
+
+
+WHOLE = (0, 0, 640, 360)
+
+
+def kept(folder, seq, picture, source):
+    """The frames of a failed check, saved for whoever looks into it: the paths."""
+    paths = folder / f"frame-{seq}-shown.png", folder / f"frame-{seq}-source.png"
+    for path, image in zip(paths, (picture, source)):
+        cv2.imwrite(str(path), image)
+    return " and ".join(map(str, paths))
+
+
+@pytest.fixture(params=["as-is", "starved"])
+def machine(request):
+    """The machine as it is, or starved (tests/support/cpu.py), so that detection falls behind."""
+    with starved() if request.param == "starved" else contextlib.nullcontext():
+        yield request.param
 
 
 def test_mjpeg_frames_are_jpegs_with_boxes_on_the_faces(live, models, clip_frames):
@@ -132,33 +148,32 @@ def test_mjpeg_frames_are_jpegs_with_boxes_on_the_faces(live, models, clip_frame
     assert requests.get(f"{service.url}/streams/{stream['id']}", timeout=10).status_code == 404
 
 
-def test_blur_unknown_leaves_no_unknown_face_sharp(live, models, clip_frames):
+def test_blur_unknown_leaves_no_unknown_face_sharp(live, models, clip_frames, machine, tmp_path):
     """Every face of every third frame is checked, up to the end of the audience shot and on until five
     faces were and one frame with a face was shown blurred where its faces are rather than all over.
     How long that takes depends on the machine: a frame no detection covered in time (the first ones,
-    or any on a busy machine) goes out blurred all over, which protects its faces but shows nothing of
-    that."""
+    or many on a starved machine) goes out blurred all over, which protects its faces but shows nothing
+    of that."""
     _, service = live
     stream = start(service, loop=True, filter="blur-unknown")
     try:
         checked = faces_only = 0
-        whole = (0, 0, 640, 360)
         deadline = time.monotonic() + WAIT
         for seq, picture in itertools.islice(video(service, stream), 0, None, 3):
             source = clip_frames[seq % len(clip_frames)]
             boxes = faces_in(models, source, seq % len(clip_frames))
             for box in boxes:
                 # Nobody is named in this store: every face is unknown, so blurred well beyond recognition.
-                sharp, before = sharpness(picture, box), sharpness(source, box)
-                assert sharp < 0.25 * before + JPEG_FLOOR, (
-                    f"frame {seq}: the face at {box}: {sharp:.1f} of {before:.1f}"
+                left = detail_left(picture, source, box)
+                assert left < DETAIL_LEFT, (
+                    f"frame {seq}: the face at {box} keeps {left:.2f} of its detail: {kept(tmp_path, seq, picture, source)}"
                 )
                 checked += 1
             # The faces only, not the whole frame (what a frame no detection covered in time gets).
-            faces_only += bool(boxes) and sharpness(picture, whole) > 0.5 * sharpness(source, whole)
+            faces_only += bool(boxes) and detail_left(picture, source, WHOLE, middle=False) > 0.5
             if (seq >= AUDIENCE[1] and checked >= 5 and faces_only >= 1) or time.monotonic() > deadline:
                 break
-        assert checked >= 5 and faces_only >= 1, (checked, faces_only)
+        assert checked >= 5 and faces_only >= 1, (machine, checked, faces_only)
     finally:
         stop(service, stream)
 

@@ -6,9 +6,9 @@ import uuid
 import numpy as np
 import pytest
 
-from stream_service import reader
-from stream_service.reader import Shown
+from stream_service import drawing, showing
 from stream_service.shared_frames import FRAME_SLOTS, FrameRing
+from stream_service.showing import Shown
 from stream_service.tracks import DESCRIPTORS, LOST_AFTER, Tracks
 
 
@@ -67,7 +67,7 @@ def test_without_a_filter_a_frame_shows_at_once_with_the_newest_faces_of_its_sho
 
 def test_with_a_filter_a_frame_waits_for_a_detection_of_it_or_later_in_its_shot(monkeypatch):
     now = [0.0]
-    monkeypatch.setattr(reader.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(showing.time, "monotonic", lambda: now[0])
     shown, frame = Shown("blur-unknown", 0.5), np.zeros((4, 4, 3), np.uint8)
     assert shown.next(0, frame, 0.0, False) is None  # nothing detected yet: it waits
     a = {"track": 1, "box": (0, 0, 2, 2), "blur": True}
@@ -84,7 +84,7 @@ def test_with_a_filter_a_frame_waits_for_a_detection_of_it_or_later_in_its_shot(
 
 def test_between_two_detections_a_face_is_blurred_where_it_was_where_it_went_and_between(monkeypatch):
     now = [0.0]
-    monkeypatch.setattr(reader.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(showing.time, "monotonic", lambda: now[0])
     shown, frame = Shown("blur-unknown", 0.5), np.zeros((200, 300, 3), np.uint8)
     moving, leaving, coming = (
         {"track": t, "box": box, "label": "unknown", "kind": "unknown", "blur": True}
@@ -103,14 +103,14 @@ def test_between_two_detections_a_face_is_blurred_where_it_was_where_it_went_and
     # A face found once is blurred with a margin of half its size: a face that moved that far is covered.
     picture = frame.copy()
     picture[90:150, 180:260] = np.indices((60, 80)).sum(axis=0)[..., None] % 2 * 255  # a sharp pattern
-    out = reader.annotate(picture, [f for f in faces if f["track"] == 2], 30)
+    out = drawing.annotate(picture, [f for f in faces if f["track"] == 2], 30)
     detail = lambda image: np.abs(np.diff(image[80:160, 180:260].astype(int), axis=1)).mean()  # noqa: E731
     assert detail(out) < 0.1 * detail(picture)
 
 
 def test_with_a_filter_a_frame_no_detection_covers_in_time_is_blurred_all_over(monkeypatch):
     now = [0.0]
-    monkeypatch.setattr(reader.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(showing.time, "monotonic", lambda: now[0])
     shown, frame = Shown("blur-all", 0.5), np.zeros((4, 4, 3), np.uint8)
     assert shown.next(0, frame, 0.0, False) is None
     now[0] = 0.51

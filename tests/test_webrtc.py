@@ -16,10 +16,10 @@ import psutil
 import pytest
 import requests
 
-from stream_service.reader import COLOURS
+from stream_service.drawing import COLOURS
 from tests.support.browser import CHROMIUM, SCREENSHOTS
 from tests.support.faces import CLIP
-from tests.support.frames import boxes_in, sharpness
+from tests.support.frames import DETAIL_LEFT, boxes_in, detail_left
 from tests.support.services import Service, running, service_env
 from tests.support.waiting import WAIT, eventually
 
@@ -187,7 +187,7 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             clip = cv2.resize(frames[k], (width, height), interpolation=cv2.INTER_AREA)
             for face in faces_of[k]:
                 box = [round(v * width / 640) for v in face]
-                sharp = sharpness(picture, box) >= 0.25 * sharpness(clip, box)
+                sharp = detail_left(picture, clip, box) >= DETAIL_LEFT
                 if sharp and not counts["blurred"]:
                     return False  # a frame drawn before the switch, still on its way or in the jitter buffer
                 assert not sharp, (k, box)  # frames come in order: once one is blurred, every later one is
@@ -195,7 +195,7 @@ def test_the_camera_comes_back_boxed_then_blurred_and_hanging_up_frees_the_call(
             # The faces only, not the whole frame (what a frame that no detection covered in time gets,
             # often on a busy machine: so one such frame is asked for, not many).
             whole = (0, 0, width, height)
-            if sharpness(picture, whole) > 0.3 * sharpness(clip, whole):
+            if detail_left(picture, clip, whole, middle=False) > 0.3:
                 counts["faces_only"] += 1
                 cv2.imwrite(str(SCREENSHOTS / "call-blurred.png"), picture)
             return counts["blurred"] >= 5 and counts["faces_only"] >= 1

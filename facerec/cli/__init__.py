@@ -6,6 +6,7 @@ A client of the two services over HTTP, like any other: it never imports them.
 import argparse
 import os
 import sys
+from typing import NoReturn
 
 from tqdm import tqdm
 
@@ -17,7 +18,7 @@ from .ingest import Ingest, find_files, json_line, summary
 DETECT_URL, STORE_URL = "http://127.0.0.1:5000", "http://127.0.0.1:5001"
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--store",
@@ -54,14 +55,14 @@ def parser():
     return p
 
 
-def positive(text):
+def positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be above 0")
     return value
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     store = ServiceClient(args.store, args.api_key)
     bar = None
@@ -81,7 +82,7 @@ def main(argv=None):
             bar.close()
 
 
-def unready(*services):
+def unready(*services: ServiceClient) -> int | None:
     """Print why a service is not ready and return 2, or return None when all are."""
     for service in services:
         reason = service.unready()
@@ -91,7 +92,7 @@ def unready(*services):
     return None
 
 
-def run_ingest(args, store, bar):
+def run_ingest(args: argparse.Namespace, store: ServiceClient, bar: tqdm | None) -> int:
     detect = ServiceClient(args.detect, args.api_key)
     if unready(detect, store):
         return 2
@@ -116,7 +117,7 @@ def run_ingest(args, store, bar):
     return status
 
 
-def run_export(args, store, bar):
+def run_export(args: argparse.Namespace, store: ServiceClient, bar: tqdm | None) -> int:
     if unready(store):
         return 2
     try:
@@ -135,5 +136,5 @@ def run_export(args, store, bar):
     return 0
 
 
-def entry():
+def entry() -> NoReturn:
     sys.exit(main())

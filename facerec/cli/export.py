@@ -13,13 +13,16 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from facerec.vision.images import ImageError, decode_image
 
-from .http import Refused
+from .http import Refused, ServiceClient
 from .ingest import sha256_of
 from .video import VideoError, frames
 
@@ -48,7 +51,7 @@ COLUMNS = [
 ]
 
 
-def all_people(store):
+def all_people(store: ServiceClient) -> dict[int, str | None]:
     """{person ID: name or None}, hidden people included."""
     people, page = {}, 1
     while True:
@@ -59,7 +62,7 @@ def all_people(store):
         page += 1
 
 
-def all_faces(store):
+def all_faces(store: ServiceClient) -> Iterator[dict[str, Any]]:
     """Every stored face, page by page in ID order."""
     after = None
     while True:
@@ -70,7 +73,7 @@ def all_faces(store):
             return
 
 
-def folder_names(people):
+def folder_names(people: dict[int, str | None]) -> dict[int, str]:
     """{person ID: folder name}: the name where it is a usable and unique one, else person-<ID>."""
 
     def usable(name):
@@ -84,7 +87,7 @@ def folder_names(people):
     }
 
 
-def crop_name(face):
+def crop_name(face: dict[str, Any]) -> str:
     """A crop's file name: where it comes from (file name, time in a video) and the face ID's start."""
     stem = os.path.splitext(os.path.basename(face.get("source") or ""))[0] or face["photo_sha256"][:12]
     stem = re.sub(r"[\x00-\x1f/\\]", "_", stem)[:80]
@@ -92,7 +95,7 @@ def crop_name(face):
     return f"{stem}{at}_{face['id'][:12]}.jpg"
 
 
-def crop(pixels, box):
+def crop(pixels: np.ndarray, box: dict[str, int]) -> np.ndarray | None:
     """The box with MARGIN around it, within the picture (BGR)."""
     m = round(MARGIN * max(box["width"], box["height"]))
     height, width = pixels.shape[:2]
@@ -101,7 +104,7 @@ def crop(pixels, box):
     return pixels[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else None
 
 
-def original_crops(faces, root):
+def original_crops(faces: list[dict[str, Any]], root: str) -> Iterator[tuple[dict[str, Any], np.ndarray | None]]:
     """(face, crop) for the faces of one source, cut from the original file; none when the file is not
     found, or is not the file ingest read (its SHA-256 differs)."""
     first = faces[0]
@@ -115,7 +118,7 @@ def original_crops(faces, root):
         for face in faces:
             yield face, crop(bgr, face["box"])
         return
-    by_time = {}
+    by_time: dict[float, list[dict[str, Any]]] = {}
     for face in faces:
         by_time.setdefault(face["time"], []).append(face)
     for t, frame in frames(path, wanted=set(by_time)):
@@ -123,7 +126,9 @@ def original_crops(faces, root):
             yield face, crop(frame, face["box"])
 
 
-def pictures(store, faces, root):
+def pictures(
+    store: ServiceClient, faces: list[dict[str, Any]], root: str
+) -> Iterator[tuple[dict[str, Any], np.ndarray | None, str]]:
     """(face, picture or None, "original", "thumbnail" or "missing") for each face of one source."""
     done = set()
     try:
@@ -139,7 +144,7 @@ def pictures(store, faces, root):
             yield face, picture, "missing" if picture is None else "thumbnail"
 
 
-def tile(picture):
+def tile(picture: np.ndarray) -> np.ndarray:
     """The picture within TILE_PX × TILE_PX, ratio kept, on grey."""
     out = np.full((TILE_PX, TILE_PX, 3), 64, np.uint8)
     scale = TILE_PX / max(picture.shape[:2])
@@ -153,7 +158,7 @@ def tile(picture):
     return out
 
 
-def montage(tiles):
+def montage(tiles: list[np.ndarray]) -> np.ndarray:
     rows = -(-len(tiles) // MONTAGE_COLUMNS)
     columns = min(len(tiles), MONTAGE_COLUMNS)
     grid = np.full((rows * TILE_PX, columns * TILE_PX, 3), 32, np.uint8)
@@ -163,7 +168,7 @@ def montage(tiles):
     return grid
 
 
-def annotation(face, person):
+def annotation(face: dict[str, Any], person: str | None) -> dict[str, Any]:
     return {
         "source": face.get("source"),
         "source_sha256": face.get("source_sha256"),
@@ -176,7 +181,7 @@ def annotation(face, person):
     }
 
 
-def export(store, out_dir, root=".", progress=None):
+def export(store: ServiceClient, out_dir: str, root: str = ".", progress: tqdm | None = None) -> dict[str, int]:
     """Write the dataset into `out_dir`; returns {"faces", "people", "unknown", "original", "thumbnail",
     "missing"}: how many crops came from the originals, from thumbnails, and faces with no picture."""
     check_target(out_dir)
@@ -186,18 +191,19 @@ def export(store, out_dir, root=".", progress=None):
         progress.reset(total=len(faces))
     staging = os.path.join(out_dir, STAGING)
     shutil.rmtree(staging, ignore_errors=True)  # left by an export that was killed
-    for folder in (UNKNOWN, MONTAGES):
-        os.makedirs(os.path.join(staging, folder))
+    for subfolder in (UNKNOWN, MONTAGES):
+        os.makedirs(os.path.join(staging, subfolder))
 
-    by_source = {}
+    by_source: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
     for face in faces:
         by_source.setdefault((face.get("source"), face.get("source_sha256") or face["photo_sha256"]), []).append(face)
     counts = {"faces": len(faces), "people": 0, "unknown": 0, "original": 0, "thumbnail": 0, "missing": 0}
-    best = {}  # folder -> heap of (quality, id, tile): a montage's faces
+    # folder -> heap of (quality, id, tile): a montage's faces
+    best: dict[str, list[tuple[float, str, np.ndarray]]] = {}
     annotations = []
     for group in by_source.values():
         for face, picture, where in pictures(store, group, root):
-            folder = people.get(face.get("person"))
+            folder = people.get(face["person"])  # every face the API answers has a person (or null)
             counts[where] += 1
             if picture is not None:
                 os.makedirs(os.path.join(staging, folder or UNKNOWN), exist_ok=True)
@@ -222,7 +228,7 @@ def export(store, out_dir, root=".", progress=None):
     return counts
 
 
-def keep_best(heap, face, picture):
+def keep_best(heap: list[tuple[float, str, np.ndarray]], face: dict[str, Any], picture: np.ndarray) -> None:
     """Keep the MONTAGE_FACES best faces (quality, then ID) of a person as tiles."""
     item = (face.get("quality") or 0.0, face["id"], tile(picture))
     if len(heap) < MONTAGE_FACES:
@@ -231,7 +237,7 @@ def keep_best(heap, face, picture):
         heapq.heapreplace(heap, item)
 
 
-def thumbnail(store, face_id):
+def thumbnail(store: ServiceClient, face_id: str) -> np.ndarray | None:
     try:
         data = store.get(f"/faces/{face_id}/thumbnail.jpg")
     except Refused:  # a face stored before faces had thumbnails
@@ -239,7 +245,7 @@ def thumbnail(store, face_id):
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
-def write_annotations(folder, annotations):
+def write_annotations(folder: str, annotations: list[dict[str, Any]]) -> None:
     with open(os.path.join(folder, ANNOTATIONS[0]), "w", encoding="utf-8") as f:
         json.dump(annotations, f, indent=1, ensure_ascii=False)
     with open(os.path.join(folder, ANNOTATIONS[1]), "w", encoding="utf-8", newline="") as f:
@@ -264,7 +270,7 @@ def write_annotations(folder, annotations):
             )
 
 
-def check_target(out_dir):
+def check_target(out_dir: str) -> None:
     """Export writes into a new or empty folder, or one it wrote before (it replaces only what it wrote)."""
     if os.path.isdir(out_dir) and not os.path.exists(os.path.join(out_dir, MANIFEST)):
         if set(os.listdir(out_dir)) - {STAGING}:
@@ -274,7 +280,7 @@ def check_target(out_dir):
     os.makedirs(out_dir, exist_ok=True)
 
 
-def replace_previous(out_dir, staging):
+def replace_previous(out_dir: str, staging: str) -> None:
     """Remove what the last export wrote, move the new export in its place, and note what it wrote."""
     manifest = os.path.join(out_dir, MANIFEST)
     previous = set()

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from typing import Any
 
 import requests
 
@@ -17,7 +18,7 @@ BACKOFF = (0.5, 1, 2, 4, 8, 15)
 class Refused(Exception):
     """The service answered 4xx: this request will never succeed as it is."""
 
-    def __init__(self, status, message):
+    def __init__(self, status: int, message: str):
         super().__init__(f"{status} {message}")
         self.status = status
 
@@ -29,7 +30,7 @@ class Unreachable(Exception):
 class Busy(Exception):
     """A 503: the service is full (or its store is away) for now; try again after `wait` seconds."""
 
-    def __init__(self, message, wait):
+    def __init__(self, message: str, wait: float):
         super().__init__(message)
         self.wait = wait
 
@@ -37,20 +38,20 @@ class Busy(Exception):
 class ServiceClient:
     """One service at `url`, shared by the CLI's threads (each has its own connection pool)."""
 
-    def __init__(self, url, api_key=None):
+    def __init__(self, url: str, api_key: str | None = None):
         self.url = url.rstrip("/")
         self.api_key = api_key
         self._local = threading.local()
         self.last_success = time.monotonic()  # of any request, by any thread: the service is working
 
-    def session(self):
+    def session(self) -> requests.Session:
         if not hasattr(self._local, "session"):
             self._local.session = requests.Session()
             if self.api_key:
                 self._local.session.headers["X-API-Key"] = self.api_key
         return self._local.session
 
-    def call(self, method, path, raise_busy=False, **kwargs):
+    def call(self, method: str, path: str, raise_busy: bool = False, **kwargs: Any) -> Any:
         """The JSON (or bytes, for an image) of a 2xx answer, retrying what may succeed later.
 
         A 503 is waited out (its Retry-After), or with `raise_busy` raised as Busy, for the caller to
@@ -83,7 +84,7 @@ class ServiceClient:
             attempt += 1
             time.sleep(wait)
 
-    def unready(self):
+    def unready(self) -> str | None:
         """Why the service is not ready (one GET /health, no retries), or None when it is."""
         try:
             response = self.session().get(self.url + "/health", timeout=10)
@@ -91,16 +92,16 @@ class ServiceClient:
             return f"{self.url} does not answer ({type(e).__name__})"
         return None if response.ok else f"{self.url}/health answered {response.status_code} {error_message(response)}"
 
-    def check_progress(self, since, reason):
+    def check_progress(self, since: float, reason: str) -> None:
         """Raise Unreachable when no request has succeeded since `since` for GIVE_UP_AFTER seconds."""
         if time.monotonic() - max(since, self.last_success) > GIVE_UP_AFTER:
             raise Unreachable(f"{self.url}: {reason}; gave up after {GIVE_UP_AFTER} s without an answer")
 
-    def get(self, path, **kwargs):
+    def get(self, path: str, **kwargs: Any) -> Any:
         return self.call("GET", path, **kwargs)
 
 
-def error_message(response):
+def error_message(response: requests.Response) -> str:
     """The `message` of the services' one error shape, else the start of the body."""
     try:
         return response.json()["message"]
@@ -108,7 +109,7 @@ def error_message(response):
         return response.text[:200].strip() or response.reason
 
 
-def retry_after(response, default):
+def retry_after(response: requests.Response, default: float) -> float:
     try:
         return min(float(response.headers["Retry-After"]), 60.0)
     except (KeyError, ValueError):

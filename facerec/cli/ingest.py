@@ -12,11 +12,14 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
+from tqdm import tqdm
 
-from .http import Busy, Refused, Unreachable
+from .http import Busy, Refused, ServiceClient, Unreachable
 from .video import EXTENSIONS as VIDEO_EXTENSIONS
 from .video import VideoError, frames, sampled_count
 
@@ -32,20 +35,20 @@ FIRST_WINDOW = 4
 class File:
     path: str  # as ingest was given it: what the store keeps as the faces' `source`
     kind: str  # "photo", "video" or "ignored"
-    sha256: str = None
+    sha256: str | None = None
     expected: int = 1  # photos and frames it stands for in the progress bar (a video's is estimated)
     sent: int = 0  # photos or frames sent and stored
     stored_before: int = 0  # photos or frames the store held before this run
     faces: int = 0
     pending: int = 0  # queued or in flight
     produced: bool = False  # every photo or frame of it queued (or it failed before)
-    errors: list = field(default_factory=list)
-    outcome: str = None  # done, skipped, failed, ignored; None while not finished
+    errors: list[str] = field(default_factory=list)
+    outcome: str | None = None  # done, skipped, failed, ignored; None while not finished
     reason: str = ""
     reported: bool = False
 
 
-def find_files(paths):
+def find_files(paths: Iterable[str]) -> list[File]:
     """Every file to ingest, in a stable order: files as named, folders walked (hidden entries skipped).
     In folders only files with a photo or video extension are sent; the rest are listed as ignored."""
     found = []
@@ -60,7 +63,7 @@ def find_files(paths):
     return found
 
 
-def kind_of(name, named):
+def kind_of(name: str, named: bool) -> str:
     ext = os.path.splitext(name)[1].lower()
     if ext in VIDEO_EXTENSIONS:
         return "video"
@@ -68,7 +71,7 @@ def kind_of(name, named):
     return "photo" if named or ext in PHOTO_EXTENSIONS else "ignored"
 
 
-def sha256_of(path):
+def sha256_of(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -80,18 +83,18 @@ class InFlightLimit:
     """How many requests may be in flight: one more after a window's worth of answers taken at the
     limit, one fewer on each 503. It settles where every worker of the service has work waiting."""
 
-    def __init__(self, most):
+    def __init__(self, most: int):
         self.most, self.limit = most, min(FIRST_WINDOW, most)
         self.in_flight = self.taken = 0
         self.cond = threading.Condition()
 
-    def acquire(self):
+    def acquire(self) -> None:
         with self.cond:
             while self.in_flight >= self.limit:
                 self.cond.wait()
             self.in_flight += 1
 
-    def release(self, busy=False):
+    def release(self, busy: bool = False) -> None:
         with self.cond:
             at_limit = self.in_flight >= self.limit
             self.in_flight -= 1
@@ -107,20 +110,29 @@ class InFlightLimit:
 class Ingest:
     """One run. `report(file)` is called once per finished file; `progress` is a tqdm bar or None."""
 
-    def __init__(self, detect, store, fps=1.0, jobs=32, report=None, progress=None):
+    def __init__(
+        self,
+        detect: ServiceClient,
+        store: ServiceClient,
+        fps: float = 1.0,
+        jobs: int = 32,
+        report: Callable[[File], None] | None = None,
+        progress: tqdm | None = None,
+    ):
         self.detect, self.store, self.fps = detect, store, fps
         self.report, self.progress = report, progress
         self.window = InFlightLimit(jobs)
-        self.queue = queue.Queue(maxsize=jobs)  # read but not yet sent: memory stays bounded
+        # Read but not yet sent (None: a sender's signal to stop): memory stays bounded.
+        self.queue: queue.Queue[tuple[File, bytes, dict[str, Any]] | None] = queue.Queue(maxsize=jobs)
         self.lock = threading.Lock()
-        self.seen = {}  # sha256 -> path, this run
-        self.stopped = None  # why the run stopped early
+        self.seen: dict[str, str] = {}  # sha256 -> path, this run
+        self.stopped: str | None = None  # why the run stopped early
         self.busy = 0  # 503s: how often the detect service asked to wait
         self.senders = [threading.Thread(target=self._send_loop, daemon=True) for _ in range(jobs)]
 
     # -- the main thread: files in, photos and frames queued ---------------------------------------
 
-    def run(self, files):
+    def run(self, files: list[File]) -> None:
         for f in files:
             if f.kind == "video":
                 try:
@@ -284,7 +296,7 @@ class Ingest:
             self.report(f)
 
 
-def json_line(f):
+def json_line(f: File) -> str:
     """One file's outcome as a JSON line (`--json`)."""
     line = {"path": f.path, "kind": f.kind, "status": f.outcome, "sha256": f.sha256, "faces": f.faces}
     if f.kind == "video":
@@ -294,9 +306,9 @@ def json_line(f):
     return json.dumps(line)
 
 
-def summary(files, stopped=None, busy=0):
+def summary(files: list[File], stopped: str | None = None, busy: int = 0) -> tuple[str, int]:
     """(text for a person, exit status): 0 all done or skipped, 1 some failed, 2 the run stopped."""
-    by = {}
+    by: dict[str, list[File]] = {}
     for f in files:
         by.setdefault(f.outcome or "unfinished", []).append(f)
     count = {k: len(v) for k, v in by.items()}

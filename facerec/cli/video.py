@@ -3,7 +3,10 @@
 Ingest and export read frames the same way, so the frame export cuts a face from is the one ingest sent.
 """
 
+from collections.abc import Iterator
+
 import cv2
+import numpy as np
 
 EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 
@@ -12,7 +15,7 @@ class VideoError(ValueError):
     """Not a video OpenCV's FFmpeg backend can decode."""
 
 
-def open_video(path):
+def open_video(path: str) -> cv2.VideoCapture:
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not capture.isOpened():
         capture.release()
@@ -20,7 +23,7 @@ def open_video(path):
     return capture
 
 
-def sampled_count(path, fps):
+def sampled_count(path: str, fps: float) -> int:
     """About how many frames `frames(path, fps)` yields (from the container's frame count and rate)."""
     capture = open_video(path)
     try:
@@ -32,12 +35,12 @@ def sampled_count(path, fps):
     return int(frames / rate * fps) + 1
 
 
-def frame_time(seconds):
+def frame_time(seconds: float) -> float:
     """A frame's time as stored and compared: seconds, to the millisecond."""
     return round(seconds, 3)
 
 
-def frames(path, fps=None, wanted=None):
+def frames(path: str, fps: float | None = None, wanted: set[float] | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """(time in seconds, BGR frame), in order: with `fps`, the first frame at or after each 1/fps
     seconds; with `wanted` (a set of times), only the frames at those times.
 

@@ -7,8 +7,10 @@ plain keys are dropped from the app's config once hashed, so a dump of it shows 
 
 import hashlib
 import hmac
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from flask import request
+from flask import Flask, request
 from werkzeug.exceptions import Unauthorized
 
 HEADER = "X-API-Key"
@@ -18,11 +20,11 @@ OPEN_PATHS = frozenset({"/health", "/openapi.json", "/"})
 OPEN_PREFIX = "/web/"
 
 
-def is_open(path):
+def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIX)
 
 
-def require_api_key(app):
+def require_api_key(app: Flask) -> None:
     """When keys are configured, answer 401 to every request to a closed path without a right key."""
     digests = key_digests(app.config)
     app.config["API_KEYS"] = None  # only the digests stay in memory
@@ -40,7 +42,7 @@ def require_api_key(app):
             raise Unauthorized(f"the {HEADER} header does not hold a valid API key")
 
 
-def key_digests(config):
+def key_digests(config: Mapping[str, Any]) -> list[bytes]:
     """The SHA-256 digests of every configured key; empty when keys are off."""
     keys = parse_keys(config.get("API_KEYS"))
     if config.get("API_KEY_FILE"):
@@ -48,7 +50,7 @@ def key_digests(config):
     return [digest(k) for k in keys]
 
 
-def parse_keys(value):
+def parse_keys(value: object) -> list[str]:
     """API_KEYS as a list of keys. FACEREC_* values are read as JSON, so a list arrives as a list and
     anything else that is not JSON as a string; a key that JSON turns into a number or boolean would
     lose its spelling, so it is refused rather than guessed at."""
@@ -61,7 +63,7 @@ def parse_keys(value):
     return [k.strip() for k in value if k.strip()]
 
 
-def read_key_file(path):
+def read_key_file(path: str) -> list[str]:
     """One key per line. A configured file that holds no key is an error, not an open service."""
     with open(path, encoding="utf-8") as f:
         keys = [line.strip() for line in f if line.strip()]
@@ -70,11 +72,11 @@ def read_key_file(path):
     return keys
 
 
-def digest(key):
+def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
-def key_matches(key, digests):
+def key_matches(key: str, digests: Iterable[bytes]) -> bool:
     # Compare with every digest, without stopping at a match: the time taken says nothing about which.
     presented = digest(key)
     matched = False

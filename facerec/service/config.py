@@ -6,6 +6,10 @@ Any key can be overridden by an environment variable of the same name prefixed w
 
 import json
 import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
 
 # The largest face thumbnail, in bytes: what the detect service makes (facerec/vision/thumbnails.py) and
 # the store accepts. Part of the contract between the two services, not a setting. 8 KB keeps a page
@@ -16,7 +20,8 @@ THUMBNAIL_MAX_BYTES = 8 * 1024
 SOURCE_MAX = 4096
 TIME_MAX = 10_000_000
 
-DEFAULTS = {
+# Any: each setting has its own type; code reads them by name.
+DEFAULTS: dict[str, Any] = {
     # Where each service listens (read by the gunicorn config files).
     "DETECT_BIND": "127.0.0.1:5000",
     "STORE_BIND": "127.0.0.1:5001",
@@ -140,7 +145,7 @@ DEFAULTS = {
 }
 
 
-def setting(name):
+def setting(name: str) -> Any:
     """One setting outside Flask (gunicorn config, supervisor): the environment wins over DEFAULTS."""
     raw = os.environ.get(f"FACEREC_{name}")
     if raw is None:
@@ -151,7 +156,7 @@ def setting(name):
         return raw
 
 
-def load_config(app, test_config=None):
+def load_config(app: Flask, test_config: Mapping[str, Any] | None = None) -> None:
     """Defaults, then FACEREC_* environment variables, then the test's overrides."""
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("FACEREC")

@@ -5,7 +5,7 @@ browser lets it read the answers only when the detect service names the page's o
 (an OPTIONS "preflight") before a request with an X-API-Key header.
 """
 
-from flask import request
+from flask import Flask, request
 
 from .auth import HEADER, parse_keys
 
@@ -14,7 +14,7 @@ from .auth import HEADER, parse_keys
 PREFLIGHT_MAX_AGE = 600
 
 
-def allow_origins(app):
+def allow_origins(app: Flask) -> None:
     """Answer CORS preflights and mark the answers to CORS_ORIGINS. Register it before the API key
     check: a browser sends a preflight without the key."""
     origins = frozenset(parse_origins(app.config["CORS_ORIGINS"]))
@@ -36,7 +36,7 @@ def allow_origins(app):
         return response
 
 
-def parse_origins(value):
+def parse_origins(value: object) -> list[str]:
     """CORS_ORIGINS as a list: a comma-separated string or a JSON list, as API_KEYS is read."""
     try:
         return parse_keys(value)

@@ -5,11 +5,13 @@
 ``success`` is there because jAlbum reads it on every response.
 """
 
-from flask import json
+from collections.abc import Mapping
+
+from flask import Flask, json
 from werkzeug.exceptions import HTTPException
 
 
-def register_error_handlers(app, statuses):
+def register_error_handlers(app: Flask, statuses: Mapping[type[Exception], int]) -> None:
     """Render every HTTP error as JSON; `statuses` maps the core's exception classes to HTTP codes."""
 
     @app.errorhandler(HTTPException)

@@ -1,11 +1,13 @@
 """Each service's OpenAPI description: a YAML file beside its code, served as JSON at GET /openapi.json."""
 
 import os
+from typing import Any
 
 import yaml
+from flask import Flask
 
 
-def serve_openapi(app, filename="openapi.yaml"):
+def serve_openapi(app: Flask, filename: str = "openapi.yaml") -> dict[str, Any]:
     """Load the service's spec once, at start-up, and answer it at GET /openapi.json."""
     spec = load_spec(os.path.join(app.root_path, filename))
 
@@ -16,6 +18,6 @@ def serve_openapi(app, filename="openapi.yaml"):
     return spec
 
 
-def load_spec(path):
+def load_spec(path: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)

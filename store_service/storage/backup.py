@@ -14,14 +14,14 @@ import sys
 from .db import exclusive_lock
 
 
-def backup(source, target):
+def backup(source: str, target: str) -> None:
     """Copy the database at `source` into `target` in one step, then check the copy."""
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
         src.backup(dst)  # pages=-1: the whole database under one read transaction
         check(dst)
 
 
-def restore(source, target):
+def restore(source: str, target: str) -> None:
     """Replace the stopped store's database at `target` with the backup at `source`."""
     lock = exclusive_lock(target + ".lock", timeout=0)
     try:
@@ -30,13 +30,13 @@ def restore(source, target):
         lock.close()
 
 
-def check(db):
+def check(db: sqlite3.Connection) -> None:
     result = db.execute("PRAGMA integrity_check").fetchone()[0]
     if result != "ok":
         raise RuntimeError(f"integrity check failed: {result}")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--restore", action="store_true", help="copy SOURCE (a backup) over TARGET (the store's database)"

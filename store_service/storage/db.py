@@ -14,12 +14,14 @@ import os
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import IO, Any
 
 import numpy as np
 
 from .index import DIM, NO_LABEL, Index
-from .postgres import PostgreSQL
+from .postgres import PostgreSQL, Rows
 
 NO_PERSON = NO_LABEL  # a face in no person: the label of its row in the index
 
@@ -120,7 +122,7 @@ class Database:
         self.lock = threading.Lock()
         self.location = location
         if location.startswith(("postgresql://", "postgres://")):
-            self.engine = PostgreSQL(location)
+            self.engine: PostgreSQL | SQLite = PostgreSQL(location)
         else:
             self.engine = SQLite(location, lock_timeout)
         try:
@@ -131,32 +133,32 @@ class Database:
             raise
         self.engine.follow(self.catch_up)
 
-    def execute(self, sql: str, args=()):
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Rows | sqlite3.Cursor:
         """A cursor over the rows, or of the rows changed: fetchone(), fetchall(), iteration."""
         return self.engine.execute(sql, args)
 
-    def executemany(self, sql: str, rows):
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Rows | sqlite3.Cursor:
         return self.engine.executemany(sql, rows)
 
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator[None]:
         """All or nothing; the caller holds `lock`. Inside it this replica has seen every write committed
         before (so a face another replica stored is in the index), and no other replica writes."""
         with self.engine.transaction():
             self._apply(self.engine.changes())
             yield
 
-    def run_once(self, name: str, wait: bool = True):
+    def run_once(self, name: str, wait: bool = True) -> AbstractContextManager[bool]:
         """with db.run_once("recluster") as mine: `mine` is True in at most one process at a time (of all
         replicas); with wait=False it is False at once when another holds it."""
         return self.engine.run_once(name, wait)
 
-    def catch_up(self):
+    def catch_up(self) -> None:
         """The index brought up to date with what other replicas committed (none with SQLite)."""
         with self.lock:
             self._apply(self.engine.changes())
 
-    def close(self):
+    def close(self) -> None:
         self.engine.stop_following()
         with self.lock:
             self.engine.close()
@@ -178,7 +180,7 @@ class Database:
             else:
                 index.add([face], np.frombuffer(descriptor, "<f4").reshape(1, DIM), label)
 
-    def _load_index(self):
+    def _load_index(self) -> Index:
         """Every descriptor in an Index, with each face's person as its label (NO_PERSON for none), read
         a chunk of rows at a time: a million rows fetched at once would be ~700 MB of short-lived Python
         objects, and the heap would keep most of it."""
@@ -206,14 +208,14 @@ class SQLite:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not just a crash
 
-    def execute(self, sql, args=()):
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._conn.execute(sql, args)
 
-    def executemany(self, sql, rows):
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
         return self._conn.executemany(sql, rows)
 
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE … COMMIT; ROLLBACK on any error, a failed COMMIT included."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
@@ -224,7 +226,7 @@ class SQLite:
                 self._conn.execute("ROLLBACK")
             raise
 
-    def migrate(self, migrations):
+    def migrate(self, migrations: list[str]) -> None:
         """PRAGMA user_version records how many migrations a database has had."""
         version = self.execute("PRAGMA user_version").fetchone()[0]
         if version > len(migrations):
@@ -235,26 +237,26 @@ class SQLite:
                 self.execute(f"PRAGMA user_version={number + 1}")
 
     @contextmanager
-    def snapshot(self):
+    def snapshot(self) -> Iterator[tuple[int, sqlite3.Cursor]]:
         yield (
             self.execute("SELECT count(*) FROM faces").fetchone()[0],
             self.execute("SELECT id, descriptor, person_id FROM faces"),
         )
 
-    def changes(self):
+    def changes(self) -> Sequence[tuple[Any, ...]]:
         return ()  # the only writer: nobody else changes the file
 
-    def follow(self, catch_up):
+    def follow(self, catch_up: Callable[[], None]) -> None:
         pass
 
-    def stop_following(self):
+    def stop_following(self) -> None:
         pass
 
     @contextmanager
-    def run_once(self, name, wait=True):
+    def run_once(self, name: str, wait: bool = True) -> Iterator[bool]:
         yield True  # the file lock already keeps every other process out
 
-    def close(self):
+    def close(self) -> None:
         self._conn.close()
         self._writer.close()  # releases the writer's lock
 
@@ -274,7 +276,7 @@ def read_snapshot(location: str, queries: list[str]) -> list[list[tuple]]:
     return rows
 
 
-def exclusive_lock(path, timeout):
+def exclusive_lock(path: str, timeout: float) -> IO[str]:
     """Hold an exclusive lock on `path` for as long as the returned file stays open.
 
     The in-memory index mirrors the table only if one process writes it. When a store's arbiter is

@@ -11,6 +11,7 @@ The index is not locked: its owner (the FaceStore) orders every call under its l
 """
 
 import numpy as np
+import numpy.typing as npt
 
 DIM = 128
 PREFIX = 32
@@ -24,9 +25,10 @@ class Index:
     """Faces in row order: `ids[row]`, `rows[face]`, `vectors[row]` and `labels[row]` (a number the owner
     keeps with each face, NO_LABEL by default: people.py keeps each face's person there)."""
 
-    def __init__(self, capacity=0):
+    def __init__(self, capacity: int = 0):
         """An empty index with room for `capacity` faces (a store loading that many)."""
-        self.ids, self.rows = [], {}
+        self.ids: list[str] = []
+        self.rows: dict[str, int] = {}
         size = _capacity(capacity)
         self._matrix = np.zeros((size, DIM), np.float32)
         self._sq_norms = np.zeros(size, np.float32)
@@ -53,7 +55,7 @@ class Index:
     def labels(self) -> np.ndarray:
         return self._labels[: len(self.ids)]
 
-    def add(self, ids: list[str], vectors: np.ndarray, labels=NO_LABEL) -> None:
+    def add(self, ids: list[str], vectors: np.ndarray, labels: npt.ArrayLike = NO_LABEL) -> None:
         """Append faces (IDs not yet in the index), their float32 descriptors and labels."""
         n, end = len(self.ids), len(self.ids) + len(ids)
         if end > len(self._matrix):

@@ -20,7 +20,9 @@ further behind, its listening connection down all that while, loads every face a
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -85,7 +87,15 @@ def functions(sql: str) -> str:
     return re.sub(r"\bifnull\(", "coalesce(", sql, flags=re.IGNORECASE)
 
 
-def arguments(args):
+def fetch_value(cursor: psycopg.Cursor[Any]) -> Any:
+    """The first value of the one row of a query that always answers one (an aggregate, a lock function)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("a query of one row answered none")
+    return row[0]
+
+
+def arguments(args: Iterable[Any]) -> list[Any]:
     # SQLite stores a bool as 0 or 1; PostgreSQL would not put a boolean in an integer column.
     return [int(a) if isinstance(a, bool) else a for a in args]
 
@@ -93,14 +103,14 @@ def arguments(args):
 class Rows:
     """A statement's rows, fetched: usable after its connection went back to the pool."""
 
-    def __init__(self, cursor):
+    def __init__(self, cursor: psycopg.Cursor[Any]):
         self._rows = cursor.fetchall() if cursor.description else []
         self.rowcount = cursor.rowcount
 
-    def fetchone(self):
+    def fetchone(self) -> Any:  # a row, or None past the last: as sqlite3's cursor
         return self._rows.pop(0) if self._rows else None
 
-    def fetchall(self):
+    def fetchall(self) -> list[Any]:
         rows, self._rows = self._rows, []
         return rows
 
@@ -125,22 +135,22 @@ class PostgreSQL:
             open=True,
             name="facerec-store",
         )
-        self._tx = None  # the connection of the transaction in progress
+        self._tx: psycopg.Connection[Any] | None = None  # the connection of the transaction in progress
         self.seq = 0  # the last change-log entry this replica's index has
         self._stopping = threading.Event()
-        self._follower = None
+        self._follower: threading.Thread | None = None
 
-    def execute(self, sql, args=()):
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Rows:
         with self._connection() as conn:
             return Rows(conn.execute(statement(sql), arguments(args)))
 
-    def executemany(self, sql, rows):
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Rows:
         with self._connection() as conn, conn.cursor() as cursor:
             cursor.executemany(statement(sql), [arguments(r) for r in rows])
             return Rows(cursor)
 
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator[None]:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCKS["write"],))  # released at COMMIT/ROLLBACK
             self._tx = conn
@@ -149,7 +159,7 @@ class PostgreSQL:
             finally:
                 self._tx = None
 
-    def migrate(self, migrations):
+    def migrate(self, migrations: list[str]) -> None:
         """The migrations this database lacks, then the change log, by one replica at a time, in one transaction."""
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCKS["migrate"],))
@@ -169,21 +179,21 @@ class PostgreSQL:
                 conn.execute(sql)
 
     @contextmanager
-    def snapshot(self):
+    def snapshot(self) -> Iterator[tuple[int, psycopg.ServerCursor[Any]]]:
         """(count, rows of every face) as of one moment, and the log's end at that moment."""
         with self.pool.connection() as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             try:
                 with conn.transaction():
-                    self.seq = conn.execute("SELECT coalesce(max(seq), 0) FROM face_changes").fetchone()[0]
-                    count = conn.execute("SELECT count(*) FROM faces").fetchone()[0]
+                    self.seq = fetch_value(conn.execute("SELECT coalesce(max(seq), 0) FROM face_changes"))
+                    count = fetch_value(conn.execute("SELECT count(*) FROM faces"))
                     with conn.cursor(name="faces") as rows:  # server-side: read in chunks
                         rows.execute("SELECT id, descriptor, person_id FROM faces")
                         yield count, rows
             finally:
                 conn.isolation_level = None
 
-    def changes(self):
+    def changes(self) -> list[tuple[Any, ...]] | None:
         """[(face, descriptor or None if deleted, person)] for each face logged since the last call; None
         when entries this replica has not applied were pruned (it must load every face again)."""
         if self.execute("SELECT seq FROM face_changes_pruned").fetchone()[0] > self.seq:
@@ -201,7 +211,7 @@ class PostgreSQL:
         self.seq = logged[-1][0]
         return [(face, *rows.get(face, (None, None))) for face in faces]
 
-    def follow(self, catch_up):
+    def follow(self, catch_up: Callable[[], None]) -> None:
         """Call catch_up() on every notification, and every FOLLOW_SECONDS without one, in a thread."""
         self._follower = threading.Thread(target=self._follow, args=(catch_up,), name="follower", daemon=True)
         self._follower.start()
@@ -211,7 +221,7 @@ class PostgreSQL:
             try:
                 with psycopg.connect(self.url, autocommit=True, application_name=FOLLOWER) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    due = prune = 0  # first: whatever committed while this connection was not listening
+                    due = prune = 0.0  # first: whatever committed while this connection was not listening
                     while not self._stopping.is_set():
                         # Short waits, so that stop_following() is soon heard.
                         if list(conn.notifies(timeout=0.1, stop_after=1)) or time.monotonic() >= due:
@@ -223,7 +233,7 @@ class PostgreSQL:
             except psycopg.Error:  # the server restarted, say: connect again in a moment
                 self._stopping.wait(FOLLOW_SECONDS)
 
-    def prune(self, hours: float = LOG_HOURS):
+    def prune(self, hours: float = LOG_HOURS) -> None:
         """Delete the log's entries older than `hours` (one replica at a time; the others skip)."""
         with self.run_once("prune", wait=False) as mine:
             if mine:
@@ -233,31 +243,31 @@ class PostgreSQL:
                     (hours * 3600,),
                 )
 
-    def stop_following(self):
+    def stop_following(self) -> None:
         self._stopping.set()
         if self._follower is not None:
             self._follower.join()
 
     @contextmanager
-    def run_once(self, name, wait=True):
+    def run_once(self, name: str, wait: bool = True) -> Iterator[bool]:
         """A session advisory lock, held on a connection of its own while the block runs."""
         with self.pool.connection() as conn:
             if wait:
                 conn.execute("SELECT pg_advisory_lock(%s)", (LOCKS[name],))
                 mine = True
             else:
-                mine = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCKS[name],)).fetchone()[0]
+                mine = fetch_value(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCKS[name],)))
             try:
                 yield mine
             finally:
                 if mine:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (LOCKS[name],))
 
-    def close(self):
+    def close(self) -> None:
         self.pool.close()
 
     @staticmethod
-    def read_snapshot(url, queries):
+    def read_snapshot(url: str, queries: list[str]) -> list[list[tuple[Any, ...]]]:
         """Each query's rows, from one read-only repeatable-read transaction (db.read_snapshot)."""
         with psycopg.connect(url) as conn:
             conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True

@@ -1,17 +1,20 @@
 """A detection worker process: finds the faces of the frame it is given (read from the stream's shared
-memory) and describes those the manager does not know yet.
+memory) and describes those the manager does not know yet. The pool (pool.py) starts and feeds them.
 
 Workers are shared by every stream; each works on one frame at a time, niced below the readers and
 the web process, so that when the machine is short of CPU it is detection that slows, not the video.
 """
 
 import os
+from multiprocessing.connection import Connection
 
 import cv2
+import numpy as np
 
 from facerec.vision.boxes import Box
 from facerec.vision.faces import FRAME_MIN_FACE_PX, FRAME_PROPOSAL_LONG_SIDE, Models, find_frame_faces
 
+from .messages import Corners, Detect, Face, Forget, Found, Gone, Ready, Stop
 from .shared_frames import FrameRing
 from .tracks import iou
 
@@ -24,37 +27,25 @@ SAME_FACE_IOU = 0.3
 PRIVACY_THRESHOLD = -0.3
 
 
-def run(conn, models_dir, landmarks, detect_width):
-    """The process: answers each ("detect", ...) message with ("faces", ...) or ("gone", ...); returns
-    when told to stop, or when the manager is gone (its pipe closes)."""
+def run(conn: Connection, models_dir: str | None, landmarks: int, detect_width: int) -> None:
+    """The process: answers each `Detect` with `Found` or `Gone`; returns when told to `Stop`, or when
+    the manager is gone (its pipe closes)."""
     os.nice(10)
     cv2.setNumThreads(1)
     models = Models(models_dir, landmarks)
-    rings = {}
-    conn.send(("ready",))
+    rings: dict[str, FrameRing] = {}
+    conn.send(Ready())
     try:
         while True:
             message = conn.recv()
-            if message[0] == "stop":
+            if isinstance(message, Stop):
                 return
-            if message[0] == "forget":  # a stream ended: let its shared memory go
-                ring = rings.pop(message[1], None)
+            if isinstance(message, Forget):  # a stream ended: let its shared memory go
+                ring = rings.pop(message.ring, None)
                 if ring is not None:
                     ring.close()
                 continue
-            _, stream, ring_name, shape, seq, known, thumbnails, private = message
-            if ring_name not in rings:
-                try:
-                    rings[ring_name] = FrameRing(ring_name, shape)
-                except FileNotFoundError:
-                    conn.send(("gone", stream, seq))
-                    continue
-            got = rings[ring_name].get(seq, detect_width)
-            if got is None:
-                conn.send(("gone", stream, seq))
-                continue
-            faces = find_faces(models, got[0], shape[1] / got[0].shape[1], known, thumbnails, private)
-            conn.send(("faces", stream, seq, faces))
+            conn.send(_detect(models, rings, message, detect_width))
     except (BrokenPipeError, EOFError):
         return
     finally:
@@ -62,7 +53,29 @@ def run(conn, models_dir, landmarks, detect_width):
             ring.close()
 
 
-def find_faces(models, frame, scale, known, thumbnails=False, private=False):
+def _detect(models: Models, rings: dict[str, FrameRing], job: Detect, detect_width: int) -> Found | Gone:
+    """The faces of the job's frame, read from its ring (mapped once, then kept until forgotten)."""
+    if job.ring not in rings:
+        try:
+            rings[job.ring] = FrameRing(job.ring, job.shape)
+        except FileNotFoundError:
+            return Gone(job.stream, job.seq)
+    got = rings[job.ring].get(job.seq, detect_width)
+    if got is None:
+        return Gone(job.stream, job.seq)
+    frame = got[0]
+    scale = job.shape[1] / frame.shape[1]
+    return Found(job.stream, job.seq, detect_stream_faces(models, frame, scale, job.known, job.thumbnails, job.private))
+
+
+def detect_stream_faces(
+    models: Models,
+    frame: np.ndarray,
+    scale: float,
+    known: list[Corners],
+    thumbnails: bool = False,
+    private: bool = False,
+) -> list[Face]:
     """[{"box": (left, top, right, bottom), "descriptor": float32[128] or None}] in the pixels of the
     stream's frames, of which `frame` is one shrunk `scale` times (detection costs what the shrunk
     frame's size does, whatever the source's).
@@ -75,7 +88,7 @@ def find_faces(models, frame, scale, known, thumbnails=False, private=False):
     """
     height, width = round(frame.shape[0] * scale), round(frame.shape[1] * scale)
 
-    def in_frame(box):
+    def in_frame(box: Box) -> Corners:
         left, top, right, bottom = box.scaled(scale).corners()
         return max(left, 0), max(top, 0), min(right, width - 1), min(bottom, height - 1)
 

@@ -1,0 +1,165 @@
+"""One stream as the service knows it: its source and settings, its state, the faces it follows, its
+newest JPEG, its events, and the rates and latencies `GET /streams` reports.
+
+Plain state, changed under the registry's lock by the managing threads; `changed` wakes the viewers
+and event clients (views.py) when a JPEG, an event or the end comes.
+"""
+
+import collections
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import numpy as np
+
+from facerec.service.clock import utc_now
+
+from .shared_frames import JpegSlots
+from .tracks import Track, Tracks
+
+FILTERS = (None, "blur-unknown", "blur-all")
+CALL = "webrtc"  # the source of a call
+EVENTS_KEPT = 500
+LATENCIES_KEPT = 1000
+
+
+class Stream:
+    """A stream: a source read by a reader process, or a call (`source` "webrtc"): a browser's camera
+    received, and answered with the annotated video, by a call process (call.py)."""
+
+    def __init__(self, source: str, name: str, loop: bool, filter: str | None, store: bool) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.source, self.name, self.loop, self.filter, self.store = source, name, loop, filter, store
+        self.answer: str | None = None  # a call's SDP answer
+        self.state, self.message = "starting", None
+        self.started_at = utc_now()
+        self.width: int | None = None
+        self.height: int | None = None
+        self.source_fps: float | None = None
+        self.names = {
+            "frames": f"facerec-{os.getpid()}-{self.id}-frames",
+            "jpeg": f"facerec-{os.getpid()}-{self.id}-jpeg",
+        }
+        self.process: BaseProcess | None = None
+        self.conn: Connection | None = None
+        self.jpegs: JpegSlots | None = None
+        self.latest = -1  # the newest frame read
+        self.given = -1  # the newest frame given to a worker
+        self.applied = -1  # the newest frame whose faces are followed
+        self.given_at = 0.0
+        self.jpeg: tuple[int, bytes, float] | None = None  # (seq, bytes, read time) of the newest annotated frame
+        self.outputs: collections.deque[float] = collections.deque(maxlen=120)  # output times, for the fps
+        self.detections: collections.deque[float] = collections.deque(maxlen=120)
+        # Seconds from read to sent, per frame sent.
+        self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCIES_KEPT)
+        self.viewers = 0
+        self.watched = False  # the reader was told someone watches
+        self.tracks = Tracks()
+        self.to_store: list[tuple[Track, dict[str, Any]]] = []  # (track, face) of new descriptors, for "store"
+        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
+        self.changed = threading.Condition()  # a new JPEG, a new event, or the end
+
+    @property
+    def is_call(self) -> bool:
+        return self.source == CALL
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("starting", "playing")
+
+    def summary(self, details: bool = False) -> dict[str, Any]:
+        latencies = np.array(self.latencies) * 1000
+        out = {
+            "id": self.id,
+            "name": self.name,
+            "source": self.source,
+            "loop": self.loop,
+            "filter": self.filter,
+            "store": self.store,
+            "state": self.state,
+            "message": self.message,
+            "started_at": self.started_at,
+            "width": self.width,
+            "height": self.height,
+            "source_fps": self.source_fps,
+            "fps": _rate(self.outputs),
+            "detection_fps": _rate(self.detections),
+            "viewers": self.viewers,
+            "latency_ms": {
+                "p50": round(float(np.percentile(latencies, 50)), 1),
+                "p99": round(float(np.percentile(latencies, 99)), 1),
+            }
+            if len(latencies)
+            else None,
+        }
+        if details:
+            out["faces"] = [
+                {
+                    "track": t.id,
+                    "box": _box(t.box),
+                    "person": t.person,
+                    "name": t.name,
+                    "distance": t.distance,
+                    "since": t.since,
+                }
+                for t in self.tracks.live.values()
+            ]
+        return out
+
+    def publish(self, seq: int, jpeg: bytes, read_at: float) -> None:
+        """The newest annotated frame, for every viewer."""
+        with self.changed:
+            self.jpeg = (seq, jpeg, read_at)
+            self.changed.notify_all()
+
+    def set_answer(self, sdp: str) -> None:
+        with self.changed:
+            self.answer = sdp
+            self.changed.notify_all()
+
+    def announce(self, kind: str, track: Track) -> None:
+        """A face's event: "appeared", "changed" or "left"."""
+        self._add_event(
+            {
+                "type": kind,
+                "time": utc_now(),
+                "track": track.id,
+                "person": track.person,
+                "name": track.name,
+                "since": track.since,
+            }
+        )
+
+    def left(self, tracks: Iterable[Track]) -> None:
+        """These faces are gone: a "left" event for each that was announced."""
+        for t in tracks:
+            if t.announced:
+                self.announce("left", t)
+
+    def set_state(self, state: str, message: str | None) -> None:
+        with self.changed:
+            self.state, self.message = state, message
+            self._add_event({"type": "state", "time": utc_now(), "state": state, "message": message})
+
+    def _add_event(self, event: dict[str, Any]) -> None:
+        with self.changed:
+            last = self.events[-1]["id"] if self.events else 0
+            self.events.append({"id": last + 1, **event})
+            self.changed.notify_all()
+
+
+def _rate(times: Iterable[float]) -> float:
+    """Events a second over the last two seconds of `times` (time.monotonic() values)."""
+    now = time.monotonic()
+    recent = [t for t in times if t > now - 2]
+    return round(len(recent) / 2, 1)
+
+
+def _box(box: tuple[int, int, int, int]) -> dict[str, int]:
+    left, top, right, bottom = box
+    return {"left": left, "top": top, "width": right - left, "height": bottom - top}
