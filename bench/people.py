@@ -21,8 +21,9 @@ Pairwise precision, recall and F1 over labelled faces (two faces are a predicted
 person), people per identity (distinct people among its placed faces), share of faces left unknown,
 pairs of identities merged; what the share threshold means on each set; the paths and the algorithms
 pooled over the sets. Then a re-cluster of 100 k faces (real descriptors plus jittered copies) in a
-store service, with /similar's latency meanwhile against idle. Prints tables and writes
-bench/people-results.json. `--parts quality` or `--parts 100k` runs one of the two.
+store service, with /similar's latency meanwhile against idle. And a scripted user who names each
+album through the API (bench/labelling.py): the actions it takes, per 100 faces. Prints tables and
+writes bench/people-results.json. `--parts quality,labelling,100k` (the default) chooses among them.
 """
 
 import argparse
