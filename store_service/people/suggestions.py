@@ -10,10 +10,11 @@ import numpy as np
 
 from ..exceptions import UnknownFace, UnknownPerson
 from ..storage.db import NO_PERSON, Database
+from .placing import People
 
-# A person's faces compared with every other face, this many at most (evenly spaced): the mean distance
-# between two people over 64 of one's faces is within about 0.01 of the mean over all of them (the
-# distances between two people's faces have a spread of about 0.08; 0.08 / sqrt(64) = 0.01).
+# A person's faces compared with every other face, this many at most (evenly spaced): on celeb8 (about
+# 100 faces an actor) the mean distance between two actors over 64 of one's faces is within 0.007 of
+# the mean over all of them (their faces' distances have a spread of about 0.05).
 PERSON_SAMPLE = 64
 # Rows of the index compared at once: 8,192 x 64 float64 is 4 MB.
 BLOCK = 8192
@@ -23,13 +24,14 @@ class Suggestions:
     """`for_face` and `for_person`; `people` is the People whose placing rule measures a face's distance
     to a person, and whose settings bound how far a suggestion may be."""
 
-    def __init__(self, db: Database, people):
+    def __init__(self, db: Database, people: People):
         self.db, self.people = db, people
 
     def for_face(self, face: str, limit: int) -> list[dict]:
-        """[{"person", "name", "distance", "cover_face_id"}]: up to `limit` people the face may belong to, nearest first, by
-        the placing rule's distance (the mean distance to the person's PEOPLE_JOIN_NEAREST nearest faces),
-        only people with a face within PEOPLE_NEAR (0.7), and never the face's own person."""
+        """[{"person", "name", "distance", "cover_face_id"}]: up to `limit` people the face may belong to,
+        nearest first, by the placing rule's distance (the mean distance to the person's
+        PEOPLE_JOIN_NEAREST nearest faces), only people with a face within PEOPLE_NEAR (0.7), and never
+        the face's own person."""
         with self.db.lock:
             if face not in self.db.index:
                 raise UnknownFace(face)
@@ -44,9 +46,9 @@ class Suggestions:
             ]
 
     def for_person(self, person: int, limit: int) -> list[dict]:
-        """[{"person", "name", "count", "distance", "cover_face_id"}]: up to `limit` other people who may be this one,
-        nearest first, by the average-linkage distance (the mean distance between a face of one and a
-        face of the other), those within PEOPLE_SUGGEST_DISTANCE."""
+        """[{"person", "name", "count", "distance", "cover_face_id"}]: up to `limit` other people who may
+        be this one, nearest first, by the average-linkage distance (the mean distance between a face of
+        one and a face of the other), those within PEOPLE_SUGGEST_DISTANCE."""
         with self.db.lock:
             self._check_person(person)
             labels = self.db.index.labels
