@@ -1,18 +1,20 @@
 """Naming an album on the people page, in a real browser (Debian's chromium, driven by Playwright),
 against both services as real gunicorn processes and real photos: the unknown faces queue ("is this
 X?" answered yes and no with the keys), a suggested pair of people merged, people found by name, a
-face moved to another person in one step.
+face moved to another person in one step, an album of 2,000 people a page at a time.
 
 Each step leaves a screenshot in tests/screenshots/ for a person to look at.
 """
 
+import sqlite3
 from contextlib import contextmanager
 
 import pytest
 import requests
 
+from store_service.store import FaceStore
 from tests.support.browser import SCREENSHOTS
-from tests.support.faces import FACES
+from tests.support.faces import FACES, descriptors
 from tests.support.services import Service, running, service_env
 
 ALBUM = {
@@ -158,3 +160,40 @@ def test_people_found_by_name_and_a_face_moved_in_one_step(browser, services, al
         page.click("#undo")
         wait_status(page, "Undone.")
         assert call(store, "GET", f"/faces/{moved}")["person"] == people["Kit Harington"]
+
+
+PEOPLE = 2_000  # an album of this many people, as PhotoPrism's and Immich's users report them
+
+
+@pytest.fixture(scope="module")
+def big_album(tmp_path_factory):
+    """A store of PEOPLE named people of 2 faces each (random descriptors, written straight into its
+    database before it starts: the page is what is tested, not the placing)."""
+    env = service_env(tmp_path_factory)
+    path = f"{env['FACEREC_DATA_DIR']}/faces.sqlite3"
+    FaceStore(path).close()  # the schema
+    vectors = descriptors(2 * PEOPLE, seed=21)
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO people (id, name, created_at) VALUES (?, ?, 'test')",
+            [(p, f"Person {p:04d}") for p in range(1, PEOPLE + 1)],
+        )
+        db.executemany(
+            "INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height,"
+            " created_at, person_id) VALUES (?, ?, ?, 0, 0, 100, 100, 'test', ?)",
+            [(f"{k:064x}", v.astype("<f4").tobytes(), f"photo{k}", k // 2 + 1) for k, v in enumerate(vectors)],
+        )
+    with running(Service("store", env)) as (store,):
+        yield store
+
+
+def test_two_thousand_people_a_page_at_a_time_and_anyone_found_by_name(browser, big_album):
+    with opened(browser, f"{big_album.url}/#/") as page:
+        page.locator(".person").first.wait_for()
+        assert page.locator(".person").count() == 60 and page.inner_text(".pager").startswith("Page 1 of 34")
+        page.fill("#search", "person 1999")
+        page.wait_for_function("document.querySelectorAll('.person').length === 1")
+        assert page.locator(".person .name").inner_text() == "Person 1999"
+        page.locator(".person a").click()
+        page.wait_for_function("document.querySelector('#name')?.value === 'Person 1999'")
+        screenshot(page, "review-6-found")
