@@ -258,3 +258,13 @@ def test_people_are_found_by_a_part_of_their_name(album):
 
     assert found("ben") == [ben] and found("AFF") == [ben] and found("n_j") == [elton] and found("0%") == [elton]
     assert found("_") == [elton] and found("%") == [elton] and found("nobody") == [] and len(found("")) == 2
+
+
+def test_ids_no_engine_can_hold_are_404_not_500(album):
+    client, ben, _, _ = album
+    for bad in ("ab%00cd", "%ED%A0%80"):  # NUL (PostgreSQL cannot hold it), a lone surrogate (SQLite cannot)
+        assert_error(client.get(f"/faces/{bad}/suggestions"), 404)
+        assert_error(client.post(f"/faces/{bad}/not-person", json={"person": ben}), 404)
+        assert_error(client.get(f"/photos/{bad}"), 404)
+        assert_error(client.put(f"/faces/{bad}/person", json={"person": ben}), 404)
+        assert_error(client.post(f"/people/{ben}/faces/{bad}/remove"), 404)

@@ -5,6 +5,7 @@ import math
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest
 
+from ..exceptions import UnknownPhoto
 from ..store import UNKNOWN_ORDERS, parse_origin
 
 bp = Blueprint("store", __name__)
@@ -57,6 +58,8 @@ def list_faces():
 @bp.get("/photos/<sha256>")
 def photo(sha256):
     """Every face of one photo, with its person: the page draws them on the photo."""
+    if not sha256.isascii() or "\x00" in sha256:  # no engine holds such a photo (see add_faces)
+        raise UnknownPhoto(sha256)
     return {"sha256": sha256, "faces": store().photo_faces(sha256)}
 
 

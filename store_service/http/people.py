@@ -7,7 +7,7 @@ from werkzeug.exceptions import BadRequest
 
 from facerec.service.auth import HEADER
 
-from ..exceptions import UnknownPerson
+from ..exceptions import UnknownFace, UnknownPerson
 from ..store import canonical
 
 bp = Blueprint("people", __name__)
@@ -88,7 +88,7 @@ def merge(person_id):
 @bp.post("/people/<person_id>/faces/<face_id>/remove")
 def remove_face(person_id, face_id):
     person = parse_person(person_id)
-    corrections().remove_face(who(), person, face_id)
+    corrections().remove_face(who(), person, parse_face(face_id))
     return people().summary(person)
 
 
@@ -97,7 +97,7 @@ def assign_face(face_id):
     body = json_body()
     if "person" not in body or not (body["person"] is None or is_id(body["person"])):
         raise BadRequest('expected JSON {"person": a person ID, or null for none}')
-    corrections().assign_face(who(), face_id, body["person"])
+    corrections().assign_face(who(), parse_face(face_id), body["person"])
     return {"id": face_id, "person": body["person"]}
 
 
@@ -150,6 +150,13 @@ def parse_person(raw):
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:  # 18 digits: within SQLite's 64-bit integers
         raise UnknownPerson(raw)
     return int(raw)
+
+
+def parse_face(raw):
+    """A face ID any engine can look up (is_utf8); anything else names no face."""
+    if not is_utf8(raw):
+        raise UnknownFace(raw)
+    return raw
 
 
 def parse_changes(body):

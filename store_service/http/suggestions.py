@@ -4,7 +4,7 @@ person (store_service/suggestions.py); a yes is the existing assign or merge, a 
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest
 
-from .people import corrections, is_id, json_body, parse_person, who
+from .people import corrections, is_id, json_body, parse_face, parse_person, who
 
 bp = Blueprint("suggestions", __name__)
 # Most suggestions in one answer: a page shows a few; more says nothing the user can answer at once.
@@ -17,13 +17,13 @@ def suggestions():
 
 @bp.get("/faces/<face_id>/suggestions")
 def face_suggestions(face_id):
-    return {"id": face_id, "suggestions": suggestions().for_face(face_id, parse_limit(3))}
+    return {"id": face_id, "suggestions": suggestions().for_face(parse_face(face_id), parse_limit(3))}
 
 
 @bp.post("/faces/<face_id>/not-person")
 def not_person(face_id):
     person = parse_other()
-    corrections().not_person(who(), face_id, person)
+    corrections().not_person(who(), parse_face(face_id), person)
     return {"id": face_id, "not_person": person}
 
 

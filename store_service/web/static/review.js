@@ -8,7 +8,7 @@
 const QUEUE_PAGE = 60;
 let unknownOrder = "newest"; // or "quality": the best pictures first
 let queue = null; // {faces, at, suggestions}: the unknown faces queue as shown
-let same = null; // {person, suggestion, skipped}: the same-person queue as shown
+let same = null; // {page, at, skipped}: where the same-person queue is in the list of people, pairs skipped
 
 // -- names: one typed for a face joins the person of that name, or makes one ------------------------
 
