@@ -27,7 +27,10 @@
 8. Calls over WebRTC: 1, 2 and 3 at once at 640x360 and 1280x720, the clip as each caller's camera: fps
    back and the server's latency per frame; and one call's glass-to-glass latency from chromium, its
    camera a canvas that writes the time on each frame (bench/webrtc.py, bench/glass.html).
-9. Only with --parts scale (bench/scale.py): the store on PostgreSQL with one and two replicas next to
+9. Background filters and broadcast calls (bench/background.py): per frame the segmentation, the
+   compositing and the whole filter at 640x360 and 1280x720, the mask against a reference and its
+   flicker, a call's fps with each filter, and one broadcast call with 1, 5 and 10 WHEP and 3 MJPEG viewers.
+10. Only with --parts scale (bench/scale.py): the store on PostgreSQL with one and two replicas next to
    SQLite at 100 k faces, how soon a write on one replica is searchable on the other, start-up at 1 M.
 
 Prints a table and writes bench/results.json.
@@ -56,6 +59,7 @@ import numpy as np
 import references
 import requests
 import scale
+from background import background_bench, print_background
 from PIL import Image
 from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
 from stream import print_stream, stream_bench
@@ -488,8 +492,8 @@ def main():
     )
     parser.add_argument(
         "--parts",
-        default="photos,small,many,frames,dlib,store,ingest,stream,webrtc",
-        help="which of photos, small, many, frames, dlib, store, ingest, stream, webrtc, scale to run",
+        default="photos,small,many,frames,dlib,store,ingest,stream,webrtc,background",
+        help="which of photos, small, many, frames, dlib, store, ingest, stream, webrtc, background, scale to run",
     )
     parser.add_argument("--stream-minutes", type=int, default=10, help="the stream part's 640x360 memory run")
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
@@ -533,6 +537,8 @@ def main():
         report["stream"] = stream_bench(minutes=args.stream_minutes)
     if "webrtc" in parts:
         report["webrtc"] = webrtc_bench()
+    if "background" in parts:
+        report["background"] = background_bench()
     if "scale" in parts:
         size = max(args.scale_start_size, scale.SIZE + scale.PROPAGATIONS)
         report["scale"] = scale.scale_bench(jittered(real, size, np.random.default_rng(1)), args.scale_start_size)
@@ -847,6 +853,8 @@ def print_table(report):
         print_stream(report["stream"])
     if "webrtc" in report:
         print_webrtc(report["webrtc"])
+    if "background" in report:
+        print_background(report["background"])
     if "scale" in report:
         scale.print_scale(report["scale"])
     if "load_average" in report:

@@ -166,8 +166,10 @@ def stages(path, count=150, quality=80):
     the ring, a copy to draw on; detection by HOG's whole scan). Steps are timed on this thread; the
     threads FFmpeg may start are in each loop's total (process CPU), so decoding is what the total has
     beyond the other steps. ms per frame, medians (totals: means)."""
+    from facerec.vision.boxes import Box
     from facerec.vision.faces import Models, find_frame_faces
     from stream_service import drawing, reader
+    from stream_service.messages import DrawnFace
     from stream_service.shared_frames import FrameRing
 
     cv2.setNumThreads(1)
@@ -175,7 +177,7 @@ def stages(path, count=150, quality=80):
     height, width = int(size.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(size.get(cv2.CAP_PROP_FRAME_WIDTH))
     ring = FrameRing(f"facerec-bench-{os.getpid()}", (height, width), create=True)
     canvas, models = np.empty((height, width, 3), np.uint8), Models()
-    faces = [{"box": (800, 300, 1100, 600), "label": "unknown", "kind": "unknown", "blur": False}]
+    faces = [DrawnFace(1, Box(800, 300, 300, 300), "unknown", "unknown", False)]
     jpeg = [cv2.IMWRITE_JPEG_QUALITY, quality]
     steps, out = {}, {}
 

@@ -18,18 +18,42 @@ decoding, so a busy machine lowers the frame rate, not the latency. Nothing queu
 
 import asyncio
 import fractions
+import logging
 import time
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
+from typing import Any
 
 import av
 import cv2
+import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .backdrop import Backdrop
+from .broadcast import JPEG_SLOT_BYTES, Broadcast
 from .drawing import picture
-from .messages import Answer, Draw, Ended, Failed, FrameRead, NewRing, Sent, SetFilter, Stop
+from .messages import (
+    AddViewer,
+    Answer,
+    Draw,
+    DropViewer,
+    Ended,
+    Failed,
+    FrameRead,
+    NewRing,
+    Sent,
+    SetBackground,
+    SetFilter,
+    Stop,
+    ViewerAnswer,
+    Watched,
+)
 from .reader import is_cut
-from .shared_frames import FrameRing
+from .shared_frames import FrameRing, JpegSlots
 from .showing import Shown
+
+log = logging.getLogger(__name__)
 
 # The video back is VP8 (every browser decodes it), encoded here rather than by aiortc: at libvpx's
 # fastest real-time speed and without its noise filter, which costs far less CPU than aiortc's settings
@@ -50,33 +74,69 @@ CONNECT_WAIT = 30  # seconds from the answer to the first frame, before the call
 SILENCE = 10  # seconds without a frame after which the caller is gone (a tab closed without a goodbye)
 
 
-def run(conn, offer, filter, privacy_wait, names):
+def run(
+    conn: Connection,
+    offer: str,
+    filter: str | None,
+    privacy_wait: float,
+    names: dict[str, str],
+    backdrop: tuple = (None, None),
+    broadcast: int | None = None,
+) -> None:
     """The process: answers the offer, then plays the call until the caller leaves, the manager says
-    stop, or the manager is gone (its pipe closes)."""
+    stop, or the manager is gone (its pipe closes). `backdrop`: the background filter (backdrop.py); with
+    `broadcast` (the MJPEG's JPEG quality), others may watch the call too (broadcast.py)."""
     cv2.setNumThreads(1)
     try:
-        asyncio.run(Call(conn, filter, privacy_wait, names).play(offer))
+        asyncio.run(_answer(conn, offer, filter, privacy_wait, names, backdrop, broadcast))
     except (BrokenPipeError, EOFError):
         pass  # the manager is gone: nobody to play for
 
 
+async def _answer(
+    conn: Connection,
+    offer: str,
+    filter: str | None,
+    privacy_wait: float,
+    names: dict[str, str],
+    backdrop: tuple,
+    broadcast: int | None,
+) -> None:
+    await Call(conn, filter, privacy_wait, names, backdrop, broadcast).play(offer)
+
+
 class Call:
-    def __init__(self, conn, filter, privacy_wait, names):
+    """One call, made inside its event loop."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        filter: str | None,
+        privacy_wait: float,
+        names: dict[str, str],
+        backdrop: tuple = (None, None),
+        broadcast: int | None = None,
+    ) -> None:
         self.conn, self.names = conn, names
         self.shown = Shown(filter, privacy_wait)
-        self.ring = None
+        self.backdrop = Backdrop(*backdrop)
+        self.broadcast: Broadcast | None = None
+        if broadcast is not None:
+            jpegs = JpegSlots(names["jpeg"], JPEG_SLOT_BYTES, create=True)
+            self.broadcast = Broadcast(self.conn.send, jpegs, broadcast)
+        self.ring: FrameRing | None = None
         self.rings = 0  # frame rings made so far: each has a name of its own
         self.seq = -1
-        self.previous = None  # the last frame's thumbnail, for cuts
-        self.newest = None  # (the newest frame received, not yet worked on, when it came)
-        self.received = None  # asyncio.Event: a frame came
+        self.previous: np.ndarray | None = None  # the last frame's thumbnail, for cuts
+        self.newest: tuple[Any, float] | None = None  # (the newest frame received, not yet worked on, when it came)
+        self.received = asyncio.Event()  # a frame came
         self.arrived = 0  # frames received
-        self.done = None  # asyncio.Future: the reason the call ends, Ended or Failed
-        self.outputs = []  # times of the last second's frames out, for the fps drawn
+        # The reason the call ends.
+        self.done: asyncio.Future[Ended | Failed] = asyncio.get_running_loop().create_future()
+        self.outputs: list[float] = []  # times of the last second's frames out, for the fps drawn
 
-    async def play(self, offer):
+    async def play(self, offer: str) -> None:
         loop = asyncio.get_running_loop()
-        self.received, self.done = asyncio.Event(), loop.create_future()
         # No STUN or TURN server: on a LAN or localhost the host candidates connect (and nothing is
         # asked of a server the service may not reach).
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -85,7 +145,7 @@ class Call:
         try:
 
             @pc.on("track")
-            def on_track(track):
+            def on_track(track: MediaStreamTrack) -> None:
                 if track.kind == "video" and not back.taken:
                     back.taken = True
                     pc.addTrack(back)  # on the offer's video transceiver: the video goes back the same way
@@ -100,7 +160,7 @@ class Call:
                     loop.create_task(self._receive(track))
 
             @pc.on("connectionstatechange")
-            def on_state():
+            def on_state() -> None:
                 if pc.connectionState in ("failed", "closed"):
                     self._finish(
                         Ended("the caller hung up" if pc.connectionState == "closed" else "the connection failed")
@@ -119,15 +179,18 @@ class Call:
             self.conn.send(await self.done)
         finally:
             loop.remove_reader(self.conn.fileno())
+            if self.broadcast is not None:  # every viewer's connection ends with the call
+                await self.broadcast.close()
+                self.broadcast.jpegs.close(unlink=True)
             await pc.close()
             if self.ring is not None:
                 self.ring.close(unlink=True)
 
-    def _finish(self, reason):
+    def _finish(self, reason: Ended | Failed) -> None:
         if not self.done.done():
             self.done.set_result(reason)
 
-    def _from_manager(self):
+    def _from_manager(self) -> None:
         try:
             while self.conn.poll():
                 message = self.conn.recv()
@@ -136,10 +199,32 @@ class Call:
                     return
                 if isinstance(message, Draw | SetFilter):
                     self.shown.told(message)
+                elif isinstance(message, SetBackground):
+                    self.backdrop.set(message.kind, message.background)
+                elif isinstance(message, Watched | AddViewer | DropViewer) and self.broadcast is not None:
+                    asyncio.ensure_future(self._to_viewers(message))
         except (EOFError, OSError):
             self._finish(Ended("the service is gone"))
 
-    async def _receive(self, track):
+    async def _to_viewers(self, message: Watched | AddViewer | DropViewer) -> None:
+        """The manager's Watched, AddViewer or DropViewer, for a broadcast."""
+        broadcast = self.broadcast
+        assert broadcast is not None  # only a broadcast call is told these
+        if isinstance(message, Watched):
+            broadcast.watched = message.watched
+        elif isinstance(message, DropViewer):
+            await broadcast.remove(message.viewer)
+        else:
+            try:
+                answer = await broadcast.add(message.viewer, message.offer)
+            except Exception as e:  # aiortc's SDP parser says what it cannot read in several exception types
+                log.info("call: a viewer's offer refused: %r", e)
+                why = str(e) if isinstance(e, ValueError) else "it is not an SDP offer that can be read"
+                self.conn.send(ViewerAnswer(message.viewer, None, f"the offer cannot be answered: {why}"))
+            else:
+                self.conn.send(ViewerAnswer(message.viewer, answer, None))
+
+    async def _receive(self, track: MediaStreamTrack) -> None:
         """Drain the decoded frames as they come: only the newest is kept for work."""
         try:
             while True:
@@ -149,7 +234,7 @@ class Call:
         except MediaStreamError:
             self._finish(Ended("the caller's video ended"))
 
-    async def _watch(self):
+    async def _watch(self) -> None:
         """The caller is gone when no frame has come for SILENCE seconds (CONNECT_WAIT for the first)."""
         last, since = self.arrived, time.monotonic()
         while not self.done.done():
@@ -165,7 +250,7 @@ class Call:
                     )
                 )
 
-    async def next_out(self):
+    async def next_out(self) -> tuple[Any, float]:
         """(the next frame out, with the faces drawn or blurred, when its frame came): the newest frame
         received, or with a privacy filter one held back until a detection covers it."""
         while True:
@@ -177,27 +262,32 @@ class Call:
             if out is not None:
                 return out
 
-    def _frame(self, frame, received_at):
-        """The frame into the frame ring (for the detection workers); what goes out now, if anything."""
+    def _frame(self, frame: Any, received_at: float) -> tuple[Any, float] | None:
+        """The frame (av.VideoFrame) into the frame ring (for the detection workers); what goes out now,
+        if anything: (av.VideoFrame, when its frame came)."""
         image = frame.to_ndarray(format="bgr24")
         height, width = image.shape[:2]
-        resized = self.ring is None or self.ring.shape[:2] != (height, width)
-        if resized:
-            self._new_ring(width, height)
+        ring, resized = self.ring, False
+        if ring is None or ring.shape[:2] != (height, width):
+            ring, resized = self._new_ring(width, height), True
         self.seq += 1
-        self.ring.put(self.seq, image, received_at)
+        ring.put(self.seq, image, received_at)
         cut, self.previous = is_cut(image, None if resized else self.previous)
         self.conn.send(FrameRead(self.seq, cut or resized, None))
         out = self.shown.next(self.seq, image, received_at, cut or resized)
         if out is None:
             return None
-        _, out_image, out_received_at, faces = out
+        out_seq, out_image, out_received_at, faces = out
         self.outputs = [t for t in self.outputs if t > received_at - 1] + [received_at]
-        video = av.VideoFrame.from_ndarray(picture(out_image, faces, len(self.outputs)), format="bgr24")
+        filtered = self.backdrop.apply(out_image)
+        image = picture(filtered, faces, len(self.outputs), None if filtered is out_image else filtered)
+        video = av.VideoFrame.from_ndarray(image, format="bgr24")
         video.pts, video.time_base = frame.pts, frame.time_base
+        if self.broadcast is not None:
+            self.broadcast.put(video, image, out_seq, out_received_at)
         return video, out_received_at
 
-    def _new_ring(self, width, height):
+    def _new_ring(self, width: int, height: int) -> FrameRing:
         """A frame ring for frames of this size (the first, or the browser changed the resolution)."""
         if self.ring is not None:
             self.ring.close(unlink=True)  # workers that still map it keep their mapping until told to forget it
@@ -206,6 +296,7 @@ class Call:
         self.ring = FrameRing(name, (height, width), create=True)
         self.shown.waiting.clear()  # frames of the old size are not shown
         self.conn.send(NewRing(width, height, name))
+        return self.ring
 
 
 class Annotated(MediaStreamTrack):
@@ -216,15 +307,16 @@ class Annotated(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, conn, next_out):
+    def __init__(self, conn: Connection, next_out: Callable[[], Awaitable[tuple[Any, float]]]) -> None:
         super().__init__()
         self.conn, self.next_out = conn, next_out
         self.taken = False
-        self.handed = None  # received time of the frame the sender took last
-        self.codec = None
-        self.drawing = None  # asyncio.Task: the next frame out, drawn while the last one is encoded
+        self.handed: float | None = None  # received time of the frame the sender took last
+        self.codec: Any = None  # av's VP8 encoder, for the frames' size
+        # The next frame out, drawn while the last one is encoded.
+        self.drawing: asyncio.Future[tuple[Any, float]] | None = None
 
-    async def recv(self):
+    async def recv(self) -> Any:
         if self.handed is not None:
             self.conn.send(Sent(time.monotonic() - self.handed))
             self.handed = None
@@ -237,12 +329,12 @@ class Annotated(MediaStreamTrack):
                 return packets[0]
             # libvpx dropped the frame (its rate control): the next one
 
-    def stop(self):
+    def stop(self) -> None:
         if self.drawing is not None:
             self.drawing.cancel()
         super().stop()
 
-    def _encode(self, frame):
+    def _encode(self, frame: Any) -> list[Any]:
         """The frame in VP8: [av.Packet], or [] when the encoder drops it."""
         if self.codec is None or (self.codec.width, self.codec.height) != (frame.width, frame.height):
             self.codec = av.CodecContext.create("libvpx", "w")

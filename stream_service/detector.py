@@ -11,12 +11,11 @@ from multiprocessing.connection import Connection
 import cv2
 import numpy as np
 
-from facerec.vision.boxes import Box
+from facerec.vision.boxes import Box, iou
 from facerec.vision.faces import FRAME_MIN_FACE_PX, FRAME_PROPOSAL_LONG_SIDE, Models, find_frame_faces
 
-from .messages import Corners, Detect, Face, Forget, Found, Gone, Ready, Stop
+from .messages import Detect, Forget, Found, FoundFace, Gone, Ready, Stop
 from .shared_frames import FrameRing
-from .tracks import iou
 
 # A face YuNet proposes that overlaps a face found this much is that face.
 SAME_FACE_IOU = 0.3
@@ -72,38 +71,37 @@ def detect_stream_faces(
     models: Models,
     frame: np.ndarray,
     scale: float,
-    known: list[Corners],
+    known: list[Box],
     thumbnails: bool = False,
     private: bool = False,
-) -> list[Face]:
-    """[{"box": (left, top, right, bottom), "descriptor": float32[128] or None}] in the pixels of the
-    stream's frames, of which `frame` is one shrunk `scale` times (detection costs what the shrunk
+) -> list[FoundFace]:
+    """The faces in the pixels of the stream's frames, of which `frame` is one shrunk `scale` times (detection costs what the shrunk
     frame's size does, whatever the source's).
 
     The faces are found by the pipeline's find_frame_faces, and described unless they overlap one of the
     `known` boxes (faces followed and already described). With `thumbnails`, each described face also
-    has its "thumbnail" and "quality" (for the store). For a privacy filter (`private`), which would
+    has its thumbnail and quality (for the store). For a privacy filter (`private`), which would
     rather blur too much than too little, HOG accepts lower scores (PRIVACY_THRESHOLD), and the faces
     YuNet proposed that HOG did not confirm are faces too, never described.
     """
     height, width = round(frame.shape[0] * scale), round(frame.shape[1] * scale)
 
-    def in_frame(box: Box) -> Corners:
+    def in_frame(box: Box) -> Box:
         left, top, right, bottom = box.scaled(scale).corners()
-        return max(left, 0), max(top, 0), min(right, width - 1), min(bottom, height - 1)
+        return Box.from_corners(max(left, 0), max(top, 0), min(right, width - 1), min(bottom, height - 1))
 
-    followed = [Box.from_corners(*known_box).scaled(1 / scale) for known_box in known]
+    followed = [box.scaled(1 / scale) for box in known]
     threshold = PRIVACY_THRESHOLD if private else 0.0
-    faces = []
-    for face in find_frame_faces(models, frame, known=followed, threshold=threshold):
-        found = {"box": in_frame(face.box), "descriptor": face.descriptor}
-        if thumbnails and face.descriptor is not None:
-            found["thumbnail"], found["quality"] = face.thumbnail, face.quality
-        faces.append(found)
+    faces = [
+        FoundFace(in_frame(face.box), face.descriptor, face.thumbnail, face.quality)
+        if thumbnails and face.descriptor is not None
+        else FoundFace(in_frame(face.box), face.descriptor)
+        for face in find_frame_faces(models, frame, known=followed, threshold=threshold)
+    ]
     if private:
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         for x, y, w, h, _ in models.proposer.propose(rgb, FRAME_MIN_FACE_PX, FRAME_PROPOSAL_LONG_SIDE):
             box = in_frame(Box.from_corners(x, y, x + w, y + h))
-            if not any(iou(box, face["box"]) > SAME_FACE_IOU for face in faces):
-                faces.append({"box": box, "descriptor": None})
+            if not any(iou(box, face.box) > SAME_FACE_IOU for face in faces):
+                faces.append(FoundFace(box, None))
     return faces

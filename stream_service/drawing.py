@@ -5,20 +5,22 @@ detection covered in time, blurred all over. Used by the reader (reader.py) and 
 import cv2
 import numpy as np
 
-from .messages import Corners, Face
+from facerec.vision.boxes import Box
+
+from .messages import DrawnFace
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # BGR: a named person, a person without a name, nobody known.
 COLOURS = {"named": (80, 200, 60), "person": (0, 190, 255), "unknown": (60, 60, 230)}
 
 
-def picture(frame: np.ndarray, faces: list[Face] | None, fps: int, canvas: np.ndarray | None = None) -> np.ndarray:
+def picture(frame: np.ndarray, faces: list[DrawnFace] | None, fps: int, canvas: np.ndarray | None = None) -> np.ndarray:
     """The frame as it goes out: annotated (faces blurred or boxed), or blurred whole when `faces` is None.
     Drawn on `canvas` (an array of the frame's shape, or the frame itself), else on a copy."""
     return annotate(frame, faces, fps, canvas) if faces is not None else blurred(frame)
 
 
-def annotate(frame: np.ndarray, faces: list[Face], fps: int, canvas: np.ndarray | None = None) -> np.ndarray:
+def annotate(frame: np.ndarray, faces: list[DrawnFace], fps: int, canvas: np.ndarray | None = None) -> np.ndarray:
     """The frame with each face blurred or boxed and labelled, and the output fps top left, drawn on
     `canvas` (see picture)."""
     out = frame.copy() if canvas is None else canvas
@@ -26,18 +28,18 @@ def annotate(frame: np.ndarray, faces: list[Face], fps: int, canvas: np.ndarray 
         np.copyto(out, frame)
     height, width = out.shape[:2]
     for face in faces:
-        left, top, right, bottom = face["box"]
-        if face["blur"]:
-            _blur(out, face["box"], 2 if face.get("spread") else 4)
+        left, top, right, bottom = face.box.corners()
+        if face.blur:
+            _blur(out, face.box, 2 if face.spread else 4)
             continue
-        colour = COLOURS[face["kind"]]
+        colour = COLOURS[face.kind]
         thickness = max(2, width // 400)
         cv2.rectangle(out, (left, top), (right, bottom), colour, thickness)
         scale = max(0.5, width / 1280)
-        (w, h), base = cv2.getTextSize(face["label"], FONT, scale, 1)
+        (w, h), base = cv2.getTextSize(face.label, FONT, scale, 1)
         y = top - 4 if top - h - base - 4 >= 0 else bottom + h + 4
         cv2.rectangle(out, (left, y - h - base), (left + w + 6, y + base), colour, cv2.FILLED)
-        cv2.putText(out, face["label"], (left + 3, y), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(out, face.label, (left + 3, y), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
     scale = max(0.5, width / 1280)
     cv2.putText(out, f"{fps} fps", (8, int(24 * scale) + 4), FONT, scale, (255, 255, 255), 2, cv2.LINE_AA)
     return out
@@ -50,10 +52,10 @@ def blurred(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def _blur(out: np.ndarray, box: Corners, margin: int = 4) -> None:
+def _blur(out: np.ndarray, box: Box, margin: int = 4) -> None:
     """Blur the face and a margin of 1/`margin` of its size around it (a face moves between
     detections) beyond recognition."""
-    left, top, right, bottom = box
+    left, top, right, bottom = box.corners()
     pad_x, pad_y = (right - left) // margin, (bottom - top) // margin
     left, top = max(left - pad_x, 0), max(top - pad_y, 0)
     right, bottom = min(right + pad_x, out.shape[1]), min(bottom + pad_y, out.shape[0])

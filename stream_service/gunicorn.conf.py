@@ -1,5 +1,7 @@
 # Gunicorn settings of the stream service. Used as they are by `make run` and docker-compose.yml.
 import signal
+from types import FrameType
+from typing import Any
 
 from facerec.service import blas
 from facerec.service.config import setting
@@ -23,20 +25,21 @@ control_socket_disable = True  # one per user by default: the services would col
 wsgi_app = "stream_service:create_app()"
 
 
-def post_worker_init(worker):
+def post_worker_init(worker: Any) -> None:
     """On SIGTERM, end every MJPEG and event response at once: they never end by themselves, and the
     worker would otherwise wait graceful_timeout for them."""
     streams = worker.wsgi.extensions["streams"]
     graceful = signal.getsignal(signal.SIGTERM)
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: FrameType | None) -> None:
         streams.shutting_down()
-        graceful(signum, frame)
+        if callable(graceful):  # gunicorn's own handler: a graceful stop
+            graceful(signum, frame)
 
     signal.signal(signal.SIGTERM, stop)
 
 
-def worker_exit(server, worker):
+def worker_exit(server: Any, worker: Any) -> None:
     """Stop the streams' processes before the worker goes: none is left orphaned."""
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):

@@ -11,7 +11,22 @@ import time
 from multiprocessing.connection import wait
 from typing import Any
 
-from .messages import Answer, Ended, Failed, Found, FrameOut, FrameRead, FromReader, NewRing, Opened, Sent
+from .broadcast import JPEG_SLOT_BYTES
+from .messages import (
+    Answer,
+    Ended,
+    Failed,
+    Found,
+    FrameOut,
+    FrameRead,
+    FromReader,
+    JpegOut,
+    NewRing,
+    Opened,
+    Sent,
+    ViewerAnswer,
+    ViewerLeft,
+)
 from .pool import DetectionWorker
 from .registry import Registry
 from .shared_frames import JpegSlots
@@ -96,6 +111,8 @@ class PipeLoop:
                 stream.set_answer(sdp)
             case NewRing(width, height, name):  # a call's frames, from now on in a new ring
                 stream.width, stream.height = width, height
+                if stream.broadcast and stream.jpegs is None:  # made by the call's process before it answered
+                    stream.jpegs = JpegSlots(stream.names["jpeg"], JPEG_SLOT_BYTES)
                 self.registry.pool.forget(stream.names["frames"])
                 stream.names["frames"] = name
                 if stream.state == "starting":
@@ -103,6 +120,14 @@ class PipeLoop:
             case Sent(latency):  # a call's frame went back to the caller
                 stream.outputs.append(time.monotonic())
                 stream.latencies.append(latency)
+            case JpegOut(seq):  # a broadcast call's frame, for its MJPEG viewers
+                got = stream.jpegs.get(seq) if stream.jpegs else None
+                if got is not None:
+                    stream.publish(seq, *got)
+            case ViewerAnswer(viewer, sdp, error):
+                stream.answer_viewer(viewer, sdp if sdp else ("refused", error))
+            case ViewerLeft(viewer):
+                stream.whep.pop(viewer, None)
 
     def _frame_read(self, stream: Stream, seq: int, cut: bool, out: FrameOut | None) -> None:
         stream.latest = seq

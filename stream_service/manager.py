@@ -12,12 +12,13 @@ registry (registry.py) and its one lock.
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from . import call, reader
 from .loop import PipeLoop
-from .messages import SetFilter, Watched
+from .messages import AddViewer, DropViewer, SetBackground, SetFilter, Watched
 from .processes import CONTEXT, STOP_WAIT, send
 from .recognition import Recognition, Store
 from .registry import Registry
@@ -39,6 +40,19 @@ class UnknownStream(LookupError):
         super().__init__(f"no stream with id {stream_id}")
 
 
+class NotBroadcast(RuntimeError):
+    pass
+
+
+class UnknownViewer(LookupError):
+    pass
+
+
+# A stream's background filter as start, call and change take it: (kind, background as asked, as the
+# stream's process gets it: backgrounds.py's resolve).
+Backdrop = tuple[str | None, str | None, Any]
+
+
 class Manager:
     def __init__(self, config: Any, store: Store) -> None:
         self.config = config
@@ -51,13 +65,19 @@ class Manager:
     # -- starting -------------------------------------------------------------------------------------
 
     def start(
-        self, source: str, name: str, loop: bool = False, filter: str | None = None, store: bool = False
+        self,
+        source: str,
+        name: str,
+        loop: bool = False,
+        filter: str | None = None,
+        store: bool = False,
+        backdrop: Backdrop | None = None,
     ) -> Stream:
         """Open a source and play it; returns the stream once it plays (or after OPEN_WAIT seconds)."""
         problem = reader.source_problem(source)
         if problem:
             raise SourceFailed(problem)
-        stream = Stream(source, name, loop, filter, store)
+        stream = Stream(source, name, loop, filter, store, backdrop)
         self._launch(
             stream,
             reader.run,
@@ -68,15 +88,33 @@ class Manager:
                 self.config["STREAM_PRIVACY_WAIT"],
                 stream.names,
                 self.config["STREAM_JPEG_QUALITY"],
+                (stream.background_filter, stream.backdrop),
             ),
         )
         return self._started(stream, lambda: stream.state != "starting")
 
-    def call(self, offer: str, name: str, filter: str | None = None, store: bool = False) -> Stream:
+    def call(
+        self,
+        offer: str,
+        name: str,
+        filter: str | None = None,
+        store: bool = False,
+        backdrop: Backdrop | None = None,
+        broadcast: bool = False,
+    ) -> Stream:
         """Answer a browser's WebRTC offer (SDP): returns the call, a stream whose `answer` is set, once
-        its process has answered (its state turns "playing" with the first frame)."""
-        stream = Stream(CALL, name, False, filter, store)
-        self._launch(stream, call.run, (offer, filter, self.config["STREAM_PRIVACY_WAIT"], stream.names))
+        its process has answered (its state turns "playing" with the first frame). With `broadcast`,
+        others may watch it (whep, watch)."""
+        stream = Stream(CALL, name, False, filter, store, backdrop, broadcast)
+        args = (
+            offer,
+            filter,
+            self.config["STREAM_PRIVACY_WAIT"],
+            stream.names,
+            (stream.background_filter, stream.backdrop),
+            self.config["STREAM_JPEG_QUALITY"] if broadcast else None,
+        )
+        self._launch(stream, call.run, args)
         self._started(stream, lambda: stream.answer is not None or stream.state != "starting")
         if stream.answer is None:
             with contextlib.suppress(UnknownStream):  # it may have ended meanwhile
@@ -140,15 +178,60 @@ class Manager:
         with self.registry.lock:  # its faces and rates change under the pipe loop
             return stream.summary(details)
 
-    def set_filter(self, stream_id: str, filter: str | None) -> Stream:
-        """Switch a stream's privacy filter while it plays: the next frames out are drawn with it."""
+    def change(self, stream_id: str, filter: Any = ..., backdrop: Backdrop | None = None) -> Stream:
+        """Switch a stream's privacy filter (unless `filter` is ...) and its background filter (unless
+        `backdrop` is None) while it plays: the next frames out are drawn with them."""
         with self.registry.lock:
             stream = self.get(stream_id)
-            stream.filter = filter
-            if stream.running and stream.conn is not None:
-                send(stream.conn, SetFilter(filter))
-                self.registry.draw(stream)
+            conn = stream.conn if stream.running else None
+            if filter is not ...:
+                stream.filter = filter
+                if conn is not None:
+                    send(conn, SetFilter(filter))
+                    self.registry.draw(stream)
+            if backdrop is not None:
+                stream.background_filter, stream.background, stream.backdrop = backdrop
+                if conn is not None:
+                    send(conn, SetBackground(stream.background_filter, stream.backdrop))
             return stream
+
+    def whep(self, stream_id: str, offer: str) -> tuple[str, str]:
+        """A WHEP viewer's SDP offer for a broadcast call: (viewer id, SDP answer) once the call's
+        process has answered it."""
+        with self.registry.lock:
+            stream = self.get(stream_id)
+            if not (stream.is_call and stream.broadcast):
+                raise NotBroadcast(
+                    'only a call started with "broadcast": true is sent over WHEP (a stream is watched as MJPEG)'
+                )
+            limit = self.config["STREAM_MAX_VIEWERS"]
+            if len(stream.whep) >= limit:
+                raise NotBroadcast(f"{limit} viewers watch already (STREAM_MAX_VIEWERS)")
+            if not stream.running or stream.conn is None:
+                raise NotBroadcast("the call is not playing")
+            viewer = uuid.uuid4().hex[:12]
+            stream.whep[viewer] = None
+            send(stream.conn, AddViewer(viewer, offer))
+        with stream.changed:
+            stream.changed.wait_for(lambda: stream.whep.get(viewer) is not None or not stream.running, OPEN_WAIT)
+        with self.registry.lock:
+            answer = stream.whep.get(viewer)
+            if isinstance(answer, str):
+                return viewer, answer
+            stream.whep.pop(viewer, None)
+            if stream.running and stream.conn is not None:
+                send(stream.conn, DropViewer(viewer))
+        raise SourceFailed(answer[1] if answer else f"the viewer was not answered within {OPEN_WAIT} s")
+
+    def whep_close(self, stream_id: str, viewer: str) -> None:
+        """A WHEP viewer is done (its DELETE): its connection ends, the others go on."""
+        with self.registry.lock:
+            stream = self.get(stream_id)
+            if viewer not in stream.whep:
+                raise UnknownViewer(f"no viewer {viewer} of stream {stream_id}")
+            del stream.whep[viewer]
+            if stream.running and stream.conn is not None:
+                send(stream.conn, DropViewer(viewer))
 
     def stop(self, stream_id: str) -> None:
         """Stop a stream and forget it; its viewers' connections end."""

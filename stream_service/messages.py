@@ -6,18 +6,46 @@ each over a pipe of its own, and only in small messages: frames and JPEGs go thr
 strings, lists and numpy arrays.
 
 - A stream's reader (reader.py) or a call (call.py) says `Opened`, `FrameRead`, `Ended`, `Failed`; a
-  call also `Answer`, `NewRing` and `Sent`. It is told `Draw`, `SetFilter`, `Watched` and `Stop`.
+  call also `Answer`, `NewRing` and `Sent`, and a broadcast call `JpegOut`, `ViewerAnswer` and
+  `ViewerLeft`. It is told `Draw`, `SetFilter`, `SetBackground`, `Watched` and `Stop`; a broadcast call
+  also `AddViewer` and `DropViewer` (broadcast.py).
 - A detection worker (detector.py) says `Ready`, then answers each `Detect` with `Found` or `Gone`. It
   is told `Forget` (a stream's frames are gone) and `Stop`.
 """
 
 from dataclasses import dataclass
-from typing import Any
 
-# A face as the detection workers find it (detector.py) and as the reader draws it (tracks.py's
-# overlay): a dict whose "box" is (left, top, right, bottom) in the pixels of the stream's frames.
-Face = dict[str, Any]
-Corners = tuple[int, int, int, int]
+import numpy as np
+
+from facerec.vision.boxes import Box
+
+# -- the faces a message carries ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFace:
+    """A face a detection worker found, in the pixels of the stream's frames. Described (`descriptor`)
+    only when it is new to the manager; for a stream with "store": true, a described face also has its
+    thumbnail (JPEG) and quality, as the store keeps them."""
+
+    box: Box
+    descriptor: np.ndarray | None
+    thumbnail: bytes | None = None
+    quality: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrawnFace:
+    """A face as the reader draws it: boxed and labelled in its kind's colour ("named", "person",
+    "unknown"), or blurred; `spread`: blurred with a wider margin (found by only one of the two
+    detections around the frame: it may have moved)."""
+
+    track: int
+    box: Box
+    label: str
+    kind: str
+    blur: bool
+    spread: bool = False
 
 
 # -- from a reader or a call to the manager -------------------------------------------------------------
@@ -89,6 +117,29 @@ class Sent:
     latency: float
 
 
+@dataclass(frozen=True, slots=True)
+class JpegOut:
+    """A broadcast call's frame `seq` is in the JPEG slots (with its read time), for its MJPEG viewers."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerAnswer:
+    """A broadcast call answered WHEP viewer `viewer`: its SDP answer, or None and why not."""
+
+    viewer: str
+    sdp: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerLeft:
+    """A WHEP viewer's connection closed."""
+
+    viewer: str
+
+
 # -- from the manager to a reader or a call -------------------------------------------------------------
 
 
@@ -96,7 +147,7 @@ class Sent:
 class Draw:
     """The faces to draw (tracks.py's overlay), as followed up to the detection of frame `seq`."""
 
-    faces: list[Face]
+    faces: list[DrawnFace]
     seq: int
 
 
@@ -105,6 +156,30 @@ class SetFilter:
     """The privacy filter switched live: None, "blur-unknown" or "blur-all"."""
 
     filter: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetBackground:
+    """The background filter switched live (backdrop.py): its kind, and what goes behind the person as
+    backgrounds.py resolves it (None, ("colour", (b, g, r)) or ("image", path))."""
+
+    kind: str | None
+    background: tuple[str, object] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AddViewer:
+    """A WHEP viewer's SDP offer, for a broadcast call to answer."""
+
+    viewer: str
+    offer: str
+
+
+@dataclass(frozen=True, slots=True)
+class DropViewer:
+    """A WHEP viewer is done (its DELETE)."""
+
+    viewer: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +212,7 @@ class Detect:
     ring: str
     shape: tuple[int, int]
     seq: int
-    known: list[Corners]
+    known: list[Box]
     thumbnails: bool
     private: bool
 
@@ -148,7 +223,7 @@ class Found:
 
     stream: str
     seq: int
-    faces: list[Face]
+    faces: list[FoundFace]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +241,7 @@ class Forget:
     ring: str
 
 
-FromReader = Opened | FrameRead | Ended | Failed | Answer | NewRing | Sent
-ToReader = Draw | SetFilter | Watched | Stop
+FromReader = Opened | FrameRead | Ended | Failed | Answer | NewRing | Sent | JpegOut | ViewerAnswer | ViewerLeft
+ToReader = Draw | SetFilter | SetBackground | Watched | Stop | AddViewer | DropViewer
 FromDetector = Ready | Found | Gone
 ToDetector = Detect | Forget | Stop

@@ -10,7 +10,7 @@ import time
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from .messages import FromDetector, FromReader, ToDetector, ToReader
+from .messages import ToDetector, ToReader
 from .shared_frames import unlink
 
 STOP_WAIT = 3  # seconds a process has to stop when asked, before it is terminated
@@ -18,8 +18,8 @@ STOP_WAIT = 3  # seconds a process has to stop when asked, before it is terminat
 CONTEXT = multiprocessing.get_context("spawn")
 
 
-def send(conn: Connection, message: ToReader | ToDetector | FromReader | FromDetector) -> bool:
-    """Send `message`; False when the other end is gone (its sentinel tells the managing thread)."""
+def send(conn: Connection, message: ToReader | ToDetector) -> bool:
+    """Send `message`; False when the other end is gone (its sentinel tells the pipe loop)."""
     try:
         conn.send(message)
         return True

@@ -13,8 +13,9 @@ from multiprocessing.connection import Connection
 import cv2
 import numpy as np
 
+from .backdrop import Backdrop
 from .drawing import picture
-from .messages import Draw, Ended, Failed, FrameOut, FrameRead, Opened, SetFilter, Stop, Watched
+from .messages import Draw, Ended, Failed, FrameOut, FrameRead, Opened, SetBackground, SetFilter, Stop, Watched
 from .shared_frames import FrameRing, JpegSlots
 from .showing import Shown
 
@@ -64,13 +65,15 @@ def run(
     privacy_wait: float,
     names: dict[str, str],
     jpeg_quality: int,
+    backdrop: tuple = (None, None),
 ) -> None:
     """The process: returns when the source ends or fails, or when told to stop; and when the manager is
-    gone (its pipe closes: the next message fails), so that it never outlives the service."""
+    gone (its pipe closes: the next message fails), so that it never outlives the service. `backdrop`:
+    the background filter and what goes behind the person (backdrop.py)."""
     cv2.setNumThreads(1)
     capture = open_capture(source)
     ok, frame = capture.read() if capture.isOpened() else (False, None)
-    if not ok:
+    if not ok or frame is None:
         conn.send(Failed(f"could not read a frame from {source}"))
         return
     height, width = frame.shape[:2]
@@ -84,7 +87,7 @@ def run(
     try:
         frames.slot(0)[:] = frame
         conn.send(Opened(width, height, fps))
-        player = Player(conn, frames, jpegs, Shown(blur, privacy_wait), jpeg_quality)
+        player = Player(conn, frames, jpegs, Shown(blur, privacy_wait), jpeg_quality, Backdrop(*backdrop))
         _play(conn, capture, player, source, loop, fps)
     except (BrokenPipeError, EOFError):
         pass  # the manager is gone: nobody to play for
@@ -132,10 +135,12 @@ def read_into(capture: cv2.VideoCapture, slot: np.ndarray) -> bool:
 class Player:
     """What the reader does with each frame read: hand it on to detection (its slot of the ring), draw the
     newest faces on the frame to show, and encode that as the JPEG every viewer gets, only while someone
-    watches (the manager says so: `Watched`)."""
+    watches (the manager says so: `Watched`). A background filter (backdrop.py) goes on first."""
 
-    def __init__(self, conn: Connection, frames: FrameRing, jpegs: JpegSlots, shown: Shown, jpeg_quality: int) -> None:
-        self.conn, self.frames, self.jpegs, self.shown = conn, frames, jpegs, shown
+    def __init__(
+        self, conn: Connection, frames: FrameRing, jpegs: JpegSlots, shown: Shown, jpeg_quality: int, backdrop: Backdrop
+    ) -> None:
+        self.conn, self.frames, self.jpegs, self.shown, self.backdrop = conn, frames, jpegs, shown, backdrop
         self.quality = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
         self.watched = False
         self.outputs: list[float] = []
@@ -152,6 +157,8 @@ class Player:
                 return False
             if isinstance(message, Watched):
                 self.watched = message.watched
+            elif isinstance(message, SetBackground):
+                self.backdrop.set(message.kind, message.background)
             elif isinstance(message, Draw | SetFilter):
                 self.shown.told(message)
         out = self.shown.next(seq, frame, read_at, cut)
@@ -160,9 +167,10 @@ class Player:
             out_seq, out_frame, out_read_at, faces = out
             self.outputs = [t for t in self.outputs if t > read_at - 1] + [read_at]
             if self.watched:
-                # A frame held back for the privacy filter is a copy of its own: drawn on in place.
-                canvas = out_frame if self.shown.blur else self.canvas
-                ok, jpeg = cv2.imencode(".jpg", picture(out_frame, faces, len(self.outputs), canvas), self.quality)
+                filtered = self.backdrop.apply(out_frame)
+                # A frame held back for the privacy filter, or filtered, is a copy of its own: drawn on in place.
+                canvas = filtered if self.shown.blur or filtered is not out_frame else self.canvas
+                ok, jpeg = cv2.imencode(".jpg", picture(filtered, faces, len(self.outputs), canvas), self.quality)
                 self.jpegs.put(out_seq, jpeg.reshape(-1), out_read_at)
             sent = FrameOut(out_seq, out_read_at, self.watched)
         self.conn.send(FrameRead(seq, cut, sent))

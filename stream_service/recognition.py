@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from facerec.service.store_api import StoreUnavailable, face_body
-from facerec.vision.boxes import Box
 
+from .messages import FoundFace
 from .registry import Registry
 from .stream import Stream
 from .tracks import Track
@@ -58,9 +58,10 @@ class Recognition:
                 with registry.lock:
                     self._recognised(stream, tracks, answers)
 
-    def _keep(self, frame_id: str, face: dict[str, Any]) -> None:
+    def _keep(self, frame_id: str, face: FoundFace) -> None:
         """Store one face of a stream's frame, as a photo of its own ("store": true)."""
-        body = face_body(face["descriptor"], Box.from_corners(*face["box"]), face["thumbnail"], face["quality"])
+        assert face.descriptor is not None and face.thumbnail is not None and face.quality is not None
+        body = face_body(face.descriptor, face.box, face.thumbnail, face.quality)
         self.store.add_faces(hashlib.sha256(frame_id.encode()).hexdigest(), [body])
 
     def _due(self) -> bool:
@@ -91,7 +92,7 @@ class Recognition:
 
 def _work(
     stream: Stream,
-) -> tuple[Stream, list[Track], list[np.ndarray], list[tuple[Track, dict[str, Any]]]] | None:
+) -> tuple[Stream, list[Track], list[np.ndarray], list[tuple[Track, FoundFace]]] | None:
     """What to ask the store about a stream's faces (taking its descriptors to store), or None."""
     tracks = [t for t in stream.tracks.live.values() if t.descriptors]
     pending, stream.to_store = stream.to_store, []

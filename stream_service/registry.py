@@ -1,8 +1,8 @@
 """What the stream service's threads share: the streams, the detection workers, the processes being
 stopped, all under one lock; and what each thread may do to a stream: draw its faces, end it.
 
-The HTTP edge (manager.py), the pipe loop (loop.py) and recognition (recognition.py) each hold the
-registry, never each other.
+The manager (manager.py, what the HTTP edge calls), the pipe loop (loop.py) and recognition
+(recognition.py) each hold the registry, never each other.
 """
 
 import os

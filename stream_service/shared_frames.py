@@ -7,6 +7,7 @@ that copies a slot checks the number before and after, so a slot overwritten mea
 (the newest frame wins), never as a torn frame.
 """
 
+from collections.abc import Callable
 from multiprocessing import shared_memory
 
 import cv2
@@ -20,7 +21,7 @@ class _Slots:
     """`slots` byte areas of `size` bytes in one shared memory block, after a header per slot:
     sequence number, read time (time.monotonic() of the reader) and length."""
 
-    def __init__(self, name, slots, size, create):
+    def __init__(self, name: str, slots: int, size: int, create: bool) -> None:
         header = 24 * slots
         data = -(-header // 64) * 64  # the data starts 64-byte aligned
         self.shm = shared_memory.SharedMemory(name=name, create=create, size=data + slots * size if create else 0)
@@ -32,7 +33,7 @@ class _Slots:
         if create:
             self.seqs[:] = -1
 
-    def _put(self, seq, data, t):
+    def _put(self, seq: int, data: np.ndarray, t: float) -> int:
         slot = seq % self.slots
         self.seqs[slot] = -1
         self.data[slot, : len(data)] = data
@@ -40,7 +41,7 @@ class _Slots:
         self.seqs[slot] = seq
         return slot
 
-    def _get(self, seq, copy=np.copy):
+    def _get(self, seq: int, copy: Callable[[np.ndarray], np.ndarray] = np.copy) -> tuple[np.ndarray, float] | None:
         """(`copy` of the slot's bytes, read time), or None when that frame is gone."""
         slot = seq % self.slots
         if self.seqs[slot] != seq:
@@ -48,7 +49,7 @@ class _Slots:
         data, t = copy(self.data[slot, : self.lengths[slot]]), float(self.times[slot])
         return (data, t) if self.seqs[slot] == seq else None
 
-    def close(self, unlink=False):
+    def close(self, unlink: bool = False) -> None:
         del self.seqs, self.times, self.lengths, self.data  # numpy views pin the mapping
         self.shm.close()
         if unlink:
@@ -58,28 +59,28 @@ class _Slots:
 class FrameRing(_Slots):
     """The last FRAME_SLOTS frames (BGR, height x width) of one stream."""
 
-    def __init__(self, name, shape, create=False):
+    def __init__(self, name: str, shape: tuple[int, ...], create: bool = False) -> None:
         self.shape = (shape[0], shape[1], 3)
         super().__init__(name, FRAME_SLOTS, int(np.prod(self.shape)), create)
 
-    def put(self, seq, frame, t):
+    def put(self, seq: int, frame: np.ndarray, t: float) -> int:
         return self._put(seq, frame.reshape(-1), t)
 
-    def slot(self, seq):
+    def slot(self, seq: int) -> np.ndarray:
         """The slot frame `seq` is to be written into (decoded straight into it); the slot reads as gone
         until `written`."""
         slot = seq % self.slots
         self.seqs[slot] = -1
         return self.data[slot].reshape(self.shape)
 
-    def written(self, seq, t):
+    def written(self, seq: int, t: float) -> np.ndarray:
         """Frame `seq` is in its slot, read at `t`: workers may read it now. Returns the frame."""
         slot = seq % self.slots
         self.times[slot], self.lengths[slot] = t, self.size
         self.seqs[slot] = seq
         return self.data[slot].reshape(self.shape)
 
-    def get(self, seq, width=None):
+    def get(self, seq: int, width: int | None = None) -> tuple[np.ndarray, float] | None:
         """(frame, read time) of frame `seq`, or None when it has been overwritten. With `width`, a frame
         wider than that comes shrunk to it, read from its slot without a full-size copy."""
         height, full_width = self.shape[:2]
@@ -93,19 +94,19 @@ class FrameRing(_Slots):
 class JpegSlots(_Slots):
     """The last JPEG_SLOTS annotated JPEGs of one stream, each at most `size` bytes."""
 
-    def __init__(self, name, size, create=False):
+    def __init__(self, name: str, size: int, create: bool = False) -> None:
         super().__init__(name, JPEG_SLOTS, size, create)
 
-    def put(self, seq, jpeg, t):
+    def put(self, seq: int, jpeg: np.ndarray, t: float) -> int:
         return self._put(seq, jpeg, t)
 
-    def get(self, seq):
+    def get(self, seq: int) -> tuple[bytes, float] | None:
         """(JPEG bytes, read time) of frame `seq`, or None when it has been overwritten."""
         got = self._get(seq)
         return None if got is None else (got[0].tobytes(), got[1])
 
 
-def unlink(name):
+def unlink(name: str) -> None:
     """Remove a block its creator left behind (a reader killed with -9); nothing if it is gone."""
     try:
         block = shared_memory.SharedMemory(name=name)

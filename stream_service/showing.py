@@ -4,18 +4,21 @@ Used by a stream's reader (reader.py) and a call (call.py), each frame as it is 
 """
 
 import collections
+import dataclasses
 import time
 
 import numpy as np
 
-from .messages import Draw, Face, SetFilter
+from facerec.vision.boxes import Box
+
+from .messages import Draw, DrawnFace, SetFilter
 
 # With a privacy filter, detections this many frames from a frame (a third of a second at 30 fps) say
 # where its faces are; a face moves too far in more.
 NEAR = 10
 
 # (seq, frame, read time, faces or None: blur it all over)
-Out = tuple[int, np.ndarray, float, list[Face] | None]
+Out = tuple[int, np.ndarray, float, list[DrawnFace] | None]
 
 
 class Shown:
@@ -31,7 +34,7 @@ class Shown:
 
     def __init__(self, blur: str | None, wait: float) -> None:
         self.blur, self.wait = blur, wait
-        self.detected: dict[int, list[Face]] = {}  # detected frame's seq -> its faces, the newest labels
+        self.detected: dict[int, list[DrawnFace]] = {}  # detected frame's seq -> its faces, the newest labels
         self.cuts: list[int] = []  # seqs of frames that start a new shot
         # (seq, frame, read time) not yet shown (privacy filter only)
         self.waiting: collections.deque[tuple[int, np.ndarray, float]] = collections.deque()
@@ -44,7 +47,7 @@ class Shown:
             self.blur = message.filter
             self.waiting.clear()  # frames held back for the old filter are skipped
 
-    def faces_of(self, seq: int, faces: list[Face]) -> None:
+    def faces_of(self, seq: int, faces: list[DrawnFace]) -> None:
         self.detected[seq] = faces
 
     def next(self, seq: int, frame: np.ndarray, read_at: float, cut: bool) -> Out | None:
@@ -66,7 +69,7 @@ class Shown:
         self.waiting.popleft()
         return first, first_frame, first_read, faces
 
-    def _covering(self, seq: int, newest: bool = False) -> list[Face] | None:
+    def _covering(self, seq: int, newest: bool = False) -> list[DrawnFace] | None:
         """With `newest`, the faces of the newest detection of frame `seq`'s shot up to it. Else the faces
         of the first detection at or after `seq` and at most NEAR frames later, with those of the last
         one before it (as near); both of its shot. None when there is none."""
@@ -82,17 +85,20 @@ class Shown:
         return spanned(self.detected[max(before)] if before else [], self.detected[min(after)])
 
 
-def spanned(before: list[Face], after: list[Face]) -> list[Face]:
+def spanned(before: list[DrawnFace], after: list[DrawnFace]) -> list[DrawnFace]:
     """The faces of a frame between two detections: a face both found is where it was, where it went or
     in between (the box spanning both); a face only one found may have moved anywhere near, so its box
     gets a wider margin (`spread`)."""
-    earlier = {face["track"]: face for face in before}
+    earlier = {face.track: face for face in before}
     faces = []
     for face in after:
-        other = earlier.pop(face["track"], None)
+        other = earlier.pop(face.track, None)
         if other is None:
-            faces.append({**face, "spread": True})
+            faces.append(dataclasses.replace(face, spread=True))
         else:
-            (l1, t1, r1, b1), (l2, t2, r2, b2) = face["box"], other["box"]
-            faces.append({**face, "box": (min(l1, l2), min(t1, t2), max(r1, r2), max(b1, b2))})
-    return faces + [{**face, "spread": True} for face in earlier.values()]
+            a, b = face.box, other.box
+            box = Box.from_corners(
+                min(a.left, b.left), min(a.top, b.top), max(a.right, b.right), max(a.bottom, b.bottom)
+            )
+            faces.append(dataclasses.replace(face, box=box))
+    return faces + [dataclasses.replace(face, spread=True) for face in earlier.values()]

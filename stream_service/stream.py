@@ -1,8 +1,8 @@
 """One stream as the service knows it: its source and settings, its state, the faces it follows, its
 newest JPEG, its events, and the rates and latencies `GET /streams` reports.
 
-Plain state, changed under the registry's lock by the managing threads; `changed` wakes the viewers
-and event clients (views.py) when a JPEG, an event or the end comes.
+Plain state, changed under the registry's lock by the pipe loop and recognition; `changed` wakes the
+viewers and event clients (views.py) when a JPEG, an event or the end comes.
 """
 
 import collections
@@ -19,6 +19,7 @@ import numpy as np
 
 from facerec.service.clock import utc_now
 
+from .messages import FoundFace
 from .shared_frames import JpegSlots
 from .tracks import Track, Tracks
 
@@ -32,11 +33,29 @@ class Stream:
     """A stream: a source read by a reader process, or a call (`source` "webrtc"): a browser's camera
     received, and answered with the annotated video, by a call process (call.py)."""
 
-    def __init__(self, source: str, name: str, loop: bool, filter: str | None, store: bool) -> None:
+    def __init__(
+        self,
+        source: str,
+        name: str,
+        loop: bool,
+        filter: str | None,
+        store: bool,
+        backdrop: tuple[str | None, str | None, Any] | None = None,
+        broadcast: bool = False,
+    ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.source, self.name, self.loop, self.filter, self.store = source, name, loop, filter, store
+        # The background filter, its background as asked ("#rrggbb", a picture's name) and as the process
+        # gets it (backgrounds.py: resolve).
+        self.background_filter: str | None
+        self.background: str | None
+        self.backdrop: Any
+        self.background_filter, self.background, self.backdrop = backdrop or (None, None, None)
+        self.broadcast = broadcast  # others may watch a call (broadcast.py): MJPEG and WHEP
+        self.whep: dict[str, Any] = {}  # WHEP viewer id -> its SDP answer (None until answered, or why not)
         self.answer: str | None = None  # a call's SDP answer
-        self.state, self.message = "starting", None
+        self.state = "starting"
+        self.message: str | None = None
         self.started_at = utc_now()
         self.width: int | None = None
         self.height: int | None = None
@@ -60,7 +79,7 @@ class Stream:
         self.viewers = 0
         self.watched = False  # the reader was told someone watches
         self.tracks = Tracks()
-        self.to_store: list[tuple[Track, dict[str, Any]]] = []  # (track, face) of new descriptors, for "store"
+        self.to_store: list[tuple[Track, FoundFace]] = []  # (track, face) of new descriptors, for "store"
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self.changed = threading.Condition()  # a new JPEG, a new event, or the end
 
@@ -80,6 +99,9 @@ class Stream:
             "source": self.source,
             "loop": self.loop,
             "filter": self.filter,
+            "background_filter": self.background_filter,
+            "background": self.background,
+            "broadcast": self.broadcast,
             "store": self.store,
             "state": self.state,
             "message": self.message,
@@ -90,6 +112,7 @@ class Stream:
             "fps": _rate(self.outputs),
             "detection_fps": _rate(self.detections),
             "viewers": self.viewers,
+            "whep_viewers": len(self.whep),
             "latency_ms": {
                 "p50": round(float(np.percentile(latencies, 50)), 1),
                 "p99": round(float(np.percentile(latencies, 99)), 1),
@@ -101,7 +124,7 @@ class Stream:
             out["faces"] = [
                 {
                     "track": t.id,
-                    "box": _box(t.box),
+                    "box": t.box.to_json(),
                     "person": t.person,
                     "name": t.name,
                     "distance": t.distance,
@@ -116,6 +139,13 @@ class Stream:
         with self.changed:
             self.jpeg = (seq, jpeg, read_at)
             self.changed.notify_all()
+
+    def answer_viewer(self, viewer: str, answer: str | tuple[str, str | None]) -> None:
+        """A WHEP viewer's SDP answer, or ("refused", why)."""
+        with self.changed:
+            if viewer in self.whep:
+                self.whep[viewer] = answer
+                self.changed.notify_all()
 
     def set_answer(self, sdp: str) -> None:
         with self.changed:
@@ -158,8 +188,3 @@ def _rate(times: Iterable[float]) -> float:
     now = time.monotonic()
     recent = [t for t in times if t > now - 2]
     return round(len(recent) / 2, 1)
-
-
-def _box(box: tuple[int, int, int, int]) -> dict[str, int]:
-    left, top, right, bottom = box
-    return {"left": left, "top": top, "width": right - left, "height": bottom - top}

@@ -8,11 +8,15 @@ Pure bookkeeping, no processes and no HTTP: the manager calls it under its lock.
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from facerec.service.clock import utc_now
+from facerec.vision.boxes import Box, iou
+
+from .messages import DrawnFace, FoundFace
 
 MATCH_IOU = 0.2  # a detected box overlapping a followed face's last box this much is that face
 LOST_AFTER = 1.0  # seconds unseen after which a face has left
@@ -23,50 +27,40 @@ SPACING = 0.2
 SOMEONE_ELSE = 0.75
 
 
-def iou(a, b):
-    """Intersection over union of two (left, top, right, bottom) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
-def _centre_distance(a, b):
-    return ((a[0] + a[2] - b[0] - b[2]) ** 2 + (a[1] + a[3] - b[1] - b[3]) ** 2) ** 0.5 / 2
+def _centre_distance(a: Box, b: Box) -> float:
+    return ((a.left + a.right - b.left - b.right) ** 2 + (a.top + a.bottom - b.top - b.bottom) ** 2) ** 0.5 / 2
 
 
 @dataclass
 class Track:
     id: int
-    box: tuple
+    box: Box
     seen: float  # time.monotonic() of the last detection that found it
     since: str = field(default_factory=utc_now)
-    descriptors: list = field(default_factory=list)
+    descriptors: list[np.ndarray] = field(default_factory=list)
     described: float = 0.0  # when its last descriptor was taken
-    person: int = None
-    name: str = None
-    distance: float = None
+    person: int | None = None
+    name: str | None = None
+    distance: float | None = None
     announced: bool = False  # its "appeared" event has been sent
 
-    def mean(self):
+    def mean(self) -> np.ndarray:
         return np.mean(self.descriptors, axis=0)
 
-    def kind(self):
+    def kind(self) -> str:
         return "named" if self.name else "person" if self.person is not None else "unknown"
 
-    def label(self):
+    def label(self) -> str:
         return self.name or (f"person {self.person}" if self.person is not None else "unknown")
 
 
 class Tracks:
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.live = {}  # id -> Track
+        self.live: dict[int, Track] = {}  # id -> Track
         self._ids = itertools.count(1)
 
-    def known_boxes(self):
+    def known_boxes(self) -> list[Box]:
         """Boxes of the faces that need no new descriptor now (the workers describe the others)."""
         now = self.clock()
         return [
@@ -75,36 +69,38 @@ class Tracks:
             if t.descriptors and (len(t.descriptors) >= DESCRIPTORS or now - t.described < SPACING)
         ]
 
-    def update(self, faces):
-        """Match one detection's faces ({"box", "descriptor"}); returns the tracks that got a new
+    def update(self, faces: list[FoundFace]) -> tuple[list[tuple[Track, FoundFace]], list[Track]]:
+        """Match one detection's faces; returns the tracks that got a new
         descriptor and the tracks that ended."""
         now = self.clock()
         pairs = sorted(
-            ((iou(f["box"], t.box), i, t.id) for i, f in enumerate(faces) for t in self.live.values()), reverse=True
+            ((iou(f.box, t.box), i, t.id) for i, f in enumerate(faces) for t in self.live.values()), reverse=True
         )
-        matched, used = {}, set()
-        for overlap, i, track in pairs:
+        matched: dict[int, int] = {}  # face's index -> track's id
+        used: set[int] = set()
+        for overlap, i, track_id in pairs:
             if overlap < MATCH_IOU:
                 break
-            if i not in matched and track not in used:
-                matched[i] = track
-                used.add(track)
+            if i not in matched and track_id not in used:
+                matched[i] = track_id
+                used.add(track_id)
         # A face that moved fast between two detections overlaps little: the nearest face followed
         # within a box's width of it is still that face.
         near = sorted(
-            (_centre_distance(f["box"], t.box), i, t.id)
+            (_centre_distance(f.box, t.box), i, t.id)
             for i, f in enumerate(faces)
             for t in self.live.values()
             if i not in matched and t.id not in used
         )
-        for distance, i, track in near:
-            if distance <= faces[i]["box"][2] - faces[i]["box"][0] and i not in matched and track not in used:
-                matched[i] = track
-                used.add(track)
-        described, ended = [], []
+        for distance, i, track_id in near:
+            if distance <= faces[i].box.width and i not in matched and track_id not in used:
+                matched[i] = track_id
+                used.add(track_id)
+        described: list[tuple[Track, FoundFace]] = []
+        ended: list[Track] = []
         for i, face in enumerate(faces):
-            track = self.live.get(matched.get(i))
-            d = face["descriptor"]
+            track = self.live.get(matched[i]) if i in matched else None
+            d = face.descriptor
             if (
                 track is not None
                 and d is not None
@@ -114,9 +110,9 @@ class Tracks:
                 ended.append(self.live.pop(track.id))  # someone else stepped in: a new face
                 track = None
             if track is None:
-                track = Track(next(self._ids), face["box"], now)
+                track = Track(next(self._ids), face.box, now)
                 self.live[track.id] = track
-            track.box, track.seen = face["box"], now
+            track.box, track.seen = face.box, now
             if d is not None and len(track.descriptors) < DESCRIPTORS:
                 track.descriptors.append(d)
                 track.described = now
@@ -126,21 +122,17 @@ class Tracks:
                 ended.append(self.live.pop(track.id))
         return described, ended
 
-    def cut(self):
+    def cut(self) -> list[Track]:
         """A new shot: every face followed has left."""
         ended = list(self.live.values())
         self.live.clear()
         return ended
 
-    def overlay(self, blur):
+    def overlay(self, blur: str | None) -> list[DrawnFace]:
         """What the reader draws: per face its box, label, kind and whether it is blurred."""
         return [
-            {
-                "track": t.id,
-                "box": t.box,
-                "label": t.label(),
-                "kind": t.kind(),
-                "blur": blur == "blur-all" or (blur == "blur-unknown" and t.kind() != "named"),
-            }
+            DrawnFace(
+                t.id, t.box, t.label(), t.kind(), blur == "blur-all" or (blur == "blur-unknown" and t.kind() != "named")
+            )
             for t in self.live.values()
         ]

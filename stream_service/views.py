@@ -2,10 +2,15 @@
 
 import json
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
+from .background_views import parse_backdrop
+from .manager import Manager
 from .stream import FILTERS
 
 bp = Blueprint("streams", __name__)
@@ -15,51 +20,60 @@ MAX_SOURCE_CHARS = 2048
 MAX_NAME_CHARS = 200
 
 
-def streams():
+def streams() -> Manager:
     return current_app.extensions["streams"]
 
 
 @bp.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     if streams().closed.is_set():
         raise ServiceUnavailable("the service is stopping")
     return {"status": "ready", "streams": len(streams().current()), **streams().health()}
 
 
 @bp.post("/streams")
-def start_stream():
-    source, name, loop, filter, store = parse_stream(request.get_json(silent=True))
-    stream = streams().start(source, name, loop, filter, store)
+def start_stream() -> ResponseReturnValue:
+    body = request.get_json(silent=True)
+    source, name, loop, filter, store = parse_stream(body)
+    stream = streams().start(source, name, loop, filter, store, parse_backdrop(body))
     return streams().summary(stream, details=True), 201, {"Location": f"/streams/{stream.id}"}
 
 
 @bp.get("/streams")
-def list_streams():
+def list_streams() -> ResponseReturnValue:
     return {"streams": [streams().summary(s) for s in streams().current()]}
 
 
 @bp.get("/streams/<stream_id>")
-def get_stream(stream_id):
+def get_stream(stream_id: str) -> ResponseReturnValue:
     return streams().summary(streams().get(stream_id), details=True)
 
 
 @bp.delete("/streams/<stream_id>")
-def stop_stream(stream_id):
+def stop_stream(stream_id: str) -> ResponseReturnValue:
     streams().stop(stream_id)
     return {"success": True, "id": stream_id}
 
 
 @bp.patch("/streams/<stream_id>")
-def change_stream(stream_id):
-    """Switch a stream's (or a call's) privacy filter while it plays."""
+def change_stream(stream_id: str) -> ResponseReturnValue:
+    """Switch a stream's (or a call's) privacy filter and/or background filter while it plays."""
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or set(body) != {"filter"} or body["filter"] not in FILTERS:
-        raise BadRequest('expected JSON {"filter": null | "blur-unknown" | "blur-all"}')
-    return streams().summary(streams().set_filter(stream_id, body["filter"]), details=True)
+    changes = {"filter", "background_filter", "background"}
+    if not isinstance(body, dict) or not body or not set(body) <= changes or body.get("filter") not in FILTERS:
+        raise BadRequest(
+            'expected JSON {"filter": null | "blur-unknown" | "blur-all", "background_filter": null |'
+            ' "background-blur" | "background-replace" | "hologram", "background": "#rrggbb" | "<name>"},'
+            " any of the three"
+        )
+    stream = streams().get(stream_id)
+    backdrop = parse_backdrop(body, stream.background_filter, stream.background)
+    changed = streams().change(stream_id, body["filter"] if "filter" in body else ..., backdrop)
+    return streams().summary(changed, details=True)
 
 
 @bp.post("/webrtc/offer")
-def webrtc_offer():
+def webrtc_offer() -> ResponseReturnValue:
     """A browser's camera as a call: its WebRTC offer in, the SDP answer out. The annotated (or
     filtered) video goes back on the same peer connection; the call is listed with the streams."""
     body = request.get_json(silent=True)
@@ -72,20 +86,22 @@ def webrtc_offer():
         raise BadRequest(f"name is a string of at most {MAX_NAME_CHARS} characters")
     if filter not in FILTERS:
         raise BadRequest('filter is null, "blur-unknown" or "blur-all"')
-    call = streams().call(sdp, name, filter)
+    if not isinstance(body.get("broadcast", False), bool):
+        raise BadRequest("broadcast is true or false")
+    call = streams().call(sdp, name, filter, backdrop=parse_backdrop(body), broadcast=body.get("broadcast", False))
     return {"sdp": call.answer, "type": "answer", "id": call.id}, 201, {"Location": f"/streams/{call.id}"}
 
 
 @bp.get("/streams/<stream_id>/mjpeg")
-def mjpeg(stream_id):
+def mjpeg(stream_id: str) -> Response:
     """The annotated video as Motion JPEG: each part is the newest frame when the viewer is ready for
     one (a slow viewer skips frames, it never makes others wait). Each part says when its frame was read
     (X-Frame-Read, seconds of the server's monotonic clock) and its number (X-Frame-Seq)."""
     manager, stream = streams(), streams().get(stream_id)
-    if stream.is_call:
-        raise Conflict("a call's video goes back to its caller over WebRTC, not as Motion JPEG")
+    if stream.is_call and not stream.broadcast:
+        raise Conflict('a call\'s video goes back to its caller only, unless it is started with "broadcast": true')
 
-    def parts():
+    def parts() -> Iterator[bytes]:
         seq = -1
         manager.watch(stream, 1)
         try:
@@ -111,7 +127,7 @@ def mjpeg(stream_id):
 
 
 @bp.get("/streams/<stream_id>/events")
-def events(stream_id):
+def events(stream_id: str) -> Response:
     """Server-sent events: who appeared and left, and the stream's state, from Last-Event-ID on."""
     manager, stream = streams(), streams().get(stream_id)
     try:
@@ -119,7 +135,7 @@ def events(stream_id):
     except ValueError:
         raise BadRequest("Last-Event-ID (or after) is an event id, a whole number") from None
 
-    def messages():
+    def messages() -> Iterator[str]:
         last = after
         yield "retry: 2000\n\n"
         while (batch := manager.next_events(stream, last)) is not None:
@@ -136,7 +152,7 @@ def events(stream_id):
     )
 
 
-def parse_stream(body):
+def parse_stream(body: Any) -> tuple[str, str, bool, str | None, bool]:
     """(source, name, loop, filter, store) of a POST /streams body, or 400."""
     if not isinstance(body, dict):
         raise BadRequest(

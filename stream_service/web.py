@@ -6,7 +6,7 @@ own origin: the video is an <img> on the MJPEG route, the events an EventSource.
 
 import os
 
-from flask import Blueprint, send_from_directory
+from flask import Blueprint, Response, send_from_directory
 
 WEB_DIR = os.path.join(os.path.dirname(__file__), "web")
 
@@ -14,11 +14,11 @@ bp = Blueprint("web", __name__)
 
 
 @bp.get("/")
-def page():
+def page() -> Response:
     return send_from_directory(WEB_DIR, "index.html")
 
 
 @bp.get("/web/<name>")
-def asset(name):
+def asset(name: str) -> Response:
     """The page's script and style sheet (a 404 in the usual error shape for anything else)."""
     return send_from_directory(os.path.join(WEB_DIR, "static"), name)

@@ -16,6 +16,7 @@ from tests.support.browser import chromium  # noqa: E402
 from tests.support.faces import PEOPLE_MIN_FACE_PX, PEOPLE_PHOTOS, photo  # noqa: E402
 from tests.support.pgcluster import Cluster, Unavailable  # noqa: E402
 from tests.support.services import Service, running, service_env  # noqa: E402
+from tests.support.streams import CAMERA_SHOT, read_clip, write_y4m  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +114,29 @@ def people_faces(models):
 def browser():
     """Debian's headless chromium, one a module (tests/support/browser.py)."""
     with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def clip_frames():
+    """Every frame of the clip, in order (BGR)."""
+    return read_clip()
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory):
+    """(the clip's frames of CAMERA_SHOT, a .y4m of them for chromium's fake camera)."""
+    frames = read_clip(*CAMERA_SHOT)
+    path = tmp_path_factory.mktemp("camera") / "clip.y4m"
+    write_y4m(frames, path)
+    return frames, path
+
+
+@pytest.fixture(scope="module")
+def camera_browser(camera_clip):
+    """Chromium whose camera plays the clip, allowed without asking."""
+    fake_camera = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
+    with chromium(*fake_camera, f"--use-file-for-fake-video-capture={camera_clip[1]}") as browser:
         yield browser
 
 

@@ -20,68 +20,17 @@ import psutil
 import pytest
 import requests
 
+from facerec.vision.boxes import Box, iou
 from facerec.vision.faces import find_faces
 from stream_service.drawing import COLOURS
-from stream_service.tracks import iou
 from tests.support.browser import SCREENSHOTS
 from tests.support.cpu import starved
-from tests.support.faces import CLIP
 from tests.support.frames import DETAIL_LEFT, boxes_in, detail_left
 from tests.support.services import REPO, Service, running
+from tests.support.streams import parts, start, state, stop, video
 from tests.support.waiting import WAIT, eventually
 
 SHM = Path("/dev/shm")
-
-
-@pytest.fixture(scope="module")
-def clip_frames():
-    """Every frame of the clip, in order (BGR)."""
-    capture = cv2.VideoCapture(str(CLIP))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
-
-
-def start(service, **body):
-    response = requests.post(f"{service.url}/streams", json={"source": str(CLIP), **body}, timeout=WAIT)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def stop(service, stream):
-    assert requests.delete(f"{service.url}/streams/{stream['id']}", timeout=10).status_code == 200
-
-
-def parts(service, stream, count):
-    """The first `count` parts of the stream's MJPEG: [(frame seq, decoded JPEG)]."""
-    return list(itertools.islice(video(service, stream), count))
-
-
-def video(service, stream):
-    """The stream's MJPEG, part by part: (frame seq, decoded JPEG)."""
-    with requests.get(f"{service.url}/streams/{stream['id']}/mjpeg", stream=True, timeout=WAIT) as response:
-        assert response.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
-        buffer = b""
-        for chunk in response.iter_content(65536):
-            buffer += chunk
-            while (end := buffer.find(b"\r\n\r\n")) >= 0:
-                lines = buffer[:end].decode().split("\r\n")
-                assert lines[0] == "--frame"
-                headers = dict(line.split(": ", 1) for line in lines[1:])
-                length = int(headers["Content-Length"])
-                if len(buffer) < end + 4 + length + 2:
-                    break
-                jpeg = buffer[end + 4 : end + 4 + length]
-                assert jpeg[:2] == b"\xff\xd8" and buffer[end + 4 + length : end + 6 + length] == b"\r\n"
-                yield int(headers["X-Frame-Seq"]), cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-                buffer = buffer[end + 6 + length :]
-
-
-def state(service, stream):
-    return requests.get(f"{service.url}/streams/{stream['id']}", timeout=10).json()
 
 
 # YuNet scores the audience shot's turned faces 0.82 to 0.89; a dark face it barely sees comes and goes
@@ -99,7 +48,9 @@ def faces_in(models, frame, index):
     if AUDIENCE[0] <= index <= AUDIENCE[1]:
         for x, y, w, h, score in models.proposer.propose(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), 40, 0):
             box = (max(round(x), 0), max(round(y), 0), min(round(x + w), 639), min(round(y + h), 359))
-            if score >= CONFIDENT and not any(iou(box, other) > 0.3 for other in found):
+            if score >= CONFIDENT and not any(
+                iou(Box.from_corners(*box), Box.from_corners(*other)) > 0.3 for other in found
+            ):
                 found.append(box)
     return found
 

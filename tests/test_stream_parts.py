@@ -1,12 +1,15 @@
 """The stream service's parts without processes: following faces, which frame is shown with which faces
 (the privacy filter's promise), and frames in shared memory."""
 
+import dataclasses
 import uuid
 
 import numpy as np
 import pytest
 
+from facerec.vision.boxes import Box
 from stream_service import drawing, showing
+from stream_service.messages import DrawnFace, FoundFace
 from stream_service.shared_frames import FRAME_SLOTS, FrameRing
 from stream_service.showing import Shown
 from stream_service.tracks import DESCRIPTORS, LOST_AFTER, Tracks
@@ -20,8 +23,8 @@ class Clock:
         return self.now
 
 
-def face(box, descriptor=None):
-    return {"box": box, "descriptor": descriptor}
+def face(corners, descriptor=None):
+    return FoundFace(Box.from_corners(*corners), descriptor)
 
 
 def test_a_moving_face_keeps_its_track_and_is_described_a_few_times():
@@ -31,7 +34,9 @@ def test_a_moving_face_keeps_its_track_and_is_described_a_few_times():
     for step in range(20):
         box = (100 + 15 * step, 50, 180 + 15 * step, 130)  # 15 px a detection: IoU 0.68, or a jump
         known = tracks.known_boxes()
-        new, ended = tracks.update([face(box, None if box in known else person + rng.normal(size=128) * 0.01)])
+        new, ended = tracks.update(
+            [face(box, None if Box.from_corners(*box) in known else person + rng.normal(size=128) * 0.01)]
+        )
         described += len(new)
         assert not ended
         ids |= set(tracks.live)
@@ -70,10 +75,12 @@ def test_with_a_filter_a_frame_waits_for_a_detection_of_it_or_later_in_its_shot(
     monkeypatch.setattr(showing.time, "monotonic", lambda: now[0])
     shown, frame = Shown("blur-unknown", 0.5), np.zeros((4, 4, 3), np.uint8)
     assert shown.next(0, frame, 0.0, False) is None  # nothing detected yet: it waits
-    a = {"track": 1, "box": (0, 0, 2, 2), "blur": True}
+    a = DrawnFace(1, Box(0, 0, 2, 2), "unknown", "unknown", True)
     shown.faces_of(1, [a])
     out = shown.next(1, frame, 0.0, False)
-    assert out[0] == 0 and out[3] == [{**a, "spread": True}]  # frame 0 is covered by the detection of frame 1
+    assert out[0] == 0 and out[3] == [
+        dataclasses.replace(a, spread=True)
+    ]  # frame 0 is covered by the detection of frame 1
     # A cut at frame 3: a detection of frame 3 does not cover frame 2 (its faces may be gone).
     shown.faces_of(3, [])
     assert shown.next(2, frame, 0.0, False)[0] == 1
@@ -87,15 +94,15 @@ def test_between_two_detections_a_face_is_blurred_where_it_was_where_it_went_and
     monkeypatch.setattr(showing.time, "monotonic", lambda: now[0])
     shown, frame = Shown("blur-unknown", 0.5), np.zeros((200, 300, 3), np.uint8)
     moving, leaving, coming = (
-        {"track": t, "box": box, "label": "unknown", "kind": "unknown", "blur": True}
-        for t, box in ((1, (10, 10, 50, 50)), (2, (200, 100, 240, 140)), (3, (100, 100, 140, 140)))
+        DrawnFace(t, box, "unknown", "unknown", True)
+        for t, box in ((1, Box(10, 10, 40, 40)), (2, Box(200, 100, 40, 40)), (3, Box(100, 100, 40, 40)))
     )
     shown.faces_of(0, [moving, leaving])
     assert shown.next(0, frame, 0.0, False)[0] == 0
-    shown.faces_of(4, [{**moving, "box": (70, 30, 110, 70)}, coming])
+    shown.faces_of(4, [dataclasses.replace(moving, box=Box(70, 30, 40, 40)), coming])
     seq, _, _, faces = shown.next(1, frame, 0.0, False)  # between the detections of frames 0 and 4
     assert seq == 1
-    assert sorted((f["track"], f["box"], bool(f.get("spread"))) for f in faces) == [
+    assert sorted((f.track, f.box.corners(), f.spread) for f in faces) == [
         (1, (10, 10, 110, 70), False),  # the box spanning both places
         (2, (200, 100, 240, 140), True),  # found once only: a wider margin
         (3, (100, 100, 140, 140), True),
@@ -103,7 +110,7 @@ def test_between_two_detections_a_face_is_blurred_where_it_was_where_it_went_and
     # A face found once is blurred with a margin of half its size: a face that moved that far is covered.
     picture = frame.copy()
     picture[90:150, 180:260] = np.indices((60, 80)).sum(axis=0)[..., None] % 2 * 255  # a sharp pattern
-    out = drawing.annotate(picture, [f for f in faces if f["track"] == 2], 30)
+    out = drawing.annotate(picture, [f for f in faces if f.track == 2], 30)
     detail = lambda image: np.abs(np.diff(image[80:160, 180:260].astype(int), axis=1)).mean()  # noqa: E731
     assert detail(out) < 0.1 * detail(picture)
 

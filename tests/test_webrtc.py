@@ -6,7 +6,6 @@ The page offers the camera, the service answers and sends the video back annotat
 video to a canvas and hands the test its pixels.
 """
 
-import base64
 import contextlib
 import time
 
@@ -17,22 +16,11 @@ import pytest
 import requests
 
 from stream_service.drawing import COLOURS
-from tests.support.browser import CHROMIUM, SCREENSHOTS
-from tests.support.faces import CLIP
+from tests.support.browser import SCREENSHOTS
 from tests.support.frames import DETAIL_LEFT, boxes_in, detail_left
 from tests.support.services import Service, running, service_env
+from tests.support.streams import calls, grab, tiny
 from tests.support.waiting import WAIT, eventually
-
-FIRST, LAST = 120, 209  # one shot of the clip, a face in every frame
-
-GRAB = """() => {
-  const video = document.querySelector('#call-video');
-  if (!video.videoWidth) return null;
-  const canvas = Object.assign(document.createElement('canvas'), {width: video.videoWidth, height: video.videoHeight});
-  canvas.getContext('2d').drawImage(video, 0, 0);
-  return canvas.toDataURL('image/png');
-}"""
-
 
 # The call's video as the page receives it: the browser's own statistics of the peer connection (`call`
 # is the page's call, app.js), and the frames the <video> showing it presented (counted from COUNT_SHOWN on).
@@ -64,47 +52,6 @@ CORNERS = """(async () => {
 })()"""
 
 
-@pytest.fixture(scope="module")
-def camera_clip(tmp_path_factory):
-    """(the clip's frames FIRST..LAST, a .y4m of them for chromium's fake camera)."""
-    capture = cv2.VideoCapture(str(CLIP))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, FIRST)
-    frames = [capture.read()[1] for _ in range(LAST - FIRST + 1)]
-    height, width = frames[0].shape[:2]
-    path = tmp_path_factory.mktemp("camera") / "clip.y4m"
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return frames, path
-
-
-@pytest.fixture(scope="module")
-def camera_browser(camera_clip):
-    """Chromium whose camera plays the clip, allowed without asking."""
-    import os
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no {CHROMIUM}: run scripts/install-chromium.sh as root")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera_clip[1]}",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-def calls(service):
-    return [s for s in requests.get(f"{service.url}/streams", timeout=10).json()["streams"] if s["source"] == "webrtc"]
-
-
 def open_call(browser, service, filter=""):
     """A page on the live page with its camera in a call: (page, the call as GET /streams lists it)."""
     page = browser.new_page(viewport={"width": 1000, "height": 900})
@@ -116,17 +63,6 @@ def open_call(browser, service, filter=""):
     page.wait_for_function("document.querySelector('#call-video').videoWidth > 0")
     (call,) = [c for c in calls(service) if c["id"] not in before]
     return page, call
-
-
-def grab(page):
-    """The frame the page shows now of the video the service sent back (BGR)."""
-    url = page.evaluate(GRAB)
-    return cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
-
-
-def tiny(image):
-    """A 64x36 grey thumbnail, to tell which frame of the clip a picture shows."""
-    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 36), interpolation=cv2.INTER_AREA).astype(float)
 
 
 def boxed(picture, face):

@@ -15,13 +15,14 @@ from werkzeug.exceptions import Unauthorized
 
 HEADER = "X-API-Key"
 # /health is what load balancers and compose's health checks poll; the spec describes, it reveals nothing.
-# The store's people page (/ and its files under /web/) holds no data: it asks for a key and sends it.
+# The store's people page (/ and its files under /web/) holds no data: it asks for a key and sends it;
+# so does the stream service's watch page (/watch/<id>).
 OPEN_PATHS = frozenset({"/health", "/openapi.json", "/"})
-OPEN_PREFIX = "/web/"
+OPEN_PREFIXES = ("/web/", "/watch/")
 
 
 def is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIX)
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 def require_api_key(app: Flask) -> None:

@@ -142,6 +142,13 @@ DEFAULTS: dict[str, Any] = {
     # (or on localhost). Paths to a PEM certificate and its key, the user's own; None serves plain HTTP.
     "STREAM_CERT_FILE": None,
     "STREAM_KEY_FILE": None,
+    # Background pictures uploaded with PUT /backgrounds/<name> (stream_service/backgrounds.py): at most
+    # this many bytes each, and this many of them (a 1080p JPEG is 0.2-1 MB; each is kept at most 1920x1080).
+    "STREAM_BACKGROUND_MAX_BYTES": 8 * 1024 * 1024,
+    "STREAM_BACKGROUNDS_KEPT": 50,
+    # Viewers of one broadcast over WebRTC (WHEP) at once: each costs the call's process a peer
+    # connection and its packets (the video is encoded once for all of them).
+    "STREAM_MAX_VIEWERS": 20,
 }
 
 

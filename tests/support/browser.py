@@ -14,9 +14,9 @@ SCREENSHOTS = REPO / "tests" / "screenshots"
 
 
 @contextmanager
-def chromium() -> Iterator:
-    """A headless chromium; without one the test skips, except under CI=true, where it fails (CI must run
-    the browser tests, never pass without them)."""
+def chromium(*args: str) -> Iterator:
+    """A headless chromium (with command-line `args`); without one the test skips, except under CI=true,
+    where it fails (CI must run the browser tests, never pass without them)."""
     if not os.path.exists(CHROMIUM):
         message = f"no {CHROMIUM}: run scripts/install-chromium.sh as root (Debian's chromium package)"
         if os.environ.get("CI") == "true":
@@ -25,6 +25,6 @@ def chromium() -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=list(args))
         yield browser
         browser.close()

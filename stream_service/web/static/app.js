@@ -38,10 +38,19 @@ function describe(event) {
   return `${time} ${event.type === "changed" ? `face ${event.track} ${verb} ${who(event)}` : `${who(event)} ${verb}`}`;
 }
 
+// The background filter chosen in a form (ids `${prefix}background-filter` and `${prefix}background`).
+function backdrop(prefix) {
+  const kind = $(`#${prefix}background-filter`).value || null;
+  return { background_filter: kind, background: kind && $(`#${prefix}background`).value ? $(`#${prefix}background`).value : null };
+}
+
 function card(stream) {
-  const video = stream.source === "webrtc"
+  const video = stream.source === "webrtc" && !stream.broadcast
     ? el("p", { className: "call-note", textContent: "A camera over WebRTC: its video goes back to its caller only." })
     : el("img", { className: "video", alt: `The live video of ${stream.name}`, src: `/streams/${stream.id}/mjpeg` });
+  const watch = stream.broadcast
+    ? el("a", { className: "watch", href: `/watch/${stream.id}`, target: "_blank", textContent: "Watch page (WebRTC)" })
+    : "";
   const info = el("p", { className: "info" });
   const stop = el("button", { type: "button", textContent: "Stop" });
   stop.addEventListener("click", async () => {
@@ -56,7 +65,7 @@ function card(stream) {
   const log = el("ol", { className: "events" });
   const node = el("section", { className: "stream" },
     el("h2", { textContent: stream.name }), el("div", { className: "player" }, video),
-    el("div", { className: "side" }, info, stop, el("h3", { textContent: "Who came and went" }), log));
+    el("div", { className: "side" }, info, stop, watch, el("h3", { textContent: "Who came and went" }), log));
   node.dataset.id = stream.id;
   const events = new EventSource(`/streams/${stream.id}/events`);
   for (const type of ["appeared", "left", "changed", "state"]) {
@@ -102,7 +111,7 @@ async function refresh() {
 
 $("#start").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const body = { source: $("#source").value, loop: $("#loop").checked, filter: $("#filter").value || null };
+  const body = { source: $("#source").value, loop: $("#loop").checked, filter: $("#filter").value || null, ...backdrop("") };
   if ($("#name").value) body.name = $("#name").value;
   status("Opening…");
   try {
@@ -156,7 +165,9 @@ async function startCall() {
     await gathered(pc);
     callInfo("Calling the server…");
     const filter = $("#call-filter").value || null;
-    const answer = await api("POST", "/webrtc/offer", { sdp: pc.localDescription.sdp, type: "offer", name: "camera", filter });
+    const answer = await api("POST", "/webrtc/offer", {
+      sdp: pc.localDescription.sdp, type: "offer", name: "camera", filter, broadcast: $("#call-broadcast").checked, ...backdrop("call-"),
+    });
     call.id = answer.id;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     $("#call-stop").disabled = false;
@@ -193,6 +204,17 @@ $("#call-filter").addEventListener("change", async () => {
     callInfo(error.message);
   }
 });
+for (const id of ["#call-background-filter", "#call-background"]) {
+  $(id).addEventListener("change", async () => {
+    if (!call.id) return;
+    try {
+      await api("PATCH", `/streams/${call.id}`, backdrop("call-"));
+      callInfo(`Now: background ${$("#call-background-filter").selectedOptions[0].textContent}.`);
+    } catch (error) {
+      callInfo(error.message);
+    }
+  });
+}
 window.addEventListener("pagehide", () => call.pc?.close());
 
 refresh();

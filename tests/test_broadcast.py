@@ -1,0 +1,216 @@
+"""One call, many viewers: a caller (aiortc, sending the real clip) starts a call with "broadcast":
+true; viewers watch it over WHEP (aiortc, as OBS or a browser's player would) and as MJPEG, from the
+stream service as real gunicorn and call processes."""
+
+import asyncio
+import itertools
+
+import numpy as np
+import requests
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av import VideoFrame
+
+from tests.support.streams import calls, start, state, stop, tiny, video
+from tests.support.waiting import WAIT, eventually
+
+
+class Camera(VideoStreamTrack):
+    """The caller's camera: the clip's frames over and over at 30 fps, as a webcam's never-ending video
+    (aiortc's MediaPlayer stops sending when a looped file starts again)."""
+
+    def __init__(self, frames):
+        super().__init__()
+        self.frames, self.count = frames, 0
+
+    async def recv(self):
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame.from_ndarray(self.frames[self.count % len(self.frames)], format="bgr24")
+        frame.pts, frame.time_base = pts, time_base
+        self.count += 1
+        return frame
+
+
+class Viewer:
+    """A WHEP viewer: its peer connection, the frames it decoded, and its resource (to DELETE)."""
+
+    def __init__(self):
+        self.pc = RTCPeerConnection()
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.frames, self.last, self.ended = 0, None, asyncio.Event()
+        self.resource = None
+
+    async def watch(self, service, call_id):
+        @self.pc.on("track")
+        def on_track(track):
+            asyncio.ensure_future(self._count(track))
+
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        response = await asyncio.to_thread(
+            requests.post,
+            f"{service.url}/streams/{call_id}/whep",
+            data=self.pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp"},
+            timeout=WAIT,
+        )
+        assert response.status_code == 201, response.text
+        assert response.headers["Content-Type"] == "application/sdp"
+        self.resource = response.headers["Location"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+
+    async def _count(self, track):
+        try:
+            while True:
+                frame = await track.recv()
+                self.frames += 1
+                self.last = frame
+        except MediaStreamError:
+            self.ended.set()
+
+
+async def until(predicate, what, timeout=WAIT):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.2)
+
+
+async def a_broadcast(service, clip_frames):
+    camera = Camera(clip_frames)
+    caller = RTCPeerConnection()
+    caller.addTrack(camera)
+    back = {"frames": 0}
+
+    @caller.on("track")
+    def on_track(track):  # the caller's own video back, drained as a browser would show it
+        async def drain():
+            try:
+                while True:
+                    await track.recv()
+                    back["frames"] += 1
+            except MediaStreamError:
+                pass
+
+        asyncio.ensure_future(drain())
+
+    await caller.setLocalDescription(await caller.createOffer())
+    response = await asyncio.to_thread(
+        requests.post,
+        f"{service.url}/webrtc/offer",
+        json={"sdp": caller.localDescription.sdp, "type": "offer", "broadcast": True},
+        timeout=WAIT,
+    )
+    assert response.status_code == 201, response.text
+    call_id = response.json()["id"]
+    await caller.setRemoteDescription(RTCSessionDescription(sdp=response.json()["sdp"], type="answer"))
+    await until(lambda: back["frames"] > 10, "the caller's video back")
+
+    # What is not a WHEP offer is refused, and the call goes on.
+    url = f"{service.url}/streams/{call_id}/whep"
+    bad = await asyncio.to_thread(requests.post, url, data="v=0", headers={"Content-Type": "text/plain"}, timeout=10)
+    assert bad.status_code == 415
+    garbage = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=nonsense\r\n"
+    bad = await asyncio.to_thread(
+        requests.post, url, data=garbage, headers={"Content-Type": "application/sdp"}, timeout=WAIT
+    )
+    assert bad.status_code in (400, 422) and bad.json()["success"] is False
+
+    viewers = [Viewer() for _ in range(3)]
+    for viewer in viewers:
+        await viewer.watch(service, call_id)
+    await until(lambda: all(v.frames >= 15 for v in viewers), "15 frames for each of three viewers")
+    # Each gets the call's video: a frame of the clip (boxes and all), at the caller's size.
+    clip_tiny = [tiny(f) for f in clip_frames]
+    for viewer in viewers:
+        image = viewer.last.to_ndarray(format="bgr24")
+        assert image.shape == (360, 640, 3)
+        assert min(np.mean((tiny(image) - t) ** 2) for t in clip_tiny) < 150
+    listed = (await asyncio.to_thread(requests.get, f"{service.url}/streams/{call_id}", timeout=10)).json()
+    assert listed["broadcast"] is True and listed["whep_viewers"] == 3
+
+    # MJPEG viewers get the same call.
+    parts = await asyncio.to_thread(lambda: list(itertools.islice(video(service, {"id": call_id}), 5)))
+    assert all(picture.shape == (360, 640, 3) for _, picture in parts)
+
+    # One viewer leaves: its connection ends, the other two go on.
+    gone = await asyncio.to_thread(requests.delete, f"{service.url}{viewers[0].resource}", timeout=10)
+    assert gone.status_code == 200
+    await asyncio.wait_for(viewers[0].ended.wait(), WAIT)
+    counts = [v.frames for v in viewers[1:]]
+    await until(
+        lambda: all(v.frames >= c + 15 for v, c in zip(viewers[1:], counts)), "the others' frames after one left"
+    )
+    again = await asyncio.to_thread(requests.delete, f"{service.url}{viewers[0].resource}", timeout=10)
+    assert again.status_code == 404
+
+    # The caller hangs up: every viewer's video ends.
+    await caller.close()
+    for viewer in viewers[1:]:
+        await asyncio.wait_for(viewer.ended.wait(), WAIT)
+    for viewer in viewers:
+        await viewer.pc.close()
+    return call_id
+
+
+def test_three_whep_viewers_watch_one_call_one_leaving_stops_none_and_hanging_up_ends_all(live, clip_frames):
+    _, service = live
+    call_id = asyncio.run(a_broadcast(service, clip_frames))
+    eventually(
+        lambda: requests.get(f"{service.url}/streams/{call_id}", timeout=10).status_code == 404, "the call forgotten"
+    )
+    eventually(
+        lambda: not requests.get(f"{service.url}/health", timeout=10).json()["readers"], "the call's process gone"
+    )
+
+
+def test_whep_is_for_broadcast_calls_only(live):
+    _, service = live
+    stream = start(service, loop=True)
+    try:
+        response = requests.post(
+            f"{service.url}/streams/{stream['id']}/whep",
+            data="v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+            headers={"Content-Type": "application/sdp"},
+            timeout=10,
+        )
+        assert response.status_code == 409 and "broadcast" in response.json()["message"]
+    finally:
+        stop(service, stream)
+    assert requests.post(f"{service.url}/streams/nosuch/whep", data="v=0", timeout=10).status_code in (404, 415)
+
+
+SHOWN = """() => {
+  const video = document.querySelector('#watch-video'), img = document.querySelector('#watch-mjpeg');
+  if (!video.hidden && video.videoWidth > 0) return {how: 'webrtc', width: video.videoWidth};
+  if (!img.hidden && img.naturalWidth > 0) return {how: 'mjpeg', width: img.naturalWidth};
+  return null;
+}"""
+
+
+def test_the_watch_page_plays_a_broadcast_call_from_chromium(live, camera_browser):
+    _, service = live
+    caller = camera_browser.new_page()
+    caller.set_default_timeout(WAIT * 1000)
+    watcher = None
+    try:
+        caller.goto(service.url)
+        caller.check("#call-broadcast")
+        caller.click("#call-start")
+        caller.wait_for_function("document.querySelector('#call-video').videoWidth > 0")
+        (call,) = calls(service)
+        assert call["broadcast"] is True
+        watcher = camera_browser.new_page()
+        watcher.set_default_timeout(WAIT * 1000)
+        watcher.goto(f"{service.url}/watch/{call['id']}")
+        shown = watcher.wait_for_function(SHOWN).json_value()
+        assert shown["width"] > 0
+        if shown["how"] == "webrtc":  # chromium decodes H.264: the page watches over WHEP
+            eventually(lambda: state(service, call)["whep_viewers"] == 1, "the page a WHEP viewer")
+            watcher.close()  # its pagehide deletes its resource
+            watcher = None
+            eventually(lambda: state(service, call)["whep_viewers"] == 0, "the page's viewer gone")
+    finally:
+        if watcher is not None:
+            watcher.close()
+        caller.close()
+    eventually(lambda: not calls(service), "the call gone after the caller's tab closed")
