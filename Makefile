@@ -5,18 +5,19 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: run test fuzz bench bench-people load clean
+.PHONY: run test fuzz bench bench-people bench-home load clean
 
 run: $(VENV)/.installed
 	PYTHONPATH=. $(PYTHON) -m facerec.run
 
 # scripts/install-chromium.sh: Debian's chromium for tests/test_web.py; scripts/install-firefox.sh: Debian's
 # firefox-esr for the call page's Firefox test; scripts/install-postgresql.sh: PostgreSQL's server for the
-# tests on it (each at once when it is there already).
+# tests on it; scripts/install-mosquitto.sh: the MQTT broker (each at once when it is there already).
 test: $(VENV)/.installed-test
 	sh scripts/install-chromium.sh
 	sh scripts/install-firefox.sh
 	sh scripts/install-postgresql.sh
+	sh scripts/install-mosquitto.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -39,6 +40,12 @@ bench: $(VENV)/.installed-bench
 bench-people: $(VENV)/.installed-bench
 	OPENBLAS_NUM_THREADS=1 PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/people.py
 
+# The home-camera integrations (not part of make test; docs/home.md): DeepStack recognize on every labelled
+# set, its time beside /detect, and the delay from a camera's frame to its MQTT message (needs mosquitto).
+bench-home: $(VENV)/.installed-test
+	sh scripts/install-mosquitto.sh
+	env $$(PYTHONPATH=. $(PYTHON) -m facerec.service.blas) PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/home.py $(ARGS)
+
 # Ten minutes of mixed load at saturation, bad uploads included (not part of make test).
 load: $(VENV)/.installed
 	PYTHONPATH=. FACEREC_SHARED=$(SHARED) $(PYTHON) bench/load.py
@@ -53,6 +60,7 @@ $(VENV)/.installed: requirements.txt scripts/install-dlib.sh pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps deepstack-sdk==0.2.1
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt

@@ -35,6 +35,7 @@ STORE, STREAM = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
 def start(data_dir):
     """The store and the stream service, as `make run` starts them, on their own ports."""
     env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=data_dir, FACEREC_STORE_URL=STORE)
+    env["FACEREC_STREAM_MEDIA_DIR"] = "/"  # the clip, and the resized copies written in a temporary folder
     return running(
         Service("store", env, bind=STORE[len("http://") :], quiet=True),
         Service("stream", env, bind=STREAM[len("http://") :], quiet=True),

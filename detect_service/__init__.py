@@ -7,7 +7,7 @@ from facerec.service.store_api import StoreClient
 from facerec.vision.faces import DETECTORS, Models
 from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage
 
-from . import views
+from . import deepstack, views
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -32,4 +32,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.extensions["photo_queue"] = views.PhotoQueue(app.config["MAX_QUEUE_SECONDS"])
     app.register_blueprint(views.bp)
+    app.register_blueprint(deepstack.bp)
     return app

@@ -80,18 +80,19 @@ def origin():
     """Where the photo comes from, kept with its faces (facerec ingest sends it): `source` (a path or
     name), `source_sha256` (of the file it came from, when that is not the photo: a video) and `time`
     (seconds into that video). Checked here, before any work; the store checks them again."""
-    found = {k: request.args[k] for k in ("source", "source_sha256", "time") if k in request.args}
-    if len(found.get("source", "")) > SOURCE_MAX:
+    found: dict[str, str | float] = {k: request.args[k] for k in ("source", "source_sha256") if k in request.args}
+    if len(request.args.get("source", "")) > SOURCE_MAX:
         raise BadRequest(f"source is at most {SOURCE_MAX} characters")
-    if "source_sha256" in found and not re.fullmatch("[0-9a-f]{64}", found["source_sha256"]):
+    if "source_sha256" in found and not re.fullmatch("[0-9a-f]{64}", request.args["source_sha256"]):
         raise BadRequest("source_sha256 is a SHA-256 in lowercase hex")
-    if "time" in found:
+    if "time" in request.args:
         try:
-            found["time"] = float(found["time"])
+            seconds = float(request.args["time"])
         except ValueError:
-            found["time"] = -1.0
-        if not 0 <= found["time"] <= TIME_MAX:
+            seconds = -1.0
+        if not 0 <= seconds <= TIME_MAX:
             raise BadRequest(f"time is a number of seconds from 0 to {TIME_MAX}")
+        found["time"] = seconds
     return found
 
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from flask import Flask
 
+from facerec.service import session
 from facerec.service.app import make_app
 from facerec.service.store_api import StoreClient
 from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage
 
-from . import background_views, views, web, whep
+from . import background_views, mqtt, views, web, whep
 from .backgrounds import Backgrounds, BadBackground, TooManyBackgrounds, UnknownBackground
 from .manager import Manager, NotBroadcast, SourceFailed, TooManyStreams, UnknownStream, UnknownViewer
 
@@ -38,8 +39,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["backgrounds"] = Backgrounds(
         Path(app.config["DATA_DIR"]) / "backgrounds", app.config["STREAM_BACKGROUNDS_KEPT"]
     )
+    if app.config["MQTT_URL"]:
+        atexit.register(mqtt.Publisher(app.config["MQTT_URL"], streams).close)
     app.register_blueprint(views.bp)
     app.register_blueprint(background_views.bp)
     app.register_blueprint(whep.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(session.bp)  # the live page's key, as a cookie its <img> and EventSource carry
     return app

@@ -11,6 +11,7 @@ from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
 from .background_views import parse_backdrop
 from .manager import Manager
+from .sources import allowed_source
 from .stream import FILTERS
 
 bp = Blueprint("streams", __name__)
@@ -171,4 +172,4 @@ def parse_stream(body: Any) -> tuple[str, str, bool, str | None, bool]:
         raise BadRequest("loop and store are true or false")
     if filter not in FILTERS:
         raise BadRequest('filter is null, "blur-unknown" or "blur-all"')
-    return source, name, loop, filter, store
+    return allowed_source(source, current_app.config["STREAM_MEDIA_DIR"]), name, loop, filter, store

@@ -144,7 +144,9 @@ def camera_browser(camera_clip):
 def live(tmp_path_factory):
     """The store and the stream service (two detection workers), as `make run` starts them."""
     # Two seconds for detection to cover a blurred stream's frames, for a busy machine.
-    env = service_env(tmp_path_factory, STREAM_WORKERS=2, STREAM_PRIVACY_WAIT=2)
+    # Every file may play: these tests play the shared clip and files they write (test_stream_sources.py
+    # checks STREAM_MEDIA_DIR itself).
+    env = service_env(tmp_path_factory, STREAM_WORKERS=2, STREAM_PRIVACY_WAIT=2, STREAM_MEDIA_DIR="/")
     store = Service("store", env)
     stream = Service("stream", env)
     env["FACEREC_STORE_URL"] = store.url

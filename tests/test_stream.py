@@ -289,6 +289,7 @@ def test_no_process_or_shared_memory_outlives_the_service(tmp_path):
         PYTHONPATH=str(REPO),
         FACEREC_DATA_DIR=str(tmp_path),
         FACEREC_STREAM_WORKERS="1",
+        FACEREC_STREAM_MEDIA_DIR="/",
         FACEREC_STORE_URL="http://127.0.0.1:9",
     )  # no store: recognition fails, the video goes on
     service = Service("stream", env)
@@ -350,6 +351,7 @@ def test_the_live_page_plays_a_named_stream(live, browser, performer):
 
 def test_with_store_true_the_stream_s_faces_become_a_person_of_the_store(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), FACEREC_DATA_DIR=str(tmp_path), FACEREC_STREAM_WORKERS="1")
+    env["FACEREC_STREAM_MEDIA_DIR"] = "/"
     store, service = Service("store", env), Service("stream", env)
     env["FACEREC_STORE_URL"] = store.url
     with running(store, service):

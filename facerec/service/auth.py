@@ -1,4 +1,5 @@
-"""Optional API keys, the same for both services: header ``X-API-Key`` on every route but the open ones.
+"""Optional API keys, the same for both services: header ``X-API-Key`` on every route but the open ones
+(the DeepStack routes also take the form field ``api_key``).
 
 Keys come from ``API_KEYS`` (a comma-separated string or a JSON list) and ``API_KEY_FILE`` (one key per
 line). With neither set, every route is open, as before. Only the keys' SHA-256 digests are kept: the
@@ -16,9 +17,16 @@ from werkzeug.exceptions import Unauthorized
 HEADER = "X-API-Key"
 # /health is what load balancers and compose's health checks poll; the spec describes, it reveals nothing.
 # The store's people page (/ and its files under /web/) holds no data: it asks for a key and sends it;
-# so does the stream service's watch page (/watch/<id>).
-OPEN_PATHS = frozenset({"/health", "/openapi.json", "/"})
+# so does the stream service's watch page (/watch/<id>). POST /session (session.py) checks the key it is
+# given itself.
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/", "/session"})
 OPEN_PREFIXES = ("/web/", "/watch/")
+# The DeepStack face API's clients send the key as the multipart form field `api_key` (docs/home.md).
+FORM_KEY_PREFIX = "/v1/vision/"
+FORM_KEY_FIELD = "api_key"
+# The key as a cookie (session.py), accepted by the services that register its blueprint.
+COOKIE = "facerec_key"
+DIGESTS = "api_key_digests"  # app.extensions[DIGESTS]: what session.py checks a posted key against
 
 
 def is_open(path: str) -> bool:
@@ -29,6 +37,7 @@ def require_api_key(app: Flask) -> None:
     """When keys are configured, answer 401 to every request to a closed path without a right key."""
     digests = key_digests(app.config)
     app.config["API_KEYS"] = None  # only the digests stay in memory
+    app.extensions[DIGESTS] = digests
     if not digests:
         return
 
@@ -36,11 +45,22 @@ def require_api_key(app: Flask) -> None:
     def check_api_key():
         if is_open(request.path):
             return
-        key = request.headers.get(HEADER)
+        key, source = request.headers.get(HEADER), f"the {HEADER} header"
+        if key is None and request.path.startswith(FORM_KEY_PREFIX):
+            key, source = request.form.get(FORM_KEY_FIELD), f"the form field {FORM_KEY_FIELD}"
+        if key is None and "session" in app.blueprints:
+            key, source = request.cookies.get(COOKIE), "the page's key cookie"
         if key is None:
-            raise Unauthorized(f"this service requires an API key in the {HEADER} header")
+            raise Unauthorized(f"this service requires an API key in the {HEADER} header{other_places(app)}")
         if not key_matches(key, digests):
-            raise Unauthorized(f"the {HEADER} header does not hold a valid API key")
+            raise Unauthorized(f"{source} does not hold a valid API key")
+
+
+def other_places(app: Flask) -> str:
+    """Where else this request could have carried its key, for the 401's message."""
+    if request.path.startswith(FORM_KEY_PREFIX):
+        return f" or the form field {FORM_KEY_FIELD}"
+    return " (the live page asks for it once)" if "session" in app.blueprints else ""
 
 
 def key_digests(config: Mapping[str, Any]) -> list[bytes]:

@@ -149,6 +149,18 @@ DEFAULTS: dict[str, Any] = {
     # Viewers of one broadcast over WebRTC (WHEP) at once: each costs the call's process a peer
     # connection and its packets (the video is encoded once for all of them).
     "STREAM_MAX_VIEWERS": 20,
+    # The only folder whose files (and folders below it) a stream may play; None: no file at all, only
+    # cameras and URLs (docs/home.md). Symbolic links that lead out of it are refused.
+    "STREAM_MEDIA_DIR": None,
+    # The DeepStack API's recognize (detect_service/deepstack.py, docs/home.md) names a face only when the
+    # placing rule puts it in a named person AND its distance to that person (the mean to its 3 nearest
+    # faces) is within 0.55. With 3 photos registered a person, the rule's 0.6 named 2 of 400 photos of
+    # people never registered in celeb8 (lookalikes at 0.576 and 0.596); 0.55 named none on any labelled
+    # set, and still named 91-100 % of the registered people's photos whose face was found (`make bench-home`).
+    "DEEPSTACK_MAX_DISTANCE": 0.55,
+    # The MQTT broker the stream service publishes every stream's events to (stream_service/mqtt.py,
+    # docs/home.md): mqtt://[user:password@]host[:port] or mqtts://...; None: no MQTT.
+    "MQTT_URL": None,
 }
 
 

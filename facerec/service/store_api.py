@@ -14,6 +14,15 @@ class StoreUnavailable(RuntimeError):
     """The store did not answer, or answered with an error: nothing was acknowledged."""
 
 
+class StoreRefused(StoreUnavailable):
+    """The store answered 4xx other than 401: the request was wrong (an unknown face, a conflict), not
+    the store down. `status` and `message` are the store's, for the caller to pass on."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"the face store answered {status}: {message}")
+        self.status, self.message = status, message
+
+
 class StoreClient:
     """The store's REST API as the other services use it: one session, its key, one time-out, and one way
     to fail (StoreUnavailable: nothing was acknowledged)."""
@@ -28,13 +37,16 @@ class StoreClient:
             self.session.headers["X-API-Key"] = api_key
 
     def call(self, method: str, path: str, **kwargs: Any) -> dict:
-        """The store's JSON answer; StoreUnavailable for no answer or anything but a 200."""
+        """The store's JSON answer; StoreUnavailable for no answer or anything but a 200 (StoreRefused
+        for a 4xx)."""
         try:
             response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
         except requests.RequestException as e:
             raise StoreUnavailable(f"the face store at {self.base_url} did not answer ({type(e).__name__})") from None
         if response.status_code == 401:
             raise StoreUnavailable("the face store refused this service's key: set STORE_API_KEY to one of its keys")
+        if 400 <= response.status_code < 500:
+            raise StoreRefused(response.status_code, _message(response))
         if response.status_code != 200:
             raise StoreUnavailable(f"the face store answered {response.status_code}: {response.text[:200]}")
         return response.json()
@@ -56,6 +68,14 @@ class StoreClient:
         """Per descriptor {"person", "name", "distance"}: the person it clearly is, else person None."""
         body = {"descriptors": [d.tolist() for d in descriptors]}
         return self.call("POST", "/people/identify", json=body)["faces"]
+
+
+def _message(response: requests.Response) -> str:
+    """The `message` of the store's one error shape, else the start of its body."""
+    try:
+        return str(response.json()["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
 
 
 def face_body(

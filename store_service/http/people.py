@@ -19,6 +19,7 @@ KEY_PREFIX = 12
 NAME_MAX = 200  # characters in a person's name
 IDENTIFY_MAX = 100  # descriptors in one POST /people/identify
 NEW_PERSON_FACES = 1000  # faces in one POST /people: more is a re-cluster's work, not a hand's
+REGISTER_MAX = 100  # faces in one POST /people/register
 
 
 def people():
@@ -62,6 +63,19 @@ def identify():
     if not isinstance(descriptors, list) or not 1 <= len(descriptors) <= IDENTIFY_MAX:
         raise BadRequest(f'expected JSON {{"descriptors": [1 to {IDENTIFY_MAX} descriptors of 128 numbers]}}')
     return {"faces": people().identify([canonical(d) for d in descriptors])}
+
+
+@bp.post("/people/register")
+def register():
+    """The faces join the person of this name, created if new (the detect service's DeepStack API)."""
+    body = json_body()
+    name, faces = body.get("name"), body.get("faces")
+    if not (isinstance(name, str) and 0 < len(name) <= NAME_MAX and is_utf8(name)):
+        raise BadRequest(f"name is a string of 1 to {NAME_MAX} characters")
+    if not (isinstance(faces, list) and 1 <= len(faces) <= REGISTER_MAX and all(isinstance(f, str) for f in faces)):
+        raise BadRequest(f'expected JSON {{"name": "...", "faces": [1 to {REGISTER_MAX} face IDs]}}')
+    person = corrections().register(who(), name, list(dict.fromkeys(faces)))
+    return people().summary(person)
 
 
 @bp.get("/people/<person_id>")

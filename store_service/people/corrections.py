@@ -23,7 +23,8 @@ def person_row(db: Database, person: int) -> tuple:
 
 
 class Corrections:
-    """Create, rename, hide, merge, remove, reject a person or a merge, assign, delete; the audit log; undo."""
+    """Create, rename, hide, merge, remove, reject a person or a merge, assign, delete, register; the
+    audit log; undo."""
 
     def __init__(self, db: Database):
         self.db = db
@@ -147,6 +148,28 @@ class Corrections:
             before.faces("person_id = ?", [person])
             self._move_faces(before, None, pinned=False)
             self.db.execute("DELETE FROM people WHERE id = ?", (person,))
+
+    def register(self, who: str, name: str, faces: list[str]) -> int:
+        """The faces join the person named `name` (the oldest of that name, else a new one), pinned
+        there like assigned faces: the DeepStack API's register (detect_service/deepstack.py)."""
+        with self._correction(who, "register", {"name": name, "faces": faces}) as before:
+            row = self.db.execute("SELECT id FROM people WHERE name = ? ORDER BY id LIMIT 1", (name,)).fetchone()
+            if row:
+                person = row[0]
+                before.people(person)
+            else:
+                person = self.db.execute(
+                    "INSERT INTO people (name, created_at) VALUES (?, ?) RETURNING id", (name, utc_now())
+                ).fetchone()[0]
+                before.created.append(person)  # undo deletes it again
+            for face in faces:
+                self._face_person(face)
+                self._check_face_fits(face, person)
+            before.faces("id IN (%s)" % ",".join("?" * len(faces)), faces)
+            before.links_removed([(face, person) for face in faces])
+            self.db.executemany("DELETE FROM cannot_link WHERE face_id = ? AND person_id = ?", before.removed)
+            self._move_faces(before, person, pinned=True)
+        return person
 
     def undo(self, who: str) -> dict:
         """Put back the rows the last correction not yet undone changed; Conflict when there is none."""

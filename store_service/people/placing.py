@@ -98,16 +98,23 @@ class People:
 
     def identify(self, vectors):
         """Per descriptor {"person", "name", "distance"}: the person a new face of it would join (the rule
-        of `place`: within PEOPLE_JOIN_DISTANCE, PEOPLE_MARGIN clearer than the next), else person None.
-        Reads only: nothing is stored, no one is paired."""
+        of `place`: within PEOPLE_JOIN_DISTANCE, PEOPLE_MARGIN clearer than the next, and as a re-cluster
+        would), else person None. Reads only: nothing is stored, no one is paired."""
         join, margin = self.settings["PEOPLE_JOIN_DISTANCE"], self.settings["PEOPLE_MARGIN"]
         answers = []
         with self.db.lock:
+            persons = self.db.index.labels
             for vector in vectors:
-                scores = self._person_scores(self._nearby(vector), self.db.index.labels)
+                nearby = self._nearby(vector)
+                scores = self._person_scores(nearby, persons)
                 best, distance = _nearest(scores)
                 runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
-                if best is None or distance > join or runner_up - distance < margin:
+                if (
+                    best is None
+                    or distance > join
+                    or runner_up - distance < margin
+                    or not self._would_join(best, [vector], [self._shares(nearby, persons)], persons)
+                ):
                     best = None
                 name = best and self.db.execute("SELECT name FROM people WHERE id = ?", (best,)).fetchone()[0]
                 answers.append(

@@ -22,10 +22,28 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   const response = await fetch(path, init);
-  const data = await response.json();
+  const data = response.status === 204 ? {} : await response.json();
+  if (response.status === 401 && path !== "/session") $("#key-form").hidden = false;
   if (!response.ok) throw new Error(data.message || response.statusText);
   return data;
 }
+
+// With API keys on, the key is asked for once and posted to /session, which sets it as an HttpOnly
+// cookie: the <img> of each video and each EventSource carry it, as every fetch here does. No script
+// keeps or reads the key, and it is never in a URL.
+$("#key-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await api("POST", "/session", { key: $("#key").value });
+    $("#key-form").hidden = true;
+    status("Key accepted.");
+    refresh();
+  } catch (error) {
+    status(error.message);
+  } finally {
+    $("#key").value = "";
+  }
+});
 
 function who(event) {
   return event.name || (event.person != null ? `person ${event.person}` : "someone unknown");
