@@ -13,6 +13,9 @@
 2. Throughput with every core busy, and with one worker; each worker's peak memory.
    small: photos under 1 MP, in process: recall of the original's faces by size class, and the faces
    under 100 px that facerec now finds on them.
+   recall (bench/recall.py): per labelled set, the share of photos of a named person with no face found,
+   before and after the faces YuNet is sure of, beside HOG alone and YuNet alone; false faces per 100
+   photos without people.
    many: a photo of 100 faces (the LFW photos pasted in a grid), both detectors, in process.
    frames: the video's 640x360 frames in order through find_frame_faces on one core, p50 and p99 ms: faces
    found; every face described; only new faces described (those not overlapping a face of the frame before).
@@ -61,6 +64,7 @@ import requests
 import scale
 from background import background_bench, print_background
 from PIL import Image
+from recall import print_recall, recall_bench
 from services import DETECT, FACES, REPO, STORE, peak_rss_mb, rss_mb, start_services, stop_services, worker_pids
 from stream import print_stream, stream_bench
 from webrtc import print_webrtc, webrtc_bench
@@ -492,8 +496,8 @@ def main():
     )
     parser.add_argument(
         "--parts",
-        default="photos,small,many,frames,dlib,store,ingest,stream,webrtc,background",
-        help="which of photos, small, many, frames, dlib, store, ingest, stream, webrtc, background, scale to run",
+        default="photos,small,recall,many,frames,dlib,store,ingest,stream,webrtc,background",
+        help="which of photos, small, recall, many, frames, dlib, store, ingest, stream, webrtc, background, scale to run",
     )
     parser.add_argument("--stream-minutes", type=int, default=10, help="the stream part's 640x360 memory run")
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
@@ -517,6 +521,10 @@ def main():
     if "small" in parts:
         report["small"] = small_photos(args.photos, 4 * args.stride)
         loaded(report, "small")
+        out.write_text(json.dumps(report, indent=2))
+    if "recall" in parts:
+        report["recall"] = recall_bench(Path(args.photos))
+        loaded(report, "recall")
         out.write_text(json.dumps(report, indent=2))
     if "many" in parts:
         report["many"] = many_faces(args.rounds)
@@ -792,6 +800,8 @@ def print_table(report):
     print(f"\n{report['machine']}")
     if "latency" in report:
         print_photos(report)
+    if "recall" in report:
+        print_recall(report["recall"])
     if "small" in report:
         print(
             f"\nphotos under 1 MP (every {report['small']['stride']}th, {report['small']['photos']} photos), recall of the"

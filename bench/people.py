@@ -102,6 +102,7 @@ def faces_of_set(folder, models):
                         "identity": identity.name if i == largest else None,
                         "descriptor": face.descriptor.tolist(),
                         "when": taken_at(path),
+                        "quality": face.quality,
                     }
                 )
     return out
@@ -119,7 +120,9 @@ def taken_at(path):
 
 def all_faces():
     models = Models()
-    cache = CACHE / f"descriptors-{models.build.replace(' ', '_')}.json"
+    # Keyed by the dlib build and what a face carries (its quality, since low-quality faces are placed
+    # with care), so a cache of another pipeline is never read.
+    cache = CACHE / f"faces-with-quality-{models.build.replace(' ', '_')}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     sets = {}
@@ -271,7 +274,10 @@ def through_store(faces, order):
         ids = {}
         for photo, members in photos.items():
             stored = store.add_faces(
-                photo, [{"descriptor": faces[k]["descriptor"], "box": box} for k in members], 0.36, 1
+                photo,
+                [{"descriptor": faces[k]["descriptor"], "box": box, "quality": faces[k]["quality"]} for k in members],
+                0.36,
+                1,
             )
             ids.update({k: s["id"] for k, s in zip(members, stored)})
         incremental = persons_in(store, ids, len(faces))

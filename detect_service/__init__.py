@@ -23,6 +23,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         or not (small_face == 0 or 20 <= small_face <= 2000)
     ):
         raise ValueError(f"SMALL_FACE_PX must be 0 or a number of pixels from 20 to 2000, not {small_face!r}")
+    sure = app.config["SURE_FACE_SCORE"]
+    if isinstance(sure, bool) or not isinstance(sure, (int, float)) or not 0.5 <= sure <= 1:
+        raise ValueError(f"SURE_FACE_SCORE must be a number from 0.5 to 1, not {sure!r}")
     if app.config["DETECTOR"] not in DETECTORS:
         raise ValueError(f"DETECTOR must be one of {', '.join(DETECTORS)}, not {app.config['DETECTOR']!r}")
     # Loaded here, once per worker, never at import time.

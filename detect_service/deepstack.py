@@ -150,6 +150,7 @@ def analyse(data: bytes) -> tuple[Photo, list[Face]]:
             config["MAX_IMAGE_PIXELS"],
             config["SMALL_FACE_PX"],
             config["DETECTOR"],
+            config["SURE_FACE_SCORE"],
         )
 
 
@@ -167,7 +168,7 @@ def identify(faces: list[Face]) -> list[dict]:
 
 def store_face(photo_sha256: str, face: Face) -> dict:
     """Store one face of a photo (the photo's other faces are no one's business here)."""
-    body = face_body(face.descriptor, face.box, face.thumbnail, face.quality, face.landmarks)
+    body = face_body(face.descriptor, face.box, face.thumbnail, face.quality, face.landmarks, face.detector)
     return store_answer(lambda: current_app.extensions["store"].add_faces(photo_sha256, [body]))[0]
 
 

@@ -9,10 +9,18 @@ from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
 from facerec.service.config import SOURCE_MAX, TIME_MAX
 from facerec.service.store_api import StoreUnavailable, face_body
-from facerec.vision.faces import analyse_photo
+from facerec.vision.boxes import Box, iou
+from facerec.vision.faces import analyse_photo, describe_boxes
 from facerec.vision.images import box_to_stored
 
 bp = Blueprint("detect", __name__)
+
+# A request may draw this many boxes; each costs a descriptor (about 20 ms).
+MAX_DRAWN_BOXES = 20
+# dlib's encoder looks at a 150 px chip of a face: below 20 px a face holds too little to describe.
+MIN_DRAWN_BOX_PX = 20
+# A drawn box overlapping a face the detector found by this much is that face (the benchmark's "same face").
+DRAWN_IOU = 0.5
 
 
 @bp.get("/health")
@@ -25,7 +33,7 @@ def health():
 
 @bp.post("/detect")
 def detect():
-    photo, faces, stored = detect_and_store(origin())
+    photo, faces, stored = detect_and_store(origin(), drawn_boxes())
     return {
         "image": photo.summary(),
         "faces": [
@@ -33,6 +41,7 @@ def detect():
                 "id": s["id"],
                 "box": f.box.to_json(),
                 "landmarks": f.landmarks,
+                "detector": f.detector,
                 "matches": s["matches"],
                 "person": s["person"],
                 "person_distance": s["person_distance"],
@@ -61,6 +70,17 @@ def jalbum_detect():
             for f, s in zip(faces, stored)
         ],
     }
+
+
+def analyse_drawn_photo(models, data, min_face_px, max_pixels, small_face_px, detector, sure_score, boxes):
+    """The photo's faces as found by the detector, then those of the drawn `boxes` that none of them is
+    (boxes overlapping at IoU DRAWN_IOU or more are one face): every face of the photo is stored as the
+    photo is noted, so a photo first sent with a drawn box is not taken for one of a single face."""
+    photo, faces = analyse_photo(models, data, min_face_px, max_pixels, small_face_px, detector, sure_score)
+    boxes = [b for b in boxes if all(iou(b, f.box) < DRAWN_IOU for f in faces)]
+    if boxes:
+        faces += describe_boxes(models, data, boxes, max_pixels)[1]
+    return photo, faces
 
 
 def uploaded_bytes():
@@ -96,21 +116,42 @@ def origin():
     return found
 
 
-def detect_and_store(origin=None):
+def drawn_boxes() -> list[Box]:
+    """The boxes drawn by hand round faces the detector missed: form fields `box=left,top,width,height`
+    (upright pixels, as /detect answers boxes), at most MAX_DRAWN_BOXES, each of MIN_DRAWN_BOX_PX or more."""
+    fields = request.form.getlist("box") if request.mimetype == "multipart/form-data" else []
+    if len(fields) > MAX_DRAWN_BOXES:
+        raise BadRequest(f"at most {MAX_DRAWN_BOXES} boxes a photo")
+    return [parse_box(field) for field in fields]
+
+
+def parse_box(field: str) -> Box:
+    numbers = field.split(",")
+    if len(numbers) != 4 or not all(re.fullmatch("[0-9]{1,9}", n.strip()) for n in numbers):
+        raise BadRequest(f"box is left,top,width,height in whole pixels, not {field[:40]!r}")
+    box = Box(*map(int, numbers))
+    if min(box.width, box.height) < MIN_DRAWN_BOX_PX:
+        raise BadRequest(f"a box is at least {MIN_DRAWN_BOX_PX} pixels wide and high: a smaller face describes nothing")
+    return box
+
+
+def detect_and_store(origin=None, boxes=()):
     config = current_app.config
     with current_app.extensions["photo_queue"].turn():
         photo, faces = off_hub(
-            analyse_photo,
+            analyse_drawn_photo,
             current_app.extensions["models"],
             uploaded_bytes(),
             config["MIN_FACE_PX"],
             config["MAX_IMAGE_PIXELS"],
             config["SMALL_FACE_PX"],
             config["DETECTOR"],
+            config["SURE_FACE_SCORE"],
+            boxes,
         )
     try:
         # Even a photo without faces: the store notes every photo it is sent.
-        bodies = [face_body(f.descriptor, f.box, f.thumbnail, f.quality, f.landmarks) for f in faces]
+        bodies = [face_body(f.descriptor, f.box, f.thumbnail, f.quality, f.landmarks, f.detector) for f in faces]
         stored = current_app.extensions["store"].add_faces(photo.sha256, bodies, origin)
     except StoreUnavailable as e:
         raise ServiceUnavailable(f"{e}; nothing was stored, try again", retry_after=5) from None

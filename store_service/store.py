@@ -81,11 +81,11 @@ class FaceStore:
                 new = {face: p for face, p, c in zip(ids, parsed, created) if c}
                 self.db.executemany(
                     "INSERT INTO faces (id, descriptor, photo_sha256, box_left, box_top, box_width, box_height,"
-                    " created_at, thumbnail, quality, landmarks, source, source_sha256, time)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created_at, thumbnail, quality, landmarks, source, source_sha256, time, detector)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (face, v.tobytes(), photo_sha256, *box, now, jpeg, q, points, *where)
-                        for face, (v, box, jpeg, q, points) in new.items()
+                        (face, v.tobytes(), photo_sha256, *box, now, jpeg, q, points, *where, detector)
+                        for face, (v, box, jpeg, q, points, detector) in new.items()
                     ],
                 )
                 # A face stored before faces had thumbnails, landmarks or a source gets them when its
@@ -220,7 +220,7 @@ class FaceStore:
 
 FACE_COLUMNS = (
     "id, photo_sha256, box_left, box_top, box_width, box_height, created_at, quality, landmarks,"
-    " person_id, source, coalesce(source_sha256, photo_sha256), time"
+    " person_id, source, coalesce(source_sha256, photo_sha256), time, coalesce(detector, 'hog')"
 )
 
 
@@ -239,7 +239,7 @@ def parse_cursor(cursor: str, order: str) -> tuple:
 
 def face_json(row) -> dict:
     """A face as the API answers it, from a row of FACE_COLUMNS."""
-    face, photo, left, top, width, height, created_at, quality, landmarks, person, source, source_sha256, t = row
+    face, photo, left, top, width, height, created_at, quality, landmarks, person, source, source_sha256, t, found = row
     return {
         "id": face,
         "photo_sha256": photo,
@@ -251,8 +251,13 @@ def face_json(row) -> dict:
         "source": source,
         "source_sha256": source_sha256,
         "time": t,
+        "detector": found,
     }
 
+
+# How a face was found (the detect service's facerec/vision/faces.py FOUND_BY; the store does not load
+# the vision library): dlib's HOG detector, YuNet alone, or a box drawn by hand.
+FOUND_BY = ("hog", "cnn", "manual")
 
 # A box's numbers are pixels of a photo of at most MAX_IMAGE_PIXELS; the bound keeps any that is not
 # one (SQLite stores at most 64-bit integers) from reaching the database.
@@ -261,8 +266,8 @@ BOX_MAX = 2**31 - 1
 
 def _parse_face(face):
     """(canonical descriptor, (left, top, width, height), thumbnail JPEG or None, quality or None,
-    landmarks JSON or None) of one {"descriptor", "box", "thumbnail", "quality", "landmarks"}; the last
-    three are optional."""
+    landmarks JSON or None, detector) of one {"descriptor", "box", "thumbnail", "quality", "landmarks",
+    "detector"}; the last four are optional ("detector" reads "hog" when absent)."""
     try:
         box = tuple(int(face["box"][k]) for k in ("left", "top", "width", "height"))
         descriptor = face["descriptor"]
@@ -278,7 +283,15 @@ def _parse_face(face):
         _parse_thumbnail(face.get("thumbnail")),
         _parse_quality(face.get("quality")),
         _parse_landmarks(face.get("landmarks")),
+        _parse_detector(face.get("detector", "hog")),
     )
+
+
+def _parse_detector(value):
+    """How a face was found: one of FOUND_BY."""
+    if value not in FOUND_BY:
+        raise InvalidFace(f"a face's detector is one of {', '.join(FOUND_BY)}")
+    return value
 
 
 # Every JPEG starts with the SOI marker and its first segment's marker, and ends with EOI.

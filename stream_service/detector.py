@@ -93,9 +93,9 @@ def detect_stream_faces(
     followed = [box.scaled(1 / scale) for box in known]
     threshold = PRIVACY_THRESHOLD if private else 0.0
     faces = [
-        FoundFace(in_frame(face.box), face.descriptor, face.thumbnail, face.quality)
+        FoundFace(in_frame(face.box), face.descriptor, face.thumbnail, face.quality, face.detector)
         if thumbnails and face.descriptor is not None
-        else FoundFace(in_frame(face.box), face.descriptor)
+        else FoundFace(in_frame(face.box), face.descriptor, detector=face.detector)
         for face in find_frame_faces(models, frame, known=followed, threshold=threshold)
     ]
     if private:

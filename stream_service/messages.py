@@ -32,6 +32,7 @@ class FoundFace:
     descriptor: np.ndarray | None
     thumbnail: bytes | None = None
     quality: float | None = None
+    detector: str = "hog"  # how it was found (facerec/vision/faces.py FOUND_BY), as the store keeps it
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,7 @@ class Recognition:
     def _keep(self, frame_id: str, face: FoundFace) -> None:
         """Store one face of a stream's frame, as a photo of its own ("store": true)."""
         assert face.descriptor is not None and face.thumbnail is not None and face.quality is not None
-        body = face_body(face.descriptor, face.box, face.thumbnail, face.quality)
+        body = face_body(face.descriptor, face.box, face.thumbnail, face.quality, detector=face.detector)
         self.store.add_faces(hashlib.sha256(frame_id.encode()).hexdigest(), [body])
 
     def _due(self) -> bool:

@@ -185,6 +185,9 @@ def test_a_bad_upload_is_refused_and_stores_nothing(live):
     eventually(lambda: requests.get(f"{service.url}/health", timeout=10).status_code == 200, "the service still up")
 
 
+FACE_LEFT_SHARP = 0.1
+
+
 def test_a_call_from_chromium_comes_back_with_its_background_blurred_then_replaced(
     live, models, camera_browser, camera_clip
 ):
@@ -220,10 +223,11 @@ def test_a_call_from_chromium_comes_back_with_its_background_blurred_then_replac
             return seen["backgrounds"] >= 10 and len(kept) >= 5
 
         eventually(blurred_behind_a_sharp_face, "pictures with the background blurred and the face sharp")
-        # The face keeps more than a face left unblurred would lose: 0.34-0.44 of its detail through VP8
-        # at ~1 Mbit/s, or less where the picture matched the clip frame next to its own (a face that
-        # moved a little correlates less); a face the filter blurred would keep 0.01-0.05.
-        assert statistics.median(kept) > DETAIL_LEFT, kept
+        # A face the filter left alone keeps 0.34-0.44 of its detail through VP8 at ~1 Mbit/s, and down to
+        # 0.2 on a busy machine, where the browser's encoder spends fewer bits (or where the picture matched
+        # the clip frame next to its own: a face that moved a little correlates less); a face the filter
+        # blurred keeps 0.01-0.05. The cut lies in the middle of that gap, not at the edge of either side.
+        assert statistics.median(kept) > FACE_LEFT_SHARP, kept
 
         # Switched live on the page: the same call now comes back over green (the colour field's default).
         page.select_option("#call-background-filter", "background-replace")

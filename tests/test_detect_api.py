@@ -55,7 +55,17 @@ def test_a_minimum_face_size_outside_20_to_2000_px_stops_the_service_at_start(mi
 
 @pytest.mark.parametrize(
     "setting, value",
-    [("DETECTOR", "cnn"), ("DETECTOR", None), ("SMALL_FACE_PX", 10), ("SMALL_FACE_PX", "40"), ("SMALL_FACE_PX", True)],
+    [
+        ("DETECTOR", "cnn"),
+        ("DETECTOR", None),
+        ("SMALL_FACE_PX", 10),
+        ("SMALL_FACE_PX", "40"),
+        ("SMALL_FACE_PX", True),
+        ("SURE_FACE_SCORE", 0.4),
+        ("SURE_FACE_SCORE", 1.5),
+        ("SURE_FACE_SCORE", "0.9"),
+        ("SURE_FACE_SCORE", True),
+    ],
 )
 def test_a_bad_detector_setting_stops_the_service_at_start(setting, value):
     with pytest.raises(ValueError, match=setting):

@@ -36,7 +36,8 @@ def test_detect_answers_the_documented_shape(services):
     assert body["image"]["width"] == 910 and body["image"]["height"] == 1137
     assert body["image"]["orientation"] == 1 and len(body["image"]["sha256"]) == 64
     face = body["faces"][0]
-    assert set(face) == {"id", "box", "landmarks", "matches", "person", "person_distance"}
+    assert set(face) == {"id", "box", "landmarks", "detector", "matches", "person", "person_distance"}
+    assert face["detector"] == "hog"
     # The box is on the face: face_recognition puts it at left 349..617, top 142..409 (the same face: IoU >= 0.5).
     box = face["box"]
     overlap = max(0, min(box["left"] + box["width"], 617) - max(box["left"], 349)) * max(

@@ -403,3 +403,38 @@ def test_an_odd_face_with_no_face_of_its_person_within_0_6_joins_it_by_the_sprea
     ids = [add_photo(store, f"p{i}", v)[0]["id"] for i, v in enumerate([*person, odd])]
     store.people.recluster()
     assert len(people_of(store, ids)) == 1 and None not in people_of(store, ids)
+
+
+# Faces of low quality (turned aside, dark, blurred, tiny: quality under PEOPLE_LOW_QUALITY, 0.1) describe
+# worse: they may join a person, never found one.
+LOW, GOOD = 0.05, 0.6
+
+
+def add_rated(store, photo, vector, quality):
+    return store.add_faces(photo, [{"descriptor": vector, "box": BOX, "quality": quality}], 0.36, 10)[0]
+
+
+def test_a_low_quality_face_founds_no_person_on_arrival(store, people_faces):
+    (_, ben1), (_, ben2) = people_faces["ben"][:2]
+    assert add_rated(store, "ben 1", ben1, GOOD)["person"] is None
+    assert add_rated(store, "ben 2", ben2, LOW)["person"] is None  # a low face pairs with no one
+    (_, elton1), (_, elton2) = people_faces["elton"][:2]
+    assert add_rated(store, "elton 1", elton1, LOW)["person"] is None
+    assert add_rated(store, "elton 2", elton2, GOOD)["person"] is None  # no one pairs with a low face
+
+
+def test_a_low_quality_face_joins_its_person_on_arrival(store, people_faces):
+    *good, (_, last) = people_faces["ben"]
+    ben = {add_rated(store, path, v, GOOD)["person"] for path, v in good[:2]} - {None}
+    for path, v in good[2:]:
+        add_rated(store, path, v, GOOD)
+    assert add_rated(store, "low", last, LOW)["person"] == ben.pop()
+
+
+def test_a_recluster_founds_no_person_of_low_quality_faces_and_joins_them_to_people(store, people_faces):
+    ben = [add_rated(store, path, v, GOOD)["id"] for path, v in people_faces["ben"][:-1]]
+    low_ben = add_rated(store, "low ben", people_faces["ben"][-1][1], LOW)["id"]
+    eltons = [add_rated(store, path, v, LOW)["id"] for path, v in people_faces["elton"]]
+    store.people.recluster()
+    assert people_of(store, eltons) == {None}  # all low: no person, however close they are
+    assert len(people_of(store, ben)) == 1 and person_of(store, low_ben) == person_of(store, ben[0]) is not None

@@ -203,6 +203,7 @@ def test_a_database_left_by_version_1_is_migrated_once(tmp_path):
     for _ in range(2):  # the second open finds nothing left to migrate
         store = FaceStore(path)
         assert store.get(face_id(v))["box"] == {"left": 1, "top": 2, "width": 3, "height": 4}
+        assert store.get(face_id(v))["detector"] == "hog"  # every face stored before was HOG's
         store.close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)

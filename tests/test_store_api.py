@@ -152,3 +152,22 @@ def test_unstorable_numbers_and_text_are_a_400_and_store_nothing(store_client, d
     response = store_client.post("/faces", data=body, content_type="application/json")
     assert response.status_code == 400 and response.json["message"]
     assert store_client.get("/health").json["faces"] == 0
+
+
+def test_each_face_keeps_how_it_was_found(store_client):
+    hog, cnn, manual, unsaid = descriptors(4, 7)
+    faces = [
+        {"descriptor": v.tolist(), "box": BOX, "detector": d}
+        for v, d in ((hog, "hog"), (cnn, "cnn"), (manual, "manual"))
+    ]
+    faces.append({"descriptor": unsaid.tolist(), "box": BOX})
+    ids = [f["id"] for f in store_client.post("/faces", json={"photo_sha256": "d" * 64, "faces": faces}).json["faces"]]
+    assert [store_client.get(f"/faces/{face}").json["detector"] for face in ids] == ["hog", "cnn", "manual", "hog"]
+
+
+@pytest.mark.parametrize("detector", ["sift", "", None, 1])
+def test_an_unknown_detector_is_a_400_and_stores_nothing(store_client, detector):
+    face = {"descriptor": descriptors(1, 8)[0].tolist(), "box": BOX, "detector": detector}
+    response = store_client.post("/faces", json={"photo_sha256": "d" * 64, "faces": [face]})
+    assert response.status_code == 400 and "detector" in response.json["message"]
+    assert store_client.get("/faces").json["faces"] == []

@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     # On a photo of at most 1 MP, where HOG's whole scan costs little, faces down to this size are found
     # (as far as a scan of 1.25 MP allows: a 640×480 photo down to 40 px). 0 = MIN_FACE_PX everywhere.
     "SMALL_FACE_PX": 40,
+    # With DETECTOR "proposals", a face YuNet proposes with at least this score is a face even where HOG
+    # turns it down ("detector": "cnn"), 0.5 to 1; 1 = only the faces HOG accepts (docs/detection.md).
+    "SURE_FACE_SCORE": 0.9,
     # Detect: a photo is admitted while the photos ahead of it on its worker would take at most this many
     # seconds (at the worker's recent time per photo); past it, 503 with Retry-After at once. 60 s lets a
     # client's burst of 50 photos of 2 s each wait its turn on two workers, and answers a flood at once.
@@ -110,6 +113,10 @@ DEFAULTS: dict[str, Any] = {
     # person a re-cluster left apart lie up to about 0.65 from each other; different people of the
     # labelled sets lie 0.63 or more apart, most beyond 0.7 (docs/people.md): a few "no" answers.
     "PEOPLE_SUGGEST_DISTANCE": 0.7,
+    # A face of quality under this (thumbnails.py: size × sharpness × how frontal; a face turned far aside,
+    # blurred, dim and flat, or tiny) may join a person but founds none, neither on arrival nor in a
+    # re-cluster, and links no two clusters there (docs/people.md: what the quality means in distances).
+    "PEOPLE_LOW_QUALITY": 0.1,
     # Re-cluster in the background after this many new faces (0 = only on POST /people/recluster).
     "PEOPLE_RECLUSTER_AFTER": 1000,
     # Default and largest `limit` of GET /people and GET /people/audit.

@@ -79,14 +79,21 @@ def _message(response: requests.Response) -> str:
 
 
 def face_body(
-    descriptor: np.ndarray, box: Box, thumbnail: bytes, quality: float, landmarks: list | None = None
+    descriptor: np.ndarray,
+    box: Box,
+    thumbnail: bytes,
+    quality: float,
+    landmarks: list | None = None,
+    detector: str = "hog",
 ) -> dict:
-    """One face as `POST /faces` takes it: JSON numbers (exact for float32), never pickle."""
+    """One face as `POST /faces` takes it: JSON numbers (exact for float32), never pickle. `detector`:
+    how it was found (facerec/vision/faces.py FOUND_BY)."""
     body = {
         "descriptor": descriptor.tolist(),
         "box": box.to_json(),
         "thumbnail": base64.b64encode(thumbnail).decode("ascii"),
         "quality": quality,
+        "detector": detector,
     }
     if landmarks is not None:
         body["landmarks"] = landmarks

@@ -2,7 +2,8 @@
 
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import cv2
 import dlib
@@ -12,6 +13,7 @@ from .boxes import Box, iou
 from .images import (
     HOG_WINDOW_PX,
     MAX_IMAGE_PIXELS,
+    ImageError,
     Photo,
     at_working_scale,
     cheap_to_scan,
@@ -37,9 +39,16 @@ class Face:
     descriptor: np.ndarray  # 128 float32; None when not described (find_frame_faces)
     thumbnail: bytes  # a small aligned JPEG of the face (thumbnails.py); None when not described
     quality: float  # 0..1, how good a picture of the face it is (thumbnails.py); None when not described
+    detector: str = "hog"  # how it was found: one of FOUND_BY
 
 
 DETECTORS = ("proposals", "hog")
+# How a face was found: HOG accepted it ("hog"), YuNet alone was sure of it ("cnn", SURE_SCORE), or a
+# person drew its box ("manual", describe_boxes).
+FOUND_BY = ("hog", "cnn", "manual")
+# A proposal scoring this much is a face even where HOG turns it down (a hat brim, a turned head, stage
+# light): docs/detection.md gives the share of YuNet's proposals at each score that are faces.
+SURE_SCORE = 0.9
 # dlib's box is about 1.075 times as wide as YuNet's, and its centre lies lower by 0.07 of YuNet's width
 # (YuNet's box reaches higher up the forehead).
 DLIB_PER_PROPOSED_WIDTH = 1.075
@@ -56,7 +65,9 @@ WINDOW_THRESHOLD = -0.1
 # whole image's at another phase: the same face may measure one step smaller there. So a window keeps a
 # face of 5/6 of MIN_FACE_PX or more.
 MIN_WINDOW_SIZE_SHARE = 5 / 6
-# A proposal whose face would be less than this share of the smallest face wanted holds no face to keep.
+# A proposal whose face would be less than this share of the smallest face wanted holds no face to keep;
+# a face YuNet is sure of counts from this size (24 px on a small photo): YuNet proposes faces from 16 px,
+# and on celeb5's small web photos 3 of the 4 faces HOG never found measured 26-31 px (docs/detection.md).
 MIN_PROPOSED_SHARE = 0.6
 # When the windows would scan more than this share of the pixels of the whole scan (a photo of many
 # faces), the whole scan costs no more and misses nothing YuNet did not propose.
@@ -68,6 +79,9 @@ FRAME_MIN_FACE_PX = 40
 FRAME_PROPOSAL_LONG_SIDE = 0
 # A face whose box overlaps a known face's box (found in an earlier frame) by more than this is that face.
 KNOWN_IOU = 0.3
+# Two scans of one photo found the same face when their boxes overlap by more than this: one face's boxes
+# from two scales overlap by 0.6 to 0.9, two faces' boxes hardly ever by 0.3.
+SAME_FACE_IOU = 0.3
 
 
 class Models:
@@ -109,20 +123,82 @@ def analyse_photo(
     max_pixels: int = MAX_IMAGE_PIXELS,
     small_face_px: float | None = None,
     detector: str = "proposals",
+    sure_score: float = SURE_SCORE,
 ) -> tuple[Photo, list[Face]]:
     """decode → detect → align → encode: the whole pipeline for one uploaded photo.
 
     `detector` "proposals": HOG confirms YuNet's proposals in small windows; the whole scan where that
-    costs little (a small photo, see images.face_floor) or no less (many faces). "hog": the whole scan.
+    costs little (a small photo, see images.face_floor) or no less (many faces); either way a proposal
+    scoring `sure_score` or more is a face although HOG turns it down. "hog": HOG's whole scan alone.
     Returns (Photo, [Face]) with boxes and landmarks in the upright photo's full-resolution pixels.
     """
     photo = decode_image(data, min_face_px, max_pixels, small_face_px, exact=False)
     if detector == "proposals" and not cheap_to_scan(photo):
-        faces = find_proposed_faces(models, photo.pixels, photo.scale, photo.min_face_px)
+        faces = find_proposed_faces(models, photo.pixels, photo.scale, photo.min_face_px, sure_score=sure_score)
         if faces is not None:
             return photo, faces
     photo = at_working_scale(photo)
-    return photo, find_faces(models, photo.pixels, 0, photo.scale, photo.min_face_px)
+    faces = find_faces(models, photo.pixels, 0, photo.scale, photo.min_face_px)
+    if photo.min_face_px < min_face_px:
+        faces += find_faces_lost_to_the_small_scan(models, photo, min_face_px, faces)
+    if detector == "proposals":
+        faces += find_sure_faces(models, photo.pixels, photo.scale, photo.min_face_px, faces, sure_score)
+    return photo, faces
+
+
+def find_faces_lost_to_the_small_scan(
+    models: "Models", photo: Photo, min_face_px: float, found: list[Face]
+) -> list[Face]:
+    """The faces of `min_face_px` or more that HOG's scan at that size finds in a small photo scanned for
+    smaller faces (photo.min_face_px, at a larger scale), and that none of the `found` faces is.
+
+    dlib's HOG measures a face in a pyramid of 5/6 steps, and a face cut by the photo's edge may be found
+    at one scale and lost at another: a 224 px face cut by the top of a 780×438 photo was lost by the scan
+    for 40 px faces (the photo enlarged 1.9×) and found by the scan for 100 px faces (0.8×). So the search
+    for small faces adds to the search any photo gets; it costs a small photo 0.64 of its pixels more of HOG.
+    """
+    scale = working_scale(min_face_px, photo.width, photo.height)
+    size = (max(1, int(photo.width * scale)), max(1, int(photo.height * scale)))
+    pixels = cv2.resize(photo.pixels, size, interpolation=cv2.INTER_AREA)
+    to_photo = Placement(0.0, 0.0, photo.width / size[0], photo.height / size[1], photo.width, photo.height)
+    rects = [r for r in models.detector.run(pixels, 0, 0.0)[0] if to_photo.side(r) >= min_face_px]
+    lost = [r for r in rects if all(iou(to_photo.box(r), f.box) <= SAME_FACE_IOU for f in found)]
+    return [_described(models, pixels, r, to_photo, "hog") for r in lost]
+
+
+def describe_boxes(
+    models: "Models", data: bytes, boxes: list[Box], max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[Photo, list[Face]]:
+    """The faces in `boxes` (upright full-resolution pixels, as Face.box) of the photo `data`, one per box
+    whether a detector finds a face there or not: landmarks found inside each box, described as any face,
+    `detector` "manual". ImageError for a box that reaches past the photo."""
+    # Decoded at the scale that shows the smallest box at MAX_WINDOW_FACE_PX, never enlarged.
+    smallest = min((max(box.width, box.height) for box in boxes), default=HOG_WINDOW_PX)
+    photo = decode_image(data, max(HOG_WINDOW_PX, smallest * HOG_WINDOW_PX / MAX_WINDOW_FACE_PX), max_pixels)
+    for box in boxes:
+        if box.right > photo.width or box.bottom > photo.height:
+            raise ImageError(
+                f"box {','.join(map(str, box.to_json().values()))} reaches past the {photo.width}×{photo.height} photo"
+            )
+    # Each face keeps the box as drawn (its window's rounding would move it by a pixel or two).
+    return photo, [replace(describe_box(models, photo.pixels, box, photo.scale, "manual"), box=box) for box in boxes]
+
+
+def describe_box(
+    models: "Models", pixels: np.ndarray, box: Box, scale: tuple[float, float], detector: str, describe: bool = True
+) -> Face:
+    """The face whose box (dlib's convention, photo pixels) is `box`, in `pixels` (upright RGB, `scale`
+    photo pixels per pixel): landmarks by dlib's predictor inside the box, the descriptor and thumbnail
+    (unless `describe` is False) from a window around it in which the face measures at most
+    MAX_WINDOW_FACE_PX, as a window holds a face HOG confirms."""
+    sx, sy = scale
+    # Placement.box spans left..right of a dlib rectangle: its right is the box's left + width.
+    rect = dlib.rectangle(round(box.left / sx), round(box.top / sy), round(box.right / sx), round(box.bottom / sy))
+    height, width = pixels.shape[:2]
+    window = _window_around(rect, width, height)
+    image = window.image(pixels)
+    to_photo = window.placement(image, scale, width, height)
+    return _described(models, image, window.within(rect, image), to_photo, detector, describe)
 
 
 def find_frame_faces(
@@ -132,6 +208,7 @@ def find_frame_faces(
     describe: bool = True,
     known: list[Box] = (),
     threshold: float = 0.0,
+    sure_score: float = SURE_SCORE,
 ) -> list[Face]:
     """Every face of `min_face_px` or more in one video frame: a BGR uint8 array, as OpenCV's
     VideoCapture gives it. Boxes and landmarks are in the frame's pixels.
@@ -141,12 +218,13 @@ def find_frame_faces(
     found in the frame before. A face overlapping one of them (IoU over KNOWN_IOU) is that face: it is
     not described again, and where YuNet proposes it HOG does not look again (HOG confirmed it when it
     appeared), so its box is YuNet's, set to dlib's proportions. `threshold` is added to HOG's: below 0
-    more faces are found, and more that are none (what a privacy filter prefers).
+    more faces are found, and more that are none (what a privacy filter prefers). A proposal scoring
+    `sure_score` or more is a face although HOG turns it down, as in a photo.
     Not thread-safe: each thread needs its own Models.
     """
     rgb = cv2.cvtColor(bgr_frame, cv2.COLOR_BGR2RGB)
     faces = find_proposed_faces(
-        models, rgb, (1.0, 1.0), min_face_px, describe, FRAME_PROPOSAL_LONG_SIDE, known, threshold
+        models, rgb, (1.0, 1.0), min_face_px, describe, FRAME_PROPOSAL_LONG_SIDE, known, threshold, sure_score
     )
     if faces is not None:
         return faces
@@ -154,7 +232,9 @@ def find_frame_faces(
     scale = working_scale(min_face_px, width, height)
     size = (max(1, int(width * scale)), max(1, int(height * scale)))
     pixels = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    return find_faces(models, pixels, 0, (width / size[0], height / size[1]), min_face_px, describe, known, threshold)
+    scale = (width / size[0], height / size[1])
+    faces = find_faces(models, pixels, 0, scale, min_face_px, describe, known, threshold)
+    return faces + find_sure_faces(models, pixels, scale, min_face_px, faces, sure_score, describe, known)
 
 
 def find_faces(
@@ -185,12 +265,21 @@ def find_faces(
 
 
 def find_proposed_faces(
-    models, pixels, scale, min_face_px, describe=True, min_long_side=MIN_LONG_SIDE, known=(), threshold=0.0
+    models,
+    pixels,
+    scale,
+    min_face_px,
+    describe=True,
+    min_long_side=MIN_LONG_SIDE,
+    known=(),
+    threshold=0.0,
+    sure_score=SURE_SCORE,
 ):
     """The faces of `min_face_px` or more (photo pixels) in `pixels` (upright RGB, `scale` photo pixels
-    per pixel) that HOG confirms (`threshold` added to its own) around YuNet's proposals; None when the
-    windows would scan as many pixels as the whole scan would (then that is the better search). A proposal of a face of the `known`
-    boxes is kept without HOG's look, and no face of them is described (see find_frame_faces).
+    per pixel) that HOG confirms (`threshold` added to its own) around YuNet's proposals, and those it
+    turns down where YuNet scores `sure_score` or more ("cnn", after HOG's); None when the windows would
+    scan as many pixels as the whole scan would (then that is the better search). A proposal of a face
+    of the `known` boxes is kept without HOG's look, and no face of them is described (see find_frame_faces).
     """
     height, width = pixels.shape[:2]
     wanted = min_face_px / max(scale)  # in pixels
@@ -199,13 +288,13 @@ def find_proposed_faces(
     for proposal in models.proposer.propose(pixels, wanted, min_long_side):
         rect = _dlib_rect(proposal)
         if known and whole.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px and _is_known(whole.box(rect), known):
-            found.append((rect, pixels, whole))
+            found.append((rect, pixels, whole, "hog"))
         elif window := _window(proposal, wanted, width, height):
             windows.append(window)
     whole_scan = width * height * (HOG_WINDOW_PX / wanted) ** 2
     if sum(w.pixels for w in windows) > MAX_WINDOW_SHARE * whole_scan:
         return None
-    confirmed = []
+    confirmed, sure = [], []
     for window in windows:
         image = window.image(pixels)
         to_photo = window.placement(image, scale, width, height)
@@ -217,17 +306,65 @@ def find_proposed_faces(
         if candidates:
             score, rect = max(candidates, key=lambda c: c[0])
             confirmed.append((score, rect, image, to_photo))
-    found += [(rect, image, to_photo) for _, rect, image, to_photo in sorted(confirmed, key=lambda f: -f[0])]
+        elif is_sure(window.proposal[4], sure_score):
+            rect = window.within(_dlib_rect(window.proposal), image)
+            if to_photo.side(rect) >= MIN_PROPOSED_SHARE * min_face_px:
+                sure.append((rect, image, to_photo, "cnn"))
+    found += [(rect, image, to_photo, "hog") for _, rect, image, to_photo in sorted(confirmed, key=lambda f: -f[0])]
     faces, boxes = [], []
-    for rect, image, to_photo in found:
+    for rect, image, to_photo, detector in found + sure:
         box = to_photo.box(rect)
         if all(iou(box, other) < 0.5 for other in boxes):  # two proposals of one face
             boxes.append(box)
-            shape = models.predictor(image, rect)
-            new = describe and not _is_known(box, known)
-            descriptor = models.encoder.compute_face_descriptor(image, shape) if new else None
-            faces.append(_face(image, rect, shape, descriptor, to_photo))
+            faces.append(_described(models, image, rect, to_photo, detector, describe and not _is_known(box, known)))
     return faces
+
+
+def find_sure_faces(
+    models: "Models",
+    pixels: np.ndarray,
+    scale: tuple[float, float],
+    min_face_px: float,
+    found: list[Face],
+    sure_score: float = SURE_SCORE,
+    describe: bool = True,
+    known: Sequence[Box] = (),
+) -> list[Face]:
+    """The faces YuNet proposes at `sure_score` or more in `pixels` (upright RGB, `scale` photo pixels
+    per pixel) that none of the `found` faces is (none has its centre in the proposal): faces HOG's whole
+    scan turned down, "cnn". Described unless `describe` is False or the face is one of `known`."""
+    height, width = pixels.shape[:2]
+    wanted = min_face_px / max(scale)
+    whole = Placement(0.0, 0.0, *scale, width * scale[0], height * scale[1])
+    faces: list[Face] = []
+    for proposal in models.proposer.propose(pixels, wanted):
+        if not is_sure(proposal[4], sure_score) or any(_centre_in(f.box, proposal, scale) for f in found + faces):
+            continue
+        rect = _dlib_rect(proposal)
+        if whole.side(rect) >= MIN_PROPOSED_SHARE * min_face_px:
+            box = whole.box(rect)
+            faces.append(describe_box(models, pixels, box, scale, "cnn", describe and not _is_known(box, known)))
+    return faces
+
+
+def is_sure(score: float, sure_score: float) -> bool:
+    """Whether YuNet is sure enough of a proposal for it to be a face without HOG: never at `sure_score` 1
+    (YuNet's scores saturate at 1)."""
+    return sure_score < 1 and score >= sure_score
+
+
+def _centre_in(box, proposal, scale):
+    """Whether a face's box (photo pixels) has its centre in a proposal (image pixels)."""
+    x, y, w, h, _ = proposal
+    cx, cy = (box.left + box.width / 2) / scale[0], (box.top + box.height / 2) / scale[1]
+    return x <= cx <= x + w and y <= cy <= y + h
+
+
+def _described(models, image, rect, to_photo, detector, describe=True):
+    """The face in `rect` of `image`: landmarks, and unless `describe` is False, descriptor and thumbnail."""
+    shape = models.predictor(image, rect)
+    descriptor = models.encoder.compute_face_descriptor(image, shape) if describe else None
+    return _face(image, rect, shape, descriptor, to_photo, detector)
 
 
 def _dlib_rect(proposal):
@@ -272,6 +409,17 @@ class Window:
             self.left * scale[0], self.top * scale[1], sx * scale[0], sy * scale[1], width * scale[0], height * scale[1]
         )
 
+    def within(self, rect, image):
+        """An image's rectangle in the window's zoomed pixels."""
+        zx = image.shape[1] / (self.right - self.left)
+        zy = image.shape[0] / (self.bottom - self.top)
+        return dlib.rectangle(
+            round((rect.left() - self.left) * zx),
+            round((rect.top() - self.top) * zy),
+            round((rect.right() - self.left) * zx),
+            round((rect.bottom() - self.top) * zy),
+        )
+
     def holds(self, rect, image):
         """Whether a detection is the proposed face: its centre lies inside the proposal's box."""
         x, y, w, h, _ = self.proposal
@@ -289,8 +437,21 @@ def _window(proposal, wanted, width, height):
         return None
     zoom = min(HOG_WINDOW_PX / wanted, MAX_WINDOW_FACE_PX / expected)
     # YuNet may see a face smaller than dlib does: the window holds at least the smallest face wanted.
-    half = WINDOW_FACES * max(expected, wanted) / 2
-    cx, cy = x + w / 2, y + h / 2
+    return _square(x + w / 2, y + h / 2, WINDOW_FACES * max(expected, wanted) / 2, zoom, proposal, width, height)
+
+
+def _window_around(rect, width, height):
+    """The window of a face whose box is `rect` (image pixels), zoomed out to MAX_WINDOW_FACE_PX."""
+    side = max(rect.width(), rect.height())
+    proposal = (rect.left(), rect.top(), rect.width(), rect.height(), 1.0)
+    centre = rect.dcenter()
+    return _square(
+        centre.x, centre.y, WINDOW_FACES * side / 2, min(1.0, MAX_WINDOW_FACE_PX / side), proposal, width, height
+    )
+
+
+def _square(cx, cy, half, zoom, proposal, width, height):
+    """The window of the square of `half` its side around (cx, cy), within the image; None if empty."""
     left, top = max(0, int(cx - half)), max(0, int(cy - half))
     right, bottom = min(width, int(np.ceil(cx + half))), min(height, int(np.ceil(cy + half)))
     if right - left < 1 or bottom - top < 1:
@@ -325,10 +486,11 @@ class Placement:
         return [round(self.left + p.x * self.sx), round(self.top + p.y * self.sy)]
 
 
-def _face(pixels, rect, shape, descriptor, to_photo):
+def _face(pixels, rect, shape, descriptor, to_photo, detector="hog"):
     if descriptor is None:
         thumbnail = quality = None
     else:
         thumbnail, quality = face_thumbnail(pixels, shape, to_photo.side(rect))
         descriptor = np.asarray(descriptor, dtype=np.float32)
-    return Face(to_photo.box(rect), [to_photo.point(p) for p in shape.parts()], descriptor, thumbnail, quality)
+    points = [to_photo.point(p) for p in shape.parts()]
+    return Face(to_photo.box(rect), points, descriptor, thumbnail, quality, detector)

@@ -146,6 +146,8 @@ class People:
                 return None, distance  # near a person, but not clearly that one, or not as a re-cluster would: unknown
             self._set_person(face, best, changes, taken)
             return best, distance
+        if self._careful(face):  # a face described badly joins a person, but founds none
+            return None, distance
         partner, pair_distance = self._unknown_partner(nearby, photo, persons)
         if (
             partner is None
@@ -229,9 +231,16 @@ class People:
                 persons[rows[k]] == NO_PERSON
                 and d[k] <= self.settings["PEOPLE_PAIR_DISTANCE"]
                 and self._photo(face) != photo
+                and not self._careful(face)
             ):
                 return face, float(d[k])
         return None, None
+
+    def _careful(self, face):
+        """Whether a face's quality is under PEOPLE_LOW_QUALITY (turned aside, blurred, dim, tiny):
+        its descriptor may lie far from its person's, so it founds no person (unknown quality: not careful)."""
+        (quality,) = self.db.execute("SELECT quality FROM faces WHERE id = ?", (face,)).fetchone()
+        return quality is not None and quality < self.settings["PEOPLE_LOW_QUALITY"]
 
     def _photo(self, face):
         return self.db.execute("SELECT photo_sha256 FROM faces WHERE id = ?", (face,)).fetchone()[0]

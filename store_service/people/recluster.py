@@ -35,7 +35,8 @@ def plan(path, settings):
     one snapshot."""
     faces = _snapshot(path)
     persons, pinned = faces["persons"], faces["pinned"]
-    free = np.flatnonzero(~pinned)
+    careful = faces["quality"] < settings["PEOPLE_LOW_QUALITY"]  # NaN (unknown quality): not careful
+    free = np.flatnonzero(~pinned & ~careful)
     labels = np.full(len(persons), clusters.NO_CLUSTER)
     labels[free] = clusters.cluster(
         faces["vectors"][free],
@@ -47,6 +48,7 @@ def plan(path, settings):
         settings["PEOPLE_EXACT_LIMIT"],
         settings["PEOPLE_MIN_FACES"],
     )
+    attach_careful(faces["vectors"], labels, np.flatnonzero(~pinned & careful), settings)
     matched = clusters.match_people(labels, persons)
     fresh = sorted(set(np.unique(labels[labels >= 0]).tolist()) - set(matched))
     matched.update({label: NEW - k for k, label in enumerate(fresh)})
@@ -65,18 +67,49 @@ def plan(path, settings):
     }
 
 
+def attach_careful(vectors, labels, careful, settings):
+    """Give each of the `careful` rows (faces of low quality, left out of the clustering: they found
+    no person and link no two) the cluster it would join as a new face joins a person (placing.py): the
+    mean distance to that cluster's PEOPLE_JOIN_NEAREST nearest faces within PEOPLE_JOIN_DISTANCE, and
+    PEOPLE_MARGIN less than to any other cluster; else it stays unknown. Only among each face's
+    PEOPLE_NEIGHBOURS nearest clustered faces within PEOPLE_NEAR (farther ones count as PEOPLE_NEAR)."""
+    clustered = np.flatnonzero(labels >= 0)
+    if not len(careful) or not len(clustered):
+        return
+    near, k = settings["PEOPLE_NEAR"], settings["PEOPLE_JOIN_NEAREST"]
+    pairs = clusters._knn(vectors, careful, clustered, settings["PEOPLE_NEIGHBOURS"] + 1, near)
+    pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]  # each face's neighbours together
+    d = np.linalg.norm(vectors[pairs[:, 0]] - vectors[pairs[:, 1]], axis=1)
+    starts = np.searchsorted(pairs[:, 0], careful)
+    ends = np.searchsorted(pairs[:, 0], careful, side="right")
+    for face, start, end in zip(careful.tolist(), starts.tolist(), ends.tolist()):
+        theirs, distances = labels[pairs[start:end, 1]], d[start:end]
+        scores = {}
+        for label in np.unique(theirs).tolist():
+            nearest = np.sort(distances[theirs == label])[:k]
+            scores[label] = (nearest.sum() + near * (k - len(nearest))) / k
+        ranked = sorted(scores.items(), key=lambda item: item[1])
+        runner_up = ranked[1][1] if len(ranked) > 1 else np.inf
+        if (
+            ranked
+            and ranked[0][1] <= settings["PEOPLE_JOIN_DISTANCE"]
+            and runner_up - ranked[0][1] >= settings["PEOPLE_MARGIN"]
+        ):
+            labels[face] = ranked[0][0]
+
+
 def _snapshot(path):
-    """Every face's ID, descriptor, photo, pinned flag and person, the removed (face row, person)
-    pairs and the people kept apart, read in one transaction."""
+    """Every face's ID, descriptor, photo, pinned flag, person and quality, the removed (face row,
+    person) pairs and the people kept apart, read in one transaction."""
     rows, removed, apart = read_snapshot(
         path,
         [
-            "SELECT id, descriptor, photo_sha256, pinned, person_id FROM faces",
+            "SELECT id, descriptor, photo_sha256, pinned, person_id, quality FROM faces",
             "SELECT face_id, person_id FROM cannot_link",
             "SELECT person_a, person_b FROM people_apart",
         ],
     )
-    ids, blobs, photos, pinned, persons = zip(*rows) if rows else ((),) * 5
+    ids, blobs, photos, pinned, persons, quality = zip(*rows) if rows else ((),) * 6
     row = {face: i for i, face in enumerate(ids)}
     return {
         "ids": np.array(ids, "S64"),
@@ -84,6 +117,7 @@ def _snapshot(path):
         "photos": np.array(photos, object),
         "pinned": np.array(pinned, bool),
         "persons": np.array([NO_PERSON if p is None else p for p in persons], np.int64),
+        "quality": np.array([np.nan if q is None else q for q in quality], np.float64),
         "removed": {(row[face], person) for face, person in removed if face in row},
         "apart": apart,
     }

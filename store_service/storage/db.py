@@ -100,7 +100,10 @@ MIGRATIONS = [
     # Version 17: counts that outlive a restart, such as the faces stored since the last re-cluster
     # began (people.py starts one in the background at PEOPLE_RECLUSTER_AFTER).
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
-    # Version 18: two people a user said are not one (POST /people/<id>/not-same, person_a < person_b):
+    # Version 18: how each face was found, "hog", "cnn" or "manual" (facerec/vision/faces.py FOUND_BY).
+    # NULL for older faces: HOG accepted every face stored before, so NULL reads as "hog".
+    "ALTER TABLE faces ADD COLUMN detector TEXT",
+    # Version 19: two people a user said are not one (POST /people/<id>/not-same, person_a < person_b):
     # no re-cluster puts a face of one with a face of the other, and neither is suggested for the other.
     """
     CREATE TABLE people_apart (
