@@ -14,14 +14,16 @@ file name (the name alone, not its folder: "1.jpg" of every identity before "10.
 - incremental: the people as placed on arrival (POST /faces' path);
 - re-clustered: after POST /people/recluster's path;
 - textbook 0.6: scikit-learn's average linkage over Euclidean distances, cut at 0.6;
+- complete 0.75: the other textbook, complete linkage cut at 0.75;
 - jAlbum: every match within 0.36 merged transitively, what jAlbum's client does.
 
 Pairwise precision, recall and F1 over labelled faces (two faces are a predicted pair when in one
 person), people per identity (distinct people among its placed faces), share of faces left unknown,
 pairs of identities merged; what the share threshold means on each set; the paths and the algorithms
 pooled over the sets. Then a re-cluster of 100 k faces (real descriptors plus jittered copies) in a
-store service, with /similar's latency meanwhile against idle. Prints tables and writes
-bench/people-results.json. `--parts quality` or `--parts 100k` runs one of the two.
+store service, with /similar's latency meanwhile against idle. And a scripted user who names each
+album through the API (bench/labelling.py): the actions it takes, per 100 faces. Prints tables and
+writes bench/people-results.json. `--parts quality,labelling,100k` (the default) chooses among them.
 """
 
 import argparse
@@ -42,6 +44,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from labelling import label_album  # noqa: E402  (bench/labelling.py, beside this script)
+
 from facerec.service.config import DEFAULTS  # noqa: E402
 from facerec.vision.faces import Models, analyse_photo  # noqa: E402
 from store_service.people import clusters  # noqa: E402
@@ -59,6 +63,7 @@ PATHS = (
     "re-clustered shuffled",
     "re-clustered chronological",
     "textbook 0.6",
+    "complete 0.75",
     "jAlbum 0.36",
 )
 BIG = 100_000  # faces in the timing run
@@ -356,13 +361,13 @@ def linkage(vectors, photos, distance, share=None):
     return [None if label == clusters.NO_CLUSTER else int(label) for label in labels]
 
 
-def textbook(vectors, distance=0.6):
-    """The textbook: scikit-learn's average linkage on precomputed Euclidean distances, cut at `distance`;
-    a cluster of one face is no person, as in ours."""
+def textbook(vectors, distance=0.6, linkage="average"):
+    """The textbook: scikit-learn's average (or complete) linkage on precomputed Euclidean distances,
+    cut at `distance`; a cluster of one face is no person, as in ours."""
     from sklearn.cluster import AgglomerativeClustering
 
     labels = AgglomerativeClustering(
-        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=distance
+        n_clusters=None, metric="precomputed", linkage=linkage, distance_threshold=distance
     ).fit_predict(distances(vectors))
     sizes = np.bincount(labels)
     return [int(label) if sizes[label] > 1 else None for label in labels]
@@ -490,6 +495,13 @@ def main(parts):
     if "quality" in parts:
         results.update(quality(sets))
         print_quality(results)
+    if "labelling" in parts:
+        results["labelling"] = {
+            name: label_album(faces, np.random.default_rng(0).permutation(len(faces)).tolist())
+            for name, faces in sets.items()
+            if any(f["identity"] for f in faces)
+        }
+        print_labelling(results["labelling"])
     if "100k" in parts:
         every = np.array([f["descriptor"] for faces in sets.values() for f in faces], np.float32)
         results["100k"] = time_big(every)
@@ -517,6 +529,7 @@ def quality(sets):
         row["shares"] = share_figures(identities, vectors)
         row["ratios"] = ratio_figures(identities, vectors)
         row["textbook 0.6"] = scores(identities, textbook(vectors))
+        row["complete 0.75"] = scores(identities, textbook(vectors, 0.75, "complete"))
         row["jAlbum 0.36"] = scores(identities, transitive(vectors, JALBUM_DISTANCE))
         results["sets"][name] = row
         photos = [f["photo"] for f in faces]
@@ -567,17 +580,18 @@ def print_quality(results):
                 f"| {name} | {f['own_median']} | {f['own_p99']} | {f['own_above']:.1%} | {f['dimension']} | {f['chi2_p99']} "
                 f"| {f['other_lowest']} | {f['other_p1']} | {f['other_within']:.2%} |"
             )
-    print("\nOurs beside the textbook (average linkage at 0.6), per set: precision / F1, and the identities merged")
+    print("\nOurs beside the textbooks (average linkage at 0.6, complete at 0.75), per set: precision / F1")
     print(
-        "| set | arriving shuffled | arriving file order | re-clustered | textbook 0.6 | merged: ours | merged: textbook |"
+        "| set | arriving shuffled | arriving file order | re-clustered | textbook 0.6 | complete 0.75 | merged: ours"
+        " | merged: textbook |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name, row in results["sets"].items():
         pf = {path: f"{row[path]['precision']:.3f} / {row[path]['f1']:.3f}" for path in PATHS}
         ours = sorted({m for path in PATHS[:4] for m in row[path]["merged"]})
         print(
             f"| {name} | {pf['incremental shuffled']} | {pf['incremental chronological']} | {pf['re-clustered shuffled']}"
-            f" | {pf['textbook 0.6']} | {', '.join(ours) or '-'} | {', '.join(row['textbook 0.6']['merged']) or '-'} |"
+            f" | {pf['textbook 0.6']} | {pf['complete 0.75']} | {', '.join(ours) or '-'} | {', '.join(row['textbook 0.6']['merged']) or '-'} |"
         )
     print("\n| path (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
     for path, s in results["pooled"].items():
@@ -585,6 +599,21 @@ def print_quality(results):
     print("\n| algorithm (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
     for name, s in results["algorithms"].items():
         print(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
+
+
+def print_labelling(labelling):
+    print("\nA scripted user names each album through the API (bench/labelling.py), faces shuffled (seed 0):")
+    print(
+        "| set | labelled faces | actions | per 100 faces | merge | not-same | name | move | remove | yes | no | by hand"
+        " | unlabelled |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in labelling.items():
+        k = r["by_kind"]
+        print(
+            f"| {name} | {r['faces']} | {r['actions']} | {r['per_100']} | {k['merge']} | {k['not-same']} | {k['name']} "
+            f"| {k['move']} | {k['remove']} | {k['yes']} | {k['no']} | {k['by hand']} | {r['unlabelled']} |"
+        )
 
 
 def print_big(big):
@@ -616,5 +645,7 @@ def print_big(big):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="quality,100k", help="quality and/or 100k, comma-separated")
+    parser.add_argument(
+        "--parts", default="quality,labelling,100k", help="quality, labelling and/or 100k, comma-separated"
+    )
     main(parser.parse_args().parts.split(","))

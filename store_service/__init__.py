@@ -7,13 +7,23 @@ from flask import Flask
 
 from facerec.service.app import make_app
 
-from .exceptions import Conflict, InvalidCorrection, InvalidFace, NoThumbnail, NotInPerson, UnknownFace, UnknownPerson
+from .exceptions import (
+    Conflict,
+    InvalidCorrection,
+    InvalidFace,
+    NoThumbnail,
+    NotInPerson,
+    UnknownFace,
+    UnknownPerson,
+    UnknownPhoto,
+)
 from .store import FaceStore
 
 ERRORS = {
     UnknownFace: 404,
     InvalidFace: 400,
     UnknownPerson: 404,
+    UnknownPhoto: 404,
     NotInPerson: 404,
     NoThumbnail: 404,
     InvalidCorrection: 400,
@@ -26,9 +36,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Opened here, in the worker after gunicorn forks: never share a database connection across a fork.
     location = app.config["DATABASE_URL"] or os.path.join(app.config["DATA_DIR"], "faces.sqlite3")
     app.extensions["face_store"] = FaceStore(location, settings=app.config)
-    from .http import faces, people, web
+    from .http import faces, people, suggestions, web
 
     app.register_blueprint(faces.bp)
     app.register_blueprint(people.bp)
+    app.register_blueprint(suggestions.bp)
     app.register_blueprint(web.bp)
     return app

@@ -6,6 +6,11 @@ class UnknownFace(KeyError):
         return f"no face with id {self.args[0]!r}"
 
 
+class UnknownPhoto(KeyError):
+    def __str__(self):
+        return f"no photo with sha256 {self.args[0]!r}"
+
+
 class NoThumbnail(KeyError):
     def __str__(self):
         return f"the face {self.args[0]!r} has no thumbnail (it was stored before faces had them)"

@@ -14,9 +14,10 @@ import numpy as np
 from facerec.service.clock import utc_now
 from facerec.service.config import SOURCE_MAX, THUMBNAIL_MAX_BYTES, TIME_MAX
 
-from .exceptions import InvalidFace, NoThumbnail, UnknownFace
+from .exceptions import InvalidFace, NoThumbnail, UnknownFace, UnknownPhoto
 from .people.corrections import Corrections
 from .people.placing import People
+from .people.suggestions import Suggestions
 from .reposts import stored_twins
 from .storage.db import Database
 from .storage.index import DIM
@@ -47,6 +48,7 @@ class FaceStore:
         self.db = Database(location, lock_timeout)
         self.corrections = Corrections(self.db)
         self.people = People(self.db, self.corrections, settings)
+        self.suggestions = Suggestions(self.db, self.people)
 
     def __len__(self):
         return len(self.db.index)
@@ -132,6 +134,45 @@ class FaceStore:
             ).fetchall()
         return [face_json(r) for r in rows], rows[-1][0] if len(rows) == limit else None
 
+    def unknown_page(self, order: str, after: str, limit: int) -> tuple[list[dict], str | None]:
+        """Up to `limit` faces in no person, newest first (`order` "newest") or best first ("quality"; a
+        face of unknown quality last), after the cursor `after` ("" for the first page), and the cursor
+        of the next page (None on the last). A cursor is the last face's key and ID, so a face named
+        meanwhile shifts no other face off its page."""
+        key = UNKNOWN_ORDERS[order]
+        where, args = "person_id IS NULL", []
+        if after:
+            where += f" AND ({key}, id) < (?, ?)"
+            args = list(parse_cursor(after, order))
+        with self.db.lock:
+            rows = self.db.execute(
+                f"SELECT {FACE_COLUMNS}, {key} FROM faces WHERE {where} ORDER BY {key} DESC, id DESC LIMIT ?",
+                [*args, limit],
+            ).fetchall()
+        cursor = f"{rows[-1][-1]}~{rows[-1][0]}" if len(rows) == limit else None
+        return [face_json(r[:-1]) for r in rows], cursor
+
+    def photo_faces(self, sha256: str) -> list[dict]:
+        """Every face stored for the photo (or frame) with this SHA-256: {"id", "box", "person", "name"},
+        left to right; UnknownPhoto when the store was never sent it."""
+        with self.db.lock:
+            rows = self.db.execute(
+                "SELECT f.id, f.box_left, f.box_top, f.box_width, f.box_height, f.person_id, p.name FROM faces f"
+                " LEFT JOIN people p ON p.id = f.person_id WHERE f.photo_sha256 = ? ORDER BY f.box_left, f.id",
+                (sha256,),
+            ).fetchall()
+            if (
+                not rows
+                and not self.db.execute(
+                    "SELECT 1 FROM photos WHERE source_sha256 = ? OR sha256 = ?", (sha256, sha256)
+                ).fetchone()
+            ):
+                raise UnknownPhoto(sha256)
+        return [
+            {"id": f, "box": {"left": x, "top": y, "width": w, "height": h}, "person": person, "name": name}
+            for f, x, y, w, h, person, name in rows
+        ]
+
     def photos(self, source_sha256: str) -> list[dict]:
         """The photos or frames stored from the file with this SHA-256 (a photo, or a video): each
         {"sha256", "source", "time", "faces", "created_at"}, in time order."""
@@ -181,6 +222,19 @@ FACE_COLUMNS = (
     "id, photo_sha256, box_left, box_top, box_width, box_height, created_at, quality, landmarks,"
     " person_id, source, coalesce(source_sha256, photo_sha256), time, coalesce(detector, 'hog')"
 )
+
+
+# GET /faces?person=none's orders: the column a page is sorted on, descending (unknown quality last).
+UNKNOWN_ORDERS = {"newest": "created_at", "quality": "coalesce(quality, -1)"}
+
+
+def parse_cursor(cursor: str, order: str) -> tuple:
+    """(key, face ID) from a cursor of unknown_page; InvalidFace when it is not one."""
+    key, _, face = cursor.rpartition("~")
+    try:
+        return (float(key) if order == "quality" else key), face
+    except ValueError:
+        raise InvalidFace(f"after is the next value of the page before, not {cursor!r}") from None
 
 
 def face_json(row) -> dict:

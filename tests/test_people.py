@@ -371,6 +371,40 @@ def test_a_recluster_written_in_batches_keeps_what_users_change_between_them(
     store.close()
 
 
+def test_a_person_in_two_eras_with_no_face_near_the_other_era_is_one_person_after_a_recluster(store):
+    """40 faces of a person young and 40 old (a beard): each face's 10 nearest lie in its own era (0.28
+    apart there, 0.49 across), so the faces' own links never join the eras, though every pair of his
+    faces lies within 0.6 and the textbook keeps him whole. A re-cluster keeps him one person too."""
+    rng = np.random.default_rng(7)
+    (young,) = descriptors(1, 13)
+    old = near(young, 0.4, seed=14)
+
+    def around(point, n):
+        steps = rng.normal(size=(n, 128))
+        return (point + steps / np.linalg.norm(steps, axis=1, keepdims=True) * 0.2).astype(np.float32)
+
+    faces = np.concatenate([around(young, 40), around(old, 40)])
+    ids = [add_photo(store, f"p{i}", v)[0]["id"] for i, v in enumerate(faces[rng.permutation(80)])]
+    store.people.recluster()
+    assert len(people_of(store, ids)) == 1 and None not in people_of(store, ids)
+
+
+def test_an_odd_face_with_no_face_of_its_person_within_0_6_joins_it_by_the_spread_ratio(store):
+    """20 faces 0.4 from their centre (0.57 apart), and one 0.47 from it in a direction none of them
+    takes: 0.62 from every one of them, so it has no link of its own, but no farther from their centre
+    than their own faces' spread allows (ratio 1.4). A re-cluster puts it with them."""
+    rng = np.random.default_rng(9)
+    axes = np.linalg.qr(rng.normal(size=(128, 128)))[0].T[:14]
+    (centre,) = descriptors(1, 15)
+    steps = rng.normal(size=(20, 13)) @ axes[:13]
+    person = (centre + steps / np.linalg.norm(steps, axis=1, keepdims=True) * 0.4).astype(np.float32)
+    odd = (centre + axes[13] * 0.47).astype(np.float32)
+    assert np.linalg.norm(person - odd, axis=1).min() > 0.6
+    ids = [add_photo(store, f"p{i}", v)[0]["id"] for i, v in enumerate([*person, odd])]
+    store.people.recluster()
+    assert len(people_of(store, ids)) == 1 and None not in people_of(store, ids)
+
+
 # Faces of low quality (turned aside, dark, blurred, tiny: quality under PEOPLE_LOW_QUALITY, 0.1) describe
 # worse: they may join a person, never found one.
 LOW, GOOD = 0.05, 0.6

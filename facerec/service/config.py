@@ -108,6 +108,11 @@ DEFAULTS: dict[str, Any] = {
     # person: what a re-cluster does with two faces alone (their RMS distance is their distance). 0.5
     # and 0.55 left more faces unknown (celeb5 incremental F1 0.87 and 0.93) with the same precision.
     "PEOPLE_PAIR_DISTANCE": 0.6,
+    # GET /people/<id>/suggestions offers the people whose mean distance to this one (a face of one to a
+    # face of the other, average linkage) is within 0.7: the textbook merges below 0.6, the parts of one
+    # person a re-cluster left apart lie up to about 0.65 from each other; different people of the
+    # labelled sets lie 0.63 or more apart, most beyond 0.7 (docs/people.md): a few "no" answers.
+    "PEOPLE_SUGGEST_DISTANCE": 0.7,
     # A face of quality under this (thumbnails.py: size × sharpness × how frontal; a face turned far aside,
     # blurred, dim and flat, or tiny) may join a person but founds none, neither on arrival nor in a
     # re-cluster, and links no two clusters there (docs/people.md: what the quality means in distances).

@@ -5,7 +5,8 @@ import math
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest
 
-from ..store import parse_origin
+from ..exceptions import UnknownPhoto
+from ..store import UNKNOWN_ORDERS, parse_origin
 
 bp = Blueprint("store", __name__)
 FACES_PAGE_MAX = 1000  # faces in one page of GET /faces
@@ -36,15 +37,30 @@ def add_faces():
 
 @bp.get("/faces")
 def list_faces():
-    """Every face, a page at a time in ID order: `after` the last ID of the page before."""
+    """Every face, a page at a time in ID order: `after` the last ID of the page before; with
+    person=none, the faces in no person, newest or best first (order=newest or quality)."""
     after = request.args.get("after", "")
-    if not after.isascii():
-        raise BadRequest("after is a face ID")
+    if not after.isascii() or "\x00" in after:
+        raise BadRequest("after is a face ID, or the next value of the page before")
     raw = request.args.get("limit", str(FACES_PAGE_MAX))
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= FACES_PAGE_MAX):
         raise BadRequest(f"limit is a whole number from 1 to {FACES_PAGE_MAX}, not {raw!r}")
-    faces, next_after = store().page(after, int(raw))
+    person, order = request.args.get("person"), request.args.get("order", "newest")
+    if person is None:
+        faces, next_after = store().page(after, int(raw))
+    elif person != "none" or order not in UNKNOWN_ORDERS:
+        raise BadRequest(f"person is none, order {' or '.join(UNKNOWN_ORDERS)}")
+    else:
+        faces, next_after = store().unknown_page(order, after, int(raw))
     return {"faces": faces, "next": next_after}
+
+
+@bp.get("/photos/<sha256>")
+def photo(sha256):
+    """Every face of one photo, with its person: the page draws them on the photo."""
+    if not sha256.isascii() or "\x00" in sha256:  # no engine holds such a photo (see add_faces)
+        raise UnknownPhoto(sha256)
+    return {"sha256": sha256, "faces": store().photo_faces(sha256)}
 
 
 @bp.get("/photos")

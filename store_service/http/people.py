@@ -7,7 +7,7 @@ from werkzeug.exceptions import BadRequest
 
 from facerec.service.auth import HEADER
 
-from ..exceptions import UnknownPerson
+from ..exceptions import UnknownFace, UnknownPerson
 from ..store import canonical
 
 bp = Blueprint("people", __name__)
@@ -18,6 +18,7 @@ USER_HEADER = "X-Facerec-User"
 KEY_PREFIX = 12
 NAME_MAX = 200  # characters in a person's name
 IDENTIFY_MAX = 100  # descriptors in one POST /people/identify
+NEW_PERSON_FACES = 1000  # faces in one POST /people: more is a re-cluster's work, not a hand's
 REGISTER_MAX = 100  # faces in one POST /people/register
 
 
@@ -32,8 +33,27 @@ def corrections():
 @bp.get("/people")
 def list_people():
     page, limit = parse_page()
-    found, total = people().list_people(page, limit, parse_flag("hidden"))
+    search = request.args.get("q", "")
+    if len(search) > NAME_MAX or not is_utf8(search):
+        raise BadRequest(f"q is up to {NAME_MAX} characters of a name")
+    found, total = people().list_people(page, limit, parse_flag("hidden"), search)
     return {"people": found, "page": page, "total": total}
+
+
+@bp.post("/people")
+def create_person():
+    """A new person of the given faces, named: for a face no suggestion fits."""
+    body = json_body()
+    faces, changes = body.get("faces"), parse_changes({"name": body.get("name")})
+    if (
+        not isinstance(faces, list)
+        or not 1 <= len(faces) <= NEW_PERSON_FACES
+        or not all(isinstance(f, str) and is_utf8(f) for f in faces)
+        or set(body) - {"name", "faces"}
+    ):
+        raise BadRequest(f'expected JSON {{"faces": [1 to {NEW_PERSON_FACES} face IDs], "name": "..." or null}}')
+    person = corrections().create_person(who(), changes["name"], faces)
+    return people().summary(person), 201
 
 
 @bp.post("/people/identify")
@@ -82,7 +102,7 @@ def merge(person_id):
 @bp.post("/people/<person_id>/faces/<face_id>/remove")
 def remove_face(person_id, face_id):
     person = parse_person(person_id)
-    corrections().remove_face(who(), person, face_id)
+    corrections().remove_face(who(), person, parse_face(face_id))
     return people().summary(person)
 
 
@@ -91,7 +111,7 @@ def assign_face(face_id):
     body = json_body()
     if "person" not in body or not (body["person"] is None or is_id(body["person"])):
         raise BadRequest('expected JSON {"person": a person ID, or null for none}')
-    corrections().assign_face(who(), face_id, body["person"])
+    corrections().assign_face(who(), parse_face(face_id), body["person"])
     return {"id": face_id, "person": body["person"]}
 
 
@@ -144,6 +164,13 @@ def parse_person(raw):
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:  # 18 digits: within SQLite's 64-bit integers
         raise UnknownPerson(raw)
     return int(raw)
+
+
+def parse_face(raw):
+    """A face ID any engine can look up (is_utf8); anything else names no face."""
+    if not is_utf8(raw):
+        raise UnknownFace(raw)
+    return raw
 
 
 def parse_changes(body):

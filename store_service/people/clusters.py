@@ -34,6 +34,10 @@ FEW = 3
 # ... a cluster of at least this many: its spread measured to within about 20 % (the relative error of
 # a spread over n faces in the 13 effective dimensions of docs/people.md is sqrt(2 / (13 (n - 1)))).
 SPREAD_FACES = 5
+# When the faces' links are used up, each cluster of 2 faces or more is linked to its 10 nearest
+# clusters by centroid (`_cluster_links`), exactly up to 20,000 clusters, in k-means cells above.
+CLUSTER_LINKS = 10
+CLUSTER_EXACT = 20000
 
 
 def cluster(vectors, cannot_link, distance, share, ratio, neighbours, exact_limit, min_size):
@@ -59,7 +63,7 @@ def neighbour_graph(vectors, k, radius, exact_limit):
 
 def _knn(vectors, queries, base, k, radius):
     """(query, neighbour) index pairs: each query's k nearest among `base` (itself excluded) within radius."""
-    k = min(k, len(base) - 1)
+    k = min(k, len(base))  # a query in `base` finds itself at infinity, which no radius keeps
     if k < 1:
         return np.zeros((0, 2), np.int64)
     found = []
@@ -125,10 +129,16 @@ def agglomerate(vectors, edges, cannot_link, distance, share, ratio):
     links = _allowed(_unique_pairs(edges, n), cannot, n)
     d = state.distances_sq(links[:, 0], links[:, 1])
     closed = np.zeros(len(links), bool)
-    while len(links):
+    while True:
         candidates = _reciprocal(links, d, closed, n)
         if not len(candidates):
-            break
+            fresh = _cluster_links(state, labels, links, cannot, distance)
+            if not len(fresh):
+                break
+            links = np.concatenate([links, fresh])
+            d = np.concatenate([d, state.distances_sq(fresh[:, 0], fresh[:, 1])])
+            closed = np.concatenate([closed, np.zeros(len(fresh), bool)])
+            continue
         members.update(labels)
         pairs = links[candidates]
         passed = (members.shares(pairs, state.size) >= share) | (state.spread_ratios(pairs) <= ratio)
@@ -149,6 +159,31 @@ def agglomerate(vectors, edges, cannot_link, distance, share, ratio):
         d = np.concatenate([d[~moved], state.distances_sq(fresh[:, 0], fresh[:, 1])])
         closed = np.concatenate([closed[~moved], np.zeros(len(fresh), bool)])
     return labels
+
+
+def _cluster_links(state, labels, links, cannot, radius):
+    """New links to clusters of 2 faces or more: each cluster (a face alone too) to its CLUSTER_LINKS
+    nearest of them by centroid within `radius`, those not linked yet and not kept apart.
+
+    The faces' own links join only clusters that hold two faces near each other. A person whose faces
+    fall into groups (photos decades apart, a beard) can have every face's nearest neighbours in its
+    own group, so no link between the groups, however near they lie on average: the textbook, which
+    compares every pair of clusters, joins them. The distance between two clusters' centroids is at
+    most the mean distance between their faces (Jensen), so every pair the textbook at `radius` would
+    join is linked here; the share then decides as for any link. So is an odd face of a person with no
+    face of theirs within `radius` but within the spread ratio of their centre (a face alone has no
+    link of its own then)."""
+    n = len(labels)
+    alive = np.unique(labels)
+    big = np.flatnonzero(state.size[alive] >= 2)
+    if not len(big) or len(alive) < 2:
+        return np.zeros((0, 2), np.int64)
+    if len(big) <= CLUSTER_EXACT:  # every cluster, a face alone too, to its nearest clusters of 2 or more
+        near = _knn(state.centroid[alive], np.arange(len(alive)), big, CLUSTER_LINKS, radius)
+    else:
+        near = big[neighbour_graph(state.centroid[alive[big]], CLUSTER_LINKS, radius, CLUSTER_EXACT)]
+    fresh = _allowed(_unique_pairs(alive[near], n), cannot, n)
+    return fresh[~np.isin(fresh[:, 0] * n + fresh[:, 1], links[:, 0] * n + links[:, 1])]
 
 
 def _unique_pairs(pairs, n):

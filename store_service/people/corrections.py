@@ -23,7 +23,8 @@ def person_row(db: Database, person: int) -> tuple:
 
 
 class Corrections:
-    """Rename, hide, merge, remove, assign, delete, register; the audit log; undo."""
+    """Create, rename, hide, merge, remove, reject a person or a merge, assign, delete, register; the
+    audit log; undo."""
 
     def __init__(self, db: Database):
         self.db = db
@@ -70,6 +71,7 @@ class Corrections:
             ).fetchone()
             self.db.execute("UPDATE people SET name = ? WHERE id = ?", (name and name[0], person))
             self._move_faces(before, person, pinned=True)
+            self._carry_apart(before, person, others)
             self.db.executemany("DELETE FROM people WHERE id = ?", [(p,) for p in others])
 
     def remove_face(self, who: str, person: int, face: str) -> None:
@@ -82,6 +84,44 @@ class Corrections:
             before.links_added([(face, person)])
             self.db.execute("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", (face, person))
             self._move_faces(before, None, pinned=False)
+
+    def create_person(self, who: str, name: str | None, faces: list[str]) -> int:
+        """A new person of these faces (pinned there), named: how a face no one is suggested for gets a
+        name. Undo takes the faces back to where they were and deletes the person."""
+        if not faces or len(set(faces)) != len(faces):
+            raise InvalidCorrection("a new person needs at least one face, each once")
+        with self._correction(who, "create", {"name": name, "faces": faces}) as before:
+            for face in faces:
+                self._face_person(face)
+            person = self.db.execute(
+                "INSERT INTO people (name, created_at) VALUES (?, ?) RETURNING id", (name, utc_now())
+            ).fetchone()[0]
+            self._check_photos_apart_faces(faces)
+            before.created.append(person)
+            before.faces("id IN (%s)" % ",".join("?" * len(faces)), faces)
+            self._move_faces(before, person, pinned=True)
+        return person
+
+    def not_person(self, who: str, face: str, person: int) -> None:
+        """The face is not `person` (a rejected suggestion): it never joins that person (a cannot-link).
+        Conflict when it is that person now: that is removing it (remove_face)."""
+        with self._correction(who, "not-person", {"face": face, "person": person}) as before:
+            self._person_row(person)
+            if self._face_person(face) == person:
+                raise Conflict(f"face {face} is in person {person}: remove it from that person instead")
+            before.links_added([(face, person)] if not self._linked(face, person) else [])
+            self.db.execute("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", (face, person))
+
+    def not_same(self, who: str, person: int, other: int) -> None:
+        """The two people are not one (a rejected merge suggestion): no re-cluster joins their faces."""
+        if person == other:
+            raise InvalidCorrection("a person is the same as itself: name another person")
+        with self._correction(who, "not-same", {"person": person, "other": other}) as before:
+            self._person_row(person)
+            self._person_row(other)
+            pair = (min(person, other), max(person, other))
+            before.apart_added += [list(pair)] if not self._apart(*pair) else []
+            self.db.execute("INSERT OR IGNORE INTO people_apart VALUES (?, ?)", pair)
 
     def assign_face(self, who: str, face: str, person: int | None) -> None:
         """The face joins `person` and is pinned there; None: it leaves its person for good."""
@@ -121,6 +161,7 @@ class Corrections:
                 person = self.db.execute(
                     "INSERT INTO people (name, created_at) VALUES (?, ?) RETURNING id", (name, utc_now())
                 ).fetchone()[0]
+                before.created.append(person)  # undo deletes it again
             for face in faces:
                 self._face_person(face)
                 self._check_face_fits(face, person)
@@ -191,6 +232,31 @@ class Corrections:
             if face in index.rows:
                 index.labels[index.rows[face]] = NO_PERSON if person is None else person
 
+    def _linked(self, face, person):
+        return self.db.execute(
+            "SELECT 1 FROM cannot_link WHERE face_id = ? AND person_id = ?", (face, person)
+        ).fetchone()
+
+    def _apart(self, a, b):
+        return self.db.execute("SELECT 1 FROM people_apart WHERE person_a = ? AND person_b = ?", (a, b)).fetchone()
+
+    def _carry_apart(self, before, person, others):
+        """A merge: the people kept apart from those merged in are kept apart from `person`; a pair
+        among the merged (the user merged them after all) goes."""
+        merged = [person, *others]
+        marks = ",".join("?" * len(merged))
+        rows = self.db.execute(
+            f"SELECT person_a, person_b FROM people_apart WHERE person_a IN ({marks}) OR person_b IN ({marks})",
+            merged * 2,
+        ).fetchall()
+        gone = [list(r) for r in rows if r[0] in others or r[1] in others]
+        kept = {tuple(r) for r in rows} - {tuple(r) for r in gone}
+        carried = {(min(person, b), max(person, b)) for pair in gone for b in pair if b not in merged} - kept
+        before.apart_removed += gone
+        before.apart_added += [list(pair) for pair in sorted(carried)]
+        self.db.executemany("DELETE FROM people_apart WHERE person_a = ? AND person_b = ?", gone)
+        self.db.executemany("INSERT INTO people_apart VALUES (?, ?)", sorted(carried))
+
     def _face_person(self, face):
         row = self.db.execute("SELECT person_id FROM faces WHERE id = ?", (face,)).fetchone()
         if row is None:
@@ -208,6 +274,15 @@ class Corrections:
                 f"face {clash[0]} of the same photo is already person {person}; one photo shows a person once"
             )
 
+    def _check_photos_apart_faces(self, faces):
+        clash = self.db.execute(
+            "SELECT photo_sha256 FROM faces WHERE id IN (%s) GROUP BY photo_sha256 HAVING COUNT(*) > 1"
+            % ",".join("?" * len(faces)),
+            faces,
+        ).fetchone()
+        if clash:
+            raise Conflict(f"photo {clash[0]} shows more than one of these faces; one photo shows a person once")
+
     def _check_photos_apart(self, people):
         clash = self.db.execute(
             "SELECT photo_sha256 FROM faces WHERE person_id IN (%s) GROUP BY photo_sha256 HAVING COUNT(*) > 1"
@@ -223,6 +298,8 @@ class _Before:
 
     def __init__(self, db):
         self.db, self.people_rows, self.face_rows, self.added, self.removed = db, [], [], [], []
+        self.apart_added, self.apart_removed = [], []  # people_apart pairs
+        self.created = []  # people the correction created: undo deletes them
         self.moved = {}  # {face: person} for the store's matrix, once committed
 
     def people(self, *people):
@@ -255,6 +332,9 @@ class _Before:
                 "faces": self.face_rows,
                 "links_added": self.added,
                 "links_removed": self.removed,
+                "apart_added": self.apart_added,
+                "apart_removed": self.apart_removed,
+                "created": self.created,
             }
         )
 
@@ -272,4 +352,13 @@ class _Before:
         )
         db.executemany("DELETE FROM cannot_link WHERE face_id = ? AND person_id = ?", before["links_added"])
         db.executemany("INSERT OR IGNORE INTO cannot_link VALUES (?, ?)", before["links_removed"])
+        # Audit rows written before people_apart existed have no such keys.
+        db.executemany("DELETE FROM people_apart WHERE person_a = ? AND person_b = ?", before.get("apart_added", []))
+        db.executemany("INSERT OR IGNORE INTO people_apart VALUES (?, ?)", before.get("apart_removed", []))
+        # After the faces: a person the correction created goes once they have left it (faces that joined
+        # it since keep it).
+        db.executemany(
+            "DELETE FROM people WHERE id = ? AND id NOT IN (SELECT person_id FROM faces WHERE person_id IS NOT NULL)",
+            [(p,) for p in before.get("created", [])],
+        )
         return {face: person for face, person, _ in before["faces"]}

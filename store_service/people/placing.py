@@ -16,6 +16,7 @@ What users are promised, whatever re-clusters and new faces do:
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -120,6 +121,11 @@ class People:
                     {"person": best, "name": name, "distance": None if distance is None else float(distance)}
                 )
         return answers
+
+    def distances_to_people(self, vector: np.ndarray, exclude: int | None = None) -> dict:
+        """{person: the placing rule's distance} for every person with a face within PEOPLE_NEAR, the
+        index row `exclude` (the face itself) left out; the caller holds the lock."""
+        return self._person_scores(self._nearby(vector), self.db.index.labels, exclude)
 
     def commit_places(self, changes):
         for face, person in changes.items():
@@ -264,21 +270,25 @@ class People:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def list_people(self, page: int, limit: int, include_hidden: bool = False) -> tuple[list[dict], int]:
-        """({"id", "name", "hidden", "count", "cover_face_id"} of one page, largest first; total)."""
+    def list_people(
+        self, page: int, limit: int, include_hidden: bool = False, search: str = ""
+    ) -> tuple[list[dict], int]:
+        """({"id", "name", "hidden", "count", "cover_face_id"} of one page, largest first; total); with
+        `search`, only the people whose name holds it (any case)."""
+        where = "(? = 1 OR p.hidden = 0) AND (? = '' OR lower(p.name) LIKE ? ESCAPE '!')"
+        args = (include_hidden, search, "%" + re.sub(r"([!%_])", r"!\1", search.lower()) + "%")
         with self.db.lock:
-            total = self.db.execute(
-                "SELECT COUNT(*) FROM people WHERE ? = 1 OR hidden = 0", (include_hidden,)
-            ).fetchone()[0]
+            total = self.db.execute(f"SELECT COUNT(*) FROM people p WHERE {where}", args).fetchone()[0]
             rows = self.db.execute(
                 "SELECT p.id, p.name, p.hidden, COUNT(f.id) AS count FROM people p LEFT JOIN faces f ON f.person_id = p.id"
-                " WHERE ? = 1 OR p.hidden = 0 GROUP BY p.id ORDER BY count DESC, p.id LIMIT ? OFFSET ?",
-                (include_hidden, limit, (page - 1) * limit),
+                f" WHERE {where} GROUP BY p.id ORDER BY count DESC, p.id LIMIT ? OFFSET ?",
+                (*args, limit, (page - 1) * limit),
             ).fetchall()
-            return [_summary(row, self._cover(row[0])) for row in rows], total
+            return [_summary(row, self.cover(row[0])) for row in rows], total
 
-    def _cover(self, person):
-        """The face that best shows a person: the highest quality, else (quality unknown) the largest box."""
+    def cover(self, person: int) -> str | None:
+        """The face that best shows a person: the highest quality, else (quality unknown) the largest box.
+        The caller holds the lock."""
         row = self.db.execute(
             "SELECT id FROM faces WHERE person_id = ?"
             " ORDER BY quality IS NULL, quality DESC, box_width * box_height DESC, id LIMIT 1",
@@ -320,7 +330,7 @@ class People:
             ).fetchone()
             if row is None:
                 raise UnknownPerson(person)
-            return _summary(row, self._cover(person))
+            return _summary(row, self.cover(person))
 
     # -- re-clustering -----------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ def plan(path, settings):
     labels = np.full(len(persons), clusters.NO_CLUSTER)
     labels[free] = clusters.cluster(
         faces["vectors"][free],
-        same_photo_pairs(faces["photos"][free]),
+        np.concatenate([same_photo_pairs(faces["photos"][free]), apart_pairs(persons[free], faces["apart"])]),
         settings["PEOPLE_CLUSTER_DISTANCE"],
         settings["PEOPLE_CLUSTER_SHARE"],
         settings["PEOPLE_SPREAD_RATIO"],
@@ -99,13 +99,14 @@ def attach_careful(vectors, labels, careful, settings):
 
 
 def _snapshot(path):
-    """Every face's ID, descriptor, photo, pinned flag, person and quality, and the removed (face row, person)
-    pairs, read in one transaction."""
-    rows, removed = read_snapshot(
+    """Every face's ID, descriptor, photo, pinned flag, person and quality, the removed (face row,
+    person) pairs and the people kept apart, read in one transaction."""
+    rows, removed, apart = read_snapshot(
         path,
         [
             "SELECT id, descriptor, photo_sha256, pinned, person_id, quality FROM faces",
             "SELECT face_id, person_id FROM cannot_link",
+            "SELECT person_a, person_b FROM people_apart",
         ],
     )
     ids, blobs, photos, pinned, persons, quality = zip(*rows) if rows else ((),) * 6
@@ -118,6 +119,7 @@ def _snapshot(path):
         "persons": np.array([NO_PERSON if p is None else p for p in persons], np.int64),
         "quality": np.array([np.nan if q is None else q for q in quality], np.float64),
         "removed": {(row[face], person) for face, person in removed if face in row},
+        "apart": apart,
     }
 
 
@@ -132,6 +134,17 @@ def photo_clashes(persons, photos, pinned):
             clashes.append(i)
         seen.add(key)
     return clashes
+
+
+def apart_pairs(persons, apart):
+    """(m, 2) index pairs of faces whose people a user said are two (people_apart): never one cluster,
+    so neither person's faces end up with the other's. A face of one with a face of the other: at 100
+    faces each, 10,000 pairs, which the first merges of each side fold into one."""
+    pairs = [
+        np.stack(np.meshgrid(np.flatnonzero(persons == a), np.flatnonzero(persons == b)), axis=-1).reshape(-1, 2)
+        for a, b in apart
+    ]
+    return np.concatenate([np.zeros((0, 2), np.int64), *pairs]).astype(np.int64)
 
 
 def same_photo_pairs(photos):

@@ -103,6 +103,15 @@ MIGRATIONS = [
     # Version 18: how each face was found, "hog", "cnn" or "manual" (facerec/vision/faces.py FOUND_BY).
     # NULL for older faces: HOG accepted every face stored before, so NULL reads as "hog".
     "ALTER TABLE faces ADD COLUMN detector TEXT",
+    # Version 19: two people a user said are not one (POST /people/<id>/not-same, person_a < person_b):
+    # no re-cluster puts a face of one with a face of the other, and neither is suggested for the other.
+    """
+    CREATE TABLE people_apart (
+        person_a INTEGER NOT NULL,
+        person_b INTEGER NOT NULL,
+        PRIMARY KEY (person_a, person_b)
+    ) WITHOUT ROWID
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,4 +1,5 @@
-// The people page: people as a grid of faces, one person's faces, corrections, and photo uploads.
+// The people page: people as a grid of faces, one person's faces, corrections, and photo uploads
+// (review.js: the unknown faces and suggestions queues, a photo's faces, a face drawn by hand).
 // No framework and no build step. The store's API is on this page's own origin; photos go to the
 // detect service at DETECT_URL (the store's setting), which allows this origin (its CORS_ORIGINS).
 "use strict";
@@ -8,6 +9,7 @@ const DETECT_URL = document.body.dataset.detectUrl.replace(/\/$/, "");
 // People per page of the grid: a large screen's worth of 112 px faces.
 const PAGE_SIZE = 60;
 let showHidden = false; // the grid leaves hidden people out unless asked
+let search = ""; // the grid shows only the people whose name holds this
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -96,19 +98,28 @@ async function correct(action, message) {
   }
 }
 
-// The views, chosen by the address's #: "#/people/<id>" is a person, "#/page/<n>" a page of people.
+// The views, chosen by the address's #: "#/people/<id>" is a person, "#/page/<n>" a page of people,
+// "#/unknown" and "#/same" the queues, "#/photos/<sha256>" a photo's faces (review.js).
 async function render() {
-  const person = location.hash.match(/^#\/people\/([^/]+)$/);
-  const page = location.hash.match(/^#\/page\/(\d+)$/);
+  const hash = location.hash;
+  const person = hash.match(/^#\/people\/([^/]+)$/);
+  const page = hash.match(/^#\/page\/(\d+)$/);
+  const photo = hash.match(/^#\/photos\/([^/]+)$/);
+  document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("current", a.hash === hash));
   try {
-    await (person ? showPerson(decodeURIComponent(person[1])) : showPeople(page ? Number(page[1]) : 1));
+    if (person) await showPerson(decodeURIComponent(person[1]));
+    else if (photo) await showPhotoFaces(decodeURIComponent(photo[1]));
+    else if (hash === "#/unknown") await showUnknown();
+    else if (hash === "#/same") await showSame();
+    else await showPeople(page ? Number(page[1]) : 1);
   } catch (error) {
     status(error.message);
   }
 }
 
 async function showPeople(page) {
-  const data = await store("GET", `/people?page=${page}&limit=${PAGE_SIZE}&hidden=${showHidden}`);
+  const query = `page=${page}&limit=${PAGE_SIZE}&hidden=${showHidden}&q=${encodeURIComponent(search)}`;
+  const data = await store("GET", `/people?${query}`);
   const merge = el("button", { type: "button", id: "merge", textContent: "Merge selected", disabled: true });
   merge.onclick = mergeSelected;
   const hidden = el("input", { type: "checkbox", id: "show-hidden", checked: showHidden });
@@ -118,9 +129,24 @@ async function showPeople(page) {
   };
   const grid = el("ul", { className: "people" }, ...data.people.map(personCard));
   grid.onchange = () => (merge.disabled = grid.querySelectorAll(".pick:checked").length < 2);
-  const empty = data.total ? "" : "No people yet: drop photos above.";
-  const toolbar = el("div", { className: "toolbar" }, merge, el("label", {}, hidden, " Show hidden people"), empty);
+  const empty = data.total ? "" : search ? `No one named “${search}”.` : "No people yet: drop photos above.";
+  const find = el("input", { type: "search", id: "search", value: search, placeholder: "Search names" });
+  find.oninput = debounce(() => {
+    search = find.value.trim();
+    location.hash === "#/page/1" || location.hash === "" || location.hash === "#/" ? render() : (location.hash = "#/page/1");
+  });
+  const toolbar = el("div", { className: "toolbar" }, find, merge, el("label", {}, hidden, " Show hidden people"), empty);
   $("#view").replaceChildren(toolbar, grid, pager(page, data.total));
+  if (search) find.focus();
+}
+
+// Calls `action` once typing has paused for a moment, not at every key.
+function debounce(action, ms = 250) {
+  let timer;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(action, ms);
+  };
 }
 
 function personCard(person) {
@@ -167,7 +193,9 @@ async function showPerson(id) {
 function faceCard(person, face) {
   const remove = el("button", { type: "button", className: "remove", textContent: "Remove", title: `Not ${nameOf(person)}` });
   remove.onclick = () => correct(() => store("POST", `/people/${person.id}/faces/${face.id}/remove`), "Face removed.");
-  return el("li", { className: "face" }, faceImage(face.id, `A face of ${nameOf(person)}`), remove);
+  const photo = el("a", { className: "in-photo", href: `#/photos/${face.photo_sha256}`, textContent: "Photo" });
+  const move = nameForm("Move to…", "Move", "Moved to", (name) => nameFace(face.id, name));
+  return el("li", { className: "face" }, faceImage(face.id, `A face of ${nameOf(person)}`), el("div", {}, remove, " ", photo), move);
 }
 
 $("#undo").onclick = () => correct(() => store("POST", "/people/undo"), "Undone.");
@@ -183,7 +211,10 @@ async function upload(file) {
   status(`${plural(result.faces.length, "face")} in ${file.name}.`);
 }
 
+let shownPhoto = null; // {file, width, height}: the photo last dropped, in upright pixels
+
 async function showPhoto(file, result) {
+  shownPhoto = { file, width: result.image.width, height: result.image.height, sha256: result.image.sha256 };
   const img = $("#photo-img");
   URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(file);
@@ -242,4 +273,4 @@ $("#file").addEventListener("change", (event) => {
 });
 
 window.addEventListener("hashchange", render);
-render();
+document.addEventListener("DOMContentLoaded", render); // once review.js is loaded too
