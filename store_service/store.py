@@ -8,6 +8,8 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from .storage.db import Database
 from .storage.index import DIM
 
 
-def canonical(descriptor) -> np.ndarray:
+def canonical(descriptor: Any) -> np.ndarray:
     """The descriptor as 128 little-endian float32: the one form that is hashed, stored and searched."""
     try:
         vector = np.asarray(descriptor, dtype="<f4")
@@ -34,7 +36,7 @@ def canonical(descriptor) -> np.ndarray:
     return vector
 
 
-def face_id(descriptor) -> str:
+def face_id(descriptor: Any) -> str:
     """Storing the same descriptor twice gives the same ID (content-derived, like sqlite-utils' hash_record)."""
     return hashlib.sha256(canonical(descriptor).tobytes()).hexdigest()
 
@@ -42,7 +44,7 @@ def face_id(descriptor) -> str:
 class FaceStore:
     """The store's core: `people` places and groups faces, `corrections` is what users change by hand."""
 
-    def __init__(self, location: str, lock_timeout: float = 30, settings=None):
+    def __init__(self, location: str, lock_timeout: float = 30, settings: Mapping[str, Any] | None = None):
         """`location`: a SQLite file or a postgresql:// URL (db.py). `settings`: the PEOPLE_* settings
         (facerec/service/config.py), DEFAULTS when None."""
         self.db = Database(location, lock_timeout)
@@ -50,7 +52,7 @@ class FaceStore:
         self.people = People(self.db, self.corrections, settings)
         self.suggestions = Suggestions(self.db, self.people)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.db.index)
 
     def add_faces(
@@ -237,7 +239,7 @@ def parse_cursor(cursor: str, order: str) -> tuple:
         raise InvalidFace(f"after is the next value of the page before, not {cursor!r}") from None
 
 
-def face_json(row) -> dict:
+def face_json(row: Sequence[Any]) -> dict:
     """A face as the API answers it, from a row of FACE_COLUMNS."""
     face, photo, left, top, width, height, created_at, quality, landmarks, person, source, source_sha256, t, found = row
     return {

@@ -1,6 +1,7 @@
 """The HTTP edge of people: parse, call store_service/people/, answer JSON."""
 
 import hashlib
+from typing import Any, TypeGuard
 
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import BadRequest
@@ -8,6 +9,8 @@ from werkzeug.exceptions import BadRequest
 from facerec.service.auth import HEADER
 
 from ..exceptions import UnknownFace, UnknownPerson
+from ..people.corrections import Corrections
+from ..people.placing import People
 from ..store import canonical
 
 bp = Blueprint("people", __name__)
@@ -22,16 +25,16 @@ NEW_PERSON_FACES = 1000  # faces in one POST /people: more is a re-cluster's wor
 REGISTER_MAX = 100  # faces in one POST /people/register
 
 
-def people():
+def people() -> People:
     return current_app.extensions["face_store"].people
 
 
-def corrections():
+def corrections() -> Corrections:
     return current_app.extensions["face_store"].corrections
 
 
 @bp.get("/people")
-def list_people():
+def list_people() -> dict:
     page, limit = parse_page()
     search = request.args.get("q", "")
     if len(search) > NAME_MAX or not is_utf8(search):
@@ -41,7 +44,7 @@ def list_people():
 
 
 @bp.post("/people")
-def create_person():
+def create_person() -> tuple[dict, int]:
     """A new person of the given faces, named: for a face no suggestion fits."""
     body = json_body()
     faces, changes = body.get("faces"), parse_changes({"name": body.get("name")})
@@ -57,7 +60,7 @@ def create_person():
 
 
 @bp.post("/people/identify")
-def identify():
+def identify() -> dict:
     """Who each descriptor is, by the rule that places new faces; nothing is stored (the stream service)."""
     descriptors = json_body().get("descriptors")
     if not isinstance(descriptors, list) or not 1 <= len(descriptors) <= IDENTIFY_MAX:
@@ -66,7 +69,7 @@ def identify():
 
 
 @bp.post("/people/register")
-def register():
+def register() -> dict:
     """The faces join the person of this name, created if new (the detect service's DeepStack API)."""
     body = json_body()
     name, faces = body.get("name"), body.get("faces")
@@ -79,19 +82,19 @@ def register():
 
 
 @bp.get("/people/<person_id>")
-def get_person(person_id):
+def get_person(person_id: str) -> dict:
     return people().get_person(parse_person(person_id))
 
 
 @bp.patch("/people/<person_id>")
-def update_person(person_id):
+def update_person(person_id: str) -> dict:
     person, changes = parse_person(person_id), parse_changes(json_body())
     corrections().update_person(who(), person, changes)
     return people().summary(person)
 
 
 @bp.post("/people/<person_id>/merge")
-def merge(person_id):
+def merge(person_id: str) -> dict:
     person, others = parse_person(person_id), json_body().get("people")
     if not isinstance(others, list) or not all(is_id(p) for p in others):
         raise BadRequest('expected JSON {"people": [person IDs to merge into this one]}')
@@ -100,14 +103,14 @@ def merge(person_id):
 
 
 @bp.post("/people/<person_id>/faces/<face_id>/remove")
-def remove_face(person_id, face_id):
+def remove_face(person_id: str, face_id: str) -> dict:
     person = parse_person(person_id)
     corrections().remove_face(who(), person, parse_face(face_id))
     return people().summary(person)
 
 
 @bp.put("/faces/<face_id>/person")
-def assign_face(face_id):
+def assign_face(face_id: str) -> dict:
     body = json_body()
     if "person" not in body or not (body["person"] is None or is_id(body["person"])):
         raise BadRequest('expected JSON {"person": a person ID, or null for none}')
@@ -116,30 +119,32 @@ def assign_face(face_id):
 
 
 @bp.delete("/people/<person_id>")
-def delete_person(person_id):
+def delete_person(person_id: str) -> dict:
     person = parse_person(person_id)
     corrections().delete_person(who(), person)
     return {"success": True, "id": person}
 
 
 @bp.post("/people/recluster")
-def recluster():
-    return people().recluster(who())
+def recluster() -> dict:
+    result = people().recluster(who())
+    assert result is not None  # None only with wait=False
+    return result
 
 
 @bp.post("/people/undo")
-def undo():
+def undo() -> dict:
     return {"undone": corrections().undo(who())}
 
 
 @bp.get("/people/audit")
-def audit():
+def audit() -> dict:
     page, limit = parse_page()
     entries, total = corrections().audit(page, limit)
     return {"entries": entries, "page": page, "total": total}
 
 
-def who():
+def who() -> str:
     user = request.headers.get(USER_HEADER)
     if user:
         return f"user:{user[:NAME_MAX]}"
@@ -147,33 +152,33 @@ def who():
     return f"key:{hashlib.sha256(key.encode()).hexdigest()[:KEY_PREFIX]}" if key else "anonymous"
 
 
-def json_body():
+def json_body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object")
     return body
 
 
-def is_id(value):
+def is_id(value: Any) -> TypeGuard[int]:
     """A person ID in a JSON body: a whole number SQLite can hold (a larger one names no person)."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
 
 
-def parse_person(raw):
+def parse_person(raw: str) -> int:
     """Person IDs are whole numbers; anything else names no person."""
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:  # 18 digits: within SQLite's 64-bit integers
         raise UnknownPerson(raw)
     return int(raw)
 
 
-def parse_face(raw):
+def parse_face(raw: str) -> str:
     """A face ID any engine can look up (is_utf8); anything else names no face."""
     if not is_utf8(raw):
         raise UnknownFace(raw)
     return raw
 
 
-def parse_changes(body):
+def parse_changes(body: dict[str, Any]) -> dict[str, Any]:
     """A PATCH body: "name" (1 to NAME_MAX characters, or null) and/or "hidden" (a boolean), nothing else."""
     name, hidden = body.get("name"), body.get("hidden", False)
     if not body or set(body) - {"name", "hidden"}:
@@ -185,7 +190,7 @@ def parse_changes(body):
     return body
 
 
-def is_utf8(text):
+def is_utf8(text: str) -> bool:
     """Text every engine can store: JSON may carry lone surrogates ("\ud800"), which SQLite cannot store,
     and NUL, which PostgreSQL cannot."""
     try:
@@ -195,14 +200,14 @@ def is_utf8(text):
         return False
 
 
-def parse_flag(name):
+def parse_flag(name: str) -> bool:
     raw = request.args.get(name, "false")
     if raw not in ("true", "false"):
         raise BadRequest(f"{name} is true or false, not {raw!r}")
     return raw == "true"
 
 
-def parse_page():
+def parse_page() -> tuple[int, int]:
     most = current_app.config["PEOPLE_PAGE_LIMIT"]
     page, limit = request.args.get("page", "1"), request.args.get("limit", str(most))
     if not (page.isascii() and page.isdigit() and 1 <= int(page) <= 10**9):
