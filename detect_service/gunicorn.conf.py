@@ -1,6 +1,7 @@
 # Gunicorn settings of the detect service. Used as they are by `make run` and docker-compose.yml.
 import ctypes
 import os
+from typing import Any
 
 from facerec.service import blas
 from facerec.service.config import setting
@@ -26,7 +27,7 @@ control_socket_disable = True
 wsgi_app = "detect_service:create_app()"
 
 
-def post_fork(server, worker):
+def post_fork(server: Any, worker: Any) -> None:
     """One OpenCV thread per worker, like BLAS: the workers already fill the cores, and OpenCV's own pool
     would make them take turns. Two malloc arenas are plenty for a worker's two threads (hub and dlib)."""
     import cv2
@@ -35,7 +36,7 @@ def post_fork(server, worker):
     LIBC.mallopt(M_ARENA_MAX, 2)
 
 
-def post_request(worker, req, environ, resp):
+def post_request(worker: Any, req: Any, environ: dict, resp: Any) -> None:
     """Keep a worker's memory flat over days of photos: hand the heap pages a photo freed back to the OS.
 
     A photo's buffers (tens of MB) come and go; glibc keeps freed heap pages, and fragmentation keeps the

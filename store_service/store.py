@@ -1,4 +1,4 @@
-"""The face store: add, read, search and delete faces; each new face placed in a person (people.py).
+"""The face store: add, read, search and delete faces; each new face placed in a person (people/placing.py).
 
 Over db.py's Database: descriptors in SQLite, mirrored in its in-memory index for exact vectorised search.
 """
@@ -64,7 +64,7 @@ class FaceStore:
         "quality" and "landmarks". `origin` holds the photo's "source", "source_sha256" and "time", any
         of them (parse_origin). Returns, per face, {"id", "created", "matches", "person", "person_distance"}:
         the stored faces within `max_distance`, nearest first, and the face's person (None: unknown) with
-        its distance to that person's faces (people.py). The photo is noted, faces or none.
+        its distance to that person's faces (people/placing.py). The photo is noted, faces or none.
         """
         origin = {"source": None, "source_sha256": photo_sha256, "time": None, **(origin or {})}
         where = (origin["source"], origin["source_sha256"], origin["time"])

@@ -149,3 +149,44 @@ def test_tests_never_import_another_test_module():
         imported = imported_names(path)
         assert not {m for m in imported if m.split(".")[0] in test_modules}, path
         assert not {m for m in imported if m.startswith("tests.") and not m.startswith("tests.support")}, path
+
+
+def untyped_public_functions(path):
+    """The public functions and methods of the module at `path` lacking an annotation (a parameter's or
+    the return's; `__init__`'s parameters count, its return does not)."""
+    missing = []
+
+    def visit(node, owner=""):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef) and not child.name.startswith("_"):
+                visit(child, f"{child.name}.")
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                if child.name.startswith("_") and child.name != "__init__":
+                    continue
+                arguments = child.args.posonlyargs + child.args.args + child.args.kwonlyargs
+                arguments += [a for a in (child.args.vararg, child.args.kwarg) if a is not None]
+                untyped = [a.arg for a in arguments if a.annotation is None and a.arg not in ("self", "cls")]
+                if untyped or (child.returns is None and child.name != "__init__"):
+                    missing.append(f"{owner}{child.name}")
+
+    visit(ast.parse(path.read_text()))
+    return missing
+
+
+def test_every_public_function_of_the_product_is_typed():
+    """mypy (make test) checks the annotations against each other; this checks that they are there."""
+    missing = {
+        str(path.relative_to(REPO)): names
+        for package in PACKAGES
+        for path in (REPO / package).rglob("*.py")
+        if (names := untyped_public_functions(path))
+    }
+    assert missing == {}
+
+
+def test_an_untyped_function_is_seen(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text(
+        "def typed(a: int) -> int:\n    return a\n\n\nclass Thing:\n    def method(self, b):\n        pass\n"
+    )
+    assert untyped_public_functions(module) == ["Thing.method"]

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from store_service.exceptions import Conflict, NotInPerson
-from store_service.people import placing as people
+from store_service.people import reclustering
 from store_service.storage.db import MIGRATIONS, SCHEMA_VERSION
 from store_service.store import FaceStore, face_id
 from tests.support.faces import descriptors, near
@@ -200,7 +200,7 @@ def slow_recluster(monkeypatch, tmp_path):
         " persons=np.zeros(0, np.int64), faces=0, people=0, unknown=0);"
         " sys.stdout.buffer.write(out.getvalue())"
     )
-    monkeypatch.setattr(people, "RECLUSTER", [sys.executable, "-c", code])
+    monkeypatch.setattr(reclustering, "RECLUSTER", [sys.executable, "-c", code])
     return marker
 
 
@@ -338,7 +338,7 @@ def test_a_recluster_written_in_batches_keeps_what_users_change_between_them(
     )
     faces = add_people(store, people_faces, ("ben", "elton"))  # all unknown as they arrive
     assert people_of(store, faces["ben"] + faces["elton"]) == {None}
-    monkeypatch.setattr(people, "BATCH", 1)
+    monkeypatch.setattr(reclustering, "BATCH", 1)
     done = []
 
     def between_batches(seconds):
@@ -358,7 +358,7 @@ def test_a_recluster_written_in_batches_keeps_what_users_change_between_them(
             done.append((x, first, waiting))
             return
 
-    monkeypatch.setattr(people, "_pause", between_batches)
+    monkeypatch.setattr(reclustering, "_pause", between_batches)
     store.people.recluster()
     assert done
     x, first, waiting = done[0]

@@ -23,6 +23,15 @@ from .images import (
 )
 from .proposals import MIN_LONG_SIDE, Proposal, Proposer
 from .thumbnails import face_thumbnail
+from .windows import (
+    MAX_WINDOW_FACE_PX,
+    MIN_PROPOSED_SHARE,
+    Placement,
+    Window,
+    dlib_rect,
+    proposal_window,
+    window_around,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +59,6 @@ FOUND_BY = ("hog", "cnn", "manual")
 # A proposal scoring this much is a face even where HOG turns it down (a hat brim, a turned head, stage
 # light): docs/detection.md gives the share of YuNet's proposals at each score that are faces.
 SURE_SCORE = 0.9
-# dlib's box is about 1.075 times as wide as YuNet's, and its centre lies lower by 0.07 of YuNet's width
-# (YuNet's box reaches higher up the forehead).
-DLIB_PER_PROPOSED_WIDTH = 1.075
-DLIB_CENTRE_BELOW = 0.07
-# HOG looks for a proposed face in a square window this many times its expected size, around its centre.
-WINDOW_FACES = 2.0
-# A face larger than this in the window is shrunk to it first: HOG's 80 px window still finds it, for
-# a fraction of the cost, and the encoder's 150 px chip still gets about as many pixels as it shows.
-MAX_WINDOW_FACE_PX = 110
 # A window's image pyramid never lines up with the whole image's, so a face that scores just above
 # HOG's threshold 0 there may score just below it in the window: accept slightly less there.
 WINDOW_THRESHOLD = -0.1
@@ -66,10 +66,6 @@ WINDOW_THRESHOLD = -0.1
 # whole image's at another phase: the same face may measure one step smaller there. So a window keeps a
 # face of 5/6 of MIN_FACE_PX or more.
 MIN_WINDOW_SIZE_SHARE = 5 / 6
-# A proposal whose face would be less than this share of the smallest face wanted holds no face to keep;
-# a face YuNet is sure of counts from this size (24 px on a small photo): YuNet proposes faces from 16 px,
-# and on celeb5's small web photos 3 of the 4 faces HOG never found measured 26-31 px (docs/detection.md).
-MIN_PROPOSED_SHARE = 0.6
 # When the windows would scan more than this share of the pixels of the whole scan (a photo of many
 # faces), the whole scan costs no more and misses nothing YuNet did not propose.
 MAX_WINDOW_SHARE = 0.5
@@ -196,7 +192,7 @@ def describe_box(
     # Placement.box spans left..right of a dlib rectangle: its right is the box's left + width.
     rect = dlib.rectangle(round(box.left / sx), round(box.top / sy), round(box.right / sx), round(box.bottom / sy))
     height, width = pixels.shape[:2]
-    window = _window_around(rect, width, height)
+    window = window_around(rect, width, height)
     image = window.image(pixels)
     to_photo = window.placement(image, scale, width, height)
     return _described(models, image, window.within(rect, image), to_photo, detector, describe)
@@ -289,10 +285,10 @@ def find_proposed_faces(
     found: list[tuple[Any, np.ndarray, Placement, str]] = []
     windows: list[Window] = []  # found: (rect, image, its placement), followed faces first
     for proposal in models.proposer.propose(pixels, wanted, min_long_side):
-        rect = _dlib_rect(proposal)
+        rect = dlib_rect(proposal)
         if known and whole.side(rect) >= MIN_WINDOW_SIZE_SHARE * min_face_px and _is_known(whole.box(rect), known):
             found.append((rect, pixels, whole, "hog"))
-        elif window := _window(proposal, wanted, width, height):
+        elif window := proposal_window(proposal, wanted, width, height):
             windows.append(window)
     whole_scan = width * height * (HOG_WINDOW_PX / wanted) ** 2
     if sum(w.pixels for w in windows) > MAX_WINDOW_SHARE * whole_scan:
@@ -311,7 +307,7 @@ def find_proposed_faces(
             score, rect = max(candidates, key=lambda c: c[0])
             confirmed.append((score, rect, image, to_photo))
         elif is_sure(window.proposal[4], sure_score):
-            rect = window.within(_dlib_rect(window.proposal), image)
+            rect = window.within(dlib_rect(window.proposal), image)
             if to_photo.side(rect) >= MIN_PROPOSED_SHARE * min_face_px:
                 sure.append((rect, image, to_photo, "cnn"))
     found += [(rect, image, to_photo, "hog") for _, rect, image, to_photo in sorted(confirmed, key=lambda f: -f[0])]
@@ -345,7 +341,7 @@ def find_sure_faces(
     for proposal in models.proposer.propose(pixels, wanted):
         if not is_sure(proposal[4], sure_score) or any(_centre_in(f.box, proposal, scale) for f in found + faces):
             continue
-        rect = _dlib_rect(proposal)
+        rect = dlib_rect(proposal)
         if whole.side(rect) >= MIN_PROPOSED_SHARE * min_face_px:
             box = whole.box(rect)
             faces.append(describe_box(models, pixels, box, scale, "cnn", describe and not _is_known(box, known)))
@@ -366,7 +362,7 @@ def _centre_in(box: Box, proposal: Proposal, scale: tuple[float, float]) -> bool
 
 
 def _described(
-    models: Models, image: np.ndarray, rect: Any, to_photo: "Placement", detector: str, describe: bool = True
+    models: Models, image: np.ndarray, rect: Any, to_photo: Placement, detector: str, describe: bool = True
 ) -> Face:
     """The face in `rect` of `image`: landmarks, and unless `describe` is False, descriptor and thumbnail."""
     shape = models.predictor(image, rect)
@@ -374,127 +370,8 @@ def _described(
     return _face(image, rect, shape, descriptor, to_photo, detector)
 
 
-def _dlib_rect(proposal: Proposal) -> Any:
-    """Where dlib's detector would put its box around a face YuNet proposes (image pixels)."""
-    x, y, w, h, _ = proposal
-    side = DLIB_PER_PROPOSED_WIDTH * w
-    left, top = x + (w - side) / 2, y + h / 2 + DLIB_CENTRE_BELOW * w - side / 2
-    return dlib.rectangle(round(left), round(top), round(left + side) - 1, round(top + side) - 1)
-
-
 def _is_known(box: Box, known: Sequence[Box]) -> bool:
     return any(iou(box, other) > KNOWN_IOU for other in known)
-
-
-@dataclass
-class Window:
-    """The square around a proposed face where HOG looks for it, in the image's pixels, and how much it
-    is zoomed for HOG (window pixels per image pixel)."""
-
-    left: int
-    top: int
-    right: int
-    bottom: int
-    zoom: float
-    proposal: Proposal  # (left, top, width, height, score), image pixels
-
-    @property
-    def pixels(self) -> float:
-        return (self.right - self.left) * (self.bottom - self.top) * self.zoom**2
-
-    def image(self, pixels: np.ndarray) -> np.ndarray:
-        crop = pixels[self.top : self.bottom, self.left : self.right]
-        if self.zoom == 1:
-            return np.ascontiguousarray(crop)
-        size = (max(1, round(crop.shape[1] * self.zoom)), max(1, round(crop.shape[0] * self.zoom)))
-        return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if self.zoom < 1 else cv2.INTER_LINEAR)
-
-    def placement(self, image: np.ndarray, scale: tuple[float, float], width: int, height: int) -> "Placement":
-        sx = (self.right - self.left) / image.shape[1]
-        sy = (self.bottom - self.top) / image.shape[0]
-        return Placement(
-            self.left * scale[0], self.top * scale[1], sx * scale[0], sy * scale[1], width * scale[0], height * scale[1]
-        )
-
-    def within(self, rect: Any, image: np.ndarray) -> Any:
-        """An image's rectangle in the window's zoomed pixels."""
-        zx = image.shape[1] / (self.right - self.left)
-        zy = image.shape[0] / (self.bottom - self.top)
-        return dlib.rectangle(
-            round((rect.left() - self.left) * zx),
-            round((rect.top() - self.top) * zy),
-            round((rect.right() - self.left) * zx),
-            round((rect.bottom() - self.top) * zy),
-        )
-
-    def holds(self, rect: Any, image: np.ndarray) -> bool:
-        """Whether a detection is the proposed face: its centre lies inside the proposal's box."""
-        x, y, w, h, _ = self.proposal
-        zx = image.shape[1] / (self.right - self.left)
-        zy = image.shape[0] / (self.bottom - self.top)
-        cx, cy = self.left + rect.center().x / zx, self.top + rect.center().y / zy
-        return x <= cx <= x + w and y <= cy <= y + h
-
-
-def _window(proposal: Proposal, wanted: float, width: int, height: int) -> Window | None:
-    """The window for one proposal (image pixels); None when it cannot hold a face of `wanted` pixels."""
-    x, y, w, h, _ = proposal
-    expected = DLIB_PER_PROPOSED_WIDTH * w
-    if expected < MIN_PROPOSED_SHARE * wanted:
-        return None
-    zoom = min(HOG_WINDOW_PX / wanted, MAX_WINDOW_FACE_PX / expected)
-    # YuNet may see a face smaller than dlib does: the window holds at least the smallest face wanted.
-    return _square(x + w / 2, y + h / 2, WINDOW_FACES * max(expected, wanted) / 2, zoom, proposal, width, height)
-
-
-def _window_around(rect: Any, width: int, height: int) -> Window:
-    """The window of a face whose box is `rect` (image pixels), zoomed out to MAX_WINDOW_FACE_PX."""
-    side = max(rect.width(), rect.height())
-    proposal = (rect.left(), rect.top(), rect.width(), rect.height(), 1.0)
-    centre = rect.dcenter()
-    window = _square(
-        centre.x, centre.y, WINDOW_FACES * side / 2, min(1.0, MAX_WINDOW_FACE_PX / side), proposal, width, height
-    )
-    assert window is not None, "a face's box within the image has pixels around it"
-    return window
-
-
-def _square(
-    cx: float, cy: float, half: float, zoom: float, proposal: Proposal, width: int, height: int
-) -> Window | None:
-    """The window of the square of `half` its side around (cx, cy), within the image; None if empty."""
-    left, top = max(0, int(cx - half)), max(0, int(cy - half))
-    right, bottom = min(width, int(np.ceil(cx + half))), min(height, int(np.ceil(cy + half)))
-    if right - left < 1 or bottom - top < 1:
-        return None
-    return Window(left, top, right, bottom, zoom, proposal)
-
-
-@dataclass
-class Placement:
-    """Where an image's pixels lie in the photo: photo x = left + x · sx (y likewise); the photo's size."""
-
-    left: float
-    top: float
-    sx: float
-    sy: float
-    width: float
-    height: float
-
-    def side(self, rect: Any) -> float:
-        """A detection's size in photo pixels."""
-        return max(rect.width() * self.sx, rect.height() * self.sy)
-
-    def box(self, rect: Any) -> Box:
-        # dlib's rectangles may reach past the edges for a face cut by them; clamp as face_recognition does.
-        left = max(self.left + rect.left() * self.sx, 0)
-        top = max(self.top + rect.top() * self.sy, 0)
-        right = min(self.left + rect.right() * self.sx, self.width)
-        bottom = min(self.top + rect.bottom() * self.sy, self.height)
-        return Box(round(left), round(top), round(right - left), round(bottom - top))
-
-    def point(self, p: Any) -> list[int]:
-        return [round(self.left + p.x * self.sx), round(self.top + p.y * self.sy)]
 
 
 def _face(

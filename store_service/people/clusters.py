@@ -40,7 +40,16 @@ CLUSTER_LINKS = 10
 CLUSTER_EXACT = 20000
 
 
-def cluster(vectors, cannot_link, distance, share, ratio, neighbours, exact_limit, min_size):
+def cluster(
+    vectors: np.ndarray,
+    cannot_link: np.ndarray,
+    distance: float,
+    share: float,
+    ratio: float,
+    neighbours: int,
+    exact_limit: int,
+    min_size: int,
+) -> np.ndarray:
     """A cluster label per face (NO_CLUSTER for faces left alone).
 
     `cannot_link` is an (m, 2) array of face index pairs that never share a cluster. Clusters smaller
@@ -52,7 +61,7 @@ def cluster(vectors, cannot_link, distance, share, ratio, neighbours, exact_limi
     return np.where(sizes[labels] < min_size, NO_CLUSTER, labels)
 
 
-def neighbour_graph(vectors, k, radius, exact_limit):
+def neighbour_graph(vectors: np.ndarray, k: int, radius: float, exact_limit: int) -> np.ndarray:
     """(e, 2) unique pairs i < j: each face's k nearest neighbours within `radius`."""
     if len(vectors) <= exact_limit:
         pairs = _knn(vectors, np.arange(len(vectors)), np.arange(len(vectors)), k, radius)
@@ -110,7 +119,9 @@ def _kmeans(vectors, count, seed=0):
     return centroids.astype(np.float32)
 
 
-def agglomerate(vectors, edges, cannot_link, distance, share, ratio):
+def agglomerate(
+    vectors: np.ndarray, edges: np.ndarray, cannot_link: np.ndarray, distance: float, share: float, ratio: float
+) -> np.ndarray:
     """Merge linked clusters, closest pair first, when at least `share` of the pairs between their faces
     lie within `distance`, or the smaller has up to FEW faces, the larger at least SPREAD_FACES, and
     the smaller's faces lie within `ratio` of the larger's spread from its centre (`spread_ratio`).
@@ -199,7 +210,7 @@ class _ClusterState:
     """Per cluster (indexed by its label): size, sum of vectors, sum of squared norms (float64, exact
     enough to merge), and from them its centroid (float32, for fast distances) and spread."""
 
-    def __init__(self, vectors):
+    def __init__(self, vectors: np.ndarray) -> None:
         self.sum = vectors.astype(np.float64)
         self.size = np.ones(len(vectors))
         self.sq = np.einsum("ij,ij->i", self.sum, self.sum)
@@ -207,7 +218,7 @@ class _ClusterState:
         self.centroid_sq = self.sq.copy()
         self.spread = np.zeros(len(vectors))  # mean squared distance of the members to the centroid
 
-    def distances_sq(self, a, b):
+    def distances_sq(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """The mean squared distance between the members of clusters a and b."""
         dot = np.concatenate(
             [np.zeros(0)]
@@ -218,7 +229,7 @@ class _ClusterState:
         )  # in chunks: 1 M links at once would be 1 GB of gathered rows
         return np.maximum(self.centroid_sq[a] + self.centroid_sq[b] - 2 * dot, 0) + self.spread[a] + self.spread[b]
 
-    def spread_ratios(self, pairs):
+    def spread_ratios(self, pairs: np.ndarray) -> np.ndarray:
         """Per pair of clusters, the smaller's `spread_ratio` to the larger when the smaller has up to FEW
         faces and the larger at least SPREAD_FACES, else infinity."""
         small = self.size[pairs[:, 0]] > self.size[pairs[:, 1]]
@@ -230,7 +241,7 @@ class _ClusterState:
         ratios[judged] = spread_ratio(centres_sq + self.spread[a], self.spread[b], self.size[b])
         return ratios
 
-    def merge(self, merges):
+    def merge(self, merges: np.ndarray) -> None:
         keep, gone = merges[:, 0], merges[:, 1]
         self.size[keep] += self.size[gone]
         self.sum[keep] += self.sum[gone]
@@ -241,14 +252,14 @@ class _ClusterState:
         self.spread[keep] = self.sq[keep] / self.size[keep] - self.centroid_sq[keep]
 
 
-def spread_ratio(mean_sq, spread, size):
+def spread_ratio(mean_sq: float | np.ndarray, spread: float | np.ndarray, size: int | np.ndarray) -> np.ndarray:
     """How far faces lie from the centre of a cluster of `size` faces, in units of how far its own lie:
     their mean squared distance to the centre over the mean a new face of the cluster would have,
     spread × (size + 1) / (size − 1), where `spread` is the cluster's own faces' mean squared distance to
     it (which underestimates a new face's: the centre is drawn towards the faces it is the mean of).
     About 1 for a face of the same person whatever the sizes; 2 to 5 for faces of another.
     """
-    expected = spread * (size + 1) / np.maximum(size - 1, 1)
+    expected = spread * (np.asarray(size) + 1) / np.maximum(np.asarray(size) - 1, 1)
     return np.where(expected > 0, mean_sq / np.maximum(expected, 1e-12), np.inf)
 
 
@@ -267,7 +278,8 @@ def _reciprocal(links, d, closed, n):
     mutual = open_[(d == closest[a]) & (d == closest[b])]
     ends = links[mutual].ravel()
     if len(np.unique(ends)) < len(ends):  # equal distances: a cluster in two pairs; keep its first
-        seen, kept = set(), []
+        seen: set[int] = set()
+        kept = []
         for k, (x, y) in zip(mutual.tolist(), links[mutual].tolist()):
             if x not in seen and y not in seen:
                 kept.append(k)
@@ -280,17 +292,17 @@ class _Members:
     """The faces of each cluster, each cluster's in one random order fixed at the start, so that its
     first SAMPLE faces are a random sample of it; and the share of cross pairs within a distance."""
 
-    def __init__(self, vectors, distance, seed=0):
+    def __init__(self, vectors: np.ndarray, distance: float, seed: int = 0) -> None:
         self.vectors = np.ascontiguousarray(vectors, np.float32)
         self.sq = np.einsum("ij,ij->i", self.vectors, self.vectors)
         self.rank = np.random.default_rng(seed).permutation(len(vectors))
         self.cut = distance**2
 
-    def update(self, labels):
+    def update(self, labels: np.ndarray) -> None:
         self.order = np.argsort(labels.astype(np.int64) * len(labels) + self.rank)
         self.start = np.searchsorted(labels[self.order], np.arange(len(labels)))
 
-    def shares(self, pairs, size):
+    def shares(self, pairs: np.ndarray, size: np.ndarray) -> np.ndarray:
         """For each pair of clusters, the share of pairs (a face of one, a face of the other) within the
         distance: over all of them when the smaller has up to SAMPLE faces and they make up to PAIRS,
         else over a sample of them."""
@@ -311,7 +323,7 @@ class _Members:
         return np.bincount(pair, weights=within, minlength=len(pairs)) / counts
 
 
-def match_people(labels, current):
+def match_people(labels: np.ndarray, current: np.ndarray) -> dict[int, int]:
     """Which existing person each new cluster continues: {cluster: person id}, clusters left out are new.
 
     By largest overlap: the (cluster, person) pair sharing the most faces first, each cluster and each

@@ -5,7 +5,7 @@ the store's writes never wait for it), groups every face that no user pinned wit
 the clusters with the people they continue, and writes to its standard output (.npz) only what
 changes: the faces whose person changes, their person as of the snapshot and their new person (an
 existing ID, or NEW - k for the k-th person to create). The store then writes that in short batches
-(people.py). Apart from the store's process, its numpy and Python never hold the store's GIL, so
+(people/reclustering.py). Apart from the store's process, its numpy and Python never hold the store's GIL, so
 queries are answered meanwhile.
 
 FD is the read end of a pipe whose write end only the store's process holds: when that process dies
@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from . import clusters
 NEW = -2  # NEW - k: the k-th person the store creates for a cluster that continues nobody
 
 
-def plan(path, settings):
+def plan(path: str, settings: dict[str, Any]) -> dict[str, Any]:
     """{"ids": faces whose person changes, "was": their person in the snapshot, "persons": their new
     person (NEW - k: the k-th new one), "faces", "people", "unknown"} for the database at `path`, as of
     one snapshot."""
@@ -67,7 +68,7 @@ def plan(path, settings):
     }
 
 
-def attach_careful(vectors, labels, careful, settings):
+def attach_careful(vectors: np.ndarray, labels: np.ndarray, careful: np.ndarray, settings: dict[str, Any]) -> None:
     """Give each of the `careful` rows (faces of low quality, left out of the clustering: they found
     no person and link no two) the cluster it would join as a new face joins a person (placing.py): the
     mean distance to that cluster's PEOPLE_JOIN_NEAREST nearest faces within PEOPLE_JOIN_DISTANCE, and
@@ -123,7 +124,7 @@ def _snapshot(path):
     }
 
 
-def photo_clashes(persons, photos, pinned):
+def photo_clashes(persons: np.ndarray, photos: np.ndarray, pinned: np.ndarray) -> list[int]:
     """Rows to leave unknown so that no person holds two faces of one photo (pinned faces stay).
 
     A cluster never holds two, but its person's pinned faces may share a photo with it."""
@@ -136,7 +137,7 @@ def photo_clashes(persons, photos, pinned):
     return clashes
 
 
-def apart_pairs(persons, apart):
+def apart_pairs(persons: np.ndarray, apart: Any) -> np.ndarray:
     """(m, 2) index pairs of faces whose people a user said are two (people_apart): never one cluster,
     so neither person's faces end up with the other's. A face of one with a face of the other: at 100
     faces each, 10,000 pairs, which the first merges of each side fold into one."""
@@ -147,26 +148,26 @@ def apart_pairs(persons, apart):
     return np.concatenate([np.zeros((0, 2), np.int64), *pairs]).astype(np.int64)
 
 
-def same_photo_pairs(photos):
+def same_photo_pairs(photos: np.ndarray) -> np.ndarray:
     """(m, 2) index pairs of faces of one photo: never one cluster."""
-    by_photo = {}
+    by_photo: dict[str, list[int]] = {}
     for i, p in enumerate(photos.tolist()):
         by_photo.setdefault(p, []).append(i)
     pairs = [pair for rows in by_photo.values() if len(rows) > 1 for pair in combinations(rows, 2)]
     return np.array(pairs, np.int64).reshape(-1, 2)
 
 
-def exit_with_parent(fd):
+def exit_with_parent(fd: int) -> None:
     """Exit as soon as the pipe `fd` reads end of file: the store's process, its only writer, is gone."""
 
-    def watch():
+    def watch() -> None:
         os.read(fd, 1)  # nothing is ever written: this returns only when the write end closes
         os._exit(1)
 
     threading.Thread(target=watch, name="parent", daemon=True).start()
 
 
-def main(path, settings, fd):
+def main(path: str, settings: str, fd: str) -> None:
     exit_with_parent(int(fd))
     os.nice(10)  # background work: the store's queries come first on a busy machine
     result = io.BytesIO()

@@ -44,7 +44,7 @@ MIGRATIONS = [
     # (higher is better), so people can be shown without the original photo. NULL for older faces.
     "ALTER TABLE faces ADD COLUMN thumbnail BLOB",
     "ALTER TABLE faces ADD COLUMN quality REAL",
-    # Versions 5 to 10: people (people.py). A face belongs to at most one person; `pinned` marks a face
+    # Versions 5 to 10: people (people/). A face belongs to at most one person; `pinned` marks a face
     # a user put there, which a re-cluster never moves.
     """
     CREATE TABLE people (
@@ -98,7 +98,7 @@ MIGRATIONS = [
     """,
     "CREATE UNIQUE INDEX photos_by_source ON photos (source_sha256, ifnull(time, -1))",
     # Version 17: counts that outlive a restart, such as the faces stored since the last re-cluster
-    # began (people.py starts one in the background at PEOPLE_RECLUSTER_AFTER).
+    # began (people/reclustering.py starts one in the background at PEOPLE_RECLUSTER_AFTER).
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
     # Version 18: how each face was found, "hog", "cnn" or "manual" (facerec/vision/faces.py FOUND_BY).
     # NULL for older faces: HOG accepted every face stored before, so NULL reads as "hog".

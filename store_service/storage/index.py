@@ -23,7 +23,7 @@ NO_LABEL = -1
 
 class Index:
     """Faces in row order: `ids[row]`, `rows[face]`, `vectors[row]` and `labels[row]` (a number the owner
-    keeps with each face, NO_LABEL by default: people.py keeps each face's person there)."""
+    keeps with each face, NO_LABEL by default: people/placing.py keeps each face's person there)."""
 
     def __init__(self, capacity: int = 0):
         """An empty index with room for `capacity` faces (a store loading that many)."""
