@@ -14,6 +14,7 @@ from facerec.vision.faces import Models  # noqa: E402
 from store_service import create_app as create_store_app  # noqa: E402
 from tests.support.browser import chromium  # noqa: E402
 from tests.support.faces import PEOPLE_MIN_FACE_PX, PEOPLE_PHOTOS, photo  # noqa: E402
+from tests.support.needed import needed
 from tests.support.pgcluster import Cluster, Unavailable  # noqa: E402
 from tests.support.services import Service, running, service_env  # noqa: E402
 from tests.support.streams import CAMERA_SHOT, read_clip, write_y4m  # noqa: E402
@@ -31,9 +32,7 @@ def postgres():
     try:
         cluster = Cluster()
     except Unavailable as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is needed under CI: {e}")
-        pytest.skip(f"PostgreSQL tests skipped: {e}")
+        needed(f"PostgreSQL's programs are missing: {e}")
     yield cluster
     cluster.stop()
 

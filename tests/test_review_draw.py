@@ -10,13 +10,12 @@ a hat brim.
 import pytest
 import requests
 
-from tests.support.browser import SCREENSHOTS
+from tests.support.browser import SCREENSHOTS, TIMEOUT_MS
 from tests.support.faces import FACES
 from tests.support.services import Service, running, service_env
 
 PHOTO = FACES / "fr_examples" / "kit_harington" / "john2.jpeg"  # 630 x 374
 FACE = (284, 98, 186, 186)  # left, top, width, height: where the face is, in the photo's pixels
-TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,12 @@ Each step leaves a screenshot in tests/screenshots/ for a person to look at.
 """
 
 import sqlite3
-from contextlib import contextmanager
 
 import pytest
 import requests
 
 from store_service.store import FaceStore
-from tests.support.browser import SCREENSHOTS
+from tests.support.browser import opened, screenshot
 from tests.support.faces import FACES, descriptors
 from tests.support.services import Service, running, service_env
 
@@ -24,7 +23,6 @@ ALBUM = {
 }
 # One more photo of each of two of them, sent after the album was grouped and named.
 LATER = {"Kit Harington": "kit_harington/johnsnow_test1.jpg", "Barack Obama": "obama/obama_small.jpg"}
-TIMEOUT_MS = 60_000  # one photo through dlib on a busy two-core machine takes seconds, not a minute
 
 
 @pytest.fixture(scope="module")
@@ -71,22 +69,6 @@ def call(store, method, path, body=None):
     response = requests.request(method, f"{store.url}{path}", json=body, timeout=60)
     assert response.ok, response.text
     return response.json()
-
-
-@contextmanager
-def opened(browser, url):
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url)
-    try:
-        yield page
-    finally:
-        page.close()
-
-
-def screenshot(page, name):
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
 
 def wait_status(page, text):

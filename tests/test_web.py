@@ -8,12 +8,11 @@ Each step leaves a screenshot in tests/screenshots/ for a person to look at.
 
 import os
 import re
-from contextlib import contextmanager
 
 import pytest
 import requests
 
-from tests.support.browser import SCREENSHOTS
+from tests.support.browser import opened, screenshot
 from tests.support.faces import FACES
 
 # Photos of three people, several each, so that each person's faces make a person of their own.
@@ -22,29 +21,12 @@ PHOTOS = {
     "biden": ["fr_examples/biden/biden.jpg", "fr_examples/biden/biden2.jpg"],
     "kit": ["fr_examples/kit_harington/john1.jpeg", "fr_examples/kit_harington/john2.jpeg"],
 }
-TIMEOUT_MS = 60_000  # one photo through dlib on a busy two-core machine takes seconds, not a minute
-
-
-@contextmanager
-def opened(browser, url):
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url)
-    try:
-        yield page
-    finally:
-        page.close()
 
 
 @pytest.fixture
 def page(browser, services):
     with opened(browser, services[0].url) as page:
         yield page
-
-
-def screenshot(page, name):
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
 
 def upload(page, relative):

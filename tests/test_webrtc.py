@@ -18,6 +18,7 @@ import requests
 from stream_service.drawing import COLOURS
 from tests.support.browser import SCREENSHOTS
 from tests.support.frames import DETAIL_LEFT, boxes_in, detail_left
+from tests.support.needed import needed
 from tests.support.services import Service, running, service_env
 from tests.support.streams import calls, grab, tiny
 from tests.support.waiting import WAIT, eventually
@@ -275,16 +276,13 @@ def test_with_a_certificate_and_key_the_service_speaks_https(tmp_path, monkeypat
 @pytest.fixture(scope="module")
 def firefox():
     """Debian's Firefox, headless, its fake camera allowed without asking (tests/firefox.py)."""
-    import os
     import shutil
 
     from tests.support.firefox import FIREFOX, Firefox
 
     if not shutil.which(FIREFOX):
         message = f"no {FIREFOX}: run scripts/install-firefox.sh as root (Debian's firefox-esr package)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)  # CI must run the Firefox test, never pass without it
-        pytest.skip(message)
+        needed(message)
     browser = Firefox(timeout=WAIT)
     try:
         yield browser
