@@ -60,7 +60,9 @@ def _store(client, faces, order):
         body = {
             "photo_sha256": sha,
             # with its quality, as the detect service sends it: a low-quality face founds no person
-            "faces": [{"descriptor": faces[k]["descriptor"], "box": BOX, "quality": faces[k]["quality"]} for k in members],
+            "faces": [
+                {"descriptor": faces[k]["descriptor"], "box": BOX, "quality": faces[k]["quality"]} for k in members
+            ],
         }
         stored = _ok(client.post("/faces", json=body))["faces"]
         truth.update({s["id"]: faces[k]["identity"] for k, s in zip(members, stored) if faces[k]["identity"]})
