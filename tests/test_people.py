@@ -456,3 +456,23 @@ def test_a_recluster_founds_no_person_of_low_quality_faces_and_joins_them_to_peo
     store.people.recluster()
     assert people_of(store, eltons) == {None}  # all low: no person, however close they are
     assert len(people_of(store, ben)) == 1 and person_of(store, low_ben) == person_of(store, ben[0]) is not None
+
+
+def test_a_low_quality_face_gives_way_to_a_clustered_face_of_its_photo(store, people_faces):
+    """A photo of two pictures of one person (celeb8's Nicole_Kidman/077): the small, low-quality one,
+    stored first, is left unknown on arrival and by a re-cluster; the good one stays with the person."""
+    ben = [add_rated(store, path, v, GOOD)["id"] for path, v in people_faces["ben"]]
+    (_, first), (_, second) = people_faces["ben"][:2]
+    low, kept = store.add_faces(
+        "two pictures",
+        [
+            {"descriptor": near(first, 0.15), "box": BOX, "quality": LOW},
+            {"descriptor": near(second, 0.15), "box": BOX, "quality": GOOD},
+        ],
+        0.36,
+        10,
+    )
+    assert kept["person"] == person_of(store, ben[0]) is not None and low["person"] is None  # on arrival
+    store.people.recluster()
+    assert person_of(store, kept["id"]) == person_of(store, ben[0])
+    assert person_of(store, low["id"]) is None

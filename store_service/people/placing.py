@@ -63,9 +63,12 @@ class People(Reading, Reclustering):
                 "SELECT DISTINCT person_id FROM faces WHERE photo_sha256 = ? AND person_id IS NOT NULL", (photo,)
             )
         }
-        placed: list[dict] = []
+        placed: list[dict] = [{}] * len(ids)
         changes: dict[str, int] = {}
-        for face, vector, new in zip(ids, vectors, created):
+        # The photo's best faces first: a low-quality face (a small second picture of someone) does not
+        # take the person that a good face of the same photo would join.
+        for k in sorted(range(len(ids)), key=lambda k: -self._quality(ids[k])):
+            face, vector, new = ids[k], vectors[k], created[k]
             nearby = self._nearby(vector)
             scores = self._person_scores(nearby, persons, self.db.index.rows.get(face))
             if new and face not in changes:  # one descriptor twice in a photo is one face, placed once
@@ -73,7 +76,7 @@ class People(Reading, Reclustering):
             else:
                 person = self._current_person(face)
                 distance = scores.get(person, _nearest(scores)[1]) if scores else None
-            placed.append({"person": person, "person_distance": None if distance is None else float(distance)})
+            placed[k] = {"person": person, "person_distance": None if distance is None else float(distance)}
         self.db.execute(
             "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
             (ADDED, sum(created)),
@@ -254,8 +257,12 @@ class People(Reading, Reclustering):
     def _careful(self, face):
         """Whether a face's quality is under PEOPLE_LOW_QUALITY (turned aside, blurred, dim, tiny):
         its descriptor may lie far from its person's, so it founds no person (unknown quality: not careful)."""
+        return self._quality(face) < self.settings["PEOPLE_LOW_QUALITY"]
+
+    def _quality(self, face):
+        """A face's quality, 1 where it is not known (a client that sends none)."""
         (quality,) = self.db.execute("SELECT quality FROM faces WHERE id = ?", (face,)).fetchone()
-        return quality is not None and quality < self.settings["PEOPLE_LOW_QUALITY"]
+        return 1.0 if quality is None else quality
 
     def _photo(self, face):
         return self.db.execute("SELECT photo_sha256 FROM faces WHERE id = ?", (face,)).fetchone()[0]
