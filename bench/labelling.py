@@ -57,7 +57,13 @@ def _store(client, faces, order):
     truth = {}
     for photo, members in photos.items():
         sha = hashlib.sha256(photo.encode()).hexdigest()  # as the detect service names a photo
-        body = {"photo_sha256": sha, "faces": [{"descriptor": faces[k]["descriptor"], "box": BOX} for k in members]}
+        body = {
+            "photo_sha256": sha,
+            # with its quality, as the detect service sends it: a low-quality face founds no person
+            "faces": [
+                {"descriptor": faces[k]["descriptor"], "box": BOX, "quality": faces[k]["quality"]} for k in members
+            ],
+        }
         stored = _ok(client.post("/faces", json=body))["faces"]
         truth.update({s["id"]: faces[k]["identity"] for k, s in zip(members, stored) if faces[k]["identity"]})
     _ok(client.post("/people/recluster"))
@@ -132,10 +138,20 @@ class _User:
             holder = self.named(identity)
             if holder is None:
                 self.act("name", "PATCH", f"/people/{person['id']}", {"name": identity})
-            elif self.client.post(f"/people/{holder}/merge", json={"people": [person["id"]]}).status_code == 409:
-                self.actions["merge"] += 1  # a photo shows both (a stranger in one): its faces are moved one by one
             else:
-                self.actions["merge"] += 1
+                self.merge_into(holder, person["id"])
+
+    def merge_into(self, holder, person):
+        """Merge `person` into `holder`. When a photo shows both (the 409 names it: a stranger placed
+        with one, or a photo of two pictures of one person), the user removes that photo's face from
+        `person` first, as the page shows it, and merges again: two actions more."""
+        while (answer := self.client.post(f"/people/{holder}/merge", json={"people": [person]})).status_code == 409:
+            self.actions["merge"] += 1
+            photo = answer.json["message"].split()[1]  # "photo <sha256> shows more than one of these people"
+            face = next(f["id"] for f in _ok(self.client.get(f"/photos/{photo}"))["faces"] if f["person"] == person)
+            self.act("remove", "POST", f"/people/{person}/faces/{face}/remove")
+        _ok(answer)
+        self.actions["merge"] += 1
 
     def move_misplaced(self):
         for person in self.people():

@@ -27,6 +27,7 @@ writes bench/people-results.json. `--parts quality,labelling,100k` (the default)
 """
 
 import argparse
+import hashlib
 import json
 import os
 import sqlite3
@@ -66,6 +67,7 @@ PATHS = (
     "complete 0.75",
     "jAlbum 0.36",
 )
+STORE_SETTINGS = {"PEOPLE_RECLUSTER_AFTER": 0}  # the quality part's store (--low-quality adds to it)
 BIG = 100_000  # faces in the timing run
 IDLE_QUERIES = 500  # /similar queries of the idle baseline
 JITTER = 0.15  # length of the noise added to each copy: within one person's spread (about 0.4 apart)
@@ -103,6 +105,7 @@ def faces_of_set(folder, models):
                         "descriptor": face.descriptor.tolist(),
                         "when": taken_at(path),
                         "quality": face.quality,
+                        "detector": face.detector,
                     }
                 )
     return out
@@ -120,9 +123,10 @@ def taken_at(path):
 
 def all_faces():
     models = Models()
-    # Keyed by the dlib build and what a face carries (its quality, since low-quality faces are placed
-    # with care), so a cache of another pipeline is never read.
-    cache = CACHE / f"faces-with-quality-{models.build.replace(' ', '_')}.json"
+    # Keyed by the dlib build and the vision library's code (how faces are found, described and rated),
+    # so a cache of another pipeline is never read.
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((REPO / "facerec" / "vision").glob("*.py"))))
+    cache = CACHE / f"faces-{models.build.replace(' ', '_')}-{code.hexdigest()[:12]}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     sets = {}
@@ -270,7 +274,7 @@ def through_store(faces, order):
         photos.setdefault(faces[k]["photo"], []).append(k)
     box = {"left": 0, "top": 0, "width": 100, "height": 100}
     with tempfile.TemporaryDirectory() as folder:
-        store = FaceStore(os.path.join(folder, "faces.sqlite3"), settings={"PEOPLE_RECLUSTER_AFTER": 0})
+        store = FaceStore(os.path.join(folder, "faces.sqlite3"), settings=STORE_SETTINGS)
         ids = {}
         for photo, members in photos.items():
             stored = store.add_faces(
@@ -522,10 +526,12 @@ def quality(sets):
         shuffled = np.random.default_rng(0).permutation(len(faces)).tolist()
         chronological = sorted(range(len(faces)), key=lambda k: faces[k]["when"])
         row = {"faces": len(faces), "identities": len({i for i in identities if i})}
-        for order_name, order in (("shuffled", shuffled), ("chronological", chronological)):
-            incremental, reclustered = through_store(faces, order)
+        orders = {"shuffled": shuffled, "chronological": chronological}
+        stored = {order_name: through_store(faces, order) for order_name, order in orders.items()}
+        for order_name, (incremental, reclustered) in stored.items():
             row[f"incremental {order_name}"] = scores(identities, incremental)
             row[f"re-clustered {order_name}"] = scores(identities, reclustered)
+        row["HOG's faces"] = hog_faces(faces, orders, stored)
         row["shares"] = share_figures(identities, vectors)
         row["ratios"] = ratio_figures(identities, vectors)
         row["textbook 0.6"] = scores(identities, textbook(vectors))
@@ -538,6 +544,24 @@ def quality(sets):
     results["pooled"] = {path: pooled([row[path]["counts"] for row in results["sets"].values()]) for path in PATHS}
     results["algorithms"] = {name: pooled(rows) for name, rows in counts.items()}
     return results
+
+
+def hog_faces(faces, orders, stored):
+    """Our paths scored on the faces HOG found, {path: (F1 when they alone are stored, F1 among every
+    face found, `stored`)}: whether the faces only YuNet finds (detector "cnn") group HOG's worse."""
+    hog = [k for k, f in enumerate(faces) if f["detector"] == "hog"]
+    if len(hog) == len(faces):
+        return {}
+    alone = [faces[k] for k in hog]
+    identities = [f["identity"] for f in alone]
+    among = [f["identity"] if f["detector"] == "hog" else None for f in faces]
+    position = {k: i for i, k in enumerate(hog)}
+    out = {}
+    for order_name, order in orders.items():
+        alone_paths = through_store(alone, [position[k] for k in order if k in position])
+        for way, a, b in zip(("incremental", "re-clustered"), alone_paths, stored[order_name]):
+            out[f"{way} {order_name}"] = (scores(identities, a)["f1"], scores(among, b)["f1"])
+    return out
 
 
 def print_quality(results):
@@ -593,6 +617,12 @@ def print_quality(results):
             f"| {name} | {pf['incremental shuffled']} | {pf['incremental chronological']} | {pf['re-clustered shuffled']}"
             f" | {pf['textbook 0.6']} | {pf['complete 0.75']} | {', '.join(ours) or '-'} | {', '.join(row['textbook 0.6']['merged']) or '-'} |"
         )
+    print("\nHOG's faces, F1 when they alone are stored → among every face found, where YuNet found more:")
+    print("| set | arriving shuffled | arriving file order | re-clustered |\n|---|---|---|---|")
+    for name, row in results["sets"].items():
+        if hog := row["HOG's faces"]:
+            cells = [f"{hog[p][0]:.3f} → {hog[p][1]:.3f}" for p in PATHS[:3]]
+            print(f"| {name} | {' | '.join(cells)} |")
     print("\n| path (pooled over the sets) | P | R | F1 |\n|---|---|---|---|")
     for path, s in results["pooled"].items():
         print(f"| {path} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
@@ -648,4 +678,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--parts", default="quality,labelling,100k", help="quality, labelling and/or 100k, comma-separated"
     )
-    main(parser.parse_args().parts.split(","))
+    parser.add_argument(
+        "--low-quality", type=float, help="the quality part's PEOPLE_LOW_QUALITY (default: the service's)"
+    )
+    args = parser.parse_args()
+    if args.low_quality is not None:
+        STORE_SETTINGS["PEOPLE_LOW_QUALITY"] = args.low_quality
+    main(args.parts.split(","))

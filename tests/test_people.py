@@ -431,6 +431,24 @@ def test_a_low_quality_face_joins_its_person_on_arrival(store, people_faces):
     assert add_rated(store, "low", last, LOW)["person"] == ben.pop()
 
 
+def test_a_face_that_came_before_its_person_joins_it_when_the_person_is_founded(store, people_faces):
+    (_, low), (_, first), (_, second) = people_faces["ben"][:3]
+    early = add_rated(store, "low", low, LOW)
+    assert early["person"] is None  # a low face founds no one, and there is no one to join yet
+    add_rated(store, "first", first, GOOD)
+    founded = add_rated(store, "second", second, GOOD)["person"]  # the two good faces found Ben
+    assert founded is not None and person_of(store, early["id"]) == founded
+
+
+def test_a_face_removed_from_a_person_stays_out_when_the_person_grows(store, people_faces):
+    ben = [add_rated(store, path, v, GOOD)["id"] for path, v in people_faces["ben"][:3]]
+    person = person_of(store, ben[0])
+    store.corrections.remove_face("test", person, ben[0])
+    for path, v in people_faces["ben"][3:]:
+        assert add_rated(store, path, v, GOOD)["person"] == person
+    assert person_of(store, ben[0]) is None
+
+
 def test_a_recluster_founds_no_person_of_low_quality_faces_and_joins_them_to_people(store, people_faces):
     ben = [add_rated(store, path, v, GOOD)["id"] for path, v in people_faces["ben"][:-1]]
     low_ben = add_rated(store, "low ben", people_faces["ben"][-1][1], LOW)["id"]
@@ -438,3 +456,23 @@ def test_a_recluster_founds_no_person_of_low_quality_faces_and_joins_them_to_peo
     store.people.recluster()
     assert people_of(store, eltons) == {None}  # all low: no person, however close they are
     assert len(people_of(store, ben)) == 1 and person_of(store, low_ben) == person_of(store, ben[0]) is not None
+
+
+def test_a_low_quality_face_gives_way_to_a_clustered_face_of_its_photo(store, people_faces):
+    """A photo of two pictures of one person (celeb8's Nicole_Kidman/077): the small, low-quality one,
+    stored first, is left unknown on arrival and by a re-cluster; the good one stays with the person."""
+    ben = [add_rated(store, path, v, GOOD)["id"] for path, v in people_faces["ben"]]
+    (_, first), (_, second) = people_faces["ben"][:2]
+    low, kept = store.add_faces(
+        "two pictures",
+        [
+            {"descriptor": near(first, 0.15), "box": BOX, "quality": LOW},
+            {"descriptor": near(second, 0.15), "box": BOX, "quality": GOOD},
+        ],
+        0.36,
+        10,
+    )
+    assert kept["person"] == person_of(store, ben[0]) is not None and low["person"] is None  # on arrival
+    store.people.recluster()
+    assert person_of(store, kept["id"]) == person_of(store, ben[0])
+    assert person_of(store, low["id"]) is None

@@ -11,7 +11,7 @@ from PIL import Image
 
 from facerec.service import config
 from facerec.vision.faces import analyse_photo
-from facerec.vision.thumbnails import SIZE_PX, THUMBNAIL_MAX_BYTES, encode_jpeg, frontal_score
+from facerec.vision.thumbnails import SIZE_PX, THUMBNAIL_MAX_BYTES, encode_jpeg, frontal_score, lighting_score
 from store_service.exceptions import InvalidFace, NoThumbnail, UnknownFace
 from store_service.store import FaceStore
 from tests.support.faces import BOX, descriptors, photo
@@ -151,3 +151,18 @@ def test_a_bad_thumbnail_or_quality_stores_nothing(store, extra):
     with pytest.raises(InvalidFace):
         add(store, **extra)
     assert len(store) == 0
+
+
+def test_lighting_scores_lower_a_face_in_shadow_or_lit_from_one_side(models):
+    pixels = cv2.imdecode(np.frombuffer(photo(OBAMA), np.uint8), cv2.IMREAD_COLOR).astype(np.float32)
+    (face,) = faces_of(models, photo(OBAMA))
+    dim = pixels * 0.25  # a quarter of the light: underexposed, the shadows near black
+    side = pixels.copy()
+    side[:, : face.box.left + face.box.width // 2] *= 0.35  # the face's left half in shadow
+    (a,), (b,), (c,) = (
+        faces_of(models, cv2.imencode(".png", np.clip(p, 0, 255).astype(np.uint8))[1].tobytes())
+        for p in (pixels, dim, side)
+    )
+    well, dark, one_side = (lighting_score(np.asarray(jpeg(f.thumbnail).convert("L"))) for f in (a, b, c))
+    assert dark < well - 0.1 and one_side < well - 0.1
+    assert 0 < b.quality < a.quality and 0 < c.quality < a.quality

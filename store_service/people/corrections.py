@@ -93,11 +93,8 @@ class Corrections:
         with self._correction(who, "create", {"name": name, "faces": faces}) as before:
             for face in faces:
                 self._face_person(face)
-            person = self.db.execute(
-                "INSERT INTO people (name, created_at) VALUES (?, ?) RETURNING id", (name, utc_now())
-            ).fetchone()[0]
+            person = self._created_person(before, name)
             self._check_photos_apart_faces(faces)
-            before.created.append(person)
             before.faces("id IN (%s)" % ",".join("?" * len(faces)), faces)
             self._move_faces(before, person, pinned=True)
         return person
@@ -158,10 +155,7 @@ class Corrections:
                 person = row[0]
                 before.people(person)
             else:
-                person = self.db.execute(
-                    "INSERT INTO people (name, created_at) VALUES (?, ?) RETURNING id", (name, utc_now())
-                ).fetchone()[0]
-                before.created.append(person)  # undo deletes it again
+                person = self._created_person(before, name)
             for face in faces:
                 self._face_person(face)
                 self._check_face_fits(face, person)
@@ -169,6 +163,14 @@ class Corrections:
             before.links_removed([(face, person) for face in faces])
             self.db.executemany("DELETE FROM cannot_link WHERE face_id = ? AND person_id = ?", before.removed)
             self._move_faces(before, person, pinned=True)
+        return person
+
+    def _created_person(self, before, name):
+        """A new person of this name (None: unnamed), which undoing `before`'s correction deletes."""
+        person = self.db.execute(
+            "INSERT INTO people (name, created_at) VALUES (?, ?) RETURNING id", (name, utc_now())
+        ).fetchone()[0]
+        before.created.append(person)
         return person
 
     def undo(self, who: str) -> dict:

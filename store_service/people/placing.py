@@ -63,9 +63,12 @@ class People(Reading, Reclustering):
                 "SELECT DISTINCT person_id FROM faces WHERE photo_sha256 = ? AND person_id IS NOT NULL", (photo,)
             )
         }
-        placed: list[dict] = []
+        placed: list[dict] = [{}] * len(ids)
         changes: dict[str, int] = {}
-        for face, vector, new in zip(ids, vectors, created):
+        # The photo's best faces first: a low-quality face (a small second picture of someone) does not
+        # take the person that a good face of the same photo would join.
+        for k in sorted(range(len(ids)), key=lambda k: -self._quality(ids[k])):
+            face, vector, new = ids[k], vectors[k], created[k]
             nearby = self._nearby(vector)
             scores = self._person_scores(nearby, persons, self.db.index.rows.get(face))
             if new and face not in changes:  # one descriptor twice in a photo is one face, placed once
@@ -73,7 +76,7 @@ class People(Reading, Reclustering):
             else:
                 person = self._current_person(face)
                 distance = scores.get(person, _nearest(scores)[1]) if scores else None
-            placed.append({"person": person, "person_distance": None if distance is None else float(distance)})
+            placed[k] = {"person": person, "person_distance": None if distance is None else float(distance)}
         self.db.execute(
             "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
             (ADDED, sum(created)),
@@ -84,22 +87,14 @@ class People(Reading, Reclustering):
         """Per descriptor {"person", "name", "distance"}: the person a new face of it would join (the rule
         of `place`: within PEOPLE_JOIN_DISTANCE, PEOPLE_MARGIN clearer than the next, and as a re-cluster
         would), else person None. Reads only: nothing is stored, no one is paired."""
-        join, margin = self.settings["PEOPLE_JOIN_DISTANCE"], self.settings["PEOPLE_MARGIN"]
         answers = []
         with self.db.lock:
             persons = self.db.index.labels
             for vector in vectors:
                 nearby = self._nearby(vector)
                 scores = self._person_scores(nearby, persons)
-                best, distance = _nearest(scores)
-                runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
-                if (
-                    best is None
-                    or distance > join
-                    or runner_up - distance < margin
-                    or not self._would_join(best, [vector], [self._shares(nearby, persons)], persons)
-                ):
-                    best = None
+                best = self._joined(vector, nearby, persons, scores)
+                distance = _nearest(scores)[1]
                 name = best and self.db.execute("SELECT name FROM people WHERE id = ?", (best,)).fetchone()[0]
                 answers.append(
                     {"person": best, "name": name, "distance": None if distance is None else float(distance)}
@@ -120,15 +115,11 @@ class People(Reading, Reclustering):
 
     def _place_new(self, face, vector, nearby, photo, persons, scores, taken, changes):
         best, distance = _nearest(scores)
-        runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
         if best is not None and distance <= self.settings["PEOPLE_JOIN_DISTANCE"]:
-            if (
-                runner_up - distance < self.settings["PEOPLE_MARGIN"]
-                or best in taken
-                or not self._would_join(best, [vector], [self._shares(nearby, persons)], persons)
-            ):
+            if best in taken or self._joined(vector, nearby, persons, scores) != best:
                 return None, distance  # near a person, but not clearly that one, or not as a re-cluster would: unknown
             self._set_person(face, best, changes, taken)
+            self._place_unknown_near(best, nearby, persons, changes)
             return best, distance
         if self._careful(face):  # a face described badly joins a person, but founds none
             return None, distance
@@ -143,7 +134,50 @@ class People(Reading, Reclustering):
         self._set_person(partner, person, changes, taken)
         self._set_person(face, person, changes, taken)
         persons[self.db.index.rows[partner]] = person
+        self._place_unknown_near(person, nearby, persons, changes)
         return person, pair_distance
+
+    def _place_unknown_near(self, person, nearby, persons, changes):
+        """Unknown faces within PEOPLE_JOIN_DISTANCE of a face just placed with `person`, which arrived
+        before there was anyone to join (a face of low quality founds no one; a first face has no
+        partner): each joins `person` by the rule of a new face (nearest, within PEOPLE_JOIN_DISTANCE,
+        PEOPLE_MARGIN clearer than the next, as a re-cluster would), unless a user removed it from that
+        person or said it is not them, or its photo shows that person already. Else it waits for a
+        re-cluster. The nearest PEOPLE_NEIGHBOURS of them at most: each costs a search of the index."""
+        rows, d = nearby
+        unknown = (d <= self.settings["PEOPLE_JOIN_DISTANCE"]) & (persons[rows] == NO_PERSON)
+        for row in rows[unknown][np.argsort(d[unknown])][: self.settings["PEOPLE_NEIGHBOURS"]].tolist():
+            face = self.db.index.ids[row]
+            vector = self.db.index.vector(face)
+            around = self._nearby(vector)
+            scores = self._person_scores(around, persons, row)
+            if self._joined(vector, around, persons, scores) == person and not self._kept_from(face, person):
+                self._set_person(face, person, changes, set())
+                persons[row] = person
+
+    def _joined(self, vector, nearby, persons, scores):
+        """The person a face joins by the placing rule (`scores`: its _person_scores): the nearest, within
+        PEOPLE_JOIN_DISTANCE, PEOPLE_MARGIN nearer than the next, and as a re-cluster would; else None."""
+        best, distance = _nearest(scores)
+        runner_up = min((d for p, d in scores.items() if p != best), default=np.inf)
+        if (
+            best is None
+            or distance > self.settings["PEOPLE_JOIN_DISTANCE"]
+            or runner_up - distance < self.settings["PEOPLE_MARGIN"]
+            or not self._would_join(best, [vector], [self._shares(nearby, persons)], persons)
+        ):
+            return None
+        return best
+
+    def _kept_from(self, face, person):
+        """Whether a user removed `face` from `person` (or said it is not them), or its photo shows
+        `person` already."""
+        return (
+            self.db.execute("SELECT 1 FROM cannot_link WHERE face_id = ? AND person_id = ?", (face, person)).fetchone()
+            or self.db.execute(
+                "SELECT 1 FROM faces WHERE person_id = ? AND photo_sha256 = ?", (person, self._photo(face))
+            ).fetchone()
+        ) is not None
 
     def _nearby(self, vector):
         """(rows, distances) of the stored faces within PEOPLE_NEAR or PEOPLE_PAIR_DISTANCE, whichever is
@@ -223,8 +257,12 @@ class People(Reading, Reclustering):
     def _careful(self, face):
         """Whether a face's quality is under PEOPLE_LOW_QUALITY (turned aside, blurred, dim, tiny):
         its descriptor may lie far from its person's, so it founds no person (unknown quality: not careful)."""
+        return self._quality(face) < self.settings["PEOPLE_LOW_QUALITY"]
+
+    def _quality(self, face):
+        """A face's quality, 1 where it is not known (a client that sends none)."""
         (quality,) = self.db.execute("SELECT quality FROM faces WHERE id = ?", (face,)).fetchone()
-        return quality is not None and quality < self.settings["PEOPLE_LOW_QUALITY"]
+        return 1.0 if quality is None else quality
 
     def _photo(self, face):
         return self.db.execute("SELECT photo_sha256 FROM faces WHERE id = ?", (face,)).fetchone()[0]

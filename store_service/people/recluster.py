@@ -49,7 +49,7 @@ def plan(path: str, settings: dict[str, Any]) -> dict[str, Any]:
         settings["PEOPLE_EXACT_LIMIT"],
         settings["PEOPLE_MIN_FACES"],
     )
-    attach_careful(faces["vectors"], labels, np.flatnonzero(~pinned & careful), settings)
+    attach_careful(faces["vectors"], faces["photos"], labels, np.flatnonzero(~pinned & careful), settings)
     matched = clusters.match_people(labels, persons)
     fresh = sorted(set(np.unique(labels[labels >= 0]).tolist()) - set(matched))
     matched.update({label: NEW - k for k, label in enumerate(fresh)})
@@ -68,15 +68,20 @@ def plan(path: str, settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def attach_careful(vectors: np.ndarray, labels: np.ndarray, careful: np.ndarray, settings: dict[str, Any]) -> None:
+def attach_careful(
+    vectors: np.ndarray, photos: np.ndarray, labels: np.ndarray, careful: np.ndarray, settings: dict[str, Any]
+) -> None:
     """Give each of the `careful` rows (faces of low quality, left out of the clustering: they found
     no person and link no two) the cluster it would join as a new face joins a person (placing.py): the
     mean distance to that cluster's PEOPLE_JOIN_NEAREST nearest faces within PEOPLE_JOIN_DISTANCE, and
-    PEOPLE_MARGIN less than to any other cluster; else it stays unknown. Only among each face's
-    PEOPLE_NEIGHBOURS nearest clustered faces within PEOPLE_NEAR (farther ones count as PEOPLE_NEAR)."""
+    PEOPLE_MARGIN less than to any other cluster, and none of its photo's faces in that cluster (else
+    the clustered face would give way: a small second picture of one person in a photo of two); else it
+    stays unknown. Only among each face's PEOPLE_NEIGHBOURS nearest clustered faces within PEOPLE_NEAR
+    (farther ones count as PEOPLE_NEAR)."""
     clustered = np.flatnonzero(labels >= 0)
     if not len(careful) or not len(clustered):
         return
+    taken = set(zip(labels[clustered].tolist(), photos[clustered].tolist()))
     near, k = settings["PEOPLE_NEAR"], settings["PEOPLE_JOIN_NEAREST"]
     pairs = clusters._knn(vectors, careful, clustered, settings["PEOPLE_NEIGHBOURS"] + 1, near)
     pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]  # each face's neighbours together
@@ -95,8 +100,10 @@ def attach_careful(vectors: np.ndarray, labels: np.ndarray, careful: np.ndarray,
             ranked
             and ranked[0][1] <= settings["PEOPLE_JOIN_DISTANCE"]
             and runner_up - ranked[0][1] >= settings["PEOPLE_MARGIN"]
+            and (ranked[0][0], photos[face]) not in taken
         ):
             labels[face] = ranked[0][0]
+            taken.add((ranked[0][0], photos[face]))
 
 
 def _snapshot(path):
