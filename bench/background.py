@@ -11,7 +11,8 @@
    frame that change side and change back the next frame, raw and smoothed, and how far the smoothed
    mask strays from the raw one.
 3. A call (an aiortc caller in this process sending the clip, 640x360, 30 fps): the frames a second it
-   gets back with each background filter beside none, each measured REPEATS times in turn (medians).
+   gets back and the service's CPU with each background filter beside none, each measured REPEATS
+   times in turn (medians).
 4. A broadcast call: the caller, then 1, 5 and 10 WHEP viewers (aiortc, in this process: their H.264
    decoding is on the same two cores), then 3 MJPEG viewers besides: the frames a second each viewer
    gets, and the service's CPU (every process of its tree), per extra viewer.
@@ -36,7 +37,7 @@ from webrtc import Camera, clip_frames, encoded
 
 from facerec.vision.faces import Models
 from facerec.vision.segmentation import GENERAL, Segmenter
-from stream_service.backdrop import Backdrop, blend, blurred_background, hologram
+from stream_service.backdrop import Backdrop, Hologram, blurred_background, composite
 
 SIZES = ((640, 360), (1280, 720))
 FILTERS = (None, "background-blur", "background-replace", "hologram")
@@ -82,13 +83,13 @@ def costs_at(sized):
     segmenter.forget()
     row = {"size": f"{width}x{height}", "segmentation": timed(segmenter.mask, sized)}
     green = np.full((height, width, 3), (0, 255, 0), np.uint8)
-    random = np.random.default_rng(0)
-    composite = {
-        "background-blur": lambda fm: blend(fm[0], blurred_background(fm[0]), fm[1]),
-        "background-replace": lambda fm: blend(fm[0], green, fm[1]),
-        "hologram": lambda fm: blend(hologram(fm[0], random), green, fm[1]),
+    hologram = Hologram(np.random.default_rng(0))
+    compositing = {
+        "background-blur": lambda fm: composite(fm[0], fm[1], blurred_background(fm[0]), None),
+        "background-replace": lambda fm: composite(fm[0], fm[1], green.copy(), None),
+        "hologram": lambda fm: composite(fm[0], fm[1], green.copy(), hologram),
     }
-    row["compositing"] = {kind: timed(work, list(zip(sized, masks))) for kind, work in composite.items()}
+    row["compositing"] = {kind: timed(work, list(zip(sized, masks))) for kind, work in compositing.items()}
     row["whole"] = {}
     for kind in FILTERS[1:]:
         backdrop = Backdrop(kind, None if kind == "background-blur" else GREEN)
@@ -187,23 +188,29 @@ def rate(times, begin, seconds):
     return sum(begin <= t < begin + seconds for t in times) / seconds
 
 
-async def filters_fps(url, packets, seconds):
-    """Frames a second back, per background filter, switched live on one call, REPEATS rounds."""
-    pc, call_id, times = await call(url, packets, {"type": "offer", "background": "#00ff00"})
+async def filters_fps(service, packets, seconds):
+    """Per background filter, switched live on one call, REPEATS rounds: the frames a second back, and
+    the service's CPU (every process of its tree, in cores: the caller's fps stops at the camera's 30,
+    its CPU does not)."""
+    pc, call_id, times = await call(service.url, packets, {"type": "offer", "background": "#00ff00"})
     await asyncio.sleep(5)
-    fps = {str(kind): [] for kind in FILTERS}
+    fps, cpu = {str(kind): [] for kind in FILTERS}, {str(kind): [] for kind in FILTERS}
     for _ in range(REPEATS):
         for kind in FILTERS:
             await asyncio.to_thread(
-                requests.patch, f"{url}/streams/{call_id}", json={"background_filter": kind}, timeout=10
+                requests.patch, f"{service.url}/streams/{call_id}", json={"background_filter": kind}, timeout=10
             )
             await asyncio.sleep(2)
-            begin = time.monotonic()
+            used, begin = service_cpu(service), time.monotonic()
             await asyncio.sleep(seconds)
             fps[str(kind)].append(rate(times, begin, seconds))
+            cpu[str(kind)].append((service_cpu(service) - used) / seconds)
     await pc.close()
-    result = {kind: round(statistics.median(values), 1) for kind, values in fps.items()}
-    result["load_average"] = round(os.getloadavg()[0], 1)
+    result = {
+        "fps": {kind: round(statistics.median(values), 1) for kind, values in fps.items()},
+        "cpu": {kind: round(statistics.median(values), 2) for kind, values in cpu.items()},
+        "load_average": round(os.getloadavg()[0], 1),
+    }
     print(result, file=sys.stderr, flush=True)
     return result
 
@@ -290,7 +297,7 @@ def background_bench(seconds=10):
     report = {"costs": costs(frames[90:205]), "quality": quality(frames)}
     packets = encoded(clip_frames(640, 360))
     with tempfile.TemporaryDirectory() as data, start(data) as (_, service):
-        report["calls"] = asyncio.run(filters_fps(service.url, packets, seconds))
+        report["calls"] = asyncio.run(filters_fps(service, packets, seconds))
         time.sleep(3)
         report["broadcast"] = asyncio.run(broadcast(service, packets, seconds))
     return report
@@ -323,12 +330,11 @@ def print_background(report):
         f"{q['faces_kept']} of {q['faces']} faces | {q['flicker_raw']} -> {q['flicker_smoothed']} | {q['smoothed_vs_raw']} |"
     )
     c = report["calls"]
-    print("\n## A call's frames back a second by background filter (640x360 at 30 fps; medians)")
-    print("| none | background-blur | background-replace | hologram | load average |")
-    print("|---|---|---|---|---|")
-    print(
-        f"| {c['None']} | {c['background-blur']} | {c['background-replace']} | {c['hologram']} | {c['load_average']} |"
-    )
+    print("\n## A call by background filter (640x360 at 30 fps; medians): frames back a second, service CPU (cores)")
+    print("| | none | background-blur | background-replace | hologram | load average |")
+    print("|---|---|---|---|---|---|")
+    for name, figures in (("fps back", c["fps"]), ("service CPU", c["cpu"])):
+        print(f"| {name} | {' | '.join(str(figures[str(kind)]) for kind in FILTERS)} | {c['load_average']} |")
     print("\n## One broadcast call, its viewers (640x360)")
     print(
         "| WHEP viewers | MJPEG viewers | caller fps | WHEP fps (min / median) | MJPEG fps | service CPU (cores) | load average |"

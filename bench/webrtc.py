@@ -15,7 +15,9 @@ the time of its drawing on each frame in big black and white blocks (bench/glass
 not the product's); the page reads the time back from each frame of the video that comes back as it is
 presented, and subtracts it from now: capture, the browser's encoding, the network, the service, the
 browser's decoding and presentation, all in. No face in it: the service sends it back as it came, with
-its fps written in a corner the blocks keep clear of.
+its fps written in a corner the blocks keep clear of. Then a broadcast call at 640x360 that the same
+page also watches over WHEP (the H.264 every viewer gets), read the same way on the same clock: the
+caller's latency and a viewer's, side by side.
 """
 
 import asyncio
@@ -160,10 +162,11 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/install-chromium.sh, which m
 GLASS_PAGE = Path(__file__).with_name("glass.html")
 
 
-def glass_to_glass(url, width, height, seconds, warm_up):
+def glass_to_glass(url, width, height, seconds, warm_up, broadcast=False):
     """One call from chromium whose camera is bench/glass.html's canvas (its frames carry the time they
     were drawn): p50 and p99 of the time from drawing a frame to the page presenting it back, over
-    `seconds` after `warm_up`, with the frames read a second and the service's own share."""
+    `seconds` after `warm_up`, with the frames read a second and the service's own share. `broadcast`:
+    the call is a broadcast and the page watches it over WHEP too; the viewer's figures beside."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -172,12 +175,20 @@ def glass_to_glass(url, width, height, seconds, warm_up):
             page = browser.new_page()
             page.goto(GLASS_PAGE.as_uri())
             offer = page.evaluate("([w, h]) => glass.offer(w, h)", [width, height])
-            response = requests.post(
-                f"{url}/webrtc/offer", json={"sdp": offer, "type": "offer", "name": "glass"}, timeout=60
-            )
+            body = {"sdp": offer, "type": "offer", "name": "glass", "broadcast": broadcast}
+            response = requests.post(f"{url}/webrtc/offer", json=body, timeout=60)
             response.raise_for_status()
             answer = response.json()
             page.evaluate("(sdp) => glass.answer(sdp)", answer["sdp"])
+            if broadcast:
+                watched = requests.post(
+                    f"{url}/streams/{answer['id']}/whep",
+                    data=page.evaluate("glass.watch()"),
+                    headers={"Content-Type": "application/sdp"},
+                    timeout=60,
+                )
+                watched.raise_for_status()
+                page.evaluate("(sdp) => glass.watching(sdp)", watched.text)
             time.sleep(warm_up)
             page.evaluate("glass.take()")
             time.sleep(seconds)
@@ -185,28 +196,40 @@ def glass_to_glass(url, width, height, seconds, warm_up):
             server = requests.get(f"{url}/streams/{answer['id']}", timeout=10).json()["latency_ms"]
         finally:
             browser.close()
+    result = {
+        "size": f"{width}x{height}",
+        "broadcast": broadcast,
+        **read_back(taken["back"], seconds),
+        "server_p50_ms": server["p50"],
+        "server_p99_ms": server["p99"],
+        "load_average": round(os.getloadavg()[0], 1),
+    }
+    if broadcast:
+        result["viewer"] = read_back(taken["viewer"], seconds)
+    return result
+
+
+def read_back(taken, seconds):
+    """One video's figures from what glass.take() gave for it."""
     latencies = sorted(taken["latencies"])
     if not latencies:
-        raise RuntimeError(f"no frame came back readable at {width}x{height}: {taken['invalid']} unreadable")
+        raise RuntimeError(f"no frame came back readable: {taken['invalid']} unreadable")
     return {
-        "size": f"{width}x{height}",
         "received": f"{taken['width']}x{taken['height']}",
         "frames_read": len(latencies),
         "unreadable": taken["invalid"],
         "p50_ms": round(statistics.median(latencies), 1),
         "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
         "fps": round(len(latencies) / seconds, 1),
-        "server_p50_ms": server["p50"],
-        "server_p99_ms": server["p99"],
-        "load_average": round(os.getloadavg()[0], 1),
     }
 
 
 def webrtc_bench(seconds=10, warm_up=5):
     with tempfile.TemporaryDirectory() as data, start(data) as (_, service):
         report = {"glass": [], "calls": []}
-        for width, height in SIZES:
-            result = glass_to_glass(service.url, width, height, seconds, warm_up)
+        # Each size, then a broadcast call at 640x360 that the page watches over WHEP too.
+        for width, height, broadcast in (*((w, h, False) for w, h in SIZES), (*SIZES[0], True)):
+            result = glass_to_glass(service.url, width, height, seconds, warm_up, broadcast)
             print(result, file=sys.stderr, flush=True)
             report["glass"].append(result)
             left(service.url)
@@ -222,15 +245,19 @@ def webrtc_bench(seconds=10, warm_up=5):
 
 
 def print_webrtc(report):
-    print("\n## A call's glass-to-glass latency (chromium; a canvas writing its time as the camera, read back)")
+    print("\n## Glass-to-glass latency (chromium; a canvas writing its time as the camera, read back)")
     print(
-        "| size asked | size back | fps back | glass to glass p50 ms | p99 ms | service's p50 / p99 ms | load average |"
+        "| call | size asked | size back | fps back | glass to glass p50 ms | p99 ms | service's p50 / p99 ms "
+        "| WHEP viewer: fps, p50 / p99 ms | load average |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in report["glass"]:
+        v = r.get("viewer")
+        viewer = f"{v['fps']}, {v['p50_ms']} / {v['p99_ms']}" if v else "-"
         print(
-            f"| {r['size']} | {r['received']} | {r['fps']} | {r['p50_ms']} | {r['p99_ms']} | "
-            f"{r['server_p50_ms']} / {r['server_p99_ms']} | {r['load_average']} |"
+            f"| {'broadcast' if r['broadcast'] else 'plain'} | {r['size']} | {r['received']} | {r['fps']} | "
+            f"{r['p50_ms']} | {r['p99_ms']} | {r['server_p50_ms']} / {r['server_p99_ms']} | {viewer} | "
+            f"{r['load_average']} |"
         )
     print("\n## Calls over WebRTC (the clip as each caller's camera, 30 fps; server latency: received -> sent)")
     print("| size | calls | fps back, each call | latency p50 ms | p99 ms | detections/s, each call | load average |")

@@ -5,6 +5,10 @@ turned into a "hologram" (seed 003: a colour map, scan lines and ghosts) over on
 Run in the stream's process (reader.py, call.py) on each frame that goes out, before the faces are
 drawn: boxes, names and privacy blurs go on top of the composite, where the face is the source's own
 pixels (it is part of the person).
+
+Only the person's rectangle is composited (in the clip, about 55 % of the frame): outside it the frame
+is the background as it is. Every step is a uint8 OpenCV pass (no float copy of the frame), so that
+the hologram at 640x360 leaves a call its 30 frames a second on two cores (bench/background.py).
 """
 
 import cv2
@@ -16,10 +20,17 @@ FILTERS = (None, "background-blur", "background-replace", "hologram")
 # The background blur: the frame shrunk 12 times, blurred and enlarged again; at 640x360 that leaves
 # nothing finer than ~25 px (a face in the background is a blob), at a fraction of a big kernel's cost.
 BLUR_SHRINK = 12
+# The person's rectangle holds every pixel whose mask is above 1/255: outside it the blend would move
+# a pixel by less than one level of 255. (The hologram's ghosts inside it repeat its edge where the
+# whole frame's would show pixels just outside: under a mask that faint, a level or two at most.)
+VISIBLE = 1 / 255
 # Hologram: scan lines of BAND bright and GAP dark rows out of each BAND + GAP, the dark ones at
 # 10-30 % (new each frame: they shimmer), and two ghosts offset by 1/128 of the width each way.
 BAND, GAP = 3, 2
+DARK = (0.1, 0.3)
 GHOST_SHIFT = 1 / 128
+
+Rect = tuple[slice, slice]
 
 
 class Backdrop:
@@ -30,7 +41,7 @@ class Backdrop:
         self.kind, self.background = kind, background
         self._segmenter = segmenter
         self._picture: tuple | None = None  # ((height, width), background, the background at that size)
-        self._random = np.random.default_rng()
+        self._hologram = Hologram(np.random.default_rng())
 
     def set(self, kind: str | None, background: tuple | None) -> None:
         self.kind, self.background = kind, background
@@ -42,12 +53,11 @@ class Backdrop:
         if self._segmenter is None:  # the model is loaded with the first filtered frame, not before
             self._segmenter = Segmenter()
         mask = self._segmenter.mask(frame)
-        person = hologram(frame, self._random) if self.kind == "hologram" else frame
         if self.kind == "background-blur" or self.background is None:
-            behind = blurred_background(frame)
+            out = blurred_background(frame)
         else:
-            behind = self._behind(frame.shape[:2])
-        return blend(person, behind, mask)
+            out = self._behind(frame.shape[:2]).copy()
+        return composite(frame, mask, out, self._hologram if self.kind == "hologram" else None)
 
     def _behind(self, size: tuple) -> np.ndarray:
         """The background at the frame's size, made once for each size and background."""
@@ -57,6 +67,23 @@ class Backdrop:
             made = np.full((*size, 3), value, np.uint8) if kind == "colour" else fitted(cv2.imread(value), size)
             self._picture = (size, self.background, made)
         return self._picture[2]
+
+
+def composite(frame: np.ndarray, mask: np.ndarray, behind: np.ndarray, hologram: "Hologram | None") -> np.ndarray:
+    """`behind` (written over, and returned) with the person of `frame` on it where the mask says, as a
+    hologram if one is given."""
+    rect = person_rect(mask)
+    if rect is not None:
+        person = hologram.made(frame, rect) if hologram is not None else frame[rect]
+        behind[rect] = blend(person, behind[rect], mask[rect])
+    return behind
+
+
+def person_rect(mask: np.ndarray) -> Rect | None:
+    """The rectangle (rows, columns) around every pixel of the mask above VISIBLE; None when there is
+    no person."""
+    left, top, width, height = cv2.boundingRect((mask > VISIBLE).view(np.uint8))
+    return (slice(top, top + height), slice(left, left + width)) if width else None
 
 
 def blend(person: np.ndarray, behind: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -84,20 +111,48 @@ def fitted(picture: np.ndarray | None, size: tuple) -> np.ndarray:
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
 
 
-def hologram(frame: np.ndarray, random: np.random.Generator) -> np.ndarray:
-    """Seed 003's hologram: the frame in a blue-green colour map, with scan lines and two ghosts,
-    over half of the frame itself (so that the person stays recognisable)."""
-    holo = cv2.applyColorMap(frame, cv2.COLORMAP_WINTER)
-    rows = np.arange(frame.shape[0]) % (BAND + GAP) >= BAND
-    dark = holo[rows].astype(np.float32) * random.uniform(0.1, 0.3, (int(rows.sum()), 1, 1)).astype(np.float32)
-    holo[rows] = dark.astype(np.uint8)
-    shift = max(1, round(frame.shape[1] * GHOST_SHIFT))
-    ghosts = cv2.addWeighted(holo, 0.2, shifted(holo, shift), 0.8, 0)
-    ghosts = cv2.addWeighted(ghosts, 0.4, shifted(holo, -shift), 0.6, 0)
-    return cv2.addWeighted(frame, 0.5, ghosts, 0.6, 0)
+class Hologram:
+    """Seed 003's hologram of a video's frames: the person in a blue-green colour map, with scan lines
+    and two ghosts, over half of the frame itself (so that the person stays recognisable).
 
+    The scan lines are a multiplication by a table of gains (255 on bright rows, 10-30 % of it on dark
+    ones, drawn once per frame size, twice the frame's height): each frame takes the frame's rows at a
+    new random offset into it (a whole number of BAND + GAP periods, so the lines stay on the same rows
+    of the frame, and never the last frame's), which redraws the dark rows' shimmer without drawing a
+    random number a row."""
 
-def shifted(image: np.ndarray, by: int) -> np.ndarray:
-    """The image moved `by` pixels right and down (left and up when negative), its edge repeated."""
-    matrix = np.array([[1, 0, by], [0, 1, by]], np.float32)
-    return cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+    def __init__(self, random: np.random.Generator):
+        self._random = random
+        self._gains: np.ndarray | None = None
+        self._period = 0  # the table's offset, in periods of BAND + GAP rows
+
+    def made(self, frame: np.ndarray, rect: Rect) -> np.ndarray:
+        """The hologram of frame[rect] (a new array of its size)."""
+        rows, cols = rect
+        image = frame[rect]
+        holo = cv2.applyColorMap(image, cv2.COLORMAP_WINTER)
+        gains = self._gains_for(frame.shape)
+        periods = frame.shape[0] // (BAND + GAP) + 2  # the offsets at which a frame's rows fit in the table
+        self._period = (self._period + int(self._random.integers(1, periods))) % periods
+        offset = (BAND + GAP) * self._period
+        cv2.multiply(holo, gains[offset + rows.start : offset + rows.stop, cols], dst=holo, scale=1 / 255)
+        # The ghosts, `shift` pixels down-right and up-left, the edge repeated: views into one copy with
+        # a border, where the holo itself starts at (shift, shift).
+        shift = max(1, round(frame.shape[1] * GHOST_SHIFT))
+        bordered = cv2.copyMakeBorder(holo, shift, shift, shift, shift, cv2.BORDER_REPLICATE)
+        height, width = holo.shape[:2]
+        ghosts = cv2.addWeighted(holo, 0.2, bordered[:height, :width], 0.8, 0)
+        ghosts = cv2.addWeighted(ghosts, 0.4, bordered[2 * shift :, 2 * shift :][:height, :width], 0.6, 0, dst=ghosts)
+        return cv2.addWeighted(image, 0.5, ghosts, 0.6, 0, dst=ghosts)
+
+    def _gains_for(self, shape: tuple) -> np.ndarray:
+        """The table of gains for frames of this shape: 2 x height + a period rows, the frame's width."""
+        height, width = shape[:2]
+        rows = 2 * height + BAND + GAP
+        if self._gains is None or self._gains.shape[:2] != (rows, width):
+            gains = np.full((rows, 1, 3), 255, np.uint8)
+            dark = np.arange(rows) % (BAND + GAP) >= BAND
+            low, high = (round(255 * d) for d in DARK)
+            gains[dark] = self._random.integers(low, high + 1, (int(dark.sum()), 1, 1), dtype=np.uint8)
+            self._gains = np.ascontiguousarray(np.broadcast_to(gains, (rows, width, 3)))
+        return self._gains
