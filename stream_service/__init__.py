@@ -11,9 +11,17 @@ from facerec.service.app import make_app
 from facerec.service.store_api import StoreClient
 from facerec.vision.images import ImageError, ImageTooLarge, UnsupportedImage
 
-from . import background_views, mqtt, views, web, whep
+from . import background_views, mqtt, publish_views, views, web, whep
 from .backgrounds import Backgrounds, BadBackground, TooManyBackgrounds, UnknownBackground
-from .manager import Manager, NotBroadcast, SourceFailed, TooManyStreams, UnknownStream, UnknownViewer
+from .manager import (
+    Manager,
+    NotBroadcast,
+    PublishFailed,
+    SourceFailed,
+    TooManyStreams,
+    UnknownStream,
+    UnknownViewer,
+)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -29,6 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         ImageError: 422,
         NotBroadcast: 409,
         UnknownViewer: 404,
+        PublishFailed: 422,
     }
     # A stream's settings, never more (a background picture's upload raises it for itself).
     app = make_app(__name__, test_config, 64 * 1024, errors)
@@ -44,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(views.bp)
     app.register_blueprint(background_views.bp)
     app.register_blueprint(whep.bp)
+    app.register_blueprint(publish_views.bp)
     app.register_blueprint(web.bp)
     app.register_blueprint(session.bp)  # the live page's key, as a cookie its <img> and EventSource carry
     return app

@@ -49,6 +49,7 @@ class Broadcast:
         self.quality = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
         self.watched = False
         self.viewers: dict[str, tuple[RTCPeerConnection, Relayed]] = {}
+        self.published: list[Relayed] = []  # the tracks of its WHIP publications (whip.py): the same packets
         self.codec: Any = None
         self.keyframe = False  # the next frame encoded is a keyframe
         self.busy = False  # a frame is being encoded: the next ones wait, only the newest
@@ -95,13 +96,17 @@ class Broadcast:
         if tell:
             self.send(ViewerLeft(viewer))
 
+    def tracks(self) -> list["Relayed"]:
+        """Where each packet goes: every WHEP viewer's track and every publication's."""
+        return [track for _, track in self.viewers.values()] + self.published
+
     async def close(self) -> None:
         for viewer in list(self.viewers):
             await self.remove(viewer)
 
     def put(self, video: Any, image: np.ndarray, seq: int, read_at: float) -> None:
         """A frame going out (the av.VideoFrame, its BGR pixels, its number and read time) for the viewers."""
-        if not self.viewers and not self.watched:
+        if not self.viewers and not self.published and not self.watched:
             return
         if self.busy:
             self.pending = (video, image, seq, read_at)  # encoded next, unless a newer frame comes first
@@ -116,7 +121,7 @@ class Broadcast:
                 keyframe, self.keyframe = self.keyframe, False
                 packets, jpeg = await loop.run_in_executor(None, self._encode, video, image, keyframe)
                 for packet in packets:
-                    for _, track in list(self.viewers.values()):
+                    for track in self.tracks():
                         track.push(packet)
                 if jpeg is not None and self.jpegs is not None and len(jpeg) <= self.jpegs.size:
                     self.jpegs.put(seq, jpeg.reshape(-1), read_at)
@@ -130,7 +135,7 @@ class Broadcast:
     def _encode(self, video, image, keyframe):
         """(H.264 packets of the frame, for the viewers, or []; its JPEG while watched, or None)."""
         packets = []
-        if self.viewers:
+        if self.viewers or self.published:  # (in a thread: no iterating over what the loop changes)
             codec = self._codec(video.width, video.height)
             # A frame of its own: the caller's encoder converts `video` in another thread meanwhile, and
             # two threads converting one av.VideoFrame hang in swscale (seen: the call stopped).

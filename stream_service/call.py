@@ -42,16 +42,20 @@ from .messages import (
     Failed,
     FrameRead,
     NewRing,
+    Publish,
+    Published,
     Sent,
     SetBackground,
     SetFilter,
     Stop,
+    Unpublish,
     ViewerAnswer,
     Watched,
 )
 from .reader import is_cut
 from .shared_frames import FrameRing, JpegSlots
 from .showing import Shown
+from .whip import Publication
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,7 @@ class Call:
         if broadcast is not None:
             jpegs = JpegSlots(names["jpeg"], JPEG_SLOT_BYTES, create=True)
             self.broadcast = Broadcast(self.conn.send, jpegs, broadcast)
+        self.publications: dict[str, Publication] = {}  # a broadcast's, over WHIP (whip.py), by name
         self.ring: FrameRing | None = None
         self.rings = 0  # frame rings made so far: each has a name of its own
         self.seq = -1
@@ -179,6 +184,8 @@ class Call:
             self.conn.send(await self.done)
         finally:
             loop.remove_reader(self.conn.fileno())
+            # Each publication's resource is DELETEd, all at once: the process has STOP_WAIT seconds.
+            await asyncio.gather(*(p.stop() for p in self.publications.values()))
             if self.broadcast is not None:  # every viewer's connection ends with the call
                 await self.broadcast.close()
                 self.broadcast.jpegs.close(unlink=True)
@@ -203,6 +210,8 @@ class Call:
                     self.backdrop.set(message.kind, message.background)
                 elif isinstance(message, Watched | AddViewer | DropViewer) and self.broadcast is not None:
                     asyncio.ensure_future(self._to_viewers(message))
+                elif isinstance(message, Publish | Unpublish) and self.broadcast is not None:
+                    asyncio.ensure_future(self._publishing(message))
         except (EOFError, OSError):
             self._finish(Ended("the service is gone"))
 
@@ -223,6 +232,24 @@ class Call:
                 self.conn.send(ViewerAnswer(message.viewer, None, f"the offer cannot be answered: {why}"))
             else:
                 self.conn.send(ViewerAnswer(message.viewer, answer, None))
+
+    async def _publishing(self, message: Publish | Unpublish) -> None:
+        """The manager's Publish or Unpublish, for a broadcast (whip.py)."""
+        assert self.broadcast is not None  # only a broadcast call is told these
+        name = message.publication
+        if isinstance(message, Unpublish):
+            if (gone := self.publications.pop(name, None)) is not None:
+                await gone.stop()
+            return
+
+        def report(state: str, error: str | None) -> None:
+            if state == "failed":
+                self.publications.pop(name, None)
+            self.conn.send(Published(name, state, error))
+
+        publication = Publication(self.broadcast, message.url, message.token, message.wait, report)
+        self.publications[name] = publication
+        await publication.start()
 
     async def _receive(self, track: MediaStreamTrack) -> None:
         """Drain the decoded frames as they come: only the newest is kept for work."""

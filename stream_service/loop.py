@@ -23,6 +23,7 @@ from .messages import (
     JpegOut,
     NewRing,
     Opened,
+    Published,
     Sent,
     ViewerAnswer,
     ViewerLeft,
@@ -128,6 +129,8 @@ class PipeLoop:
                 stream.answer_viewer(viewer, sdp if sdp else ("refused", error))
             case ViewerLeft(viewer):
                 stream.whep.pop(viewer, None)
+            case Published(publication, state, error):
+                stream.published(publication, state, error)
 
     def _frame_read(self, stream: Stream, seq: int, cut: bool, out: FrameOut | None) -> None:
         stream.latest = seq

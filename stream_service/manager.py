@@ -18,7 +18,7 @@ from typing import Any
 
 from . import call, reader
 from .loop import PipeLoop
-from .messages import AddViewer, DropViewer, SetBackground, SetFilter, Watched
+from .messages import AddViewer, DropViewer, Publish, SetBackground, SetFilter, Unpublish, Watched
 from .processes import CONTEXT, STOP_WAIT, send
 from .recognition import Recognition, Store
 from .registry import Registry
@@ -45,6 +45,10 @@ class NotBroadcast(RuntimeError):
 
 
 class UnknownViewer(LookupError):
+    pass
+
+
+class PublishFailed(RuntimeError):
     pass
 
 
@@ -232,6 +236,47 @@ class Manager:
             del stream.whep[viewer]
             if stream.running and stream.conn is not None:
                 send(stream.conn, DropViewer(viewer))
+
+    def publish(self, stream_id: str, url: str, token: str | None) -> Stream:
+        """Publish a broadcast call to a WHIP endpoint (whip.py): returns the call once the endpoint has
+        answered; PublishFailed when it refused, could not be reached or did not answer in time."""
+        wait = self.config["STREAM_WHIP_WAIT"]
+        with self.registry.lock:
+            stream = self.get(stream_id)
+            if not (stream.is_call and stream.broadcast):
+                raise NotBroadcast('only a call started with "broadcast": true is published over WHIP')
+            if not stream.running or stream.conn is None:
+                raise NotBroadcast("the call is not playing")
+            if stream.publication is not None and stream.publication["state"] != "failed":
+                raise NotBroadcast(f"the call is published already: DELETE /streams/{stream_id}/publish first")
+            name = uuid.uuid4().hex[:12]
+            stream.publication = {"id": name, "url": url, "state": "starting", "error": None}
+            send(stream.conn, Publish(name, url, token, wait))
+        publication = stream.publication
+        with stream.changed:  # the call's process gives up on the endpoint after `wait` seconds
+
+            def answered() -> bool:
+                return publication["state"] != "starting" or stream.publication is not publication or not stream.running
+
+            stream.changed.wait_for(answered, wait + OPEN_WAIT)
+        with self.registry.lock:
+            if publication["state"] in ("connecting", "publishing"):
+                return stream
+            if publication["state"] == "starting":  # unpublished meanwhile, the call ended, or its process is stuck
+                publication.update(state="failed", error="publishing stopped before the WHIP endpoint answered")
+            raise PublishFailed(publication["error"])
+
+    def unpublish(self, stream_id: str) -> None:
+        """Stop publishing a broadcast call (its resource at the endpoint is DELETEd)."""
+        with self.registry.lock:
+            stream = self.get(stream_id)
+            if stream.publication is None:
+                raise UnknownViewer(f"stream {stream_id} is not published")
+            name, stream.publication = stream.publication["id"], None
+            if stream.running and stream.conn is not None:
+                send(stream.conn, Unpublish(name))
+        with stream.changed:
+            stream.changed.notify_all()  # a POST still waiting for the endpoint's answer gives up
 
     def stop(self, stream_id: str) -> None:
         """Stop a stream and forget it; its viewers' connections end."""

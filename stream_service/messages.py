@@ -6,9 +6,9 @@ each over a pipe of its own, and only in small messages: frames and JPEGs go thr
 strings, lists and numpy arrays.
 
 - A stream's reader (reader.py) or a call (call.py) says `Opened`, `FrameRead`, `Ended`, `Failed`; a
-  call also `Answer`, `NewRing` and `Sent`, and a broadcast call `JpegOut`, `ViewerAnswer` and
-  `ViewerLeft`. It is told `Draw`, `SetFilter`, `SetBackground`, `Watched` and `Stop`; a broadcast call
-  also `AddViewer` and `DropViewer` (broadcast.py).
+  call also `Answer`, `NewRing` and `Sent`, and a broadcast call `JpegOut`, `ViewerAnswer`,
+  `ViewerLeft` and `Published`. It is told `Draw`, `SetFilter`, `SetBackground`, `Watched` and `Stop`;
+  a broadcast call also `AddViewer` and `DropViewer` (broadcast.py), `Publish` and `Unpublish` (whip.py).
 - A detection worker (detector.py) says `Ready`, then answers each `Detect` with `Found` or `Gone`. It
   is told `Forget` (a stream's frames are gone) and `Stop`.
 """
@@ -141,6 +141,16 @@ class ViewerLeft:
     viewer: str
 
 
+@dataclass(frozen=True, slots=True)
+class Published:
+    """Publication `publication` of a broadcast call (whip.py) is now "connecting", "publishing" or
+    "failed" (with why)."""
+
+    publication: str
+    state: str
+    error: str | None
+
+
 # -- from the manager to a reader or a call -------------------------------------------------------------
 
 
@@ -181,6 +191,24 @@ class DropViewer:
     """A WHEP viewer is done (its DELETE)."""
 
     viewer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Publish the broadcast to the WHIP endpoint `url` (with the bearer `token`, if any), which has
+    `wait` seconds to answer; `publication` names it in the call's `Published`."""
+
+    publication: str
+    url: str
+    token: str | None
+    wait: float
+
+
+@dataclass(frozen=True, slots=True)
+class Unpublish:
+    """Stop publication `publication`."""
+
+    publication: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +270,9 @@ class Forget:
     ring: str
 
 
-FromReader = Opened | FrameRead | Ended | Failed | Answer | NewRing | Sent | JpegOut | ViewerAnswer | ViewerLeft
-ToReader = Draw | SetFilter | SetBackground | Watched | Stop | AddViewer | DropViewer
+FromReader = (
+    Opened | FrameRead | Ended | Failed | Answer | NewRing | Sent | JpegOut | ViewerAnswer | ViewerLeft | Published
+)
+ToReader = Draw | SetFilter | SetBackground | Watched | Stop | AddViewer | DropViewer | Publish | Unpublish
 FromDetector = Ready | Found | Gone
 ToDetector = Detect | Forget | Stop

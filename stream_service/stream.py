@@ -53,6 +53,8 @@ class Stream:
         self.background_filter, self.background, self.backdrop = backdrop or (None, None, None)
         self.broadcast = broadcast  # others may watch a call (broadcast.py): MJPEG and WHEP
         self.whep: dict[str, Any] = {}  # WHEP viewer id -> its SDP answer (None until answered, or why not)
+        # A broadcast's publication over WHIP (whip.py): {"id", "url", "state", "error"}, or None.
+        self.publication: dict[str, Any] | None = None
         self.answer: str | None = None  # a call's SDP answer
         self.state = "starting"
         self.message: str | None = None
@@ -113,6 +115,7 @@ class Stream:
             "detection_fps": _rate(self.detections),
             "viewers": self.viewers,
             "whep_viewers": len(self.whep),
+            "publication": {k: v for k, v in self.publication.items() if k != "id"} if self.publication else None,
             "latency_ms": {
                 "p50": round(float(np.percentile(latencies, 50)), 1),
                 "p99": round(float(np.percentile(latencies, 99)), 1),
@@ -145,6 +148,13 @@ class Stream:
         with self.changed:
             if viewer in self.whep:
                 self.whep[viewer] = answer
+                self.changed.notify_all()
+
+    def published(self, publication: str, state: str, error: str | None) -> None:
+        """The call says how publication `publication` goes (unless it is no longer the stream's)."""
+        with self.changed:
+            if self.publication is not None and self.publication["id"] == publication:
+                self.publication.update(state=state, error=error)
                 self.changed.notify_all()
 
     def set_answer(self, sdp: str) -> None:

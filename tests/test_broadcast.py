@@ -7,28 +7,12 @@ import itertools
 
 import numpy as np
 import requests
-from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from av import VideoFrame
 
+from tests.support.calls import Camera, until
 from tests.support.streams import calls, start, state, stop, tiny, video
 from tests.support.waiting import WAIT, eventually
-
-
-class Camera(VideoStreamTrack):
-    """The caller's camera: the clip's frames over and over at 30 fps, as a webcam's never-ending video
-    (aiortc's MediaPlayer stops sending when a looped file starts again)."""
-
-    def __init__(self, frames):
-        super().__init__()
-        self.frames, self.count = frames, 0
-
-    async def recv(self):
-        pts, time_base = await self.next_timestamp()
-        frame = VideoFrame.from_ndarray(self.frames[self.count % len(self.frames)], format="bgr24")
-        frame.pts, frame.time_base = pts, time_base
-        self.count += 1
-        return frame
 
 
 class Viewer:
@@ -66,13 +50,6 @@ class Viewer:
                 self.last = frame
         except MediaStreamError:
             self.ended.set()
-
-
-async def until(predicate, what, timeout=WAIT):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout} s: {what}"
-        await asyncio.sleep(0.2)
 
 
 async def a_broadcast(service, clip_frames):

@@ -156,6 +156,10 @@ DEFAULTS: dict[str, Any] = {
     # Viewers of one broadcast over WebRTC (WHEP) at once: each costs the call's process a peer
     # connection and its packets (the video is encoded once for all of them).
     "STREAM_MAX_VIEWERS": 20,
+    # Seconds a WHIP endpoint has to answer a broadcast's offer (POST /streams/<id>/publish, docs/webrtc.md)
+    # before publishing fails: a media server answers in well under a second; the wait is bounded so that
+    # an endpoint that never answers costs the request no more than this.
+    "STREAM_WHIP_WAIT": 10,
     # The only folder whose files (and folders below it) a stream may play; None: no file at all, only
     # cameras and URLs (docs/home.md). Symbolic links that lead out of it are refused.
     "STREAM_MEDIA_DIR": None,
