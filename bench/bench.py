@@ -33,6 +33,8 @@
 9. Background filters and broadcast calls (bench/background.py): per frame the segmentation, the
    compositing and the whole filter at 640x360 and 1280x720, the mask against a reference and its
    flicker, a call's fps with each filter, and one broadcast call with 1, 5 and 10 WHEP and 3 MJPEG viewers.
+   against (bench/against.py, only when asked): the photo pipeline in process against itself at the
+   git revision --against, on part 1's photos.
 10. Only with --parts scale (bench/scale.py): the store on PostgreSQL with one and two replicas next to
    SQLite at 100 k faces, how soon a write on one replica is searchable on the other, start-up at 1 M.
 
@@ -62,6 +64,7 @@ import numpy as np
 import references
 import requests
 import scale
+from against import against_bench, print_against
 from background import background_bench, print_background
 from PIL import Image
 from recall import print_recall, recall_bench
@@ -497,8 +500,10 @@ def main():
     parser.add_argument(
         "--parts",
         default="photos,small,recall,many,frames,dlib,store,ingest,stream,webrtc,background",
-        help="which of photos, small, recall, many, frames, dlib, store, ingest, stream, webrtc, background, scale to run",
+        help="which of photos, against, small, recall, many, frames, dlib, store, ingest, stream, webrtc, background,"
+        " scale to run",
     )
+    parser.add_argument("--against", default="HEAD~1", help="the git revision the against part compares with")
     parser.add_argument("--stream-minutes", type=int, default=10, help="the stream part's 640x360 memory run")
     parser.add_argument("--copies", type=int, default=200, help="the long video of part 6: the clip this many times")
     parser.add_argument("--scale-start-size", type=int, default=1_000_000, help="faces for scale's start-up time")
@@ -509,14 +514,14 @@ def main():
         "machine": f"{platform.processor() or platform.machine()}, {CORES} cores, Python {platform.python_version()}"
     }
     if "photos" in parts:
-        photos = [
-            (p, mp)
-            for i, (p, mp) in enumerate(photos_of(args.photos, args.min_mp))
-            if i % args.stride == 0 or mp >= 8 or "_unlabeled_group" in p.parts
-        ]
+        photos = selected(args)
         print(f"{len(photos)} photos of {args.min_mp} MP or more; {CORES} cores", flush=True)
         photo_bench(photos, report, args.rounds, args.references.split(","))
         loaded(report, "photos")
+        out.write_text(json.dumps(report, indent=2))
+    if "against" in parts:
+        report["against"] = against_bench(selected(args), args.against, args.rounds)
+        loaded(report, "against")
         out.write_text(json.dumps(report, indent=2))
     if "small" in parts:
         report["small"] = small_photos(args.photos, 4 * args.stride)
@@ -552,6 +557,15 @@ def main():
         report["scale"] = scale.scale_bench(jittered(real, size, np.random.default_rng(1)), args.scale_start_size)
     print_table(report)
     out.write_text(json.dumps(report, indent=2))
+
+
+def selected(args):
+    """Part 1's photos: every --stride-th under 8 MP, and all those of 8 MP or more and group photos."""
+    return [
+        (p, mp)
+        for i, (p, mp) in enumerate(photos_of(args.photos, args.min_mp))
+        if i % args.stride == 0 or mp >= 8 or "_unlabeled_group" in p.parts
+    ]
 
 
 def loaded(report, part):
@@ -800,6 +814,8 @@ def print_table(report):
     print(f"\n{report['machine']}")
     if "latency" in report:
         print_photos(report)
+    if "against" in report:
+        print_against(report["against"])
     if "no_face" in report:
         print_recall(report["no_face"])
     if "small" in report:

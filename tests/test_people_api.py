@@ -158,8 +158,13 @@ def test_a_photo_shows_a_person_once_409(store_client, people_faces):
     faces = [store_client.get(f"/faces/{f['id']}").json for f in together]
     persons = [p["id"] for p in people(store_client)["people"]]
     assert len(persons) == 2
-    assert_error(store_client.post(f"/people/{persons[0]}/merge", json={"people": [persons[1]]}), 409)
+    refused = store_client.post(f"/people/{persons[0]}/merge", json={"people": [persons[1]]})
+    assert_error(refused, 409)
+    # The answer names the photo and its faces, so that the user can take one out and merge again.
     assert faces[0]["photo_sha256"] == "together"
+    assert all(f"face {f['id']} of person {f['person']}" in refused.json["message"] for f in faces)
+    store_client.post(f"/people/{faces[1]['person']}/faces/{faces[1]['id']}/remove")
+    assert store_client.post(f"/people/{persons[0]}/merge", json={"people": [persons[1]]}).status_code == 200
 
 
 def test_audit_says_who_did_what_and_undo_reverts_it(client):

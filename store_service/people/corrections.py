@@ -286,13 +286,21 @@ class Corrections:
             raise Conflict(f"photo {clash[0]} shows more than one of these faces; one photo shows a person once")
 
     def _check_photos_apart(self, people):
+        marks = ",".join("?" * len(people))
         clash = self.db.execute(
-            "SELECT photo_sha256 FROM faces WHERE person_id IN (%s) GROUP BY photo_sha256 HAVING COUNT(*) > 1"
-            % ",".join("?" * len(people)),
+            f"SELECT photo_sha256 FROM faces WHERE person_id IN ({marks}) GROUP BY photo_sha256 HAVING COUNT(*) > 1",
             people,
         ).fetchone()
         if clash:
-            raise Conflict(f"photo {clash[0]} shows more than one of these people; one photo shows a person once")
+            faces = self.db.execute(
+                f"SELECT id, person_id FROM faces WHERE photo_sha256 = ? AND person_id IN ({marks}) ORDER BY id",
+                (clash[0], *people),
+            ).fetchall()
+            which = ", ".join(f"face {face} of person {person}" for face, person in faces)
+            raise Conflict(
+                f"photo {clash[0]} shows more than one of these people ({which}); one photo shows a person once:"
+                " remove one of those faces from its person first"
+            )
 
 
 class _Before:
