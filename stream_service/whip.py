@@ -80,13 +80,20 @@ class Publication:
         if self.track in self.broadcast.published:
             self.broadcast.published.remove(self.track)
         self.track.stop()
-        await self.pc.close()
         resource, self.resource = self.resource, None
-        if resource is not None:
-            try:
-                await asyncio.wait_for(asyncio.to_thread(self._delete, resource), DELETE_WAIT + 1)
-            except (requests.RequestException, TimeoutError) as e:
-                log.info("whip: the DELETE of a publication failed: %r", e)
+        await asyncio.gather(self.pc.close(), self._delete(resource))
+
+    async def _delete(self, resource: str | None) -> None:
+        """DELETE the session's resource, if there is one (the endpoint frees it at once)."""
+        if resource is None:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(requests.delete, resource, headers=self._headers(), timeout=DELETE_WAIT),
+                DELETE_WAIT + 0.5,
+            )
+        except (requests.RequestException, TimeoutError) as e:
+            log.info("whip: the DELETE of a publication failed: %r", e)
 
     async def _fail(self, why: str) -> None:
         if not self.stopped:
@@ -126,6 +133,3 @@ class Publication:
             raise TimeoutError from None
         except requests.RequestException as e:
             raise PublishFailed(f"the WHIP endpoint cannot be reached: {type(e).__name__}") from None
-
-    def _delete(self, resource: str) -> None:
-        requests.delete(resource, headers=self._headers(), timeout=DELETE_WAIT)

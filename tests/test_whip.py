@@ -13,7 +13,7 @@ from tests.support.streams import start, state, stop, tiny
 from tests.support.waiting import eventually
 from tests.support.whip import WhipEndpoint
 
-WHIP_WAIT = 3  # seconds an endpoint has to answer, here (STREAM_WHIP_WAIT)
+WHIP_WAIT = 10  # seconds an endpoint has to answer (STREAM_WHIP_WAIT): aiortc's answer takes far less, loaded or not
 TOKEN = "s3cret-Token.42"
 
 
