@@ -16,6 +16,7 @@ from .backgrounds import Backgrounds, BadBackground, TooManyBackgrounds, Unknown
 from .manager import (
     Manager,
     NotBroadcast,
+    NotPublished,
     PublishFailed,
     SourceFailed,
     TooManyStreams,
@@ -38,6 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         NotBroadcast: 409,
         UnknownViewer: 404,
         PublishFailed: 422,
+        NotPublished: 404,
     }
     # A stream's settings, never more (a background picture's upload raises it for itself).
     app = make_app(__name__, test_config, 64 * 1024, errors)

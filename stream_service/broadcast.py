@@ -135,7 +135,7 @@ class Broadcast:
     def _encode(self, video, image, keyframe):
         """(H.264 packets of the frame, for the viewers, or []; its JPEG while watched, or None)."""
         packets = []
-        if self.viewers or self.published:  # (in a thread: no iterating over what the loop changes)
+        if self.viewers or self.published:  # not tracks(): in a thread, no iterating what the loop changes
             codec = self._codec(video.width, video.height)
             # A frame of its own: the caller's encoder converts `video` in another thread meanwhile, and
             # two threads converting one av.VideoFrame hang in swscale (seen: the call stopped).

@@ -52,6 +52,10 @@ class PublishFailed(RuntimeError):
     pass
 
 
+class NotPublished(LookupError):
+    pass
+
+
 # A stream's background filter as start, call and change take it: (kind, background as asked, as the
 # stream's process gets it: backgrounds.py's resolve).
 Backdrop = tuple[str | None, str | None, Any]
@@ -271,7 +275,7 @@ class Manager:
         with self.registry.lock:
             stream = self.get(stream_id)
             if stream.publication is None:
-                raise UnknownViewer(f"stream {stream_id} is not published")
+                raise NotPublished(f"stream {stream_id} is not published")
             name, stream.publication = stream.publication["id"], None
             if stream.running and stream.conn is not None:
                 send(stream.conn, Unpublish(name))

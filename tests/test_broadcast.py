@@ -10,7 +10,7 @@ import requests
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from tests.support.calls import Camera, until
+from tests.support.calls import Caller, until
 from tests.support.streams import calls, start, state, stop, tiny, video
 from tests.support.waiting import WAIT, eventually
 
@@ -53,34 +53,8 @@ class Viewer:
 
 
 async def a_broadcast(service, clip_frames):
-    camera = Camera(clip_frames)
-    caller = RTCPeerConnection()
-    caller.addTrack(camera)
-    back = {"frames": 0}
-
-    @caller.on("track")
-    def on_track(track):  # the caller's own video back, drained as a browser would show it
-        async def drain():
-            try:
-                while True:
-                    await track.recv()
-                    back["frames"] += 1
-            except MediaStreamError:
-                pass
-
-        asyncio.ensure_future(drain())
-
-    await caller.setLocalDescription(await caller.createOffer())
-    response = await asyncio.to_thread(
-        requests.post,
-        f"{service.url}/webrtc/offer",
-        json={"sdp": caller.localDescription.sdp, "type": "offer", "broadcast": True},
-        timeout=WAIT,
-    )
-    assert response.status_code == 201, response.text
-    call_id = response.json()["id"]
-    await caller.setRemoteDescription(RTCSessionDescription(sdp=response.json()["sdp"], type="answer"))
-    await until(lambda: back["frames"] > 10, "the caller's video back")
+    caller = await Caller(clip_frames).call(service, broadcast=True)
+    call_id = caller.id
 
     # What is not a WHEP offer is refused, and the call goes on.
     url = f"{service.url}/streams/{call_id}/whep"
@@ -121,7 +95,7 @@ async def a_broadcast(service, clip_frames):
     assert again.status_code == 404
 
     # The caller hangs up: every viewer's video ends.
-    await caller.close()
+    await caller.pc.close()
     for viewer in viewers[1:]:
         await asyncio.wait_for(viewer.ended.wait(), WAIT)
     for viewer in viewers:
