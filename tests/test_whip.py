@@ -101,6 +101,19 @@ async def refused_and_unanswered(service, clip_frames):
         nobody = await asyncio.to_thread(publish, service, caller.id, f"http://127.0.0.1:{free_port()}/whip")
         assert nobody.status_code == 422 and "cannot be reached" in nobody.json()["message"]
 
+    # A media server that drops the session: the publication fails saying so, its resource is DELETEd.
+    with WhipEndpoint() as dropping:
+        assert (await asyncio.to_thread(publish, service, caller.id, dropping.url)).status_code == 201
+        await until(lambda: dropping.frames >= 15, "15 frames at the endpoint")
+        dropping.end_sessions()
+        await until(lambda: len(dropping.deleted()) == 1, "the DELETE of a dropped session")
+        shown = await asyncio.to_thread(
+            eventually,
+            lambda: (p := state(service, {"id": caller.id})["publication"])["state"] == "failed" and p,
+            "the dropped publication failed",
+        )
+        assert "the connection to the media server closed" in shown["error"]
+
     # The call played on throughout, and still does.
     back = caller.back
     await until(lambda: caller.back >= back + 30, "30 more frames of the call back to its caller")
@@ -108,7 +121,9 @@ async def refused_and_unanswered(service, clip_frames):
     await caller.pc.close()
 
 
-def test_a_refused_or_unanswered_offer_is_a_clear_422_and_the_call_plays_on(service, clip_frames):
+def test_a_refused_or_unanswered_offer_is_a_clear_422_a_dropped_session_a_failure_and_the_call_plays_on(
+    service, clip_frames
+):
     asyncio.run(refused_and_unanswered(service, clip_frames))
 
 

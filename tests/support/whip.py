@@ -38,12 +38,16 @@ class WhipEndpoint:
         """(path, headers) of every DELETE received."""
         return [(path, headers) for method, path, headers in self.requests if method == "DELETE"]
 
+    def end_sessions(self) -> None:
+        """End every session from the server's side, as a media server that drops a publisher does."""
+        for path in list(self.sessions):
+            self._run(self.sessions.pop(path).close())
+
     def close(self) -> None:
         self.closing.set()
         self.server.shutdown()
         self.server.server_close()
-        for path in list(self.sessions):
-            self._run(self.sessions.pop(path).close())
+        self.end_sessions()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.threads[0].join(10)
         self.loop.close()
