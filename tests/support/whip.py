@@ -100,8 +100,8 @@ class WhipEndpoint:
                 self._send(201, "application/sdp", answer.encode(), Location=path)
 
             def do_DELETE(self) -> None:
+                pc = endpoint.sessions.pop(self.path, None)  # gone before the DELETE is seen
                 endpoint.requests.append(("DELETE", self.path, dict(self.headers)))
-                pc = endpoint.sessions.pop(self.path, None)
                 if pc is not None:
                     endpoint._run(pc.close())
                 self._send(200 if pc is not None else 404, "text/plain", b"")
