@@ -16,6 +16,7 @@ to an encoder only when it encodes, never for packets).
 import asyncio
 import fractions
 import itertools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +26,10 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .messages import JpegOut, ViewerLeft
+from .messages import AddViewer, DropViewer, JpegOut, ViewerAnswer, ViewerLeft
 from .shared_frames import JpegSlots
+
+log = logging.getLogger(__name__)
 
 # Bits a pixel a frame, times 30 fps: ~1 Mbit/s at 640x360, as the caller's VP8 (call.py).
 BITS_PER_PIXEL = 0.15
@@ -83,6 +86,20 @@ class Broadcast:
             raise
         self.keyframe = True
         return pc.localDescription.sdp
+
+    async def told(self, message: AddViewer | DropViewer) -> None:
+        """The manager's AddViewer (answered with a ViewerAnswer, or why not) or DropViewer."""
+        if isinstance(message, DropViewer):
+            await self.remove(message.viewer)
+            return
+        try:
+            answer = await self.add(message.viewer, message.offer)
+        except Exception as e:  # aiortc's SDP parser says what it cannot read in several exception types
+            log.info("broadcast: a viewer's offer refused: %r", e)
+            why = str(e) if isinstance(e, ValueError) else "it is not an SDP offer that can be read"
+            self.send(ViewerAnswer(message.viewer, None, f"the offer cannot be answered: {why}"))
+        else:
+            self.send(ViewerAnswer(message.viewer, answer, None))
 
     async def remove(self, viewer: str, tell: bool = True) -> None:
         """A viewer's connection closed (it left, or the call ends); the manager is told (`tell`)

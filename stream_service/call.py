@@ -18,7 +18,6 @@ decoding, so a busy machine lowers the frame rate, not the latency. Nothing queu
 
 import asyncio
 import fractions
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
@@ -49,15 +48,12 @@ from .messages import (
     SetFilter,
     Stop,
     Unpublish,
-    ViewerAnswer,
     Watched,
 )
 from .reader import is_cut
 from .shared_frames import FrameRing, JpegSlots
 from .showing import Shown
 from .whip import Publication
-
-log = logging.getLogger(__name__)
 
 # The video back is VP8 (every browser decodes it), encoded here rather than by aiortc: at libvpx's
 # fastest real-time speed and without its noise filter, which costs far less CPU than aiortc's settings
@@ -221,17 +217,8 @@ class Call:
         assert broadcast is not None  # only a broadcast call is told these
         if isinstance(message, Watched):
             broadcast.watched = message.watched
-        elif isinstance(message, DropViewer):
-            await broadcast.remove(message.viewer)
         else:
-            try:
-                answer = await broadcast.add(message.viewer, message.offer)
-            except Exception as e:  # aiortc's SDP parser says what it cannot read in several exception types
-                log.info("call: a viewer's offer refused: %r", e)
-                why = str(e) if isinstance(e, ValueError) else "it is not an SDP offer that can be read"
-                self.conn.send(ViewerAnswer(message.viewer, None, f"the offer cannot be answered: {why}"))
-            else:
-                self.conn.send(ViewerAnswer(message.viewer, answer, None))
+            await broadcast.told(message)
 
     async def _publishing(self, message: Publish | Unpublish) -> None:
         """The manager's Publish or Unpublish, for a broadcast (whip.py)."""

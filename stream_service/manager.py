@@ -80,12 +80,14 @@ class Manager:
         filter: str | None = None,
         store: bool = False,
         backdrop: Backdrop | None = None,
+        broadcast: bool = False,
     ) -> Stream:
-        """Open a source and play it; returns the stream once it plays (or after OPEN_WAIT seconds)."""
+        """Open a source and play it; returns the stream once it plays (or after OPEN_WAIT seconds). With
+        `broadcast`, it is watched over WHEP too (whep)."""
         problem = reader.source_problem(source)
         if problem:
             raise SourceFailed(problem)
-        stream = Stream(source, name, loop, filter, store, backdrop)
+        stream = Stream(source, name, loop, filter, store, backdrop, broadcast)
         self._launch(
             stream,
             reader.run,
@@ -97,6 +99,7 @@ class Manager:
                 stream.names,
                 self.config["STREAM_JPEG_QUALITY"],
                 (stream.background_filter, stream.backdrop),
+                broadcast,
             ),
         )
         return self._started(stream, lambda: stream.state != "starting")
@@ -204,19 +207,20 @@ class Manager:
             return stream
 
     def whep(self, stream_id: str, offer: str) -> tuple[str, str]:
-        """A WHEP viewer's SDP offer for a broadcast call: (viewer id, SDP answer) once the call's
-        process has answered it."""
+        """A WHEP viewer's SDP offer for a broadcast stream or call: (viewer id, SDP answer) once its
+        process (the reader's relay, or the call's) has answered it."""
         with self.registry.lock:
             stream = self.get(stream_id)
-            if not (stream.is_call and stream.broadcast):
+            if not stream.broadcast:
                 raise NotBroadcast(
-                    'only a call started with "broadcast": true is sent over WHEP (a stream is watched as MJPEG)'
+                    'only a stream or call started with "broadcast": true is sent over WHEP'
+                    " (any other stream is watched as MJPEG)"
                 )
             limit = self.config["STREAM_MAX_VIEWERS"]
             if len(stream.whep) >= limit:
                 raise NotBroadcast(f"{limit} viewers watch already (STREAM_MAX_VIEWERS)")
             if not stream.running or stream.conn is None:
-                raise NotBroadcast("the call is not playing")
+                raise NotBroadcast(f"the {'call' if stream.is_call else 'stream'} is not playing")
             viewer = uuid.uuid4().hex[:12]
             stream.whep[viewer] = None
             send(stream.conn, AddViewer(viewer, offer))

@@ -1,5 +1,6 @@
 """A stream's reader process: read frames from the source, put each in shared memory for the detection
-workers, draw the faces the manager last sent, and encode the annotated JPEG once for every viewer.
+workers, draw the faces the manager last sent, and encode the annotated JPEG once for every viewer (and,
+for a broadcast stream, the same picture in H.264 for every WHEP viewer: relay.py).
 
 It never waits for detection: the boxes drawn are the newest the manager has, so the output keeps the
 source's pace whatever the workers do. It talks to the manager's pipe loop (loop.py) over one pipe:
@@ -15,7 +16,21 @@ import numpy as np
 
 from .backdrop import Backdrop
 from .drawing import picture
-from .messages import Draw, Ended, Failed, FrameOut, FrameRead, Opened, SetBackground, SetFilter, Stop, Watched
+from .messages import (
+    AddViewer,
+    Draw,
+    DropViewer,
+    Ended,
+    Failed,
+    FrameOut,
+    FrameRead,
+    Opened,
+    SetBackground,
+    SetFilter,
+    Stop,
+    Watched,
+)
+from .relay import Relay
 from .shared_frames import FrameRing, JpegSlots
 from .showing import Shown
 
@@ -66,10 +81,12 @@ def run(
     names: dict[str, str],
     jpeg_quality: int,
     backdrop: tuple = (None, None),
+    broadcast: bool = False,
 ) -> None:
     """The process: returns when the source ends or fails, or when told to stop; and when the manager is
     gone (its pipe closes: the next message fails), so that it never outlives the service. `backdrop`:
-    the background filter and what goes behind the person (backdrop.py)."""
+    the background filter and what goes behind the person (backdrop.py); with `broadcast`, WHEP viewers
+    may watch too (relay.py)."""
     cv2.setNumThreads(1)
     capture = open_capture(source)
     ok, frame = capture.read() if capture.isOpened() else (False, None)
@@ -84,14 +101,17 @@ def run(
     fps = fps if 1 <= fps <= 120 else 30.0
     frames = FrameRing(names["frames"], (height, width), create=True)
     jpegs = JpegSlots(names["jpeg"], height * width * 3 + 65536, create=True)
+    relay = Relay(jpegs, jpeg_quality) if broadcast else None
     try:
         frames.slot(0)[:] = frame
         conn.send(Opened(width, height, fps))
-        player = Player(conn, frames, jpegs, Shown(blur, privacy_wait), jpeg_quality, Backdrop(*backdrop))
+        player = Player(conn, frames, jpegs, Shown(blur, privacy_wait), jpeg_quality, Backdrop(*backdrop), relay)
         _play(conn, capture, player, source, loop, fps)
     except (BrokenPipeError, EOFError):
         pass  # the manager is gone: nobody to play for
     finally:
+        if relay is not None:  # every WHEP viewer's connection ends with the stream
+            relay.close()
         capture.release()
         frames.close(unlink=True)
         jpegs.close(unlink=True)
@@ -135,12 +155,21 @@ def read_into(capture: cv2.VideoCapture, slot: np.ndarray) -> bool:
 class Player:
     """What the reader does with each frame read: hand it on to detection (its slot of the ring), draw the
     newest faces on the frame to show, and encode that as the JPEG every viewer gets, only while someone
-    watches (the manager says so: `Watched`). A background filter (backdrop.py) goes on first."""
+    watches (the manager says so: `Watched`), and hand it to a broadcast's WHEP viewers (`relay`) while
+    one is connected. A background filter (backdrop.py) goes on first."""
 
     def __init__(
-        self, conn: Connection, frames: FrameRing, jpegs: JpegSlots, shown: Shown, jpeg_quality: int, backdrop: Backdrop
+        self,
+        conn: Connection,
+        frames: FrameRing,
+        jpegs: JpegSlots,
+        shown: Shown,
+        jpeg_quality: int,
+        backdrop: Backdrop,
+        relay: Relay | None = None,
     ) -> None:
         self.conn, self.frames, self.jpegs, self.shown, self.backdrop = conn, frames, jpegs, shown, backdrop
+        self.relay = relay
         self.quality = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
         self.watched = False
         self.outputs: list[float] = []
@@ -161,18 +190,27 @@ class Player:
                 self.backdrop.set(message.kind, message.background)
             elif isinstance(message, Draw | SetFilter):
                 self.shown.told(message)
+            elif isinstance(message, AddViewer | DropViewer) and self.relay is not None:
+                self.relay.told(message)
         out = self.shown.next(seq, frame, read_at, cut)
         sent = None
         if out is not None:
             out_seq, out_frame, out_read_at, faces = out
             self.outputs = [t for t in self.outputs if t > read_at - 1] + [read_at]
-            if self.watched:
+            relay = self.relay if self.relay is not None and self.relay.watched else None
+            if self.watched or relay is not None:
                 filtered = self.backdrop.apply(out_frame)
                 # A frame held back for the privacy filter, or filtered, is a copy of its own: drawn on in place.
                 canvas = filtered if self.shown.blur or filtered is not out_frame else self.canvas
-                ok, jpeg = cv2.imencode(".jpg", picture(filtered, faces, len(self.outputs), canvas), self.quality)
-                self.jpegs.put(out_seq, jpeg.reshape(-1), out_read_at)
+                image = picture(filtered, faces, len(self.outputs), canvas)
+                if self.watched:
+                    ok, jpeg = cv2.imencode(".jpg", image, self.quality)
+                    self.jpegs.put(out_seq, jpeg.reshape(-1), out_read_at)
+                if relay is not None:
+                    relay.put(image, out_seq, out_read_at)
             sent = FrameOut(out_seq, out_read_at, self.watched)
+        for message in self.relay.heard() if self.relay is not None else []:
+            self.conn.send(message)
         self.conn.send(FrameRead(seq, cut, sent))
         return True
 

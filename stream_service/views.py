@@ -36,7 +36,7 @@ def health() -> ResponseReturnValue:
 def start_stream() -> ResponseReturnValue:
     body = request.get_json(silent=True)
     source, name, loop, filter, store = parse_stream(body)
-    stream = streams().start(source, name, loop, filter, store, parse_backdrop(body))
+    stream = streams().start(source, name, loop, filter, store, parse_backdrop(body), parse_broadcast(body))
     return streams().summary(stream, details=True), 201, {"Location": f"/streams/{stream.id}"}
 
 
@@ -87,9 +87,7 @@ def webrtc_offer() -> ResponseReturnValue:
         raise BadRequest(f"name is a string of at most {MAX_NAME_CHARS} characters")
     if filter not in FILTERS:
         raise BadRequest('filter is null, "blur-unknown" or "blur-all"')
-    if not isinstance(body.get("broadcast", False), bool):
-        raise BadRequest("broadcast is true or false")
-    call = streams().call(sdp, name, filter, backdrop=parse_backdrop(body), broadcast=body.get("broadcast", False))
+    call = streams().call(sdp, name, filter, backdrop=parse_backdrop(body), broadcast=parse_broadcast(body))
     return {"sdp": call.answer, "type": "answer", "id": call.id}, 201, {"Location": f"/streams/{call.id}"}
 
 
@@ -158,7 +156,7 @@ def parse_stream(body: Any) -> tuple[str, str, bool, str | None, bool]:
     if not isinstance(body, dict):
         raise BadRequest(
             'expected JSON {"source": "video.mp4 | /dev/video0 | rtsp://...", "name": "...", "loop": false,'
-            ' "filter": null, "store": false}'
+            ' "filter": null, "store": false, "broadcast": false}'
         )
     source, name = body.get("source"), body.get("name", body.get("source"))
     if not isinstance(source, str) or not source.strip() or len(source) > MAX_SOURCE_CHARS or "\0" in source:
@@ -173,3 +171,11 @@ def parse_stream(body: Any) -> tuple[str, str, bool, str | None, bool]:
     if filter not in FILTERS:
         raise BadRequest('filter is null, "blur-unknown" or "blur-all"')
     return allowed_source(source, current_app.config["STREAM_MEDIA_DIR"]), name, loop, filter, store
+
+
+def parse_broadcast(body: Any) -> bool:
+    """Whether a stream or call (its body, a dict) is started with "broadcast": true, or 400."""
+    broadcast = body.get("broadcast", False)
+    if not isinstance(broadcast, bool):
+        raise BadRequest("broadcast is true or false")
+    return broadcast

@@ -7,49 +7,10 @@ import itertools
 
 import numpy as np
 import requests
-from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
-from tests.support.calls import Caller, until
+from tests.support.calls import Caller, Viewer, until
 from tests.support.streams import calls, start, state, stop, tiny, video
 from tests.support.waiting import WAIT, eventually
-
-
-class Viewer:
-    """A WHEP viewer: its peer connection, the frames it decoded, and its resource (to DELETE)."""
-
-    def __init__(self):
-        self.pc = RTCPeerConnection()
-        self.pc.addTransceiver("video", direction="recvonly")
-        self.frames, self.last, self.ended = 0, None, asyncio.Event()
-        self.resource = None
-
-    async def watch(self, service, call_id):
-        @self.pc.on("track")
-        def on_track(track):
-            asyncio.ensure_future(self._count(track))
-
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        response = await asyncio.to_thread(
-            requests.post,
-            f"{service.url}/streams/{call_id}/whep",
-            data=self.pc.localDescription.sdp,
-            headers={"Content-Type": "application/sdp"},
-            timeout=WAIT,
-        )
-        assert response.status_code == 201, response.text
-        assert response.headers["Content-Type"] == "application/sdp"
-        self.resource = response.headers["Location"]
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
-
-    async def _count(self, track):
-        try:
-            while True:
-                frame = await track.recv()
-                self.frames += 1
-                self.last = frame
-        except MediaStreamError:
-            self.ended.set()
 
 
 async def a_broadcast(service, clip_frames):

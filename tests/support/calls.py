@@ -1,5 +1,5 @@
 """Calls as a test makes them: an aiortc caller whose camera plays the clip, its video back drained as a
-browser would show it, and polling on an event loop."""
+browser would show it, an aiortc WHEP viewer of a broadcast, and polling on an event loop."""
 
 import asyncio
 
@@ -62,6 +62,43 @@ class Caller:
                 self.back += 1
         except MediaStreamError:
             pass
+
+
+class Viewer:
+    """A WHEP viewer: its peer connection, the frames it decoded, and its resource (to DELETE)."""
+
+    def __init__(self):
+        self.pc = RTCPeerConnection()
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.frames, self.last, self.ended = 0, None, asyncio.Event()
+        self.resource = None
+
+    async def watch(self, service, stream_id):
+        @self.pc.on("track")
+        def on_track(track):
+            asyncio.ensure_future(self._count(track))
+
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        response = await asyncio.to_thread(
+            requests.post,
+            f"{service.url}/streams/{stream_id}/whep",
+            data=self.pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp"},
+            timeout=WAIT,
+        )
+        assert response.status_code == 201, response.text
+        assert response.headers["Content-Type"] == "application/sdp"
+        self.resource = response.headers["Location"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+
+    async def _count(self, track):
+        try:
+            while True:
+                frame = await track.recv()
+                self.frames += 1
+                self.last = frame
+        except MediaStreamError:
+            self.ended.set()
 
 
 async def until(predicate, what, timeout=WAIT):
