@@ -6,6 +6,7 @@ import asyncio
 import requests
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtcpByePacket
 from av import VideoFrame
 
 from tests.support.waiting import WAIT
@@ -65,13 +66,24 @@ class Caller:
 
 
 class Viewer:
-    """A WHEP viewer: its peer connection, the frames it decoded, and its resource (to DELETE)."""
+    """A WHEP viewer: its peer connection, the frames it decoded, its resource (to DELETE), and whether
+    the sender said goodbye (an RTCP BYE: the server closed the connection, rather than vanished and left
+    it to time out)."""
 
     def __init__(self):
         self.pc = RTCPeerConnection()
         self.pc.addTransceiver("video", direction="recvonly")
         self.frames, self.last, self.ended = 0, None, asyncio.Event()
-        self.resource = None
+        self.resource, self.goodbye = None, False
+        # aiortc hands each RTCP packet to the receiver's handler and tells nobody of a BYE: noted here.
+        receiver = self.pc.getReceivers()[0]
+        handle = receiver._handle_rtcp_packet
+
+        async def noting(packet):
+            self.goodbye = self.goodbye or isinstance(packet, RtcpByePacket)
+            await handle(packet)
+
+        receiver._handle_rtcp_packet = noting
 
     async def watch(self, service, stream_id):
         @self.pc.on("track")
