@@ -64,10 +64,11 @@ class Relay:
         asyncio.run_coroutine_threadsafe(self.broadcast.told(message), self.loop)
 
     def put(self, image: np.ndarray, seq: int, read_at: float) -> None:
-        """A frame shown (BGR), for the viewers: copied, since the reader draws the next on the same canvas."""
-        height, width = image.shape[:2]
+        """A frame shown (BGR), for the viewers: copied, since the reader draws the next on the same canvas.
+        H.264's 4:2:0 pictures have even sides: a source's odd last row or column is left out."""
+        height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
         stamp = Stamp(width, height, int(read_at / VIDEO_CLOCK), VIDEO_CLOCK)
-        self.loop.call_soon_threadsafe(self.broadcast.put, stamp, image.copy(), seq, read_at)
+        self.loop.call_soon_threadsafe(self.broadcast.put, stamp, image[:height, :width].copy(), seq, read_at)
 
     def heard(self) -> list[Any]:
         """What the viewers' side has said since last asked, for the manager."""
