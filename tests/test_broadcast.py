@@ -9,7 +9,7 @@ import numpy as np
 import requests
 
 from tests.support.calls import Caller, Viewer, until
-from tests.support.streams import calls, start, state, stop, tiny, video
+from tests.support.streams import SHOWN, calls, start, state, stop, tiny, video
 from tests.support.waiting import WAIT, eventually
 
 
@@ -89,14 +89,6 @@ def test_whep_is_for_broadcast_calls_only(live):
     finally:
         stop(service, stream)
     assert requests.post(f"{service.url}/streams/nosuch/whep", data="v=0", timeout=10).status_code in (404, 415)
-
-
-SHOWN = """() => {
-  const video = document.querySelector('#watch-video'), img = document.querySelector('#watch-mjpeg');
-  if (!video.hidden && video.videoWidth > 0) return {how: 'webrtc', width: video.videoWidth};
-  if (!img.hidden && img.naturalWidth > 0) return {how: 'mjpeg', width: img.naturalWidth};
-  return null;
-}"""
 
 
 def test_the_watch_page_plays_a_broadcast_call_from_chromium(live, camera_browser):

@@ -15,7 +15,7 @@ import requests
 from tests.support.calls import Viewer, until
 from tests.support.faces import CLIP
 from tests.support.services import Service, running, service_env
-from tests.support.streams import start, state, stop, tiny, video
+from tests.support.streams import SHOWN, start, state, stop, tiny, video
 from tests.support.waiting import WAIT, eventually
 
 CLIP_SECONDS = 9
@@ -163,4 +163,22 @@ def test_a_broadcast_stream_of_odd_width_and_height_is_sent_without_its_last_col
         viewer = asyncio.run(one_viewer(service, stream))
         assert_shows_the_clip(viewer, frames)
     finally:
+        stop(service, stream)
+
+
+def test_the_watch_page_plays_a_broadcast_stream_over_whep_in_chromium(service, browser):
+    stream = start(service, loop=True, broadcast=True)
+    page = browser.new_page()
+    try:
+        page.set_default_timeout(WAIT * 1000)
+        page.goto(f"{service.url}/watch/{stream['id']}")
+        shown = page.wait_for_function(SHOWN).json_value()
+        assert shown == {"how": "webrtc", "width": 640}  # chromium decodes H.264: the page watches over WHEP
+        assert state(service, stream)["whep_viewers"] == 1
+        page.close()  # its pagehide deletes its resource
+        page = None
+        eventually(lambda: state(service, stream)["whep_viewers"] == 0, "the page's viewer gone")
+    finally:
+        if page is not None:
+            page.close()
         stop(service, stream)

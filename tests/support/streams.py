@@ -98,3 +98,12 @@ def grab(page):
 def tiny(image):
     """A 64x36 grey thumbnail, to tell which frame of the clip a picture shows."""
     return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 36), interpolation=cv2.INTER_AREA).astype(float)
+
+
+# What the watch page (/watch/<id>) shows once it plays: how (over WHEP or as MJPEG) and at what width.
+SHOWN = """() => {
+  const video = document.querySelector('#watch-video'), img = document.querySelector('#watch-mjpeg');
+  if (!video.hidden && video.videoWidth > 0) return {how: 'webrtc', width: video.videoWidth};
+  if (!img.hidden && img.naturalWidth > 0) return {how: 'mjpeg', width: img.naturalWidth};
+  return null;
+}"""
