@@ -16,6 +16,8 @@
 4. A broadcast call: the caller, then 1, 5 and 10 WHEP viewers (aiortc, in this process: their H.264
    decoding is on the same two cores), then 3 MJPEG viewers besides: the frames a second each viewer
    gets, and the service's CPU (every process of its tree), per extra viewer.
+5. A broadcast stream (the clip from its file, looped): the same viewers; its frames a second out of
+   the reader instead of the caller's.
 """
 
 import asyncio
@@ -258,17 +260,38 @@ def service_cpu(service):
 
 
 async def broadcast(service, packets, seconds):
+    pc, call_id, back = await call(service.url, packets, {"type": "offer", "broadcast": True})
+    rows = await watched(service, call_id, lambda begin: round(rate(back, begin, seconds), 1), seconds)
+    await pc.close()
+    return rows
+
+
+async def broadcast_stream(service, seconds):
     url = service.url
-    pc, call_id, back = await call(url, packets, {"type": "offer", "broadcast": True})
+    body = {"source": str(CLIP), "loop": True, "broadcast": True}
+    stream_id = (await asyncio.to_thread(requests.post, f"{url}/streams", json=body, timeout=60)).json()["id"]
+
+    def fps(_):  # the reader's frames out a second, over the last 2 s (GET /streams)
+        return requests.get(f"{url}/streams/{stream_id}", timeout=10).json()["fps"]
+
+    rows = await watched(service, stream_id, fps, seconds)
+    await asyncio.to_thread(requests.delete, f"{url}/streams/{stream_id}", timeout=10)
+    return rows
+
+
+async def watched(service, stream_id, source_fps, seconds):
+    """Viewers of a broadcast stream or call, step by step: each one's frames a second, its source's
+    (`source_fps(begin)`), the service's CPU."""
+    url = service.url
     await asyncio.sleep(5)
     viewers, mjpeg, stop, rows = [], [], threading.Event(), []
     steps = [(0, 0), (1, 0), (5, 0), (10, 0), (10, 3)]
     for whep, jpegs in steps:
         while len(viewers) < whep:
-            viewers.append(await whep_viewer(url, call_id))
+            viewers.append(await whep_viewer(url, stream_id))
         while len(mjpeg) < jpegs:
             times = []
-            threading.Thread(target=mjpeg_viewer, args=(url, call_id, times, stop), daemon=True).start()
+            threading.Thread(target=mjpeg_viewer, args=(url, stream_id, times, stop), daemon=True).start()
             mjpeg.append(times)
         await asyncio.sleep(3)
         cpu, begin = service_cpu(service), time.monotonic()
@@ -277,7 +300,7 @@ async def broadcast(service, packets, seconds):
         row = {
             "whep": whep,
             "mjpeg": jpegs,
-            "caller_fps": round(rate(back, begin, seconds), 1),
+            "source_fps": source_fps(begin),
             "whep_fps": [round(rate(t, begin, seconds), 1) for _, t in viewers],
             "mjpeg_fps": [round(rate(t, begin, seconds), 1) for t in mjpeg],
             "service_cpu": round(cpu, 2),
@@ -288,7 +311,6 @@ async def broadcast(service, packets, seconds):
     stop.set()
     for viewer, _ in viewers:
         await viewer.close()
-    await pc.close()
     return rows
 
 
@@ -300,6 +322,8 @@ def background_bench(seconds=10):
         report["calls"] = asyncio.run(filters_fps(service, packets, seconds))
         time.sleep(3)
         report["broadcast"] = asyncio.run(broadcast(service, packets, seconds))
+        time.sleep(3)
+        report["broadcast_stream"] = asyncio.run(broadcast_stream(service, seconds))
     return report
 
 
@@ -336,17 +360,28 @@ def print_background(report):
     for name, figures in (("fps back", c["fps"]), ("service CPU", c["cpu"])):
         print(f"| {name} | {' | '.join(str(figures[str(kind)]) for kind in FILTERS)} | {c['load_average']} |")
     print("\n## One broadcast call, its viewers (640x360)")
+    print_viewers(report["broadcast"], "caller fps")
+    if "broadcast_stream" in report:
+        print("\n## One broadcast stream, the clip from its file, its viewers (640x360)")
+        print_viewers(report["broadcast_stream"], "stream fps")
+
+
+def print_viewers(rows, source):
     print(
-        "| WHEP viewers | MJPEG viewers | caller fps | WHEP fps (min / median) | MJPEG fps | service CPU (cores) | load average |"
+        f"| WHEP viewers | MJPEG viewers | {source} | WHEP fps (min / median) | MJPEG fps | service CPU (cores) | load average |"
     )
     print("|---|---|---|---|---|---|---|")
-    for r in report["broadcast"]:
+    for r in rows:
         whep = f"{min(r['whep_fps'])} / {statistics.median(r['whep_fps'])}" if r["whep_fps"] else "-"
         print(
-            f"| {r['whep']} | {r['mjpeg']} | {r['caller_fps']} | {whep} | {', '.join(map(str, r['mjpeg_fps'])) or '-'} | "
+            f"| {r['whep']} | {r['mjpeg']} | {r['source_fps']} | {whep} | {', '.join(map(str, r['mjpeg_fps'])) or '-'} | "
             f"{r['service_cpu']} | {r['load_average']} |"
         )
 
 
 if __name__ == "__main__":
-    print_background(background_bench())
+    if sys.argv[1:] == ["broadcast-stream"]:  # this part alone
+        with tempfile.TemporaryDirectory() as data, start(data) as (_, service):
+            print_viewers(asyncio.run(broadcast_stream(service, 10)), "stream fps")
+    else:
+        print_background(background_bench())
