@@ -32,7 +32,8 @@
    camera a canvas that writes the time on each frame (bench/webrtc.py, bench/glass.html).
 9. Background filters and broadcast calls (bench/background.py): per frame the segmentation, the
    compositing and the whole filter at 640x360 and 1280x720, the mask against a reference and its
-   flicker, a call's fps with each filter, one broadcast call and one broadcast stream with 1, 5 and 10 WHEP and 3 MJPEG viewers.
+   flicker, a call's fps with each filter, one broadcast call and one broadcast stream with 1, 5 and 10
+   WHEP and 3 MJPEG viewers.
    against (bench/against.py, only when asked): the photo pipeline in process against itself at the
    git revision --against, on part 1's photos.
 10. Only with --parts scale (bench/scale.py): the store on PostgreSQL with one and two replicas next to
