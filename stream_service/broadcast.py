@@ -45,8 +45,8 @@ JPEG_SLOT_BYTES = 1920 * 1080 * 3
 
 class Broadcast:
     """The viewers of one call, or of a broadcast stream (relay.py). `send` says things to the manager
-    (`ViewerAnswer`, `ViewerLeft`, `JpegOut`);
-    `jpegs` (JpegSlots, or None) is where the MJPEG frames go while `watched`."""
+    (`ViewerAnswer`, `ViewerLeft`, `JpegOut`); `jpegs` (JpegSlots, or None) is where the MJPEG frames go
+    while `watched`."""
 
     def __init__(self, send: Callable[[Any], None], jpegs: JpegSlots, jpeg_quality: int) -> None:
         self.send, self.jpegs = send, jpegs
