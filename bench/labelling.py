@@ -123,7 +123,7 @@ class _User:
                 if mine is None or theirs is None:
                     seen.add(other["person"])  # strangers: nobody can say; next
                 elif mine == theirs:
-                    self.act("merge", "POST", f"/people/{person['id']}/merge", {"people": [other["person"]]})
+                    self.merge_into(person["id"], other["person"])
                 else:
                     self.act("not-same", "POST", f"/people/{person['id']}/not-same", {"person": other["person"]})
 

@@ -87,22 +87,14 @@ def run(
     stop, or the manager is gone (its pipe closes). `backdrop`: the background filter (backdrop.py); with
     `broadcast` (the MJPEG's JPEG quality), others may watch the call too (broadcast.py)."""
     cv2.setNumThreads(1)
+
+    async def answer() -> None:  # the Call is made inside the event loop that plays it
+        await Call(conn, filter, privacy_wait, names, backdrop, broadcast).play(offer)
+
     try:
-        asyncio.run(_answer(conn, offer, filter, privacy_wait, names, backdrop, broadcast))
+        asyncio.run(answer())
     except (BrokenPipeError, EOFError):
         pass  # the manager is gone: nobody to play for
-
-
-async def _answer(
-    conn: Connection,
-    offer: str,
-    filter: str | None,
-    privacy_wait: float,
-    names: dict[str, str],
-    backdrop: tuple,
-    broadcast: int | None,
-) -> None:
-    await Call(conn, filter, privacy_wait, names, backdrop, broadcast).play(offer)
 
 
 class Call:
